@@ -1,0 +1,540 @@
+"""`sandbox.up` / `sandbox.down` / `sandbox.status`: the whole sandbox cloud's life cycle.
+
+``up`` is idempotent: on a fresh machine it installs (apt, the services' venv, the node base
+image), creates the databases and bootstraps the cloud; on a machine where that was done it
+only starts what is not running and checks the cloud's resources exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets as pysecrets
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import infra, nodeimage, processes, services
+from .paths import SandboxPaths
+from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
+from .shell import run
+
+log = logging.getLogger(__name__)
+
+SERVICE_PACKAGES = [
+    "keystone==30.0.0",
+    "nova==34.0.0",
+    "neutron==29.0.0",
+    "glance==33.0.0",
+    "openstack-placement==16.0.0",
+    "manila==23.0.1",
+    "uwsgi",
+    "PyMySQL",
+]
+DRIVERS_PKG = Path(__file__).parent / "drivers_pkg"
+
+PROJECT = "sandbox"
+MEMBER_USER = "sandbox-member"
+ADMIN_USER = "admin"
+IMAGE_NAME = "Featured-Ubuntu24"
+EXTERNAL_NETWORK = "public"
+EXTERNAL_CIDR = "172.24.4.0/24"
+SHARE_TYPE = "cephfsnativetype"
+
+# Jetstream2's sizes (shared/reference/jetstream2.md): name -> (vCPU, RAM GiB, root disk GB, GPU)
+FLAVORS = {
+    "m3.tiny": (1, 3, 20, None),
+    "m3.small": (2, 6, 20, None),
+    "m3.quad": (4, 15, 20, None),
+    "m3.medium": (8, 30, 60, None),
+    "m3.large": (16, 60, 60, None),
+    "g3.small": (4, 15, 60, "NVIDIA A100 (1/5)"),
+}
+# Order matters: each group starts after the previous one is ready.
+SERVICE_GROUPS = [
+    ["glance-api", "placement-api", "neutron-api", "manila-api"],
+    ["nova-api", "nova-conductor", "nova-scheduler", "manila-scheduler", "manila-share"],
+    ["nova-compute"],
+]
+
+
+@dataclass
+class UpReport:
+    """What `up` did and how long each step took (seconds)."""
+
+    steps: dict[str, float] = field(default_factory=dict)
+    installed_apt: list[str] = field(default_factory=list)
+    clouds_yaml: str = ""
+
+    @property
+    def total(self) -> float:
+        return sum(self.steps.values())
+
+
+class _Timer:
+    def __init__(self, report: UpReport, name: str):
+        self.report, self.name = report, name
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        log.info("sandbox: %s ...", self.name)
+        return self
+
+    def __exit__(self, *exc):
+        self.report.steps[self.name] = round(time.monotonic() - self.t0, 1)
+        log.info("sandbox: %s done in %.1fs", self.name, self.report.steps[self.name])
+
+
+def load_secrets(paths: SandboxPaths) -> dict[str, str]:
+    """The sandbox's generated passwords, created on first use (file mode 0600)."""
+    if paths.secrets.exists():
+        return json.loads(paths.secrets.read_text())
+    paths.home.mkdir(parents=True, exist_ok=True)
+    values = {k: pysecrets.token_urlsafe(18) for k in ("db", "rabbit", "service", "admin", "member")}
+    fd = os.open(paths.secrets, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(values, fh)
+    return values
+
+
+# -- installs --------------------------------------------------------------------------------
+
+
+def _drivers_digest() -> str:
+    h = hashlib.sha256()
+    for f in sorted(DRIVERS_PKG.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(f.relative_to(DRIVERS_PKG).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def install_services(paths: SandboxPaths) -> bool:
+    """Create the services' venv and install the pinned services and our drivers; False if cached."""
+    marker = paths.venv / ".stackspray-installed"
+    wanted = json.dumps({"packages": SERVICE_PACKAGES, "drivers": _drivers_digest()})
+    if marker.exists() and marker.read_text() == wanted:
+        return False
+    pip = [str(paths.bin("python")), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if not paths.bin("python").exists():
+        run([sys.executable, "-m", "venv", str(paths.venv)])
+    run([*pip, *SERVICE_PACKAGES, "setuptools>=70.1", "wheel"], timeout=1800)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Build from a copy so nothing is written into the source tree.
+        shutil.copytree(DRIVERS_PKG, Path(tmp) / "drivers", ignore=shutil.ignore_patterns("__pycache__"))
+        run([*pip, "--no-build-isolation", "--force-reinstall", "--no-deps", str(Path(tmp) / "drivers")])
+    # Nova loads virt drivers only from the nova.virt package: re-export ours there.
+    site = run(
+        [str(paths.bin("python")), "-c", "import nova.virt, os; print(os.path.dirname(nova.virt.__file__))"]
+    )
+    Path(site.stdout.strip(), "stackspray_sandbox.py").write_text(
+        "# stackspray sandbox only: nova's fake driver with boot-fault injection.\n"
+        "from stackspray_sandbox_drivers.nova_fake import FaultInjectingFakeDriver  # noqa: F401\n"
+    )
+    marker.write_text(wanted)
+    return True
+
+
+# -- the cloud -------------------------------------------------------------------------------
+
+
+def _sync_databases(paths: SandboxPaths) -> None:
+    def sync(item):
+        name, commands = item
+        marker = paths.state / f".db-synced-{name}"
+        if marker.exists():
+            return
+        for cmd in commands:
+            run(cmd, timeout=900)
+        marker.touch()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(sync, services.db_sync_commands(paths)))
+
+
+def _keystone_setup(paths: SandboxPaths, secrets: dict[str, str]) -> None:
+    conf = ["--config-file", str(paths.etc / "keystone/keystone.conf")]
+    km = str(paths.bin("keystone-manage"))
+    marker = paths.state / ".keystone-bootstrapped"
+    if marker.exists():
+        return
+    run([km, *conf, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"])
+    run([km, *conf, "credential_setup", "--keystone-user", "root", "--keystone-group", "root"])
+    ks = APIS["keystone"]
+    # The bootstrap password is passed through the environment, not argv.
+    run(
+        [km, *conf, "bootstrap", "--bootstrap-username", ADMIN_USER,
+         "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
+         "--bootstrap-service-name", "keystone", "--bootstrap-region-id", REGION,
+         "--bootstrap-admin-url", ks.internal_url(), "--bootstrap-internal-url", ks.internal_url(),
+         "--bootstrap-public-url", ks.public_url()],
+        env={"OS_BOOTSTRAP_PASSWORD": secrets["admin"]},
+    )  # fmt: skip
+    marker.touch()
+
+
+def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str]) -> Path:
+    """clouds.yaml with `sandbox` (member) and `sandbox-admin` entries (mode 0600)."""
+    auth_url = APIS["keystone"].public_url()
+    common = {"region_name": REGION, "interface": "public", "identity_api_version": 3}
+    data = {
+        "clouds": {
+            "sandbox": {
+                "auth": {
+                    "auth_url": auth_url, "username": MEMBER_USER, "password": secrets["member"],
+                    "project_name": PROJECT, "user_domain_name": "Default",
+                    "project_domain_name": "Default",
+                },
+                **common,
+            },
+            "sandbox-admin": {
+                "auth": {
+                    "auth_url": auth_url, "username": ADMIN_USER, "password": secrets["admin"],
+                    "project_name": "admin", "user_domain_name": "Default",
+                    "project_domain_name": "Default",
+                },
+                **common,
+            },
+        }
+    }  # fmt: skip
+    fd = os.open(paths.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return paths.clouds_yaml
+
+
+def admin_connection(paths: SandboxPaths, *, internal: bool = False):
+    """An openstacksdk connection as the sandbox admin (internal=True bypasses the fault proxy)."""
+    import openstack
+
+    secrets = load_secrets(paths)
+    auth_url = APIS["keystone"].internal_url() if internal else APIS["keystone"].public_url()
+    return openstack.connect(
+        auth_url=auth_url,
+        username=ADMIN_USER,
+        password=secrets["admin"],
+        project_name="admin",
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name=REGION,
+        interface="internal" if internal else "public",
+        load_yaml_config=False,
+        load_envvars=False,
+    )
+
+
+def _ensure_identity(conn, secrets: dict[str, str]) -> None:
+    idn = conn.identity
+    roles = {r.name: r for r in idn.roles()}
+    for name in ("service", "member", "reader"):
+        if name not in roles:
+            roles[name] = idn.create_role(name=name)
+    default = idn.find_domain("default") or idn.find_domain("Default")
+    projects = {}
+    for pname in ("service", PROJECT):
+        projects[pname] = idn.find_project(pname, domain_id=default.id) or idn.create_project(
+            name=pname, domain_id=default.id, description="stackspray sandbox"
+        )
+
+    def ensure_user(name: str, password: str, project, role_names):
+        user = idn.find_user(name, domain_id=default.id)
+        if user is None:
+            user = idn.create_user(name=name, password=password, domain_id=default.id,
+                                   default_project_id=project.id)  # fmt: skip
+        for rn in role_names:
+            idn.assign_project_role_to_user(project, user, roles[rn])
+
+    for svc in SERVICE_USERS:
+        ensure_user(svc, secrets["service"], projects["service"], ["admin", "service"])
+    ensure_user(MEMBER_USER, secrets["member"], projects[PROJECT], ["member"])
+
+    existing = {(s.name, s.type): s for s in idn.services()}
+    endpoints = {(e.service_id, e.interface) for e in idn.endpoints()}
+    for name, stype in CATALOG:
+        svc = existing.get((name, stype)) or idn.create_service(name=name, type=stype, is_enabled=True)
+        api = APIS[name]
+        for interface, url in (("public", api.public_url()), ("internal", api.internal_url()),
+                               ("admin", api.internal_url())):  # fmt: skip
+            if (svc.id, interface) not in endpoints:
+                idn.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id=REGION)
+
+
+def _ensure_compute_resources(conn, paths: SandboxPaths) -> None:
+    have = {f.name for f in conn.compute.flavors(is_public=None)}
+    for name, (vcpus, ram_gib, disk, gpu) in FLAVORS.items():
+        if name in have:
+            continue
+        flavor = conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram_gib * 1024, disk=disk,
+                                            is_public=True)  # fmt: skip
+        if gpu:
+            # Marks the GPU; informational only in the sandbox (no GPU is scheduled here).
+            conn.compute.create_flavor_extra_specs(flavor, {"gpu:model": gpu, "gpu:count": "1"})
+    if not conn.image.find_image(IMAGE_NAME):
+        img = paths.state / "featured-ubuntu24.raw"
+        with open(img, "wb") as fh:
+            fh.truncate(1024 * 1024)
+        conn.image.create_image(
+            name=IMAGE_NAME, filename=str(img), disk_format="raw", container_format="bare",
+            visibility="public", os_distro="ubuntu", os_version="24.04",
+            properties={"os_default_user": "ubuntu", "stackspray_sandbox": "true"},
+        )  # fmt: skip
+
+
+def _ensure_network_resources(conn) -> None:
+    net = conn.network.find_network(EXTERNAL_NETWORK)
+    if net is None:
+        net = conn.network.create_network(
+            name=EXTERNAL_NETWORK, is_router_external=True, is_shared=False,
+            provider_network_type="flat", provider_physical_network="public",
+        )  # fmt: skip
+    if not list(conn.network.subnets(network_id=net.id)):
+        conn.network.create_subnet(
+            network_id=net.id, name=f"{EXTERNAL_NETWORK}-subnet", ip_version=4,
+            cidr=EXTERNAL_CIDR, gateway_ip="172.24.4.1", is_dhcp_enabled=False,
+            allocation_pools=[{"start": "172.24.4.10", "end": "172.24.4.250"}],
+        )  # fmt: skip
+
+
+def _ensure_share_type(conn) -> None:
+    sfs = conn.shared_file_system
+    resp = sfs.get("/types", microversion="2.46")
+    resp.raise_for_status()
+    if any(t["name"] == SHARE_TYPE for t in resp.json()["share_types"]):
+        return
+    body = {
+        "share_type": {
+            "name": SHARE_TYPE,
+            "share_type_access:is_public": True,
+            "extra_specs": {"driver_handles_share_servers": False},
+        }
+    }
+    sfs.post("/types", json=body, microversion="2.46").raise_for_status()
+
+
+def _discover_compute(paths: SandboxPaths, conn, timeout: float = 120) -> None:
+    """Wait for nova-compute to register, then map it into cell1 (discover_hosts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        up = [s for s in conn.compute.services() if s.binary == "nova-compute" and s.state == "up"]
+        if up:
+            break
+        time.sleep(1)
+    else:
+        raise processes.DaemonFailed(
+            "nova-compute did not report up; its log ends:\n" + processes.log_tail(paths, "nova-compute")
+        )
+    run([str(paths.bin("nova-manage")), "--config-file", str(paths.etc / "nova/nova.conf"),
+         "cell_v2", "discover_hosts"])  # fmt: skip
+    # Placement must know the compute node before the first boot.
+    while time.monotonic() < deadline:
+        if list(conn.placement.resource_providers()):
+            return
+        time.sleep(1)
+    raise processes.DaemonFailed("nova-compute did not register a resource provider in placement")
+
+
+def helper_daemons(paths: SandboxPaths) -> dict[str, processes.Daemon]:
+    """The fault proxy and the node agent: our own processes, run by this Python."""
+    env = {"STACKSPRAY_SANDBOX_HOME": str(paths.home), "PYTHONUNBUFFERED": "1"}
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")
+    return {
+        "fault-proxy": processes.Daemon(
+            "fault-proxy", [sys.executable, "-m", "stackspray.sandbox.faultproxy"], env,
+            ready_url=f"http://{HOST}:{services.FAULT_CONTROL_PORT}/faults",
+        ),
+        "node-agent": processes.Daemon(
+            "node-agent", [sys.executable, "-m", "stackspray.sandbox.nodeagent"], env,
+        ),
+    }  # fmt: skip
+
+
+def up(paths: SandboxPaths | None = None) -> UpReport:
+    """Install what is missing, start what is not running, bootstrap the cloud. Idempotent."""
+    paths = paths or SandboxPaths.default()
+    report = UpReport()
+    paths.home.mkdir(parents=True, exist_ok=True)
+    paths.home.chmod(0o700)
+    with _Timer(report, "apt packages"):
+        report.installed_apt = infra.install_apt_packages()
+    with _Timer(report, "services venv + node base image"):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            f1 = pool.submit(install_services, paths)
+            f2 = pool.submit(nodeimage.build_base, paths.base_image)
+            f1.result()
+            f2.result()
+    secrets = load_secrets(paths)
+    for d in services.state_dirs(paths):
+        d.mkdir(parents=True, exist_ok=True)
+    services.write_configs(paths, secrets)
+    with _Timer(report, "mariadb + rabbitmq"):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            a = pool.submit(infra.start_mariadb, paths, secrets)
+            b = pool.submit(infra.start_rabbitmq, paths, secrets)
+            a.result()
+            b.result()
+    with _Timer(report, "database schemas"):
+        _sync_databases(paths)
+    daemons = services.daemons(paths)
+    helpers = helper_daemons(paths)
+    with _Timer(report, "keystone"):
+        _keystone_setup(paths, secrets)
+        processes.start(paths, daemons["keystone-api"])
+        processes.start(paths, helpers["fault-proxy"])
+        processes.wait_ready(paths, daemons["keystone-api"])
+        processes.wait_ready(paths, helpers["fault-proxy"])
+        conn = admin_connection(paths, internal=True)
+        _ensure_identity(conn, secrets)
+    with _Timer(report, "openstack services"):
+        for group in SERVICE_GROUPS:
+            for name in group:
+                processes.start(paths, daemons[name])
+            for name in group:
+                processes.wait_ready(paths, daemons[name], timeout=180)
+        conn = admin_connection(paths, internal=True)
+        _discover_compute(paths, conn)
+    with _Timer(report, "cloud resources"):
+        _ensure_compute_resources(conn, paths)
+        _ensure_network_resources(conn)
+        _ensure_share_type(conn)
+        _wait_share_service(conn)
+    with _Timer(report, "node agent"):
+        processes.start(paths, helpers["node-agent"])
+        processes.wait_ready(paths, helpers["node-agent"])
+    report.clouds_yaml = str(write_clouds_yaml(paths, secrets))
+    return report
+
+
+def _wait_share_service(conn, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = conn.shared_file_system.get("/services", microversion="2.7")
+        if resp.ok and any(
+            s["binary"] == "manila-share" and s["state"] == "up" for s in resp.json()["services"]
+        ):
+            return
+        time.sleep(1)
+    raise processes.DaemonFailed("manila-share did not report up (see logs/manila-share.log)")
+
+
+ALL_DAEMONS = [
+    "node-agent",
+    "nova-compute",
+    "manila-share",
+    "manila-scheduler",
+    "nova-scheduler",
+    "nova-conductor",
+    "manila-api",
+    "nova-api",
+    "neutron-api",
+    "placement-api",
+    "glance-api",
+    "fault-proxy",
+    "keystone-api",
+    "rabbitmq",
+    "epmd",
+    "mariadb",
+]
+
+
+def down(paths: SandboxPaths | None = None) -> list[str]:
+    """Stop everything the sandbox started (node hosts first); return the names that were running.
+
+    State (databases, node disks) is kept for a warm restart; nothing is left running, mounted
+    or attached.
+    """
+    from . import nodehost
+
+    paths = paths or SandboxPaths.default()
+    stopped = []
+    for name in ALL_DAEMONS:
+        timeout = 60 if name == "node-agent" else 20
+        if processes.stop(paths, name, timeout=timeout):
+            stopped.append(name)
+    # The agent stops its nodes on SIGTERM; anything it could not (it was killed) goes here.
+    nodehost.cleanup_all(paths)
+    return stopped
+
+
+def leftovers(paths: SandboxPaths | None = None) -> dict[str, list[str]]:
+    """What of the sandbox still runs or is attached: processes, namespaces, links, mounts."""
+    from . import nodehost
+
+    paths = paths or SandboxPaths.default()
+    found: dict[str, list[str]] = {"processes": [], **nodehost.host_leftovers(paths)}
+    for name in ALL_DAEMONS:
+        pid = processes.running_pid(paths, name)
+        if pid:
+            found["processes"].append(f"{name} (pid {pid})")
+    return {k: v for k, v in found.items() if v}
+
+
+def status(paths: SandboxPaths | None = None) -> dict:
+    """Each daemon's PID and readiness, the node hosts, and where clouds.yaml is."""
+    from . import nodehost
+
+    paths = paths or SandboxPaths.default()
+    daemons = {**services.daemons(paths), **helper_daemons(paths)} if paths.venv.exists() else {}
+    out = {"home": str(paths.home), "clouds_yaml": str(paths.clouds_yaml), "daemons": {}, "nodes": []}
+    for name in reversed(ALL_DAEMONS):
+        pid = processes.running_pid(paths, name)
+        d = daemons.get(name)
+        ready = bool(pid) and (d is None or d.ready_url is None or processes.http_ready(d.ready_url))
+        out["daemons"][name] = {"pid": pid, "ready": ready}
+    out["nodes"] = nodehost.list_nodes(paths)
+    out["running"] = all(v["pid"] for v in out["daemons"].values())
+    return out
+
+
+def resident_memory_kib(paths: SandboxPaths | None = None) -> int:
+    """Resident memory (KiB) of every process of the sandbox (daemons, their children, nodes)."""
+    paths = paths or SandboxPaths.default()
+    pgids = {processes.read_pid(paths, n) for n in ALL_DAEMONS} - {None}
+    total = 0
+    for pid in _pids_in_groups_and_descendants(pgids):
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _pids_in_groups_and_descendants(pgids: set[int]) -> set[int]:
+    parents: dict[int, int] = {}
+    groups: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(") ", 1)[-1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        groups[int(entry.name)] = int(fields[2])
+    chosen = {p for p, g in groups.items() if g in pgids}
+    changed = True
+    while changed:
+        changed = False
+        for p, pp in parents.items():
+            if pp in chosen and p not in chosen:
+                chosen.add(p)
+                changed = True
+    return chosen
+
+
+def openstack_cli_env(paths: SandboxPaths | None = None) -> dict[str, str]:
+    """Environment for running `openstack` (python-openstackclient) against the sandbox."""
+    paths = paths or SandboxPaths.default()
+    return {"OS_CLIENT_CONFIG_FILE": str(paths.clouds_yaml), "OS_CLOUD": "sandbox"}

@@ -1,0 +1,1 @@
+"""Sandbox-only OpenStack drivers (stackspray test support). Not for real clouds."""

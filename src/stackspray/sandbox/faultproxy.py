@@ -1,0 +1,248 @@
+"""Fault-injection HTTP proxy in front of the sandbox's real OpenStack APIs.
+
+The catalog's public endpoints point here; each public port forwards to its service's internal
+port unchanged (the Host header too, so links in answers keep pointing at the proxy). A test
+adds rules through the control API (``http://127.0.0.1:7999``, see ``faults.py``) that make the
+next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...), a connection
+reset, or a delay. The proxy also counts calls per service, which the benchmarks read.
+
+Run as ``python -m stackspray.sandbox.faultproxy`` (``sandbox.up`` does).
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .services import APIS, FAULT_CONTROL_PORT, HOST
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
+
+
+class FaultTable:
+    """The injection rules and the call counters, shared by every proxy thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[dict] = []
+        self._ids = itertools.count(1)
+        self.calls: Counter[str] = Counter()
+        self.fired: list[dict] = []
+
+    def add(self, rule: dict) -> dict:
+        kind = rule.get("kind", "status")
+        if kind not in ("status", "reset", "delay"):
+            raise ValueError(f"unknown fault kind {kind!r}: use status, reset or delay")
+        re.compile(rule.get("path", ".*"))
+        with self._lock:
+            full = {
+                "id": next(self._ids),
+                "service": rule.get("service", "*"),
+                "method": rule.get("method", "*").upper(),
+                "path": rule.get("path", ".*"),
+                "remaining": int(rule.get("count", 1)),
+                "kind": kind,
+                "status": int(rule.get("status", 500)),
+                "retry_after": rule.get("retry_after"),
+                "delay": float(rule.get("delay", 0)),
+                "body": rule.get("body"),
+                "fired": 0,
+            }
+            self._rules.append(full)
+            return dict(full)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self.fired.clear()
+
+    def rules(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._rules]
+
+    def take(self, service: str, method: str, path: str) -> dict | None:
+        """Count the call; return the first live rule it matches (and use one of its count)."""
+        with self._lock:
+            self.calls[service] += 1
+            self.calls[f"{service} {method}"] += 1
+            for rule in self._rules:
+                if rule["remaining"] <= 0:
+                    continue
+                if rule["service"] not in ("*", service):
+                    continue
+                if rule["method"] not in ("*", method):
+                    continue
+                if not re.search(rule["path"], path):
+                    continue
+                rule["remaining"] -= 1
+                rule["fired"] += 1
+                self.fired.append(
+                    {"rule": rule["id"], "service": service, "method": method, "path": path,
+                     "kind": rule["kind"], "status": rule["status"], "at": time.time()}
+                )  # fmt: skip
+                return dict(rule)
+        return None
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"calls": dict(self.calls), "fired": list(self.fired)}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+TABLE = FaultTable()
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                # trailer lines until the blank one
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+        return b"".join(chunks)
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+def make_proxy_handler(service: str, upstream_port: int):
+    class ProxyHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # quiet: the services log their own requests
+            pass
+
+        def _reset(self) -> None:
+            # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _proxy(self) -> None:
+            body = _read_body(self)
+            rule = TABLE.take(service, self.command, self.path)
+            if rule and rule["kind"] == "reset":
+                self._reset()
+                return
+            if rule and rule["kind"] == "status":
+                payload = rule["body"] or json.dumps(
+                    {"error": {"code": rule["status"],
+                               "message": f"injected fault (stackspray sandbox rule {rule['id']})"}}
+                )  # fmt: skip
+                data = payload.encode()
+                self.send_response(rule["status"])
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if rule["retry_after"] is not None:
+                    self.send_header("Retry-After", str(rule["retry_after"]))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
+            if rule and rule["kind"] == "delay":
+                time.sleep(rule["delay"])
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            headers["Content-Length"] = str(len(body))
+            conn = http.client.HTTPConnection(HOST, upstream_port, timeout=600)
+            try:
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except OSError as exc:
+                msg = json.dumps({"error": f"sandbox proxy: upstream {service} unreachable: {exc}"})
+                self.send_response(502)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg.encode())
+                return
+            finally:
+                conn.close()
+            self.send_response_only(resp.status, resp.reason)
+            for k, v in resp.getheaders():
+                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _proxy
+
+    return ProxyHandler
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    """GET/POST/DELETE /faults, GET/DELETE /stats."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _send(self, code: int, obj) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/faults":
+            self._send(200, {"rules": TABLE.rules()})
+        elif self.path == "/stats":
+            self._send(200, TABLE.stats())
+        else:
+            self._send(404, {"error": "use /faults or /stats"})
+
+    def do_POST(self):
+        if self.path != "/faults":
+            self._send(404, {"error": "POST /faults"})
+            return
+        try:
+            rule = json.loads(_read_body(self) or b"{}")
+            self._send(201, TABLE.add(rule))
+        except (ValueError, re.error) as exc:
+            self._send(400, {"error": str(exc)})
+
+    def do_DELETE(self):
+        if self.path == "/faults":
+            TABLE.clear()
+            self._send(200, {"cleared": True})
+        elif self.path == "/stats":
+            TABLE.reset_stats()
+            self._send(200, {"reset": True})
+        else:
+            self._send(404, {"error": "use /faults or /stats"})
+
+
+def serve_forever() -> None:
+    servers = [ThreadingHTTPServer((HOST, FAULT_CONTROL_PORT), ControlHandler)]
+    for api in APIS.values():
+        servers.append(
+            ThreadingHTTPServer((HOST, api.public_port), make_proxy_handler(api.name, api.internal_port))
+        )
+    for srv in servers:
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    serve_forever()

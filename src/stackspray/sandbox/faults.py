@@ -1,0 +1,102 @@
+"""Fault injection for reliability tests against the sandbox.
+
+- :func:`inject` makes the next N matching client calls of one OpenStack API fail at the HTTP
+  layer (a status such as 500/409/429 with Retry-After, a connection reset, or a delay), through
+  the proxy the catalog's public endpoints point at; the services themselves are untouched.
+- :func:`boot_errors` makes the next N server boots go to ERROR (Nova records the fault).
+- :func:`kill_node` stops a node host abruptly, as a crashed VM.
+- :func:`call_counts` reads how many calls each API received (for benchmarks).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import urllib.request
+from typing import Literal
+
+from . import nodehost
+from .paths import SandboxPaths
+from .services import FAULT_CONTROL_PORT, HOST
+
+CONTROL = f"http://{HOST}:{FAULT_CONTROL_PORT}"
+Service = Literal["keystone", "glance", "placement", "neutron", "nova", "manila", "*"]
+
+
+def _call(method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(CONTROL + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback only)
+        return json.loads(resp.read())
+
+
+def inject(
+    service: Service,
+    *,
+    method: str = "*",
+    path: str = ".*",
+    count: int = 1,
+    status: int = 500,
+    retry_after: int | None = None,
+    kind: Literal["status", "reset", "delay"] = "status",
+    delay: float = 0.0,
+) -> dict:
+    """Make the next `count` calls to `service` matching `method` and the `path` regex fail."""
+    return _call(
+        "POST",
+        "/faults",
+        {"service": service, "method": method, "path": path, "count": count, "status": status,
+         "retry_after": retry_after, "kind": kind, "delay": delay},
+    )  # fmt: skip
+
+
+def rules() -> list[dict]:
+    """The rules, each with how often it `fired` and how many uses `remaining`."""
+    return _call("GET", "/faults")["rules"]
+
+
+def fired() -> list[dict]:
+    """Every injected failure so far (service, method, path, kind, status)."""
+    return _call("GET", "/stats")["fired"]
+
+
+def clear(paths: SandboxPaths | None = None) -> None:
+    """Remove every HTTP rule and boot fault."""
+    _call("DELETE", "/faults")
+    paths = paths or SandboxPaths.default()
+    (paths.faults / "boot_error.json").unlink(missing_ok=True)
+
+
+def call_counts() -> dict[str, int]:
+    """Calls per API (``"nova"``) and per API and method (``"nova POST"``) since the last reset."""
+    return _call("GET", "/stats")["calls"]
+
+
+def reset_call_counts() -> None:
+    _call("DELETE", "/stats")
+
+
+def boot_errors(count: int, name_contains: str = "", paths: SandboxPaths | None = None) -> None:
+    """Make the next `count` server boots (whose name contains `name_contains`) go to ERROR."""
+    paths = paths or SandboxPaths.default()
+    paths.faults.mkdir(parents=True, exist_ok=True)
+    path = paths.faults / "boot_error.json"
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        json.dump({"remaining": count, "name_contains": name_contains}, fh)
+
+
+def boot_errors_remaining(paths: SandboxPaths | None = None) -> int:
+    paths = paths or SandboxPaths.default()
+    try:
+        return json.loads((paths.faults / "boot_error.json").read_text()).get("remaining", 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def kill_node(server_id: str, paths: SandboxPaths | None = None) -> bool:
+    """Stop the server's node host abruptly; it stays down until Nova's record changes."""
+    return nodehost.kill_node(paths or SandboxPaths.default(), server_id)

@@ -1,0 +1,173 @@
+"""The node agent: makes the sandbox's node hosts follow Nova.
+
+Polls Nova and Neutron (as admin, on the internal endpoints so injected faults never reach it)
+and reconciles: a server that is ACTIVE gets a running node host; SHELVED/SHUTOFF/ERROR stops
+it (its disk is kept); a deleted server's node is destroyed; floating IPs follow Neutron.
+A node killed by fault injection stays down until Nova's record of the server changes (a
+reboot, a stop/start), as a crashed VM would.
+
+Run as ``python -m stackspray.sandbox.nodeagent`` (``sandbox.up`` does). SIGTERM stops every
+node and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import nodehost
+from .cloud import admin_connection
+from .paths import SandboxPaths
+
+log = logging.getLogger("stackspray.sandbox.nodeagent")
+
+RUNNING_STATES = {"ACTIVE"}
+STOPPED_STATES = {"SHELVED", "SHELVED_OFFLOADED", "SHUTOFF", "SUSPENDED", "PAUSED", "ERROR",
+                  "SOFT_DELETED", "DELETED", "HARD_REBOOT", "REBOOT"}  # fmt: skip
+POLL_SECONDS = 0.5
+
+
+def _hostname(server) -> str:
+    name = server.hostname or server.name or server.id
+    name = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")
+    return name[:63] or server.id[:8]
+
+
+class Agent:
+    def __init__(self, paths: SandboxPaths) -> None:
+        self.paths = paths
+        self.conn = admin_connection(paths, internal=True)
+        # server id -> Nova's `updated` when we last started its node (crash memory)
+        self.started_for: dict[str, str] = {}
+        self.keys: dict[tuple[str, str], str] = {}
+        self.subnets: dict[str, tuple[str, str]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.first_ready: dict[str, float] = {}
+
+    def _public_key(self, server) -> str:
+        if not server.key_name:
+            return ""
+        k = (server.user_id, server.key_name)
+        if k not in self.keys:
+            try:
+                self.keys[k] = self.conn.compute.get_keypair(
+                    server.key_name, user_id=server.user_id
+                ).public_key
+            except Exception:  # the keypair was deleted after boot: nothing to authorise
+                log.warning("keypair %s of server %s not found", server.key_name, server.id)
+                return ""
+        return self.keys[k]
+
+    def _subnet(self, subnet_id: str) -> tuple[str, str]:
+        if subnet_id not in self.subnets:
+            sn = self.conn.network.get_subnet(subnet_id)
+            self.subnets[subnet_id] = (sn.cidr, sn.gateway_ip or "")
+        return self.subnets[subnet_id]
+
+    def spec_for(self, server, ports, fips_by_port) -> nodehost.NodeSpec | None:
+        mine = sorted((p for p in ports if p.device_id == server.id), key=lambda p: p.created_at or "")
+        if not mine:
+            return None
+        port = mine[0]
+        ips = [ip for ip in port.fixed_ips if ":" not in ip["ip_address"]]
+        if not ips:
+            return None
+        cidr, gateway = self._subnet(ips[0]["subnet_id"])
+        if not gateway:
+            log.warning("server %s: subnet %s has no gateway; node unreachable", server.id, cidr)
+            return None
+        return nodehost.NodeSpec(
+            server_id=server.id, hostname=_hostname(server), network_id=port.network_id,
+            fixed_ip=ips[0]["ip_address"], cidr=cidr, gateway=gateway, mac=port.mac_address,
+            public_key=self._public_key(server), floating_ips=sorted(fips_by_port.get(port.id, [])),
+        )  # fmt: skip
+
+    def reconcile(self) -> None:
+        servers = list(self.conn.compute.servers(all_projects=True))
+        ports = list(self.conn.network.ports())
+        fips_by_port: dict[str, list[str]] = {}
+        for fip in self.conn.network.ips():
+            if fip.port_id:
+                fips_by_port.setdefault(fip.port_id, []).append(fip.floating_ip_address)
+        known = {s.id for s in servers}
+        jobs = []
+        for server in servers:
+            running = nodehost.is_running(self.paths, server.id)
+            if server.status in RUNNING_STATES:
+                if running:
+                    spec = nodehost.load_spec(self.paths, server.id)
+                    fips = sorted(fips_by_port.get(_first_port_id(server.id, ports), []))
+                    if spec and spec.floating_ips != fips:
+                        previous = spec.floating_ips
+                        spec.floating_ips = fips
+                        nodehost.sync_floating_ips(spec, previous)
+                        nodehost.save_spec(self.paths, spec)
+                    continue
+                if self.started_for.get(server.id) == server.updated_at:
+                    continue  # crashed (killed) while ACTIVE: stays down until Nova changes it
+                spec = self.spec_for(server, ports, fips_by_port)
+                if spec:
+                    self.started_for[server.id] = server.updated_at
+                    jobs.append(self.pool.submit(self._start, spec))
+            elif server.status in STOPPED_STATES and running:
+                jobs.append(self.pool.submit(nodehost.stop_node, self.paths, server.id))
+        if self.paths.nodes.exists():
+            for d in self.paths.nodes.iterdir():
+                if d.name not in known:
+                    jobs.append(self.pool.submit(nodehost.destroy_node, self.paths, d.name))
+        for job in jobs:
+            try:
+                job.result()
+            except Exception:
+                log.exception("node operation failed")
+
+    def _start(self, spec: nodehost.NodeSpec) -> None:
+        t0 = time.monotonic()
+        nodehost.start_node(self.paths, spec)
+        deadline = t0 + 30
+        while time.monotonic() < deadline:
+            if nodehost.ssh_ready(spec.fixed_ip):
+                log.info("node %s ssh-ready in %.2fs", spec.hostname, time.monotonic() - t0)
+                return
+            time.sleep(0.1)
+        log.warning("node %s not ssh-ready after 30s", spec.hostname)
+
+    def stop_all(self) -> None:
+        if not self.paths.nodes.exists():
+            return
+        ids = [d.name for d in self.paths.nodes.iterdir()]
+        list(self.pool.map(lambda i: nodehost.stop_node(self.paths, i), ids))
+
+
+def _first_port_id(server_id: str, ports) -> str | None:
+    mine = sorted((p for p in ports if p.device_id == server_id), key=lambda p: p.created_at or "")
+    return mine[0].id if mine else None
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    paths = SandboxPaths.default()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    agent = Agent(paths)
+    log.info("node agent running")
+    delay = POLL_SECONDS
+    while not stop.is_set():
+        try:
+            agent.reconcile()
+            delay = POLL_SECONDS
+        except Exception:
+            log.exception("reconcile failed; retrying")
+            delay = min(delay * 2, 5)
+        stop.wait(delay)
+    log.info("node agent stopping its nodes")
+    agent.stop_all()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+"""Node hosts: every ACTIVE sandbox server becomes a real Linux host reachable over SSH.
+
+A node is a network namespace with one veth into a bridge per Neutron network (the bridge holds
+the subnet's gateway address, so this machine reaches the node's fixed IP; the node's floating
+IPs are extra /32 addresses routed to that bridge), an overlayfs root (the cached Debian base
+below, the node's own disk above, kept across shelve/unshelve), and systemd-nspawn --boot
+running real systemd and sshd inside. Nothing is routed or NATed off this machine.
+
+Names on the host: bridges ``sprb-<net8>``, namespaces ``sprn-<srv8>``, veths ``sprv<srv8>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .nodeimage import IMAGE_USER
+from .paths import SandboxPaths
+from .shell import pid_alive, run
+
+log = logging.getLogger(__name__)
+
+BRIDGE_PREFIX = "sprb-"
+NETNS_PREFIX = "sprn-"
+VETH_PREFIX = "sprv"
+
+
+@dataclass
+class NodeSpec:
+    """What a node host is made from: one Nova server and its first port."""
+
+    server_id: str
+    hostname: str
+    network_id: str
+    fixed_ip: str
+    cidr: str
+    gateway: str
+    mac: str
+    public_key: str = ""
+    floating_ips: list[str] = field(default_factory=list)
+
+    @property
+    def short(self) -> str:
+        return self.server_id.replace("-", "")[:8]
+
+    @property
+    def netns(self) -> str:
+        return NETNS_PREFIX + self.short
+
+    @property
+    def veth(self) -> str:
+        return VETH_PREFIX + self.short
+
+    @property
+    def bridge(self) -> str:
+        return BRIDGE_PREFIX + self.network_id.replace("-", "")[:8]
+
+
+def node_dir(paths: SandboxPaths, server_id: str) -> Path:
+    return paths.nodes / server_id
+
+
+def _pidfile(paths: SandboxPaths, server_id: str) -> Path:
+    return node_dir(paths, server_id) / "nspawn.pid"
+
+
+def node_pid(paths: SandboxPaths, server_id: str) -> int | None:
+    try:
+        pid = int(_pidfile(paths, server_id).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def is_running(paths: SandboxPaths, server_id: str) -> bool:
+    return node_pid(paths, server_id) is not None
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(["ip", *args], check=check)
+
+
+def _link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def ensure_bridge(spec: NodeSpec) -> None:
+    """The network's bridge, holding the subnet's gateway address (no forwarding, no NAT)."""
+    prefix = ipaddress.ip_network(spec.cidr, strict=False).prefixlen
+    if not _link_exists(spec.bridge):
+        # Another network with an overlapping subnet would make routes ambiguous: refuse it.
+        net = ipaddress.ip_network(spec.cidr, strict=False)
+        for other in Path("/sys/class/net").iterdir():
+            if other.name.startswith(BRIDGE_PREFIX):
+                for addr in _addresses(other.name):
+                    if ipaddress.ip_interface(addr).network.overlaps(net):
+                        raise RuntimeError(
+                            f"sandbox: subnet {spec.cidr} of network {spec.network_id} overlaps "
+                            f"{addr} on {other.name}; node hosts need distinct subnets"
+                        )
+        _ip("link", "add", "name", spec.bridge, "type", "bridge")
+    if f"{spec.gateway}/{prefix}" not in _addresses(spec.bridge):
+        _ip("addr", "add", f"{spec.gateway}/{prefix}", "dev", spec.bridge)
+    _ip("link", "set", spec.bridge, "up")
+
+
+def _addresses(dev: str) -> list[str]:
+    out = _ip("-j", "addr", "show", "dev", dev, check=False).stdout
+    try:
+        data = json.loads(out or "[]")
+    except ValueError:
+        return []
+    return [f"{a['local']}/{a['prefixlen']}" for d in data for a in d.get("addr_info", [])]
+
+
+def _setup_netns(spec: NodeSpec) -> None:
+    prefix = ipaddress.ip_network(spec.cidr, strict=False).prefixlen
+    if Path(f"/run/netns/{spec.netns}").exists():
+        _ip("netns", "del", spec.netns, check=False)
+    if _link_exists(spec.veth):
+        _ip("link", "del", spec.veth, check=False)
+    _ip("netns", "add", spec.netns)
+    _ip("link", "add", spec.veth, "type", "veth", "peer", "name", "eth0", "netns", spec.netns)
+    _ip("link", "set", spec.veth, "master", spec.bridge, "up")
+    ns = ["netns", "exec", spec.netns, "ip"]
+    _ip(*ns, "link", "set", "lo", "up")
+    _ip(*ns, "link", "set", "eth0", "address", spec.mac)
+    _ip(*ns, "addr", "add", f"{spec.fixed_ip}/{prefix}", "dev", "eth0")
+    _ip(*ns, "link", "set", "eth0", "up")
+    _ip(*ns, "route", "add", "default", "via", spec.gateway)
+    # A node re-created at the same IP has a new veth: forget the old neighbour entry, or SSH
+    # stalls ~40 s on it.
+    for addr in [spec.fixed_ip, *spec.floating_ips]:
+        _ip("neigh", "flush", "to", addr, check=False)
+    sync_floating_ips(spec, [])
+
+
+def sync_floating_ips(spec: NodeSpec, previous: list[str]) -> None:
+    """Make the node answer at exactly spec.floating_ips (host routes + node addresses)."""
+    ns = ["netns", "exec", spec.netns, "ip"]
+    for fip in previous:
+        if fip not in spec.floating_ips:
+            _ip("route", "del", f"{fip}/32", check=False)
+            _ip(*ns, "addr", "del", f"{fip}/32", "dev", "eth0", check=False)
+    for fip in spec.floating_ips:
+        if fip not in previous:
+            _ip(*ns, "addr", "replace", f"{fip}/32", "dev", "eth0", check=False)
+        _ip("route", "replace", f"{fip}/32", "dev", spec.bridge, "src", spec.gateway)
+
+
+def _overlay(paths: SandboxPaths, spec: NodeSpec) -> Path:
+    d = node_dir(paths, spec.server_id)
+    upper, work, merged = d / "upper", d / "work", d / "root"
+    for p in (upper, work, merged):
+        p.mkdir(parents=True, exist_ok=True)
+    if not os.path.ismount(merged):
+        run(["mount", "-t", "overlay", f"stackspray-{spec.short}", "-o",
+             f"lowerdir={paths.base_image},upperdir={upper},workdir={work}", str(merged)])  # fmt: skip
+    return merged
+
+
+def _customise(root: Path, spec: NodeSpec) -> None:
+    (root / "etc" / "hostname").write_text(spec.hostname + "\n")
+    (root / "etc" / "hosts").write_text(
+        f"127.0.0.1 localhost\n{spec.fixed_ip} {spec.hostname}\n::1 localhost ip6-localhost ip6-loopback\n"
+    )
+    mid = root / "etc" / "machine-id"
+    if not mid.read_text().strip():
+        mid.write_text(spec.server_id.replace("-", "") + "\n")
+    if not list((root / "etc" / "ssh").glob("ssh_host_*_key")):
+        run(["ssh-keygen", "-A", "-f", str(root)])
+    ssh_dir = root / "home" / IMAGE_USER / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(spec.public_key.strip() + "\n" if spec.public_key else "")
+    uid, gid = _user_ids(root, IMAGE_USER)
+    for p in (ssh_dir, keys):
+        os.chown(p, uid, gid)
+    keys.chmod(0o600)
+
+
+def _user_ids(root: Path, user: str) -> tuple[int, int]:
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == user:
+            return int(parts[2]), int(parts[3])
+    raise RuntimeError(f"base image has no user {user}")
+
+
+def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
+    """Boot the node host for this server (idempotent); return the nspawn PID."""
+    pid = node_pid(paths, spec.server_id)
+    if pid:
+        return pid
+    d = node_dir(paths, spec.server_id)
+    d.mkdir(parents=True, exist_ok=True)
+    save_spec(paths, spec)
+    ensure_bridge(spec)
+    _setup_netns(spec)
+    root = _overlay(paths, spec)
+    _customise(root, spec)
+    logf = open(d / "console.log", "ab")  # noqa: SIM115 (handed to the child)
+    proc = subprocess.Popen(
+        ["systemd-nspawn", "-D", str(root), "--boot", f"--machine=spr-{spec.short}",
+         f"--network-namespace-path=/run/netns/{spec.netns}", f"--hostname={spec.hostname}",
+         "--register=no", "--keep-unit", "--console=passive", "--resolv-conf=off",
+         "--link-journal=no", "--private-users=no"],
+        stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    logf.close()
+    _pidfile(paths, spec.server_id).write_text(str(proc.pid))
+    log.info("node %s (%s) started: pid %s at %s", spec.hostname, spec.server_id, proc.pid, spec.fixed_ip)
+    return proc.pid
+
+
+def save_spec(paths: SandboxPaths, spec: NodeSpec) -> None:
+    (node_dir(paths, spec.server_id) / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+
+
+def load_spec(paths: SandboxPaths, server_id: str) -> NodeSpec | None:
+    try:
+        return NodeSpec(**json.loads((node_dir(paths, server_id) / "spec.json").read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _container_init(nspawn_pid: int) -> int | None:
+    """The container's PID 1 as seen from the host (nspawn's child)."""
+    try:
+        children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def kill_node(paths: SandboxPaths, server_id: str) -> bool:
+    """Stop a node abruptly, as a crashed VM (fault injection). Return True if it was running."""
+    pid = node_pid(paths, server_id)
+    if not pid:
+        return False
+    init = _container_init(pid)
+    # Killing the PID namespace's init kills every process in it at once.
+    for target in (init, pid):
+        if target:
+            try:
+                os.kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _wait_gone(pid, 10)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def stop_node(paths: SandboxPaths, server_id: str, timeout: float = 10.0) -> None:
+    """Shut the node down (its disk is kept) and release its namespace, veth and mount."""
+    pid = node_pid(paths, server_id)
+    if pid:
+        init = _container_init(pid)
+        # systemd-nspawn: SIGTERM asks the container's systemd to power off; then make sure.
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if not _wait_gone(pid, timeout):
+            for target in (init, pid):
+                if target:
+                    try:
+                        os.kill(target, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            _wait_gone(pid, 5)
+    _release(paths, server_id)
+
+
+def _release(paths: SandboxPaths, server_id: str) -> None:
+    d = node_dir(paths, server_id)
+    spec = load_spec(paths, server_id)
+    root = d / "root"
+    if os.path.ismount(root):
+        if run(["umount", str(root)], check=False).returncode != 0:
+            run(["umount", "-l", str(root)], check=False)
+    if spec:
+        for fip in spec.floating_ips:
+            _ip("route", "del", f"{fip}/32", check=False)
+        if Path(f"/run/netns/{spec.netns}").exists():
+            _ip("netns", "del", spec.netns, check=False)
+        if _link_exists(spec.veth):
+            _ip("link", "del", spec.veth, check=False)
+    _pidfile(paths, server_id).unlink(missing_ok=True)
+
+
+def destroy_node(paths: SandboxPaths, server_id: str) -> None:
+    """Stop the node and delete its disk (the server was deleted)."""
+    stop_node(paths, server_id, timeout=5)
+    shutil.rmtree(node_dir(paths, server_id), ignore_errors=True)
+
+
+def list_nodes(paths: SandboxPaths) -> list[dict]:
+    out = []
+    if not paths.nodes.exists():
+        return out
+    for d in sorted(paths.nodes.iterdir()):
+        spec = load_spec(paths, d.name)
+        if spec:
+            out.append({
+                "server_id": spec.server_id, "hostname": spec.hostname, "fixed_ip": spec.fixed_ip,
+                "floating_ips": spec.floating_ips, "running": is_running(paths, spec.server_id),
+            })  # fmt: skip
+    return out
+
+
+def ssh_ready(address: str, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP on port 22 and speaks SSH."""
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def cleanup_all(paths: SandboxPaths) -> None:
+    """Stop every node and remove every bridge, namespace and mount of this sandbox."""
+    if paths.nodes.exists():
+        for d in paths.nodes.iterdir():
+            stop_node(paths, d.name, timeout=5)
+    for name in _our_netns():
+        _ip("netns", "del", name, check=False)
+    for link in Path("/sys/class/net").iterdir():
+        if link.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)):
+            _ip("link", "del", link.name, check=False)
+    for mnt in _our_mounts(paths):
+        run(["umount", "-l", mnt], check=False)
+
+
+def _our_netns() -> list[str]:
+    d = Path("/run/netns")
+    return sorted(p.name for p in d.iterdir() if p.name.startswith(NETNS_PREFIX)) if d.exists() else []
+
+
+def _our_mounts(paths: SandboxPaths) -> list[str]:
+    prefix = str(paths.state) + "/"
+    mounts = []
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            target = line.split()[1].replace("\\040", " ")
+            if target.startswith(prefix):
+                mounts.append(target)
+    return mounts
+
+
+def host_leftovers(paths: SandboxPaths) -> dict[str, list[str]]:
+    """Namespaces, links, mounts and node processes of this sandbox still present on the host."""
+    links = [
+        p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith((BRIDGE_PREFIX, VETH_PREFIX))
+    ]
+    nspawns = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (
+                cmd
+                and cmd[0].endswith(b"systemd-nspawn")
+                and any(re.match(rb"--machine=spr-", c) for c in cmd)
+            ):
+                nspawns.append(entry.name)
+    return {
+        "netns": _our_netns(),
+        "links": sorted(links),
+        "mounts": _our_mounts(paths),
+        "node_processes": sorted(nspawns),
+    }

@@ -1,0 +1,387 @@
+"""Configuration of the sandbox's upstream OpenStack services and the daemons that run them.
+
+Each API is served twice on loopback: the service itself on its *internal* port (used by the
+services among themselves) and the fault-injection proxy on the *public* port the catalog
+gives to clients, so a test can make client calls fail without touching the services' own
+traffic. Settings that matter are commented with why (see shared/reference/sandbox-recipe.md).
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import SandboxPaths
+from .processes import Daemon
+
+HOST = "127.0.0.1"
+REGION = "RegionOne"
+DB_PORT = 3307
+RABBIT_PORT = 5672
+FAULT_CONTROL_PORT = 7999
+
+
+@dataclass(frozen=True)
+class Api:
+    name: str  # service name, also the DB name and the service user
+    service_type: str
+    internal_port: int
+    public_port: int
+    path: str = ""  # version path in the catalog
+
+    def internal_url(self) -> str:
+        return f"http://{HOST}:{self.internal_port}{self.path}"
+
+    def public_url(self) -> str:
+        return f"http://{HOST}:{self.public_port}{self.path}"
+
+
+APIS = {
+    "keystone": Api("keystone", "identity", 35357, 5000, "/v3"),
+    "glance": Api("glance", "image", 39292, 9292),
+    "placement": Api("placement", "placement", 38778, 8778),
+    "neutron": Api("neutron", "network", 39696, 9696),
+    "nova": Api("nova", "compute", 38774, 8774, "/v2.1"),
+    "manila": Api("manila", "shared-file-system", 38786, 8786, "/v2"),
+}
+# Services with a catalog entry besides keystone's own (keystone-manage bootstrap makes that).
+CATALOG = [
+    ("glance", "image"),
+    ("placement", "placement"),
+    ("neutron", "network"),
+    ("nova", "compute"),
+    ("manila", "shared-file-system"),
+    ("manila", "sharev2"),  # python-manilaclient looks for this type
+]
+DATABASES = ["keystone", "glance", "placement", "neutron", "nova", "nova_api", "nova_cell0", "manila"]
+SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila"]
+
+# Jetstream2's research-allocation defaults (shared/reference/jetstream2.md): 150 cores,
+# 585 GB RAM, 10 floating IPs. The instance count is not published; 100 leaves room for the
+# 20-worker benchmark.
+QUOTA_CORES = 150
+QUOTA_RAM_MB = 585 * 1024
+QUOTA_INSTANCES = 100
+QUOTA_FLOATING_IPS = 10
+
+
+def db_url(name: str, password: str) -> str:
+    user = "nova" if name.startswith("nova") else name
+    return f"mysql+pymysql://{user}:{password}@{HOST}:{DB_PORT}/{name}?charset=utf8"
+
+
+def render_ini(sections: dict[str, dict[str, object]]) -> str:
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # keep option case
+    for section, options in sections.items():
+        if section != "DEFAULT":
+            parser.add_section(section)
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            parser.set(section, key, str(value))
+    buf = io.StringIO()
+    parser.write(buf)
+    return buf.getvalue()
+
+
+def _authtoken(secrets: dict[str, str], user: str) -> dict[str, object]:
+    return {
+        "www_authenticate_uri": APIS["keystone"].public_url().removesuffix("/v3"),
+        "auth_url": APIS["keystone"].internal_url(),
+        "auth_type": "password",
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": user,
+        "password": secrets["service"],
+        "region_name": REGION,
+        "service_token_roles_required": True,
+    }
+
+
+def _service_auth(secrets: dict[str, str], user: str = "nova") -> dict[str, object]:
+    return {
+        "auth_type": "password",
+        "auth_url": APIS["keystone"].internal_url(),
+        "project_domain_name": "Default",
+        "user_domain_name": "Default",
+        "project_name": "service",
+        "username": user,
+        "password": secrets["service"],
+        "region_name": REGION,
+        "valid_interfaces": "internal",
+    }
+
+
+def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
+    """Every config file of the cloud, relative to ``paths.etc``, with its text."""
+    st = paths.state
+    transport = f"rabbit://stackspray:{secrets['rabbit']}@{HOST}:{RABBIT_PORT}/"
+    locks = {"lock_path": str(st / "locks")}
+    out: dict[str, str] = {}
+
+    out["keystone/keystone.conf"] = render_ini(
+        {
+            "DEFAULT": {},
+            "database": {"connection": db_url("keystone", secrets["db"])},
+            "token": {"provider": "fernet"},
+            "fernet_tokens": {"key_repository": str(st / "keystone" / "fernet-keys")},
+            "credential": {"key_repository": str(st / "keystone" / "credential-keys")},
+            # Without a cache every authenticated request costs ~0.5 s of token validation.
+            "cache": {"enabled": True, "backend": "oslo_cache.dict"},
+        }
+    )
+
+    out["glance/glance-api.conf"] = render_ini(
+        {
+            "DEFAULT": {"enabled_backends": "fs:file", "workers": 1},
+            "database": {"connection": db_url("glance", secrets["db"])},
+            "glance_store": {"default_backend": "fs"},
+            "fs": {"filesystem_store_datadir": str(st / "glance" / "images")},
+            "os_glance_staging_store": {"filesystem_store_datadir": str(st / "glance" / "staging")},
+            "os_glance_tasks_store": {"filesystem_store_datadir": str(st / "glance" / "tasks")},
+            "keystone_authtoken": _authtoken(secrets, "glance"),
+            "paste_deploy": {"flavor": "keystone"},
+            "oslo_concurrency": locks,
+        }
+    )
+    out["glance/glance-api-paste.ini"] = (paths.venv / "etc/glance/glance-api-paste.ini").read_text()
+
+    out["placement/placement.conf"] = render_ini(
+        {
+            "placement_database": {"connection": db_url("placement", secrets["db"])},
+            "api": {"auth_strategy": "keystone"},
+            "keystone_authtoken": _authtoken(secrets, "placement"),
+        }
+    )
+
+    out["neutron/neutron.conf"] = render_ini(
+        {
+            "DEFAULT": {
+                "core_plugin": "ml2",
+                "service_plugins": "router",
+                "auth_strategy": "keystone",
+                "transport_url": transport,
+                # No agents run, so no port ever reports status to Nova; Nova does not wait
+                # for it either (vif_plugging_is_fatal = false).
+                "notify_nova_on_port_status_changes": False,
+                "notify_nova_on_port_data_changes": False,
+                "api_workers": 1,
+                "rpc_workers": 0,
+                "state_path": str(st / "neutron"),
+            },
+            "database": {"connection": db_url("neutron", secrets["db"])},
+            "keystone_authtoken": _authtoken(secrets, "neutron"),
+            "nova": _service_auth(secrets, "neutron"),
+            "quotas": {"quota_floatingip": QUOTA_FLOATING_IPS},
+            "oslo_concurrency": locks,
+            "oslo_messaging_notifications": {"driver": "noop"},
+        }
+    )
+    out["neutron/plugins/ml2/ml2_conf.ini"] = render_ini(
+        {
+            "ml2": {
+                "type_drivers": "flat,vxlan",
+                "tenant_network_types": "vxlan",
+                # Our sandbox-only driver binds every port (no agents run here).
+                "mechanism_drivers": "stackspray_sandbox",
+                "extension_drivers": "port_security",
+            },
+            "ml2_type_flat": {"flat_networks": "public"},
+            "ml2_type_vxlan": {"vni_ranges": "1:1000"},
+        }
+    )
+    out["neutron/api-paste.ini"] = (paths.venv / "etc/neutron/api-paste.ini").read_text()
+
+    nova_common: dict[str, dict[str, object]] = {
+        "DEFAULT": {
+            "transport_url": transport,
+            "compute_driver": "stackspray_sandbox.FaultInjectingFakeDriver",
+            "host": "sandbox-compute",
+            "my_ip": HOST,
+            "state_path": str(st / "nova"),
+            "instances_path": str(st / "nova" / "instances"),
+            # Nothing will ever plug a VIF; do not wait for Neutron's event.
+            "vif_plugging_is_fatal": False,
+            "vif_plugging_timeout": 0,
+            # Offload right after shelve, as Jetstream2 does: SHELVED_OFFLOADED costs 0 SU.
+            "shelved_offload_time": 0,
+            # Fake instances live in nova-compute's memory and vanish on its restart; without
+            # this, a warm restart of the sandbox would power every server off.
+            "sync_power_state_interval": -1,
+            "osapi_compute_workers": 1,
+            "metadata_workers": 1,
+        },
+        "api": {"auth_strategy": "keystone"},
+        "keystone_authtoken": _authtoken(secrets, "nova"),
+        "placement": _service_auth(secrets, "nova"),
+        "neutron": _service_auth(secrets, "nova"),
+        "glance": {"valid_interfaces": "internal", "region_name": REGION},
+        # A member's server delete fails without this: Neutron's policy on compute-owned ports.
+        "service_user": {"send_service_user_token": True, **_service_auth(secrets, "nova")},
+        "conductor": {"workers": 1},
+        "scheduler": {"workers": 1, "max_attempts": 1},
+        "vnc": {"enabled": False},
+        "spice": {"enabled": False},
+        "serial_console": {"enabled": False},
+        "oslo_concurrency": locks,
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "quota": {"cores": QUOTA_CORES, "ram": QUOTA_RAM_MB, "instances": QUOTA_INSTANCES},
+        "filter_scheduler": {"track_instance_changes": False},
+    }
+    nova_full = dict(nova_common)
+    nova_full["database"] = {"connection": db_url("nova", secrets["db"])}
+    nova_full["api_database"] = {"connection": db_url("nova_api", secrets["db"])}
+    out["nova/nova.conf"] = render_ini(nova_full)
+    # nova-compute must not have database access (it is refused at start when it does).
+    out["nova/nova-compute.conf"] = render_ini(nova_common)
+    out["nova/api-paste.ini"] = (paths.venv / "etc/nova/api-paste.ini").read_text()
+
+    out["manila/manila.conf"] = render_ini(
+        {
+            "DEFAULT": {
+                "transport_url": transport,
+                "auth_strategy": "keystone",
+                "enabled_share_backends": "cephfs",
+                "enabled_share_protocols": "NFS,CIFS,CEPHFS",
+                "default_share_type": "cephfsnativetype",
+                "state_path": str(st / "manila"),
+                "api_paste_config": str(paths.etc / "manila" / "api-paste.ini"),
+                "osapi_share_workers": 1,
+                "host": "sandbox-share",
+            },
+            "database": {"connection": db_url("manila", secrets["db"])},
+            "keystone_authtoken": _authtoken(secrets, "manila"),
+            "oslo_concurrency": locks,
+            "oslo_messaging_notifications": {"driver": "noop"},
+            "cephfs": {
+                "share_driver": "stackspray_sandbox_drivers.manila_cephfs.CephFSDummyDriver",
+                "driver_handles_share_servers": False,
+                "share_backend_name": "cephfs",
+                "dummy_driver_default_driver_method_delay": 0,
+            },
+        }
+    )
+    out["manila/api-paste.ini"] = (paths.venv / "etc/manila/api-paste.ini").read_text()
+    return out
+
+
+def write_configs(paths: SandboxPaths, secrets: dict[str, str]) -> None:
+    for rel, text in configs(paths, secrets).items():
+        target = paths.etc / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o600)  # they hold passwords
+
+
+def _uwsgi(paths: SandboxPaths, api: Api, module: str, env: dict[str, str], extra=()) -> Daemon:
+    argv = [
+        str(paths.bin("uwsgi")),
+        "--http-socket", f"{HOST}:{api.internal_port}",
+        "--module", f"{module}:application",
+        "--master", "--processes", "1", "--threads", "4",
+        "--die-on-term", "--lazy-apps", "--need-app",
+        "--buffer-size", "65535",
+        # --http-socket does not keep connections alive; saying so stops clients from reusing
+        # a closed one (a POST on it fails with "connection reset").
+        "--add-header", "Connection: close",
+        *extra,
+    ]  # fmt: skip
+    return Daemon(f"{api.name}-api", argv, env, ready_url=f"http://{HOST}:{api.internal_port}/")
+
+
+def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
+    """The OpenStack daemons, keyed by name, in a start order that satisfies their dependencies."""
+    etc = paths.etc
+    faults_env = {"STACKSPRAY_SANDBOX_FAULTS": str(paths.faults)}
+    bin_ = paths.bin
+    nova_env = {"OS_NOVA_CONFIG_DIR": str(etc / "nova"), "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
+    return {
+        "keystone-api": _uwsgi(
+            paths, APIS["keystone"], "keystone.wsgi.api",
+            {"OS_KEYSTONE_CONFIG_FILES": str(etc / "keystone/keystone.conf")},
+        ),
+        "glance-api": _uwsgi(
+            paths, APIS["glance"], "glance.wsgi.api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")},
+            extra=("--http-chunked-input", "--http-raw-body"),
+        ),
+        "placement-api": _uwsgi(
+            paths, APIS["placement"], "placement.wsgi.api",
+            {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")},
+        ),
+        "neutron-api": _uwsgi(
+            paths, APIS["neutron"], "neutron.wsgi.api",
+            {
+                "OS_NEUTRON_CONFIG_DIR": str(etc / "neutron"),
+                "OS_NEUTRON_CONFIG_FILES": "neutron.conf;plugins/ml2/ml2_conf.ini",
+            },
+        ),
+        "nova-api": _uwsgi(paths, APIS["nova"], "nova.wsgi.osapi_compute", nova_env),
+        "nova-conductor": Daemon(
+            "nova-conductor", [str(bin_("nova-conductor")), "--config-file", str(etc / "nova/nova.conf")]
+        ),
+        "nova-scheduler": Daemon(
+            "nova-scheduler", [str(bin_("nova-scheduler")), "--config-file", str(etc / "nova/nova.conf")]
+        ),
+        "nova-compute": Daemon(
+            "nova-compute",
+            [str(bin_("nova-compute")), "--config-file", str(etc / "nova/nova-compute.conf")],
+            faults_env,
+        ),
+        "manila-api": _uwsgi(
+            paths, APIS["manila"], "manila.wsgi.api", {},
+            extra=("--pyargv", f"--config-file {etc / 'manila/manila.conf'}"),
+        ),
+        "manila-scheduler": Daemon(
+            "manila-scheduler",
+            [str(bin_("manila-scheduler")), "--config-file", str(etc / "manila/manila.conf")],
+        ),
+        "manila-share": Daemon(
+            "manila-share", [str(bin_("manila-share")), "--config-file", str(etc / "manila/manila.conf")]
+        ),
+    }  # fmt: skip
+
+
+def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
+    """Per service, the commands that create its schema (run once on a new database)."""
+    etc = paths.etc
+    b = paths.bin
+    nova_conf = ["--config-file", str(etc / "nova/nova.conf")]
+
+    def manage(tool: str, conf: str, *args: str) -> list[str]:
+        return [str(b(tool)), "--config-file", str(etc / conf), *args]
+
+    return [
+        ("keystone", [manage("keystone-manage", "keystone/keystone.conf", "db_sync")]),
+        ("glance", [manage("glance-manage", "glance/glance-api.conf", "db_sync")]),
+        ("placement", [manage("placement-manage", "placement/placement.conf", "db", "sync")]),
+        ("neutron", [manage("neutron-db-manage", "neutron/neutron.conf", "--config-file",
+                            str(etc / "neutron/plugins/ml2/ml2_conf.ini"), "upgrade", "heads")]),
+        ("nova", [
+            [str(b("nova-manage")), *nova_conf, "api_db", "sync"],
+            [str(b("nova-manage")), *nova_conf, "cell_v2", "map_cell0"],
+            [str(b("nova-manage")), *nova_conf, "cell_v2", "create_cell", "--name", "cell1"],
+            [str(b("nova-manage")), *nova_conf, "db", "sync"],
+        ]),
+        ("manila", [manage("manila-manage", "manila/manila.conf", "db", "sync")]),
+    ]  # fmt: skip
+
+
+def state_dirs(paths: SandboxPaths) -> list[Path]:
+    st = paths.state
+    return [
+        st / "locks",
+        st / "keystone" / "fernet-keys",
+        st / "keystone" / "credential-keys",
+        st / "glance" / "images",
+        st / "glance" / "staging",
+        st / "glance" / "tasks",
+        st / "neutron",
+        st / "nova" / "instances",
+        st / "manila",
+        paths.faults,
+        paths.nodes,
+    ]

@@ -1,0 +1,70 @@
+"""stackspray's commands. Thin: parse flags, call the library, print. `invoke --list` shows them."""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Collection, Exit, task
+
+
+@task(help={"json": "print a machine-readable report"})
+def sandbox_up(c, json_=False):
+    """Install (first time) and start the sandbox cloud and its node hosts; idempotent."""
+    from stackspray.sandbox import cloud
+    from stackspray.sandbox.errors import SandboxError
+
+    try:
+        report = cloud.up()
+    except SandboxError as exc:
+        raise Exit(f"sandbox.up failed: {exc}", code=1) from exc
+    if json_:
+        print(json.dumps({"steps": report.steps, "total": report.total, "clouds_yaml": report.clouds_yaml}))
+        return
+    for step, secs in report.steps.items():
+        print(f"  {step:<34} {secs:6.1f}s")
+    print(f"sandbox is up in {report.total:.1f}s")
+    print(f"  export OS_CLIENT_CONFIG_FILE={report.clouds_yaml} OS_CLOUD=sandbox")
+
+
+@task(help={"json": "print a machine-readable report"})
+def sandbox_down(c, json_=False):
+    """Stop every process, node host, namespace, bridge and mount of the sandbox (state is kept)."""
+    from stackspray.sandbox import cloud
+
+    stopped = cloud.down()
+    left = cloud.leftovers()
+    if json_:
+        print(json.dumps({"stopped": stopped, "leftovers": left}))
+    else:
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    if left:
+        raise Exit(f"sandbox.down left these behind: {left}", code=2)
+
+
+@task(help={"json": "print a machine-readable report"})
+def sandbox_status(c, json_=False):
+    """Show each sandbox daemon (PID, ready) and each node host."""
+    from stackspray.sandbox import cloud
+
+    st = cloud.status()
+    if json_:
+        print(json.dumps(st))
+    else:
+        for name, d in st["daemons"].items():
+            state = "ready" if d["ready"] else ("starting" if d["pid"] else "stopped")
+            print(f"  {name:<18} {state:<9} {d['pid'] or ''}")
+        for n in st["nodes"]:
+            state = "running" if n["running"] else "stopped"
+            print(f"  node {n['hostname']:<24} {n['fixed_ip']:<15} {' '.join(n['floating_ips'])} {state}")
+        print(f"clouds.yaml: {st['clouds_yaml']}")
+    if not st["running"]:
+        raise Exit("sandbox is not (fully) running: invoke sandbox.up", code=3)
+
+
+sandbox = Collection("sandbox")
+sandbox.add_task(sandbox_up, name="up")
+sandbox.add_task(sandbox_down, name="down")
+sandbox.add_task(sandbox_status, name="status")
+
+ns = Collection()
+ns.add_collection(sandbox)

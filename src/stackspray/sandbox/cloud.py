@@ -13,6 +13,7 @@ import logging
 import os
 import secrets as pysecrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -425,24 +426,16 @@ def _wait_share_service(conn, timeout: float = 60) -> None:
     raise processes.DaemonFailed("manila-share did not report up (see logs/manila-share.log)")
 
 
-ALL_DAEMONS = [
-    "node-agent",
-    "nova-compute",
-    "manila-share",
-    "manila-scheduler",
-    "nova-scheduler",
-    "nova-conductor",
-    "manila-api",
-    "nova-api",
-    "neutron-api",
-    "placement-api",
-    "glance-api",
-    "fault-proxy",
-    "keystone-api",
-    "rabbitmq",
-    "epmd",
-    "mariadb",
+# Stopped tier by tier (each tier in parallel): nodes first, databases last.
+STOP_TIERS = [
+    ["node-agent"],
+    ["nova-compute", "manila-share", "manila-scheduler", "nova-scheduler", "nova-conductor"],
+    ["manila-api", "nova-api", "neutron-api", "placement-api", "glance-api", "fault-proxy"],
+    ["keystone-api"],
+    ["rabbitmq", "mariadb"],
+    ["epmd"],
 ]
+ALL_DAEMONS = [name for tier in STOP_TIERS for name in tier]
 
 
 def down(paths: SandboxPaths | None = None) -> list[str]:
@@ -454,11 +447,16 @@ def down(paths: SandboxPaths | None = None) -> list[str]:
     from . import nodehost
 
     paths = paths or SandboxPaths.default()
+
+    def stop(name: str) -> bool:
+        # uwsgi shuts down at once on SIGINT; on SIGTERM some apps (nova, manila) hang.
+        sig = signal.SIGINT if name.endswith("-api") else signal.SIGTERM
+        return processes.stop(paths, name, timeout=60 if name == "node-agent" else 20, sig=sig)
+
     stopped = []
-    for name in ALL_DAEMONS:
-        timeout = 60 if name == "node-agent" else 20
-        if processes.stop(paths, name, timeout=timeout):
-            stopped.append(name)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for tier in STOP_TIERS:
+            stopped += [name for name, was in zip(tier, pool.map(stop, tier), strict=True) if was]
     # The agent stops its nodes on SIGTERM; anything it could not (it was killed) goes here.
     nodehost.cleanup_all(paths)
     return stopped

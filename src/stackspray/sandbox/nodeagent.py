@@ -124,10 +124,17 @@ class Agent:
                 job.result()
             except Exception:
                 log.exception("node operation failed")
+        if jobs:
+            for bridge in nodehost.prune_bridges(self.paths):
+                log.info("bridge %s removed: no running node uses it", bridge)
 
     def _start(self, spec: nodehost.NodeSpec) -> None:
         t0 = time.monotonic()
-        nodehost.start_node(self.paths, spec)
+        try:
+            nodehost.start_node(self.paths, spec)
+        except Exception:
+            self.started_for.pop(spec.server_id, None)  # not a crash: retry on the next pass
+            raise
         deadline = t0 + 30
         while time.monotonic() < deadline:
             if nodehost.ssh_ready(spec.fixed_ip):

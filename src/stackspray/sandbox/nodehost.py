@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 BRIDGE_PREFIX = "sprb-"
 NETNS_PREFIX = "sprn-"
 VETH_PREFIX = "sprv"
+# Nodes of one network start concurrently and share its bridge.
+_bridge_lock = threading.Lock()
 
 
 @dataclass
@@ -96,6 +99,11 @@ def _link_exists(name: str) -> bool:
 
 def ensure_bridge(spec: NodeSpec) -> None:
     """The network's bridge, holding the subnet's gateway address (no forwarding, no NAT)."""
+    with _bridge_lock:
+        _ensure_bridge(spec)
+
+
+def _ensure_bridge(spec: NodeSpec) -> None:
     prefix = ipaddress.ip_network(spec.cidr, strict=False).prefixlen
     if not _link_exists(spec.bridge):
         # Another network with an overlapping subnet would make routes ambiguous: refuse it.
@@ -205,10 +213,14 @@ def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
     d = node_dir(paths, spec.server_id)
     d.mkdir(parents=True, exist_ok=True)
     save_spec(paths, spec)
-    ensure_bridge(spec)
-    _setup_netns(spec)
-    root = _overlay(paths, spec)
-    _customise(root, spec)
+    try:
+        ensure_bridge(spec)
+        _setup_netns(spec)
+        root = _overlay(paths, spec)
+        _customise(root, spec)
+    except Exception:
+        _release(paths, spec.server_id)  # leave nothing half-made; the next attempt starts clean
+        raise
     logf = open(d / "console.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(
         ["systemd-nspawn", "-D", str(root), "--boot", f"--machine=spr-{spec.short}",
@@ -315,6 +327,22 @@ def destroy_node(paths: SandboxPaths, server_id: str) -> None:
     """Stop the node and delete its disk (the server was deleted)."""
     stop_node(paths, server_id, timeout=5)
     shutil.rmtree(node_dir(paths, server_id), ignore_errors=True)
+
+
+def prune_bridges(paths: SandboxPaths) -> list[str]:
+    """Delete the bridges no running node uses (their network was deleted or emptied)."""
+    used = set()
+    if paths.nodes.exists():
+        for d in paths.nodes.iterdir():
+            spec = load_spec(paths, d.name)
+            if spec and is_running(paths, d.name):
+                used.add(spec.bridge)
+    removed = []
+    for link in Path("/sys/class/net").iterdir():
+        if link.name.startswith(BRIDGE_PREFIX) and link.name not in used:
+            _ip("link", "del", link.name, check=False)
+            removed.append(link.name)
+    return removed
 
 
 def list_nodes(paths: SandboxPaths) -> list[dict]:

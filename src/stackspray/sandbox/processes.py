@@ -116,14 +116,14 @@ def wait_ready(paths: SandboxPaths, daemon: Daemon, timeout: float = 120.0) -> f
         delay = min(delay * 1.5, 1.0)
 
 
-def stop(paths: SandboxPaths, name: str, timeout: float = 15.0) -> bool:
-    """Stop the daemon's process group (TERM, then KILL); return True if it was running."""
+def stop(paths: SandboxPaths, name: str, timeout: float = 15.0, sig: int = signal.SIGTERM) -> bool:
+    """Stop the daemon's process group (`sig`, then KILL); return True if it was running."""
     pid = read_pid(paths, name)
     if pid is None:
         return False
     was_running = pid_alive(pid)
     if was_running:
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)

@@ -1,0 +1,196 @@
+"""Fixtures shared by every integration test: the sandbox cloud and handles on it.
+
+The sandbox is started (or reused when it already runs) once per session through the same
+entry point as ``invoke sandbox.up``. A broken environment fails the tests; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import openstack
+import paramiko
+import pytest
+
+from stackspray.sandbox import cloud
+from stackspray.sandbox.paths import SandboxPaths
+
+
+@dataclass
+class Sandbox:
+    paths: SandboxPaths
+    report: cloud.UpReport
+    was_running: bool
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.paths.clouds_yaml
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    paths = SandboxPaths.default()
+    was_running = cloud.status(paths)["running"]
+    report = cloud.up(paths)
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(paths.clouds_yaml)
+    return Sandbox(paths, report, was_running)
+
+
+@pytest.fixture(scope="session")
+def conn(sandbox):
+    """openstacksdk as the project member, through the public (fault-injecting) endpoints."""
+    return openstack.connect(cloud="sandbox")
+
+
+@pytest.fixture(scope="session")
+def admin_conn(sandbox):
+    return openstack.connect(cloud="sandbox-admin")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory) -> Path:
+    """A throw-away ed25519 key made for this test session (never committed)."""
+    d = tmp_path_factory.mktemp("ssh")
+    key = d / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+@pytest.fixture(scope="session")
+def keypair(conn, ssh_key):
+    kp = conn.compute.create_keypair(
+        name=unique("test-kp"), public_key=ssh_key.with_suffix(".pub").read_text()
+    )
+    yield kp
+    conn.compute.delete_keypair(kp, ignore_missing=True)
+
+
+_cidr_counter = iter(range(100, 250))
+
+
+@dataclass
+class Net:
+    network: object
+    subnet: object
+    router: object
+
+
+@pytest.fixture
+def make_network(conn):
+    """Factory: a network + subnet (distinct CIDR) + router on `public`; deleted after the test."""
+    created: list[Net] = []
+
+    def make() -> Net:
+        name = unique("test-net")
+        net = conn.network.create_network(name=name)
+        created.append(Net(net, None, None))
+        sub = conn.network.create_subnet(
+            name=name, network_id=net.id, ip_version=4, cidr=f"10.{next(_cidr_counter)}.0.0/24"
+        )
+        created[-1].subnet = sub
+        public = conn.network.find_network("public")
+        router = conn.network.create_router(name=name, external_gateway_info={"network_id": public.id})
+        created[-1].router = router
+        conn.network.add_interface_to_router(router, subnet=sub.id)
+        return created[-1]
+
+    yield make
+    for n in reversed(created):
+        if n.router is not None:
+            if n.subnet is not None:
+                try:
+                    conn.network.remove_interface_from_router(n.router, subnet=n.subnet.id)
+                except openstack.exceptions.NotFoundException:
+                    pass
+            conn.network.delete_router(n.router, ignore_missing=True)
+        _wait_no_compute_ports(conn, n.network.id)
+        conn.network.delete_network(n.network, ignore_missing=True)
+
+
+def _wait_no_compute_ports(conn, network_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [
+            p for p in conn.network.ports(network_id=network_id) if p.device_owner.startswith("compute:")
+        ]:
+            return
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def make_server(conn, keypair):
+    """Factory: boot a server (m3.tiny, Featured-Ubuntu24) on a network; deleted after the test."""
+    created = []
+
+    def make(net: Net, name: str | None = None, wait: bool = True, status: str = "ACTIVE"):
+        image = conn.image.find_image("Featured-Ubuntu24")
+        flavor = conn.compute.find_flavor("m3.tiny")
+        server = conn.compute.create_server(
+            name=name or unique("test-vm"), image_id=image.id, flavor_id=flavor.id,
+            networks=[{"uuid": net.network.id}], key_name=keypair.name,
+        )  # fmt: skip
+        created.append(server)
+        if wait:
+            server = conn.compute.wait_for_server(server, status=status, failures=["ERROR"], wait=120)
+        return server
+
+    yield make
+    for s in created:
+        conn.compute.delete_server(s, ignore_missing=True)
+    for s in created:
+        conn.compute.wait_for_delete(s, wait=120)
+
+
+def fixed_ip(server) -> str:
+    for addrs in server.addresses.values():
+        for a in addrs:
+            if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a["version"] == 4:
+                return a["addr"]
+    raise AssertionError(f"server {server.name} has no fixed IPv4 address: {server.addresses}")
+
+
+def ssh(address: str, key: Path, command: str, timeout: float = 30.0, user: str = "ubuntu") -> str:
+    """Run a command over SSH (retrying the connection until `timeout`); return its stdout."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(address, username=user, key_filename=str(key), timeout=3,
+                           banner_timeout=5, auth_timeout=5, look_for_keys=False, allow_agent=False)  # fmt: skip
+            _, out, err = client.exec_command(command, timeout=30)
+            rc = out.channel.recv_exit_status()
+            text = out.read().decode()
+            if rc != 0:
+                raise AssertionError(f"`{command}` on {address} exited {rc}: {err.read().decode()}")
+            return text
+        except (OSError, paramiko.SSHException) as exc:
+            last = exc
+            time.sleep(0.3)
+        finally:
+            client.close()
+    raise AssertionError(f"no SSH to {address} within {timeout}s: {last!r}")
+
+
+def ssh_refused(address: str, key: Path, timeout: float = 4.0) -> bool:
+    """True when no SSH session can be opened to the address (connection refused/unreachable)."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect(address, username="ubuntu", key_filename=str(key), timeout=timeout,
+                       banner_timeout=timeout, look_for_keys=False, allow_agent=False)  # fmt: skip
+    except (OSError, paramiko.SSHException):
+        return True
+    finally:
+        client.close()
+    return False

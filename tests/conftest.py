@@ -135,9 +135,12 @@ def make_server(conn, keypair):
         image = conn.image.find_image("Featured-Ubuntu24")
         flavor = conn.compute.find_flavor("m3.tiny")
         server = conn.compute.create_server(
-            name=name or unique("test-vm"), image_id=image.id, flavor_id=flavor.id,
-            networks=[{"uuid": net.network.id}], key_name=keypair.name,
-        )  # fmt: skip
+            name=name or unique("test-vm"),
+            image_id=image.id,
+            flavor_id=flavor.id,
+            networks=[{"uuid": net.network.id}],
+            key_name=keypair.name,
+        )
         created.append(server)
         if wait:
             server = conn.compute.wait_for_server(server, status=status, failures=["ERROR"], wait=120)
@@ -166,8 +169,16 @@ def ssh(address: str, key: Path, command: str, timeout: float = 30.0, user: str 
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
-            client.connect(address, username=user, key_filename=str(key), timeout=3,
-                           banner_timeout=5, auth_timeout=5, look_for_keys=False, allow_agent=False)  # fmt: skip
+            client.connect(
+                address,
+                username=user,
+                key_filename=str(key),
+                timeout=3,
+                banner_timeout=5,
+                auth_timeout=5,
+                look_for_keys=False,
+                allow_agent=False,
+            )
             _, out, err = client.exec_command(command, timeout=30)
             rc = out.channel.recv_exit_status()
             text = out.read().decode()
@@ -187,8 +198,15 @@ def ssh_refused(address: str, key: Path, timeout: float = 4.0) -> bool:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
-        client.connect(address, username="ubuntu", key_filename=str(key), timeout=timeout,
-                       banner_timeout=timeout, look_for_keys=False, allow_agent=False)  # fmt: skip
+        client.connect(
+            address,
+            username="ubuntu",
+            key_filename=str(key),
+            timeout=timeout,
+            banner_timeout=timeout,
+            look_for_keys=False,
+            allow_agent=False,
+        )
     except (OSError, paramiko.SSHException):
         return True
     finally:

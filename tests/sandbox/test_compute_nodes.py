@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from conftest import fixed_ip, ssh, ssh_refused
+
 from stackspray.sandbox import nodehost
 
 
 def test_flavors_image_and_quotas_look_like_jetstream2(conn, admin_conn):
     flavors = {f.name: f for f in conn.compute.flavors()}
-    for name, (vcpus, ram_gib) in {"m3.tiny": (1, 3), "m3.small": (2, 6), "m3.quad": (4, 15),
-                                   "m3.medium": (8, 30), "m3.large": (16, 60), "g3.small": (4, 15)}.items():  # fmt: skip
+    for name, (vcpus, ram_gib) in {
+        "m3.tiny": (1, 3),
+        "m3.small": (2, 6),
+        "m3.quad": (4, 15),
+        "m3.medium": (8, 30),
+        "m3.large": (16, 60),
+        "g3.small": (4, 15),
+    }.items():
         assert flavors[name].vcpus == vcpus
         assert flavors[name].ram == ram_gib * 1024
     assert "gpu:model" in admin_conn.compute.fetch_flavor_extra_specs(flavors["g3.small"]).extra_specs
@@ -57,8 +64,9 @@ def test_floating_ip_reaches_the_node(conn, make_network, make_server, ssh_key):
     net = make_network()
     server = make_server(net, name="fip-node")
     port = next(conn.network.ports(device_id=server.id))
-    fip = conn.network.create_ip(floating_network_id=net.router.external_gateway_info["network_id"],
-                                 port_id=port.id)  # fmt: skip
+    fip = conn.network.create_ip(
+        floating_network_id=net.router.external_gateway_info["network_id"], port_id=port.id
+    )
     try:
         assert ssh(fip.floating_ip_address, ssh_key, "hostname").strip() == "fip-node"
     finally:

@@ -7,9 +7,9 @@ import time
 import openstack
 import pytest
 import requests
+from conftest import fixed_ip, ssh, ssh_refused
 from keystoneauth1 import exceptions as ks_exc
 
-from conftest import fixed_ip, ssh, ssh_refused
 from stackspray.sandbox import faults
 
 

@@ -7,9 +7,9 @@ import time
 
 import openstack
 import pytest
+from conftest import unique
 from keystoneauth1 import exceptions as ks_exc
 
-from conftest import unique
 from stackspray.sandbox.services import APIS
 
 
@@ -17,10 +17,15 @@ def app_cred_connection(cred_id: str, secret: str):
     # load_yaml_config=False: with clouds.yaml present, openstacksdk would merge its password.
     return openstack.connect(
         auth_type="v3applicationcredential",
-        auth={"auth_url": APIS["keystone"].public_url(), "application_credential_id": cred_id,
-              "application_credential_secret": secret},
-        region_name="RegionOne", load_yaml_config=False, load_envvars=False,
-    )  # fmt: skip
+        auth={
+            "auth_url": APIS["keystone"].public_url(),
+            "application_credential_id": cred_id,
+            "application_credential_secret": secret,
+        },
+        region_name="RegionOne",
+        load_yaml_config=False,
+        load_envvars=False,
+    )
 
 
 def test_password_auth_gives_project_scoped_token(conn):
@@ -32,11 +37,17 @@ def test_password_auth_gives_project_scoped_token(conn):
 
 def test_wrong_password_is_refused(sandbox):
     bad = openstack.connect(
-        auth={"auth_url": APIS["keystone"].public_url(), "username": "sandbox-member",
-              "password": "not-the-password", "project_name": "sandbox",
-              "user_domain_name": "Default", "project_domain_name": "Default"},
-        load_yaml_config=False, load_envvars=False,
-    )  # fmt: skip
+        auth={
+            "auth_url": APIS["keystone"].public_url(),
+            "username": "sandbox-member",
+            "password": "not-the-password",
+            "project_name": "sandbox",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        load_yaml_config=False,
+        load_envvars=False,
+    )
     with pytest.raises(ks_exc.Unauthorized):
         bad.session.get_token()
 

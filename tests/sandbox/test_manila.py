@@ -9,13 +9,15 @@ from conftest import unique
 
 def test_cephfs_share_with_cephx_rule(conn):
     sfs = conn.shared_file_system
-    share = sfs.create_share(name=unique("test-share"), size=1, share_protocol="CEPHFS",
-                             share_type="cephfsnativetype")  # fmt: skip
+    share = sfs.create_share(
+        name=unique("test-share"), size=1, share_protocol="CEPHFS", share_type="cephfsnativetype"
+    )
     try:
         share = sfs.wait_for_status(share, status="available", failures=["error"], interval=1, wait=90)
         assert share.share_protocol == "CEPHFS"
-        rule = sfs.create_access_rule(share.id, access_to=unique("client"), access_type="cephx",
-                                      access_level="rw")  # fmt: skip
+        rule = sfs.create_access_rule(
+            share.id, access_to=unique("client"), access_type="cephx", access_level="rw"
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rule = sfs.get_access_rule(rule.id)

@@ -34,16 +34,21 @@ def test_security_group_rules_and_allowed_address_pairs(conn, make_network):
     sg = conn.network.create_security_group(name=unique("test-sg"))
     try:
         rule = conn.network.create_security_group_rule(
-            security_group_id=sg.id, direction="ingress", protocol="tcp",
-            port_range_min=6443, port_range_max=6443, remote_ip_prefix="192.0.2.0/24",
-        )  # fmt: skip
+            security_group_id=sg.id,
+            direction="ingress",
+            protocol="tcp",
+            port_range_min=6443,
+            port_range_max=6443,
+            remote_ip_prefix="192.0.2.0/24",
+        )
         rules = [r for r in conn.network.security_group_rules(security_group_id=sg.id) if r.id == rule.id]
         assert rules and rules[0].port_range_min == 6443
         net = make_network()
         port = conn.network.create_port(
-            network_id=net.network.id, security_group_ids=[sg.id],
+            network_id=net.network.id,
+            security_group_ids=[sg.id],
             allowed_address_pairs=[{"ip_address": "10.233.64.0/18"}, {"ip_address": "10.233.0.0/18"}],
-        )  # fmt: skip
+        )
         try:
             got = conn.network.get_port(port.id)
             assert {p["ip_address"] for p in got.allowed_address_pairs} == {"10.233.64.0/18", "10.233.0.0/18"}

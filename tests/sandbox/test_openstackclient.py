@@ -25,8 +25,9 @@ def openstack_cli(sandbox, *args: str) -> list[dict]:
 def test_cli_lists_servers_networks_and_shares(sandbox, conn, make_network, make_server):
     net = make_network()
     server = make_server(net, name=unique("cli-vm"))
-    share = conn.shared_file_system.create_share(name=unique("cli-share"), size=1, share_protocol="CEPHFS",
-                                                 share_type="cephfsnativetype")  # fmt: skip
+    share = conn.shared_file_system.create_share(
+        name=unique("cli-share"), size=1, share_protocol="CEPHFS", share_type="cephfsnativetype"
+    )
     try:
         assert server.name in [s["Name"] for s in openstack_cli(sandbox, "server", "list")]
         networks = [n["Name"] for n in openstack_cli(sandbox, "network", "list")]

@@ -1,0 +1,111 @@
+"""Pure parts of the sandbox: fault rule matching, INI rendering, the services' settings."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import pytest
+
+from stackspray.sandbox import services
+from stackspray.sandbox.faultproxy import FaultTable
+from stackspray.sandbox.paths import SandboxPaths
+
+
+def test_fault_rule_matches_service_method_and_path_then_runs_out():
+    t = FaultTable()
+    t.add({"service": "nova", "method": "post", "path": r"/servers$", "count": 2, "status": 409})
+    assert t.take("neutron", "POST", "/v2.1/servers") is None, "other service"
+    assert t.take("nova", "GET", "/v2.1/servers") is None, "other method"
+    assert t.take("nova", "POST", "/v2.1/servers/abc/action") is None, "path regex"
+    assert t.take("nova", "POST", "/v2.1/servers")["status"] == 409
+    assert t.take("nova", "POST", "/v2.1/servers")["status"] == 409
+    assert t.take("nova", "POST", "/v2.1/servers") is None, "count used up"
+    assert t.rules()[0]["fired"] == 2
+    assert t.stats()["calls"]["nova"] == 5 and t.stats()["calls"]["nova POST"] == 4
+
+
+def test_first_live_rule_wins_and_wildcards_match_everything():
+    t = FaultTable()
+    t.add({"service": "*", "kind": "reset", "count": 1})
+    t.add({"service": "glance", "status": 503, "count": 1})
+    assert t.take("glance", "GET", "/v2/images")["kind"] == "reset"
+    assert t.take("glance", "GET", "/v2/images")["status"] == 503
+    assert t.take("glance", "GET", "/v2/images") is None
+
+
+def test_bad_rules_are_refused():
+    t = FaultTable()
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        t.add({"kind": "explode"})
+    with pytest.raises(Exception):  # noqa: B017 (re.error)
+        t.add({"path": "("})
+    assert t.rules() == []
+
+
+def test_render_ini_keeps_case_and_booleans():
+    text = services.render_ini({"DEFAULT": {"Flag": True}, "cache": {"enabled": False, "n": 3}})
+    p = configparser.RawConfigParser()
+    p.optionxform = str
+    p.read_string(text)
+    assert p["DEFAULT"]["Flag"] == "true"
+    assert p["cache"]["enabled"] == "false" and p["cache"]["n"] == "3"
+
+
+@pytest.fixture
+def fake_paths(tmp_path) -> SandboxPaths:
+    paths = SandboxPaths(tmp_path)
+    for svc, name in [("glance", "glance-api-paste.ini"), ("neutron", "api-paste.ini"),
+                      ("nova", "api-paste.ini"), ("manila", "api-paste.ini")]:  # fmt: skip
+        f = paths.venv / "etc" / svc / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("[pipeline:main]\n")
+    return paths
+
+
+def _parse(text: str) -> configparser.RawConfigParser:
+    p = configparser.RawConfigParser()
+    p.read_string(text)
+    return p
+
+
+def test_settings_that_matter(fake_paths):
+    secrets = {k: f"pw-{k}" for k in ("db", "rabbit", "service", "admin", "member")}
+    cfg = services.configs(fake_paths, secrets)
+    ks = _parse(cfg["keystone/keystone.conf"])
+    assert ks["cache"]["enabled"] == "true" and ks["cache"]["backend"] == "oslo_cache.dict"
+    nova = _parse(cfg["nova/nova.conf"])
+    assert nova["DEFAULT"]["shelved_offload_time"] == "0"
+    assert nova["DEFAULT"]["compute_driver"] == "stackspray_sandbox.FaultInjectingFakeDriver"
+    assert nova["service_user"]["send_service_user_token"] == "true"
+    assert nova["quota"]["cores"] == "150"
+    compute = _parse(cfg["nova/nova-compute.conf"])
+    assert "database" not in compute and "api_database" not in compute
+    ml2 = _parse(cfg["neutron/plugins/ml2/ml2_conf.ini"])
+    assert ml2["ml2"]["mechanism_drivers"] == "stackspray_sandbox"
+    assert _parse(cfg["neutron/neutron.conf"])["quotas"]["quota_floatingip"] == "10"
+    manila = _parse(cfg["manila/manila.conf"])
+    assert "CEPHFS" in manila["DEFAULT"]["enabled_share_protocols"]
+
+
+def test_services_talk_to_each_other_on_internal_ports_only(fake_paths):
+    secrets = {k: "x" for k in ("db", "rabbit", "service", "admin", "member")}
+    cfg = services.configs(fake_paths, secrets)
+    public_ports = {str(api.public_port) for api in services.APIS.values()}
+    for name, text in cfg.items():
+        if name.endswith("api-paste.ini"):
+            continue
+        p = _parse(text)
+        for section in p.sections():
+            for key, value in p[section].items():
+                if key == "www_authenticate_uri":
+                    continue  # what clients are told to use: the public (proxied) endpoint
+                for port in public_ports:
+                    assert f":{port}/" not in value and not value.endswith(f":{port}"), (name, section, key)
+
+
+def test_every_config_is_written_0600(fake_paths):
+    secrets = {k: "x" for k in ("db", "rabbit", "service", "admin", "member")}
+    services.write_configs(fake_paths, secrets)
+    files = [f for f in Path(fake_paths.etc).rglob("*") if f.is_file()]
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)

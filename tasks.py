@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from invoke import Collection, Exit, task
 
@@ -61,6 +62,145 @@ def sandbox_status(c, json_=False):
         raise Exit("sandbox is not (fully) running: invoke sandbox.up", code=3)
 
 
+def _progress(json_: bool):
+    from stackspray.apply import Progress
+
+    return Progress(emit=(lambda m: print(m, file=sys.stderr)) if json_ else print)
+
+
+def _load(spec: str):
+    from stackspray.errors import StackSprayError
+    from stackspray.spec import load_spec
+
+    try:
+        return load_spec(spec)
+    except StackSprayError as exc:
+        raise Exit(str(exc), code=exc.exit_code) from exc
+
+
+def _fail(exc) -> Exit:
+    return Exit(f"error: {exc}", code=getattr(exc, "exit_code", 1))
+
+
+def _print_actions(actions: list[dict]) -> None:
+    marks = {"create": "+", "update": "~", "delete": "-", "noop": "=", "conflict": "!"}
+    for a in actions:
+        print(f"  {marks[a['kind']]} {a['kind']:<8} {a['resource']:<16} {a['name']:<32} {a['reason']}")
+    counts = {k: sum(1 for a in actions if a["kind"] == k) for k in marks}
+    print("plan: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+
+
+@task(help={"spec": "cluster spec: a YAML path or a name under clusters/", "json": "machine-readable output"})
+def plan(c, spec, json_=False):
+    """Show what create-cluster would create, change or leave (and why); creates nothing."""
+    from stackspray.cluster import create_cluster
+    from stackspray.errors import StackSprayError
+
+    s = _load(spec)
+    try:
+        result = create_cluster(s, dry_run=True, progress=_progress(json_))
+    except StackSprayError as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps({"actions": result["actions"], "quota": result["quota"]}))
+    else:
+        _print_actions(result["actions"])
+
+
+@task(
+    help={
+        "spec": "cluster spec: a YAML path or a name under clusters/",
+        "dry_run": "print the plan and stop",
+        "json": "machine-readable output",
+    }
+)
+def create_cluster(c, spec, dry_run=False, json_=False):
+    """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
+    from stackspray.cluster import create_cluster as create
+    from stackspray.errors import StackSprayError
+
+    s = _load(spec)
+    try:
+        result = create(s, dry_run=dry_run, progress=_progress(json_))
+    except StackSprayError as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result, default=str))
+        return
+    if dry_run:
+        _print_actions(result["actions"])
+        print("dry run: nothing was changed")
+        return
+    st = result["state"]
+    fip = (st.get("floating_ip") or {}).get("address")
+    print(
+        f"cluster {s.name}: {len(st.get('servers', {}))} server(s), floating IP {fip}; log: {result['log']}"
+    )
+
+
+@task(
+    help={
+        "cluster": "cluster name",
+        "cloud": "clouds.yaml entry (default: from the state file)",
+        "json": "machine-readable output",
+    }
+)
+def status(c, cluster, cloud=None, json_=False):
+    """Show every node (role, flavor, status, IPs) and the cost in Service Units."""
+    from stackspray.cluster import cluster_status
+    from stackspray.errors import StackSprayError
+
+    try:
+        st = cluster_status(cluster, cloud=cloud)
+    except StackSprayError as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(st))
+        return
+    print(f"cluster {st['cluster']} on cloud {st['cloud']}")
+    head = ("node", 28), ("role", 15), ("flavor", 11), ("status", 19), ("fixed IP", 15), ("floating IP", 16)
+    print("  " + "".join(f"{t:<{w}}" for t, w in head) + f"{'SU/h':>6}")
+    for n in st["nodes"]:
+        print(
+            f"  {n['name']:<28}{n['role']:<15}{n['flavor'] or '?':<11}{n['status']:<19}"
+            f"{n['fixed_ip'] or '-':<15}{n['floating_ip'] or '-':<16}{n['su_per_hour']:>6g}"
+        )
+    print(
+        f"  Service Units: {st['su_per_hour']:g}/hour now, {st['su_per_month']:,.0f}/month at this rate"
+        + (f"; {st['su_saved_per_hour']:g}/hour saved by shelved nodes" if st["su_saved_per_hour"] else "")
+    )
+    if st.get("share"):
+        print(f"  share: {st['share'].get('export_path')} (rule {st['share'].get('access_rule')})")
+
+
+@task(
+    help={
+        "cluster": "cluster name",
+        "cloud": "clouds.yaml entry (default: from the state file)",
+        "yes": "do not ask for confirmation",
+        "json": "machine-readable output",
+    }
+)
+def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
+    """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
+    from stackspray.cluster import destroy_cluster as destroy
+    from stackspray.errors import StackSprayError
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Exit(f"{question}\nrefusing without a terminal: pass --yes", code=1)
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    try:
+        result = destroy(cluster, cloud=cloud, progress=_progress(json_), confirm=confirm)
+    except StackSprayError as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result))
+
+
 sandbox = Collection("sandbox")
 sandbox.add_task(sandbox_up, name="up")
 sandbox.add_task(sandbox_down, name="down")
@@ -68,3 +208,7 @@ sandbox.add_task(sandbox_status, name="status")
 
 ns = Collection()
 ns.add_collection(sandbox)
+ns.add_task(plan)
+ns.add_task(create_cluster, name="create-cluster")
+ns.add_task(status)
+ns.add_task(destroy_cluster, name="destroy-cluster")

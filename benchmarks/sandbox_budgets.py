@@ -118,6 +118,8 @@ def main() -> int:
     if args.cold:
         cloud.down(paths)
         shutil.rmtree(paths.home, ignore_errors=True)
+        os.environ.pop("STACKSPRAY_SANDBOX_HOME")
+        os.environ.pop("PIP_NO_CACHE_DIR")
         cloud.up(SandboxPaths.default())
 
     if args.json:

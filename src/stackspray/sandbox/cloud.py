@@ -172,13 +172,29 @@ def _keystone_setup(paths: SandboxPaths, secrets: dict[str, str]) -> None:
     ks = APIS["keystone"]
     # The bootstrap password is passed through the environment, not argv.
     run(
-        [km, *conf, "bootstrap", "--bootstrap-username", ADMIN_USER,
-         "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
-         "--bootstrap-service-name", "keystone", "--bootstrap-region-id", REGION,
-         "--bootstrap-admin-url", ks.internal_url(), "--bootstrap-internal-url", ks.internal_url(),
-         "--bootstrap-public-url", ks.public_url()],
+        [
+            km,
+            *conf,
+            "bootstrap",
+            "--bootstrap-username",
+            ADMIN_USER,
+            "--bootstrap-project-name",
+            "admin",
+            "--bootstrap-role-name",
+            "admin",
+            "--bootstrap-service-name",
+            "keystone",
+            "--bootstrap-region-id",
+            REGION,
+            "--bootstrap-admin-url",
+            ks.internal_url(),
+            "--bootstrap-internal-url",
+            ks.internal_url(),
+            "--bootstrap-public-url",
+            ks.public_url(),
+        ],
         env={"OS_BOOTSTRAP_PASSWORD": secrets["admin"]},
-    )  # fmt: skip
+    )
     marker.touch()
 
 
@@ -190,22 +206,28 @@ def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str]) -> Path:
         "clouds": {
             "sandbox": {
                 "auth": {
-                    "auth_url": auth_url, "username": MEMBER_USER, "password": secrets["member"],
-                    "project_name": PROJECT, "user_domain_name": "Default",
+                    "auth_url": auth_url,
+                    "username": MEMBER_USER,
+                    "password": secrets["member"],
+                    "project_name": PROJECT,
+                    "user_domain_name": "Default",
                     "project_domain_name": "Default",
                 },
                 **common,
             },
             "sandbox-admin": {
                 "auth": {
-                    "auth_url": auth_url, "username": ADMIN_USER, "password": secrets["admin"],
-                    "project_name": "admin", "user_domain_name": "Default",
+                    "auth_url": auth_url,
+                    "username": ADMIN_USER,
+                    "password": secrets["admin"],
+                    "project_name": "admin",
+                    "user_domain_name": "Default",
                     "project_domain_name": "Default",
                 },
                 **common,
             },
         }
-    }  # fmt: skip
+    }
     fd = os.open(paths.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
@@ -248,8 +270,9 @@ def _ensure_identity(conn, secrets: dict[str, str]) -> None:
     def ensure_user(name: str, password: str, project, role_names):
         user = idn.find_user(name, domain_id=default.id)
         if user is None:
-            user = idn.create_user(name=name, password=password, domain_id=default.id,
-                                   default_project_id=project.id)  # fmt: skip
+            user = idn.create_user(
+                name=name, password=password, domain_id=default.id, default_project_id=project.id
+            )
         for rn in role_names:
             idn.assign_project_role_to_user(project, user, roles[rn])
 
@@ -262,8 +285,11 @@ def _ensure_identity(conn, secrets: dict[str, str]) -> None:
     for name, stype in CATALOG:
         svc = existing.get((name, stype)) or idn.create_service(name=name, type=stype, is_enabled=True)
         api = APIS[name]
-        for interface, url in (("public", api.public_url()), ("internal", api.internal_url()),
-                               ("admin", api.internal_url())):  # fmt: skip
+        for interface, url in (
+            ("public", api.public_url()),
+            ("internal", api.internal_url()),
+            ("admin", api.internal_url()),
+        ):
             if (svc.id, interface) not in endpoints:
                 idn.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id=REGION)
 
@@ -273,8 +299,9 @@ def _ensure_compute_resources(conn, paths: SandboxPaths) -> None:
     for name, (vcpus, ram_gib, disk, gpu) in FLAVORS.items():
         if name in have:
             continue
-        flavor = conn.compute.create_flavor(name=name, vcpus=vcpus, ram=ram_gib * 1024, disk=disk,
-                                            is_public=True)  # fmt: skip
+        flavor = conn.compute.create_flavor(
+            name=name, vcpus=vcpus, ram=ram_gib * 1024, disk=disk, is_public=True
+        )
         if gpu:
             # Marks the GPU; informational only in the sandbox (no GPU is scheduled here).
             conn.compute.create_flavor_extra_specs(flavor, {"gpu:model": gpu, "gpu:count": "1"})
@@ -283,25 +310,37 @@ def _ensure_compute_resources(conn, paths: SandboxPaths) -> None:
         with open(img, "wb") as fh:
             fh.truncate(1024 * 1024)
         conn.image.create_image(
-            name=IMAGE_NAME, filename=str(img), disk_format="raw", container_format="bare",
-            visibility="public", os_distro="ubuntu", os_version="24.04",
+            name=IMAGE_NAME,
+            filename=str(img),
+            disk_format="raw",
+            container_format="bare",
+            visibility="public",
+            os_distro="ubuntu",
+            os_version="24.04",
             properties={"os_default_user": "ubuntu", "stackspray_sandbox": "true"},
-        )  # fmt: skip
+        )
 
 
 def _ensure_network_resources(conn) -> None:
     net = conn.network.find_network(EXTERNAL_NETWORK)
     if net is None:
         net = conn.network.create_network(
-            name=EXTERNAL_NETWORK, is_router_external=True, is_shared=False,
-            provider_network_type="flat", provider_physical_network="public",
-        )  # fmt: skip
+            name=EXTERNAL_NETWORK,
+            is_router_external=True,
+            is_shared=False,
+            provider_network_type="flat",
+            provider_physical_network="public",
+        )
     if not list(conn.network.subnets(network_id=net.id)):
         conn.network.create_subnet(
-            network_id=net.id, name=f"{EXTERNAL_NETWORK}-subnet", ip_version=4,
-            cidr=EXTERNAL_CIDR, gateway_ip="172.24.4.1", is_dhcp_enabled=False,
+            network_id=net.id,
+            name=f"{EXTERNAL_NETWORK}-subnet",
+            ip_version=4,
+            cidr=EXTERNAL_CIDR,
+            gateway_ip="172.24.4.1",
+            is_dhcp_enabled=False,
             allocation_pools=[{"start": "172.24.4.10", "end": "172.24.4.250"}],
-        )  # fmt: skip
+        )
 
 
 def _ensure_share_type(conn) -> None:
@@ -332,8 +371,15 @@ def _discover_compute(paths: SandboxPaths, conn, timeout: float = 120) -> None:
         raise processes.DaemonFailed(
             "nova-compute did not report up; its log ends:\n" + processes.log_tail(paths, "nova-compute")
         )
-    run([str(paths.bin("nova-manage")), "--config-file", str(paths.etc / "nova/nova.conf"),
-         "cell_v2", "discover_hosts"])  # fmt: skip
+    run(
+        [
+            str(paths.bin("nova-manage")),
+            "--config-file",
+            str(paths.etc / "nova/nova.conf"),
+            "cell_v2",
+            "discover_hosts",
+        ]
+    )
     # Placement must know the compute node before the first boot.
     while time.monotonic() < deadline:
         if list(conn.placement.resource_providers()):
@@ -349,13 +395,17 @@ def helper_daemons(paths: SandboxPaths) -> dict[str, processes.Daemon]:
     env["PYTHONPATH"] = src + (os.pathsep + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")
     return {
         "fault-proxy": processes.Daemon(
-            "fault-proxy", [sys.executable, "-m", "stackspray.sandbox.faultproxy"], env,
+            "fault-proxy",
+            [sys.executable, "-m", "stackspray.sandbox.faultproxy"],
+            env,
             ready_url=f"http://{HOST}:{services.FAULT_CONTROL_PORT}/faults",
         ),
         "node-agent": processes.Daemon(
-            "node-agent", [sys.executable, "-m", "stackspray.sandbox.nodeagent"], env,
+            "node-agent",
+            [sys.executable, "-m", "stackspray.sandbox.nodeagent"],
+            env,
         ),
-    }  # fmt: skip
+    }
 
 
 def up(paths: SandboxPaths | None = None) -> UpReport:
@@ -364,14 +414,16 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
     report = UpReport()
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.home.chmod(0o700)
-    with _Timer(report, "apt packages"):
-        report.installed_apt = infra.install_apt_packages()
-    with _Timer(report, "services venv + node base image"):
+    with _Timer(report, "installs (apt, services venv, node base image)"):
+        # pip needs nothing from apt; debootstrap does: two lanes side by side.
+        def apt_then_base() -> None:
+            report.installed_apt = infra.install_apt_packages()
+            nodeimage.build_base(paths.base_image)
+
         with ThreadPoolExecutor(max_workers=2) as pool:
-            f1 = pool.submit(install_services, paths)
-            f2 = pool.submit(nodeimage.build_base, paths.base_image)
-            f1.result()
-            f2.result()
+            lanes = [pool.submit(install_services, paths), pool.submit(apt_then_base)]
+            for lane in lanes:
+                lane.result()
     secrets = load_secrets(paths)
     for d in services.state_dirs(paths):
         d.mkdir(parents=True, exist_ok=True)

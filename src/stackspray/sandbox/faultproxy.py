@@ -85,9 +85,16 @@ class FaultTable:
                 rule["remaining"] -= 1
                 rule["fired"] += 1
                 self.fired.append(
-                    {"rule": rule["id"], "service": service, "method": method, "path": path,
-                     "kind": rule["kind"], "status": rule["status"], "at": time.time()}
-                )  # fmt: skip
+                    {
+                        "rule": rule["id"],
+                        "service": service,
+                        "method": method,
+                        "path": path,
+                        "kind": rule["kind"],
+                        "status": rule["status"],
+                        "at": time.time(),
+                    }
+                )
                 return dict(rule)
         return None
 
@@ -141,9 +148,13 @@ def make_proxy_handler(service: str, upstream_port: int):
                 return
             if rule and rule["kind"] == "status":
                 payload = rule["body"] or json.dumps(
-                    {"error": {"code": rule["status"],
-                               "message": f"injected fault (stackspray sandbox rule {rule['id']})"}}
-                )  # fmt: skip
+                    {
+                        "error": {
+                            "code": rule["status"],
+                            "message": f"injected fault (stackspray sandbox rule {rule['id']})",
+                        }
+                    }
+                )
                 data = payload.encode()
                 self.send_response(rule["status"])
                 self.send_header("Content-Type", "application/json")

@@ -46,9 +46,17 @@ def inject(
     return _call(
         "POST",
         "/faults",
-        {"service": service, "method": method, "path": path, "count": count, "status": status,
-         "retry_after": retry_after, "kind": kind, "delay": delay},
-    )  # fmt: skip
+        {
+            "service": service,
+            "method": method,
+            "path": path,
+            "count": count,
+            "status": status,
+            "retry_after": retry_after,
+            "kind": kind,
+            "delay": delay,
+        },
+    )
 
 
 def rules() -> list[dict]:

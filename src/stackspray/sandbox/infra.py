@@ -70,13 +70,22 @@ def mariadb_daemon(paths: SandboxPaths) -> Daemon:
     return Daemon(
         "mariadb",
         [
-            "mariadbd", "--no-defaults", "--user=root", f"--datadir={_db_dir(paths)}",
-            f"--bind-address={HOST}", f"--port={DB_PORT}", f"--socket={_db_socket(paths)}",
-            f"--pid-file={paths.run / 'mariadbd.pid'}", "--max-connections=1000",
-            "--skip-name-resolve", "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
-            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+            "mariadbd",
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={_db_dir(paths)}",
+            f"--bind-address={HOST}",
+            f"--port={DB_PORT}",
+            f"--socket={_db_socket(paths)}",
+            f"--pid-file={paths.run / 'mariadbd.pid'}",
+            "--max-connections=1000",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=128M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
         ],
-    )  # fmt: skip
+    )
 
 
 def start_mariadb(paths: SandboxPaths, secrets: dict[str, str]) -> None:
@@ -87,10 +96,16 @@ def start_mariadb(paths: SandboxPaths, secrets: dict[str, str]) -> None:
             shutil.rmtree(datadir)
         datadir.mkdir(parents=True)
         run(
-            ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={datadir}",
-             "--auth-root-authentication-method=socket", "--skip-test-db"],
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={datadir}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
             timeout=300,
-        )  # fmt: skip
+        )
     start(paths, mariadb_daemon(paths))
     _wait_port(paths, "mariadb", DB_PORT, 60)
     if fresh:

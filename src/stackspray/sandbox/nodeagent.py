@@ -26,8 +26,18 @@ from .paths import SandboxPaths
 log = logging.getLogger("stackspray.sandbox.nodeagent")
 
 RUNNING_STATES = {"ACTIVE"}
-STOPPED_STATES = {"SHELVED", "SHELVED_OFFLOADED", "SHUTOFF", "SUSPENDED", "PAUSED", "ERROR",
-                  "SOFT_DELETED", "DELETED", "HARD_REBOOT", "REBOOT"}  # fmt: skip
+STOPPED_STATES = {
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "SHUTOFF",
+    "SUSPENDED",
+    "PAUSED",
+    "ERROR",
+    "SOFT_DELETED",
+    "DELETED",
+    "HARD_REBOOT",
+    "REBOOT",
+}
 POLL_SECONDS = 0.5
 
 
@@ -81,10 +91,16 @@ class Agent:
             log.warning("server %s: subnet %s has no gateway; node unreachable", server.id, cidr)
             return None
         return nodehost.NodeSpec(
-            server_id=server.id, hostname=_hostname(server), network_id=port.network_id,
-            fixed_ip=ips[0]["ip_address"], cidr=cidr, gateway=gateway, mac=port.mac_address,
-            public_key=self._public_key(server), floating_ips=sorted(fips_by_port.get(port.id, [])),
-        )  # fmt: skip
+            server_id=server.id,
+            hostname=_hostname(server),
+            network_id=port.network_id,
+            fixed_ip=ips[0]["ip_address"],
+            cidr=cidr,
+            gateway=gateway,
+            mac=port.mac_address,
+            public_key=self._public_key(server),
+            floating_ips=sorted(fips_by_port.get(port.id, [])),
+        )
 
     def reconcile(self) -> None:
         servers = list(self.conn.compute.servers(all_projects=True))

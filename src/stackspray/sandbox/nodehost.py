@@ -172,8 +172,17 @@ def _overlay(paths: SandboxPaths, spec: NodeSpec) -> Path:
     for p in (upper, work, merged):
         p.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(merged):
-        run(["mount", "-t", "overlay", f"stackspray-{spec.short}", "-o",
-             f"lowerdir={paths.base_image},upperdir={upper},workdir={work}", str(merged)])  # fmt: skip
+        run(
+            [
+                "mount",
+                "-t",
+                "overlay",
+                f"stackspray-{spec.short}",
+                "-o",
+                f"lowerdir={paths.base_image},upperdir={upper},workdir={work}",
+                str(merged),
+            ]
+        )
     return merged
 
 
@@ -223,12 +232,26 @@ def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
         raise
     logf = open(d / "console.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(
-        ["systemd-nspawn", "-D", str(root), "--boot", f"--machine=spr-{spec.short}",
-         f"--network-namespace-path=/run/netns/{spec.netns}", f"--hostname={spec.hostname}",
-         "--register=no", "--keep-unit", "--console=passive", "--resolv-conf=off",
-         "--link-journal=no", "--private-users=no"],
-        stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            "systemd-nspawn",
+            "-D",
+            str(root),
+            "--boot",
+            f"--machine=spr-{spec.short}",
+            f"--network-namespace-path=/run/netns/{spec.netns}",
+            f"--hostname={spec.hostname}",
+            "--register=no",
+            "--keep-unit",
+            "--console=passive",
+            "--resolv-conf=off",
+            "--link-journal=no",
+            "--private-users=no",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     logf.close()
     _pidfile(paths, spec.server_id).write_text(str(proc.pid))
     log.info("node %s (%s) started: pid %s at %s", spec.hostname, spec.server_id, proc.pid, spec.fixed_ip)
@@ -352,10 +375,15 @@ def list_nodes(paths: SandboxPaths) -> list[dict]:
     for d in sorted(paths.nodes.iterdir()):
         spec = load_spec(paths, d.name)
         if spec:
-            out.append({
-                "server_id": spec.server_id, "hostname": spec.hostname, "fixed_ip": spec.fixed_ip,
-                "floating_ips": spec.floating_ips, "running": is_running(paths, spec.server_id),
-            })  # fmt: skip
+            out.append(
+                {
+                    "server_id": spec.server_id,
+                    "hostname": spec.hostname,
+                    "fixed_ip": spec.fixed_ip,
+                    "floating_ips": spec.floating_ips,
+                    "running": is_running(paths, spec.server_id),
+                }
+            )
     return out
 
 

@@ -280,16 +280,26 @@ def write_configs(paths: SandboxPaths, secrets: dict[str, str]) -> None:
 def _uwsgi(paths: SandboxPaths, api: Api, module: str, env: dict[str, str], extra=()) -> Daemon:
     argv = [
         str(paths.bin("uwsgi")),
-        "--http-socket", f"{HOST}:{api.internal_port}",
-        "--module", f"{module}:application",
-        "--master", "--processes", "1", "--threads", "4",
-        "--die-on-term", "--lazy-apps", "--need-app",
-        "--buffer-size", "65535",
+        "--http-socket",
+        f"{HOST}:{api.internal_port}",
+        "--module",
+        f"{module}:application",
+        "--master",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        "--die-on-term",
+        "--lazy-apps",
+        "--need-app",
+        "--buffer-size",
+        "65535",
         # --http-socket does not keep connections alive; saying so stops clients from reusing
         # a closed one (a POST on it fails with "connection reset").
-        "--add-header", "Connection: close",
+        "--add-header",
+        "Connection: close",
         *extra,
-    ]  # fmt: skip
+    ]
     return Daemon(f"{api.name}-api", argv, env, ready_url=f"http://{HOST}:{api.internal_port}/")
 
 
@@ -301,19 +311,28 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
     nova_env = {"OS_NOVA_CONFIG_DIR": str(etc / "nova"), "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
     return {
         "keystone-api": _uwsgi(
-            paths, APIS["keystone"], "keystone.wsgi.api",
+            paths,
+            APIS["keystone"],
+            "keystone.wsgi.api",
             {"OS_KEYSTONE_CONFIG_FILES": str(etc / "keystone/keystone.conf")},
         ),
         "glance-api": _uwsgi(
-            paths, APIS["glance"], "glance.wsgi.api", {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")},
+            paths,
+            APIS["glance"],
+            "glance.wsgi.api",
+            {"OS_GLANCE_CONFIG_DIR": str(etc / "glance")},
             extra=("--http-chunked-input", "--http-raw-body"),
         ),
         "placement-api": _uwsgi(
-            paths, APIS["placement"], "placement.wsgi.api",
+            paths,
+            APIS["placement"],
+            "placement.wsgi.api",
             {"OS_PLACEMENT_CONFIG_DIR": str(etc / "placement")},
         ),
         "neutron-api": _uwsgi(
-            paths, APIS["neutron"], "neutron.wsgi.api",
+            paths,
+            APIS["neutron"],
+            "neutron.wsgi.api",
             {
                 "OS_NEUTRON_CONFIG_DIR": str(etc / "neutron"),
                 "OS_NEUTRON_CONFIG_FILES": "neutron.conf;plugins/ml2/ml2_conf.ini",
@@ -332,7 +351,10 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
             faults_env,
         ),
         "manila-api": _uwsgi(
-            paths, APIS["manila"], "manila.wsgi.api", {},
+            paths,
+            APIS["manila"],
+            "manila.wsgi.api",
+            {},
             extra=("--pyargv", f"--config-file {etc / 'manila/manila.conf'}"),
         ),
         "manila-scheduler": Daemon(
@@ -342,7 +364,7 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
         "manila-share": Daemon(
             "manila-share", [str(bin_("manila-share")), "--config-file", str(etc / "manila/manila.conf")]
         ),
-    }  # fmt: skip
+    }
 
 
 def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
@@ -358,16 +380,30 @@ def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
         ("keystone", [manage("keystone-manage", "keystone/keystone.conf", "db_sync")]),
         ("glance", [manage("glance-manage", "glance/glance-api.conf", "db_sync")]),
         ("placement", [manage("placement-manage", "placement/placement.conf", "db", "sync")]),
-        ("neutron", [manage("neutron-db-manage", "neutron/neutron.conf", "--config-file",
-                            str(etc / "neutron/plugins/ml2/ml2_conf.ini"), "upgrade", "heads")]),
-        ("nova", [
-            [str(b("nova-manage")), *nova_conf, "api_db", "sync"],
-            [str(b("nova-manage")), *nova_conf, "cell_v2", "map_cell0"],
-            [str(b("nova-manage")), *nova_conf, "cell_v2", "create_cell", "--name", "cell1"],
-            [str(b("nova-manage")), *nova_conf, "db", "sync"],
-        ]),
+        (
+            "neutron",
+            [
+                manage(
+                    "neutron-db-manage",
+                    "neutron/neutron.conf",
+                    "--config-file",
+                    str(etc / "neutron/plugins/ml2/ml2_conf.ini"),
+                    "upgrade",
+                    "heads",
+                )
+            ],
+        ),
+        (
+            "nova",
+            [
+                [str(b("nova-manage")), *nova_conf, "api_db", "sync"],
+                [str(b("nova-manage")), *nova_conf, "cell_v2", "map_cell0"],
+                [str(b("nova-manage")), *nova_conf, "cell_v2", "create_cell", "--name", "cell1"],
+                [str(b("nova-manage")), *nova_conf, "db", "sync"],
+            ],
+        ),
         ("manila", [manage("manila-manage", "manila/manila.conf", "db", "sync")]),
-    ]  # fmt: skip
+    ]
 
 
 def state_dirs(paths: SandboxPaths) -> list[Path]:

@@ -1,0 +1,523 @@
+"""Carrying out a plan against the cloud, in dependency order, concurrently where independent.
+
+Phases: network → security groups, keypair, server groups → removals → ports → servers (one
+shared wait with backoff; a server that lands in ERROR is deleted and booted again up to
+`BOOT_ATTEMPTS` times, the fault in the message) → floating IP. The share and its access rule
+are independent of all that and run beside it. Every create goes through `cloudops.ensure`,
+so an interrupted run is finished by running again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .cloudops import act, ensure, read, wait_until
+from .errors import CloudError
+from .observe import META_CLUSTER, META_GROUP, flavor_name
+from .plan import OWNER_TAG, Action, cluster_tag
+from .spec import ClusterSpec
+from .state import ClusterDir
+
+log = logging.getLogger(__name__)
+
+PARALLEL = 8
+BOOT_ATTEMPTS = 3
+SERVER_TIMEOUT = 900.0
+
+
+def marker(cluster: str) -> str:
+    """The description every Neutron resource gets at creation (atomic ownership mark)."""
+    return cluster_tag(cluster)
+
+
+@dataclass
+class Progress:
+    """Receives progress events; the CLI prints them, tests capture them."""
+
+    emit: Callable[[str], None] = print
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, message: str) -> None:
+        with self.lock:
+            self.emit(f"[{time.monotonic() - self.started:7.1f}s] {message}")
+        log.info(message)
+
+
+class Applier:
+    def __init__(self, conn, spec: ClusterSpec, cdir: ClusterDir, progress: Progress) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.cdir = cdir
+        self.say = progress
+        self.tag = cluster_tag(spec.name)
+        self.tags = [OWNER_TAG, self.tag]
+        self.ids: dict[str, str] = {}
+        self.pool = ThreadPoolExecutor(max_workers=PARALLEL)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _owned(self, items, name: str):
+        for i in items:
+            if i.name == name and (
+                self.tag in (getattr(i, "tags", None) or [])
+                or getattr(i, "description", "") == marker(self.spec.name)
+            ):
+                return i
+        return None
+
+    def _tag(self, res) -> None:
+        if set(self.tags) - set(getattr(res, "tags", None) or []):
+            act(
+                lambda: self.conn.network.set_tags(res, sorted(set(self.tags) | set(res.tags or []))),
+                f"tag {res.name}",
+            )
+
+    def _neutron_ensure(self, kind: str, name: str, lister, creator):
+        res, created = ensure(lambda: self._owned(lister(), name), creator, f"{kind} {name}")
+        self._tag(res)
+        if created:
+            self.say(f"created {kind} {name}")
+        return res
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def run(self, actions: list[Action]) -> None:
+        by = {}
+        for a in actions:
+            by.setdefault((a.resource, a.kind), []).append(a)
+        share_job: Future | None = None
+        if self.spec.share and any(
+            a.resource in ("share", "access-rule") and a.kind != "noop" for a in actions
+        ):
+            share_job = self.pool.submit(self.share, actions)
+        self.network()
+        jobs = [
+            self.pool.submit(self.security_group, a)
+            for a in actions
+            if a.resource == "security-group" and a.kind in ("create", "update")
+        ]
+        self.security_group_ids()
+        if ("keypair", "create") in by:
+            jobs.append(self.pool.submit(self.keypair))
+        jobs += [self.pool.submit(self.server_group, a) for a in by.get(("server-group", "create"), [])]
+        _results(jobs)
+        self.server_group_ids()
+        _results([self.pool.submit(self.delete_server, a) for a in by.get(("server", "delete"), [])])
+        _results([self.pool.submit(self.delete_port, a) for a in by.get(("port", "delete"), [])])
+        _results([self.pool.submit(self.port, a) for a in by.get(("port", "create"), [])])
+        self.port_ids()
+        self.servers(by.get(("server", "create"), []))
+        for a in by.get(("floating-ip", "create"), []) + by.get(("floating-ip", "update"), []):
+            self.floating_ip(a)
+        if share_job is not None:
+            share_job.result()
+
+    def network(self) -> None:
+        net = self.conn.network
+        c = self.spec.name
+        if self.spec.network.existing:
+            n = read(lambda: net.find_network(self.spec.network.existing), "find network")
+            self.ids["network"] = n.id
+            subnets = read(lambda: list(net.subnets(network_id=n.id, ip_version=4)), "list subnets")
+            if not subnets:
+                raise CloudError(f"network {self.spec.network.existing} has no IPv4 subnet")
+            self.ids["subnet"] = subnets[0].id
+            return
+        d = marker(c)
+        n = self._neutron_ensure(
+            "network",
+            f"{c}-net",
+            lambda: net.networks(name=f"{c}-net"),
+            lambda: net.create_network(name=f"{c}-net", description=d),
+        )
+        self.ids["network"] = n.id
+        s = self._neutron_ensure(
+            "subnet",
+            f"{c}-subnet",
+            lambda: net.subnets(name=f"{c}-subnet"),
+            lambda: net.create_subnet(
+                name=f"{c}-subnet",
+                network_id=n.id,
+                ip_version=4,
+                cidr=self.spec.network.cidr,
+                description=d,
+                dns_nameservers=list(self.spec.network.dns_nameservers),
+            ),
+        )
+        self.ids["subnet"] = s.id
+        ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
+        r = self._neutron_ensure(
+            "router",
+            f"{c}-router",
+            lambda: net.routers(name=f"{c}-router"),
+            lambda: net.create_router(
+                name=f"{c}-router", description=d, external_gateway_info={"network_id": ext.id}
+            ),
+        )
+        self.ids["router"] = r.id
+        ifaces = read(
+            lambda: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
+            "list router interfaces",
+        )
+        if not any(ip["subnet_id"] == s.id for p in ifaces for ip in p.fixed_ips):
+            try:
+                act(lambda: net.add_interface_to_router(r, subnet=s.id), f"attach {c}-subnet to {c}-router")
+            except CloudError as exc:
+                if "already" not in str(exc).lower():
+                    raise
+            self.say(f"attached {c}-subnet to {c}-router")
+
+    def security_group(self, a: Action) -> None:
+        net = self.conn.network
+        sg = self._neutron_ensure(
+            "security group",
+            a.name,
+            lambda: net.security_groups(name=a.name),
+            lambda: net.create_security_group(name=a.name, description=marker(self.spec.name)),
+        )
+        from .observe import sg_rules
+
+        current = read(lambda: net.get_security_group(sg.id), f"read {a.name}")
+        have = {tuple(r) for r in sg_rules(current)}
+        add = a.detail.get("rules") or a.detail.get("add") or []
+        for rule in add:
+            if tuple(rule) in have:
+                continue
+            direction, ether, proto, pmin, pmax, cidr, group = rule
+            body = {"security_group_id": sg.id, "direction": direction, "ethertype": ether}
+            if proto:
+                body.update(protocol=proto, port_range_min=pmin, port_range_max=pmax)
+            if cidr:
+                body["remote_ip_prefix"] = cidr
+            if group == "self":
+                body["remote_group_id"] = sg.id
+            try:
+                act(lambda b=body: net.create_security_group_rule(**b), f"rule on {a.name}")
+            except CloudError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        for rule in a.detail.get("remove", []):
+            for r in current.security_group_rules:
+                if r["direction"] == "ingress" and _rule_tuple(r, sg.id) == tuple(rule):
+                    act(
+                        lambda rid=r["id"]: net.delete_security_group_rule(rid, ignore_missing=True),
+                        f"remove rule from {a.name}",
+                    )
+        self.say(f"security group {a.name}: {len(add)} rule(s) ensured")
+
+    def security_group_ids(self) -> None:
+        for sg in read(lambda: list(self.conn.network.security_groups()), "list security groups"):
+            if sg.name.startswith(f"{self.spec.name}-"):
+                self.ids[f"sg:{sg.name}"] = sg.id
+
+    def keypair(self) -> None:
+        kp = self.spec.keypair
+        public = kp.public_key_file.read_text().strip()
+        _, created = ensure(
+            lambda: self.conn.compute.find_keypair(kp.name),
+            lambda: self.conn.compute.create_keypair(name=kp.name, public_key=public),
+            f"keypair {kp.name}",
+        )
+        if created:
+            self.say(f"uploaded keypair {kp.name}")
+
+    def server_group(self, a: Action) -> None:
+        compute = self.conn.compute
+
+        def find():
+            return next((g for g in compute.server_groups() if g.name == a.name), None)
+
+        _, created = ensure(
+            find,
+            lambda: compute.create_server_group(name=a.name, policy="soft-anti-affinity"),
+            f"server group {a.name}",
+        )
+        if created:
+            self.say(f"created server group {a.name}")
+
+    def server_group_ids(self) -> None:
+        for g in read(lambda: list(self.conn.compute.server_groups()), "list server groups"):
+            if g.name.startswith(f"{self.spec.name}-"):
+                self.ids[f"sgroup:{g.name}"] = g.id
+
+    def port(self, a: Action) -> None:
+        net = self.conn.network
+        body = dict(
+            name=a.name,
+            network_id=self.ids["network"],
+            description=marker(self.spec.name),
+            fixed_ips=[{"subnet_id": self.ids["subnet"]}],
+            security_group_ids=[self.ids[f"sg:{n}"] for n in a.detail["security_groups"]],
+            allowed_address_pairs=[{"ip_address": c} for c in a.detail["allowed_address_pairs"]],
+        )
+        self._neutron_ensure("port", a.name, lambda: net.ports(name=a.name), lambda: net.create_port(**body))
+
+    def port_ids(self) -> None:
+        for p in read(lambda: list(self.conn.network.ports(network_id=self.ids["network"])), "list ports"):
+            if p.name.startswith(f"{self.spec.name}-") and p.name.endswith("-port"):
+                self.ids[f"port:{p.name}"] = p.id
+
+    def _find_server(self, name: str):
+        for s in self.conn.compute.servers(name=f"^{name}$"):
+            if (s.metadata or {}).get(META_CLUSTER) == self.spec.name:
+                return s
+        return None
+
+    def _boot(self, a: Action):
+        compute = self.conn.compute
+        image = read(lambda: self.conn.image.find_image(self.spec.image), "find image")
+        flavor = read(lambda: compute.find_flavor(a.detail["flavor"]), "find flavor")
+        kwargs = dict(
+            name=a.name,
+            flavor_id=flavor.id,
+            key_name=self.spec.keypair.name,
+            networks=[{"port": self.ids[f"port:{a.detail['port']}"]}],
+            metadata={META_CLUSTER: self.spec.name, META_GROUP: a.detail["group"]},
+        )
+        sg = self.ids.get(f"sgroup:{a.detail['server_group']}")
+        if sg:
+            kwargs["scheduler_hints"] = {"group": sg}
+        if a.detail.get("boot_volume_gb"):
+            kwargs["block_device_mapping_v2"] = [
+                {
+                    "boot_index": 0,
+                    "uuid": image.id,
+                    "source_type": "image",
+                    "destination_type": "volume",
+                    "volume_size": a.detail["boot_volume_gb"],
+                    "delete_on_termination": True,
+                }
+            ]
+        else:
+            kwargs["image_id"] = image.id
+        server, created = ensure(
+            lambda: self._find_server(a.name), lambda: compute.create_server(**kwargs), f"server {a.name}"
+        )
+        if created:
+            self.say(f"booting {a.name} ({a.detail['flavor']})")
+        return server
+
+    def servers(self, creates: list[Action]) -> None:
+        if not creates:
+            return
+        pending = {a.name: a for a in creates}
+        attempts = dict.fromkeys(pending, 1)
+        _results([self.pool.submit(self._boot, a) for a in creates])
+        faults: dict[str, str] = {}
+        while pending:
+
+            def check():
+                found = {
+                    s.name: s
+                    for s in self.conn.compute.servers(name=f"^{self.spec.name}-")
+                    if s.name in pending
+                }
+                done = {n: s for n, s in found.items() if s.status in ("ACTIVE", "ERROR")}
+                return done or None
+
+            done = wait_until(
+                lambda: read(check, "poll servers"),
+                f"servers {sorted(pending)} to boot",
+                timeout=SERVER_TIMEOUT,
+            )
+            for name, s in done.items():
+                if s.status == "ACTIVE":
+                    self.say(f"{name} ACTIVE")
+                    pending.pop(name)
+                    continue
+                fault = (s.fault or {}).get("message", "no fault recorded")
+                faults[name] = fault
+                if attempts[name] >= BOOT_ATTEMPTS:
+                    continue
+                self.say(
+                    f"{name} went to ERROR ({fault}); deleting and booting again "
+                    f"(attempt {attempts[name] + 1}/{BOOT_ATTEMPTS})"
+                )
+                act(lambda s=s: self.conn.compute.delete_server(s, ignore_missing=True), f"delete {name}")
+                wait_until(
+                    lambda s=s: (
+                        True if read(lambda: self.conn.compute.find_server(s.id), "find") is None else None
+                    ),
+                    f"{name} deleted",
+                    timeout=300,
+                )
+                attempts[name] += 1
+                self._boot(pending[name])
+            failed = [
+                n for n in pending if attempts[n] >= BOOT_ATTEMPTS and n in done and done[n].status == "ERROR"
+            ]
+            if failed:
+                detail = "; ".join(f"{n}: {faults[n]}" for n in failed)
+                raise CloudError(
+                    f"server(s) failed to boot {BOOT_ATTEMPTS} times: {detail}. They are left in ERROR "
+                    "for inspection; re-run create-cluster to replace them."
+                )
+
+    def delete_server(self, a: Action) -> None:
+        s = read(lambda: self._find_server(a.name), f"find {a.name}")
+        if s is None:
+            return
+        act(lambda: self.conn.compute.delete_server(s, ignore_missing=True), f"delete server {a.name}")
+        wait_until(
+            lambda: True if read(lambda: self._find_server(a.name), "find") is None else None,
+            f"{a.name} deleted",
+            timeout=300,
+        )
+        self.say(f"deleted server {a.name} ({a.reason})")
+
+    def delete_port(self, a: Action) -> None:
+        for p in read(lambda: list(self.conn.network.ports(name=a.name)), f"find {a.name}"):
+            if p.description == marker(self.spec.name) or self.tag in (p.tags or []):
+                act(
+                    lambda p=p: self.conn.network.delete_port(p, ignore_missing=True), f"delete port {a.name}"
+                )
+
+    def floating_ip(self, a: Action) -> None:
+        net = self.conn.network
+        port_id = self.ids[f"port:{a.detail['server']}-port"]
+        if a.kind == "update":
+            fip = next(iter(read(lambda: list(net.ips(tags=self.tag)), "list floating IPs")))
+        elif "adopt" in a.detail:
+            fip = read(lambda: next(iter(net.ips(floating_ip_address=a.detail["adopt"])), None), "find FIP")
+            if fip is None:
+                raise CloudError(f"floating IP {a.detail['adopt']} is not allocated to this project")
+            act(
+                lambda: net.set_tags(
+                    fip, sorted(set(fip.tags or []) | set(self.tags) | {"stackspray-adopted"})
+                ),
+                "tag adopted floating IP",
+            )
+        else:
+            ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
+            fip, _ = ensure(
+                lambda: (
+                    next(iter(net.ips(tags=self.tag)), None)
+                    or next(
+                        (
+                            f
+                            for f in net.ips(floating_network_id=ext.id)
+                            if f.description == marker(self.spec.name)
+                        ),
+                        None,
+                    )
+                ),
+                lambda: net.create_ip(floating_network_id=ext.id, description=marker(self.spec.name)),
+                "floating IP",
+            )
+            self._tag(fip)
+        act(lambda: net.update_ip(fip, port_id=port_id), "associate floating IP")
+        self.say(f"floating IP {fip.floating_ip_address} on {a.detail['server']}")
+
+    def share(self, actions: list[Action]) -> None:
+        sfs = self.conn.shared_file_system
+        sh_spec = self.spec.share
+        name = f"{self.spec.name}-share"
+        for a in actions:
+            if a.resource == "share" and a.kind == "delete":
+                old = self._find_share(name)
+                if old is not None:
+                    act(lambda old=old: sfs.delete_share(old), f"delete share {name}")
+                    wait_until(
+                        lambda: True if self._find_share(name) is None else None, f"{name} deleted", 300
+                    )
+
+        share, created = ensure(
+            lambda: self._find_share(name),
+            lambda: sfs.create_share(
+                name=name,
+                size=sh_spec.size_gb,
+                share_proto="CEPHFS",
+                share_type=sh_spec.share_type,
+                metadata={META_CLUSTER: self.spec.name},
+            ),
+            f"share {name}",
+        )
+        if created:
+            self.say(f"creating share {name} ({sh_spec.size_gb} GiB)")
+
+        def available():
+            s = read(lambda: sfs.get_share(share.id), f"read share {name}")
+            if s.status == "error":
+                raise CloudError(f"share {name} went to error; re-run to replace it")
+            return s if s.status == "available" else None
+
+        wait_until(available, f"share {name} available", timeout=600)
+
+        def find_rule():
+            return next((r for r in sfs.access_rules(share) if r.access_to == sh_spec.access_rule), None)
+
+        rule, _ = ensure(
+            find_rule,
+            lambda: sfs.create_access_rule(
+                share.id, access_to=sh_spec.access_rule, access_type="cephx", access_level="rw"
+            ),
+            f"access rule {sh_spec.access_rule}",
+        )
+
+        def active():
+            r = read(lambda: sfs.get_access_rule(rule.id), "read access rule")
+            if r.state == "error":
+                raise CloudError(f"access rule {sh_spec.access_rule} went to error")
+            return r if r.state == "active" and r.access_key else None
+
+        rule = wait_until(active, f"access rule {sh_spec.access_rule} active", timeout=300)
+        self.cdir.write_secret("share-access-key", rule.access_key)
+        self.say(f"share {name} ready; access key stored in {self.cdir.secrets / 'share-access-key'}")
+
+    def _find_share(self, name: str):
+        for s in self.conn.shared_file_system.shares(details=True):
+            if s.name == name and (s.metadata or {}).get(META_CLUSTER) == self.spec.name:
+                return s
+        return None
+
+
+def _rule_tuple(r: dict, sg_id: str) -> tuple:
+    return (
+        r["direction"],
+        r["ethertype"],
+        r.get("protocol"),
+        r.get("port_range_min"),
+        r.get("port_range_max"),
+        r.get("remote_ip_prefix"),
+        "self" if r.get("remote_group_id") == sg_id else r.get("remote_group_id"),
+    )
+
+
+def _results(futures: list[Future]) -> list:
+    """Wait for every job; raise the first failure only after all finished (none is stranded)."""
+    results, errors = [], []
+    for f in futures:
+        try:
+            results.append(f.result())
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    if errors:
+        if len(errors) > 1:
+            raise CloudError("; ".join(str(e) for e in errors)) from errors[0]
+        raise errors[0]
+    return results
+
+
+def server_record(s) -> dict:
+    """What the state file keeps of a server."""
+    fixed, floating = None, None
+    for addrs in (s.addresses or {}).values():
+        for ad in addrs:
+            if ad.get("OS-EXT-IPS:type") == "floating":
+                floating = ad["addr"]
+            elif ad.get("version") == 4 and fixed is None:
+                fixed = ad["addr"]
+    return {
+        "id": s.id,
+        "status": s.status,
+        "flavor": flavor_name(s),
+        "fixed_ip": fixed,
+        "floating_ip": floating,
+        "group": (s.metadata or {}).get(META_GROUP),
+    }

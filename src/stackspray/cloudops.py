@@ -1,0 +1,132 @@
+"""Calling the cloud safely: retries with backoff, idempotent creates, waits with backoff.
+
+- `read(fn, what)`: a read is safe to repeat, so 5xx, 429 (honouring Retry-After) and broken
+  connections are retried with exponential backoff.
+- `ensure(find, create, what)`: the create pattern of cluster-api-provider-openstack's
+  getOrCreateServer — find (by name and ownership tag) first; create only when nothing is found;
+  after a failed or interrupted create, *find again* before creating again, because the create
+  may have succeeded on the server side. A create is never blindly repeated.
+- `wait_until(check, what)`: poll with backoff until `check()` returns a value or a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as os_exc
+
+from .errors import CloudError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+ATTEMPTS = 6
+BASE_DELAY = 0.5
+MAX_DELAY = 15.0
+
+
+def _status(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+    return int(code) if code else None
+
+
+def retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ks_exc.ConnectionError | ks_exc.RetriableConnectionFailure):
+        return True
+    if isinstance(exc, os_exc.HttpException | ks_exc.HttpError):
+        return _status(exc) in RETRY_STATUS
+    return False
+
+
+def retry_after(exc: BaseException) -> float | None:
+    resp = getattr(exc, "response", None)
+    value = getattr(resp, "headers", {}).get("Retry-After") if resp is not None else None
+    try:
+        return min(float(value), 120.0) if value else None
+    except ValueError:
+        return None
+
+
+def backoff(attempt: int) -> float:
+    return min(MAX_DELAY, BASE_DELAY * 2**attempt) * (0.75 + random.random() / 2)
+
+
+def read(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
+    """Run a read call, retrying transient failures; raise CloudError naming `what`."""
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 (classified below)
+            if not retryable(exc):
+                raise CloudError(f"{what}: {_describe(exc)}") from exc
+            last = exc
+            delay = retry_after(exc) or backoff(attempt)
+            log.warning("%s: %s; retrying in %.1fs", what, _describe(exc), delay)
+            time.sleep(delay)
+    raise CloudError(f"{what}: still failing after {attempts} attempts: {_describe(last)}")
+
+
+def ensure(
+    find: Callable[[], T | None], create: Callable[[], T], what: str, attempts: int = ATTEMPTS
+) -> tuple[T, bool]:
+    """Return (resource, created). Find first; create only if absent; re-find after a failed create."""
+    last: BaseException | None = None
+    for attempt in range(attempts):
+        found = read(find, f"{what} (look-up)")
+        if found is not None:
+            return found, False
+        try:
+            return create(), True
+        except Exception as exc:  # noqa: BLE001
+            if not retryable(exc):
+                raise CloudError(f"{what}: {_describe(exc)}") from exc
+            last = exc
+            delay = retry_after(exc) or backoff(attempt)
+            log.warning("%s: create failed (%s); looking again in %.1fs", what, _describe(exc), delay)
+            time.sleep(delay)
+    raise CloudError(f"{what}: create still failing after {attempts} attempts: {_describe(last)}")
+
+
+def act(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
+    """An idempotent change (delete, associate, add rule): safe to repeat, retried like a read.
+
+    A 404 on a delete means it is already gone and is not an error (callers pass ignore_missing).
+    """
+    return read(fn, what, attempts)
+
+
+class WaitFailed(CloudError):
+    pass
+
+
+def wait_until(
+    check: Callable[[], T | None], what: str, timeout: float = 600.0, first: float = 0.5, cap: float = 5.0
+) -> T:
+    """Poll `check` with backoff (first, x1.5, capped) until it returns non-None; it may raise."""
+    deadline = time.monotonic() + timeout
+    delay = first
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() + delay > deadline:
+            raise WaitFailed(f"{what}: not done after {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(cap, delay * 1.5)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    code = _status(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if code and str(code) not in text:
+        text = f"HTTP {code}: {text}"
+    return text[:300]

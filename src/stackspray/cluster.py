@@ -1,0 +1,400 @@
+"""The cluster commands as library calls: plan, create, status, destroy.
+
+Each observes the cloud, computes with pure functions (`plan.plan`, `quota.check`, `cost`) and
+only then acts. `tasks.py` parses flags and prints; nothing here prints except through the
+`Progress` it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import openstack
+
+from . import cost, quota
+from .apply import Applier, Progress, marker, server_record
+from .cloudops import act, read, wait_until
+from .errors import CloudError, ClusterNotFound, SpecError
+from .observe import META_CLUSTER, catalog, is_owned, observe
+from .plan import Action, changes, cluster_tag, conflicts, plan
+from .spec import ClusterSpec, check_against_cloud
+from .state import ClusterDir
+
+log = logging.getLogger("stackspray")
+
+
+def connect(cloud: str):
+    """openstacksdk connection to a clouds.yaml entry, with errors that say what to do."""
+    try:
+        conn = openstack.connect(cloud=cloud)
+        conn.authorize()
+        return conn
+    except openstack.exceptions.ConfigException as exc:
+        raise CloudError(
+            f"cloud {cloud!r}: not found in clouds.yaml ({exc}); set OS_CLOUD or `cloud:`"
+        ) from exc
+    except Exception as exc:  # keystoneauth errors
+        raise CloudError(f"cloud {cloud!r}: cannot authenticate: {exc}") from exc
+
+
+@contextmanager
+def run_log(cdir: ClusterDir, command: str):
+    """Log this run to inventories/<name>/logs/<command>-<UTC time>.log."""
+    cdir.logs.mkdir(parents=True, exist_ok=True)
+    path = cdir.logs / f"{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def compute_plan(conn, spec: ClusterSpec) -> list[Action]:
+    """Validate the spec against the cloud and plan (creates nothing)."""
+    check_against_cloud(spec, catalog(conn, spec))
+    return plan(spec, observe(conn, spec))
+
+
+def quota_rows(conn, spec: ClusterSpec, actions: list[Action]) -> list[quota.QuotaRow]:
+    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    new = [a for a in actions if a.resource == "server" and a.kind == "create"]
+    gone = [a for a in actions if a.resource == "server" and a.kind == "delete"]
+    cores = sum(flavors[a.detail["flavor"]].vcpus for a in new)
+    ram = sum(flavors[a.detail["flavor"]].ram for a in new)
+    limits = read(lambda: conn.compute.get_limits().absolute, "read compute limits")
+    rows = [
+        quota.QuotaRow("instances", max(0, len(new) - len(gone)), limits.instances_used, limits.instances),
+        quota.QuotaRow("cores", cores, limits.total_cores_used, limits.total_cores),
+        quota.QuotaRow("ram (MiB)", ram, limits.total_ram_used, limits.total_ram),
+    ]
+    needs_fip = any(
+        a.resource == "floating-ip" and a.kind == "create" and "adopt" not in a.detail for a in actions
+    )
+    q = read(lambda: conn.network.get_quota(conn.current_project_id, details=True), "read network quota")
+    fq = q.floating_ips if isinstance(q.floating_ips, dict) else {"limit": q.floating_ips, "used": 0}
+    rows.append(quota.QuotaRow("floating IPs", int(needs_fip), fq.get("used", 0), fq.get("limit", -1)))
+    vol_gb = sum((a.detail.get("boot_volume_gb") or 0) for a in new)
+    if vol_gb:
+        if not conn.has_service("block-storage"):
+            raise SpecError(
+                spec.source,
+                [
+                    "node_groups.*.boot_volume_gb: this cloud has no block storage "
+                    "(Cinder) — remove boot_volume_gb"
+                ],
+            )
+        bl = read(lambda: conn.block_storage.get_limits().absolute, "read volume limits")
+        rows.append(
+            quota.QuotaRow("volume GB", vol_gb, bl.total_gigabytes_used, bl.max_total_volume_gigabytes)
+        )
+        rows.append(
+            quota.QuotaRow(
+                "volumes",
+                sum(1 for a in new if a.detail.get("boot_volume_gb")),
+                bl.total_volumes_used,
+                bl.max_total_volumes,
+            )
+        )
+    if spec.share and any(a.resource == "share" and a.kind == "create" for a in actions):
+        resp = read(lambda: conn.shared_file_system.get("/limits", microversion="2.7"), "read share limits")
+        ab = resp.json()["limits"]["absolute"]
+        rows.append(quota.QuotaRow("shares", 1, ab.get("totalSharesUsed", 0), ab.get("maxTotalShares", -1)))
+        rows.append(
+            quota.QuotaRow(
+                "share GB",
+                spec.share.size_gb,
+                ab.get("totalShareGigabytesUsed", 0),
+                ab.get("maxTotalShareGigabytes", -1),
+            )
+        )
+    return rows
+
+
+def create_cluster(
+    spec: ClusterSpec, *, dry_run: bool = False, progress: Progress | None = None, root: Path | None = None
+) -> dict:
+    """Converge the cloud on the spec. Returns {"actions", "summary", "state", "log"}."""
+    progress = progress or Progress()
+    cdir = ClusterDir(spec.name, root)
+    with cdir.lock("create-cluster"), run_log(cdir, "create-cluster") as logfile:
+        progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
+        conn = connect(spec.cloud)
+        actions = compute_plan(conn, spec)
+        bad = conflicts(actions)
+        if bad:
+            raise CloudError(
+                "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
+            )
+        rows = quota_rows(conn, spec, actions)
+        result = {
+            "actions": [a.to_dict() for a in actions],
+            "quota": [r.__dict__ for r in rows],
+            "log": str(logfile),
+        }
+        quota.check(rows)
+        if dry_run or not changes(actions):
+            result["state"] = cdir.load()
+            if not dry_run:
+                progress("nothing to change: the cloud matches the spec")
+            return result
+        state = cdir.load()
+        state.update(
+            cluster=spec.name,
+            cloud=spec.cloud,
+            spec=spec.source,
+            keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
+        )
+        cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
+        Applier(conn, spec, cdir, progress).run(actions)
+        result["state"] = record_state(conn, spec, cdir)
+        progress(
+            f"cluster {spec.name}: {len(result['state']['servers'])} server(s); state in {cdir.state_file}"
+        )
+        return result
+
+
+def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
+    """Observe again and write what later steps need (ids, IPs, flavors) to the state file."""
+    obs = observe(conn, spec)
+    state = cdir.load()
+    servers = {}
+    for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers"):
+        if (s.metadata or {}).get(META_CLUSTER) == spec.name:
+            servers[s.name] = server_record(s)
+    fip = obs.floating_ip
+    state.update(
+        cluster=spec.name,
+        cloud=spec.cloud,
+        ssh_user=spec.ssh_user,
+        network={
+            "id": obs.network.id if obs.network else None,
+            "subnet": obs.subnet.id if obs.subnet else None,
+            "router": obs.router.id if obs.router else None,
+            "cidr": spec.network.cidr,
+            "existing": spec.network.existing,
+        },
+        security_groups={n: r.id for n, r in obs.security_groups.items()},
+        servers=servers,
+        floating_ip={"id": fip.id, "address": fip.detail["address"], "adopted": fip.detail["adopted"]}
+        if fip
+        else None,
+        kubernetes={"pod_cidr": spec.kubernetes.pod_cidr, "service_cidr": spec.kubernetes.service_cidr},
+    )
+    if spec.share and obs.share:
+        exports = read(lambda: list(conn.shared_file_system.export_locations(obs.share.id)), "share exports")
+        state["share"] = {
+            "id": obs.share.id,
+            "status": obs.share.status,
+            "access_rule": spec.share.access_rule,
+            "export_path": exports[0].path if exports else None,
+            "access_key_file": str(cdir.secrets / "share-access-key"),
+        }
+    cdir.save(state)
+    return state
+
+
+def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = None) -> dict:
+    """Every node with role, flavor, status, IPs and SU/hour; the share and the floating IP."""
+    cdir = ClusterDir(name, root)
+    state = cdir.load()
+    cloud = cloud or state.get("cloud") or os.environ.get("OS_CLOUD")
+    if not cloud:
+        raise ClusterNotFound(f"no state for cluster {name!r} in {cdir.path} and no --cloud/OS_CLOUD given")
+    conn = connect(cloud)
+    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    nodes = []
+    for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers"):
+        if (s.metadata or {}).get(META_CLUSTER) != name:
+            continue
+        rec = server_record(s)
+        vcpus = flavors[rec["flavor"]].vcpus if rec["flavor"] in flavors else 0
+        rec.update(
+            name=s.name,
+            role=rec.pop("group") or "?",
+            su_per_hour=cost.su_per_hour(rec["flavor"], vcpus, s.status),
+            su_per_hour_if_active=cost.su_if_active(rec["flavor"], vcpus),
+        )
+        nodes.append(rec)
+    if not nodes and not state:
+        raise ClusterNotFound(f"cluster {name!r}: no servers in cloud {cloud!r} and no state in {cdir.path}")
+    nodes.sort(key=lambda n: (n["role"] != "control-plane", n["name"]))
+    now = sum(n["su_per_hour"] for n in nodes)
+    full = sum(n["su_per_hour_if_active"] for n in nodes)
+    return {
+        "cluster": name,
+        "cloud": cloud,
+        "nodes": nodes,
+        "su_per_hour": now,
+        "su_per_month": now * cost.HOURS_PER_MONTH,
+        "su_saved_per_hour": full - now,
+        "floating_ip": state.get("floating_ip"),
+        "share": state.get("share"),
+    }
+
+
+def destroy_cluster(
+    name: str,
+    *,
+    cloud: str | None = None,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    confirm: Callable[[str], bool] | None = None,
+) -> dict:
+    """Delete everything the cluster owns, in dependency order; safe to re-run after interruption."""
+    progress = progress or Progress()
+    cdir = ClusterDir(name, root)
+    state = cdir.load()
+    cloud = cloud or state.get("cloud") or os.environ.get("OS_CLOUD")
+    if not cloud:
+        raise ClusterNotFound(
+            f"no state for cluster {name!r} in {cdir.path}; give --cloud to search the cloud"
+        )
+    with cdir.lock("destroy-cluster"), run_log(cdir, "destroy-cluster"):
+        conn = connect(cloud)
+        found = _owned_resources(conn, name, state)
+        if not any(found.values()):
+            progress(f"cluster {name}: nothing of it is left in cloud {cloud!r}")
+            return {"deleted": {}, "cloud": cloud}
+        listing = ", ".join(f"{len(v)} {k}" for k, v in found.items() if v)
+        if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
+            raise CloudError("destroy-cluster cancelled; nothing was deleted")
+        deleted = _destroy(conn, name, found, state, progress)
+        state["destroyed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        state["servers"] = {}
+        cdir.save(state)
+        progress(f"cluster {name} destroyed")
+        return {"deleted": deleted, "cloud": cloud}
+
+
+def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
+    tag = cluster_tag(name)
+    net = conn.network
+    out: dict[str, list] = {}
+    out["servers"] = [
+        s
+        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
+        if (s.metadata or {}).get(META_CLUSTER) == name
+    ]
+    out["floating IPs"] = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, tag)]
+    out["ports"] = [p for p in read(lambda: list(net.ports()), "list ports") if is_owned(p, tag)]
+    out["routers"] = [r for r in read(lambda: list(net.routers()), "list routers") if is_owned(r, tag)]
+    out["subnets"] = [s for s in read(lambda: list(net.subnets()), "list subnets") if is_owned(s, tag)]
+    out["networks"] = [n for n in read(lambda: list(net.networks()), "list networks") if is_owned(n, tag)]
+    out["security groups"] = [
+        g for g in read(lambda: list(net.security_groups()), "list security groups") if is_owned(g, tag)
+    ]
+    out["server groups"] = [
+        g
+        for g in read(lambda: list(conn.compute.server_groups()), "list server groups")
+        if g.name.startswith(f"{name}-") and not g.members
+    ]
+    out["shares"] = []
+    if conn.has_service("shared-file-system"):
+        out["shares"] = [
+            s
+            for s in read(lambda: list(conn.shared_file_system.shares(details=True)), "list shares")
+            if (s.metadata or {}).get(META_CLUSTER) == name
+        ]
+    kp = state.get("keypair") or {}
+    out["keypairs"] = []
+    if kp.get("uploaded"):
+        found = read(lambda: conn.compute.find_keypair(kp["name"]), "find keypair")
+        out["keypairs"] = [found] if found else []
+    return out
+
+
+def _destroy(conn, name: str, found: dict[str, list], state: dict, progress: Progress) -> dict[str, int]:
+    net = conn.network
+    deleted: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        servers = found["servers"]
+        list(
+            pool.map(
+                lambda s: act(
+                    lambda: conn.compute.delete_server(s, ignore_missing=True), f"delete server {s.name}"
+                ),
+                servers,
+            )
+        )
+        for s in servers:
+            wait_until(
+                lambda s=s: True if read(lambda: conn.compute.find_server(s.id), "find") is None else None,
+                f"server {s.name} deleted",
+                timeout=600,
+            )
+        deleted["servers"] = len(servers)
+        if servers:
+            progress(f"deleted {len(servers)} server(s)")
+        for f in found["floating IPs"]:
+            if "stackspray-adopted" in (f.tags or []):
+                act(lambda f=f: net.update_ip(f, port_id=None), "disassociate adopted floating IP")
+                keep = [t for t in (f.tags or []) if not t.startswith("stackspray")]
+                act(lambda f=f, keep=keep: net.set_tags(f, keep), "untag adopted floating IP")
+                progress(f"released adopted floating IP {f.floating_ip_address} (kept in the project)")
+            else:
+                act(lambda f=f: net.delete_ip(f, ignore_missing=True), "delete floating IP")
+                progress(f"deleted floating IP {f.floating_ip_address}")
+        list(
+            pool.map(
+                lambda p: act(lambda: net.delete_port(p, ignore_missing=True), f"delete port {p.name}"),
+                [p for p in found["ports"] if not p.device_owner.startswith("network:")],
+            )
+        )
+        for r in found["routers"]:
+            for p in read(
+                lambda r=r: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
+                "list router interfaces",
+            ):
+                for ip in p.fixed_ips:
+                    try:
+                        act(
+                            lambda ip=ip, r=r: net.remove_interface_from_router(r, subnet=ip["subnet_id"]),
+                            f"detach subnet from {r.name}",
+                        )
+                    except CloudError as exc:
+                        if "404" not in str(exc) and "not found" not in str(exc).lower():
+                            raise
+            act(lambda r=r: net.delete_router(r, ignore_missing=True), f"delete router {r.name}")
+        for s in found["subnets"]:
+            act(lambda s=s: net.delete_subnet(s, ignore_missing=True), f"delete subnet {s.name}")
+        for n in found["networks"]:
+            act(lambda n=n: net.delete_network(n, ignore_missing=True), f"delete network {n.name}")
+        for g in found["security groups"]:
+            act(
+                lambda g=g: net.delete_security_group(g, ignore_missing=True),
+                f"delete security group {g.name}",
+            )
+        for g in found["server groups"]:
+            act(lambda g=g: conn.compute.delete_server_group(g, ignore_missing=True), f"delete {g.name}")
+        for sh in found["shares"]:
+            act(lambda sh=sh: conn.shared_file_system.delete_share(sh), f"delete share {sh.name}")
+        for sh in found["shares"]:
+            wait_until(
+                lambda sh=sh: (
+                    True if not [x for x in conn.shared_file_system.shares() if x.id == sh.id] else None
+                ),
+                f"share {sh.name} deleted",
+                timeout=600,
+            )
+        for k in found["keypairs"]:
+            act(lambda k=k: conn.compute.delete_keypair(k, ignore_missing=True), f"delete keypair {k.name}")
+    for kind, items in found.items():
+        if kind != "servers":
+            deleted[kind] = len(items)
+    if any(deleted.values()):
+        progress("deleted: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
+    _ = marker  # the same ownership marks as create
+    return deleted

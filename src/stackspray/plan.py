@@ -1,0 +1,361 @@
+"""Planning: a pure function from the cluster spec and the observed cloud to a list of actions.
+
+Nothing here talks to the cloud. `observe.py` builds an `Observed` from the cloud, `apply.py`
+carries the actions out. Every resource the spec implies gets exactly one action — `create`,
+`delete`, `update`, or `noop` with the reason — so the printed plan says what will change and
+what will be left alone, and a second run after a complete one plans only no-ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from .spec import ClusterSpec, NodeGroup
+
+OWNER_TAG = "stackspray"
+Kind = Literal["create", "update", "delete", "noop", "conflict"]
+
+# Kubespray's OpenStack Terraform opens these (contrib/terraform/openstack/modules/network).
+NODEPORT_RANGE = (30000, 32767)
+API_PORT = 6443
+
+
+def cluster_tag(cluster: str) -> str:
+    return f"stackspray-cluster={cluster}"
+
+
+@dataclass(frozen=True)
+class Res:
+    """One observed resource: its id, name, whether it carries our ownership tag, and details."""
+
+    id: str
+    name: str
+    owned: bool = True
+    status: str = ""
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Observed:
+    """What exists in the cloud for this cluster (by name and ownership tags), plus the state file."""
+
+    network: Res | None = None
+    subnet: Res | None = None
+    router: Res | None = None  # detail: {"gateway": bool, "interfaces": [subnet ids]}
+    security_groups: dict[str, Res] = field(default_factory=dict)  # detail: {"rules": [rule tuples]}
+    keypair: Res | None = None
+    server_groups: dict[str, Res] = field(default_factory=dict)
+    ports: dict[str, Res] = field(default_factory=dict)  # by name; detail: {"device_id"}
+    servers: dict[str, Res] = field(default_factory=dict)  # by name; status; detail: {"flavor", "group"}
+    floating_ip: Res | None = None  # detail: {"address", "port_id", "adopted"}
+    share: Res | None = None
+    access_rule: Res | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    resource: str  # network, subnet, router, router-interface, security-group, ...
+    name: str
+    reason: str = ""
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sg_name(spec: ClusterSpec, role: str) -> str:
+    return f"{spec.name}-{role}"
+
+
+def desired_security_groups(spec: ClusterSpec) -> dict[str, list[tuple]]:
+    """Group name -> rules as (direction, ethertype, protocol, port_min, port_max, remote_cidr, remote_group).
+
+    remote_group "self" means the group itself (every member may reach every other)."""
+    groups: dict[str, list[tuple]] = {
+        sg_name(spec, "cluster"): [
+            ("ingress", "IPv4", None, None, None, None, "self"),
+        ],
+        sg_name(spec, "ssh"): [("ingress", "IPv4", "tcp", 22, 22, c, None) for c in spec.ssh_cidrs],
+        sg_name(spec, "api"): [
+            ("ingress", "IPv4", "tcp", API_PORT, API_PORT, c, None) for c in spec.api_cidrs
+        ],
+        sg_name(spec, "nodeport"): [
+            ("ingress", "IPv4", "tcp", *NODEPORT_RANGE, c, None) for c in spec.api_cidrs
+        ],
+    }
+    return groups
+
+
+def groups_for(spec: ClusterSpec, group: NodeGroup) -> list[str]:
+    """Security groups of a node group's ports: the API on the control plane, NodePorts on workers."""
+    names = [sg_name(spec, "cluster"), sg_name(spec, "ssh")]
+    names.append(sg_name(spec, "api") if group.is_control_plane else sg_name(spec, "nodeport"))
+    return names
+
+
+def _index(name: str) -> int:
+    try:
+        return int(name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
+    """The actions that converge the cloud on the spec, in dependency order."""
+    acts: list[Action] = []
+
+    def have(kind: str, name: str, res: Res | None, what: str = "exists") -> bool:
+        if res is None:
+            return False
+        if not res.owned:
+            acts.append(
+                Action(
+                    "conflict",
+                    kind,
+                    name,
+                    f"a {kind} named {name} exists but is not owned by cluster {spec.name}: "
+                    "rename or delete it, or change the cluster name",
+                )
+            )
+            return True
+        acts.append(Action("noop", kind, name, f"{what} ({res.id})"))
+        return True
+
+    # network
+    if spec.network.existing:
+        acts.append(Action("noop", "network", spec.network.existing, "existing network from the spec"))
+    else:
+        net_name = f"{spec.name}-net"
+        if not have("network", net_name, obs.network):
+            acts.append(Action("create", "network", net_name, "missing"))
+        if not have("subnet", f"{spec.name}-subnet", obs.subnet):
+            acts.append(
+                Action(
+                    "create",
+                    "subnet",
+                    f"{spec.name}-subnet",
+                    "missing",
+                    {"cidr": spec.network.cidr, "dns": list(spec.network.dns_nameservers)},
+                )
+            )
+        if not have("router", f"{spec.name}-router", obs.router):
+            acts.append(
+                Action(
+                    "create",
+                    "router",
+                    f"{spec.name}-router",
+                    "missing",
+                    {"external_network": spec.network.external_network},
+                )
+            )
+        ifaces = obs.router.detail.get("interfaces", []) if obs.router else []
+        if obs.subnet and obs.subnet.id in ifaces:
+            acts.append(Action("noop", "router-interface", f"{spec.name}-router", "subnet attached"))
+        else:
+            acts.append(Action("create", "router-interface", f"{spec.name}-router", "subnet not attached"))
+
+    # security groups and their rules
+    for name, rules in desired_security_groups(spec).items():
+        res = obs.security_groups.get(name)
+        if res is None:
+            acts.append(
+                Action("create", "security-group", name, "missing", {"rules": [list(r) for r in rules]})
+            )
+            continue
+        if not res.owned:
+            have("security-group", name, res)
+            continue
+        observed_rules = {tuple(r) for r in res.detail.get("rules", [])}
+        missing = [list(r) for r in rules if tuple(r) not in observed_rules]
+        extra = [list(r) for r in observed_rules if r not in set(rules)]
+        if missing or extra:
+            acts.append(
+                Action(
+                    "update",
+                    "security-group",
+                    name,
+                    f"{len(missing)} rule(s) to add, {len(extra)} to remove",
+                    {"add": missing, "remove": extra},
+                )
+            )
+        else:
+            acts.append(Action("noop", "security-group", name, f"{len(rules)} rule(s) as specified"))
+
+    # keypair
+    kp = spec.keypair
+    if kp.public_key_file is not None:
+        if obs.keypair is None:
+            acts.append(Action("create", "keypair", kp.name, f"upload {kp.public_key_file}"))
+        else:
+            acts.append(Action("noop", "keypair", kp.name, "uploaded"))
+    else:
+        acts.append(Action("noop", "keypair", kp.name, "existing keypair from the spec"))
+
+    # server groups, ports, servers
+    for group in spec.node_groups:
+        sgname = f"{spec.name}-{group.name}"
+        wanted = spec.server_names(group)
+        if group.count > 0 and not have("server-group", sgname, obs.server_groups.get(sgname)):
+            acts.append(Action("create", "server-group", sgname, "missing (soft-anti-affinity)"))
+        for sname in wanted:
+            pname = f"{sname}-port"
+            if not have("port", pname, obs.ports.get(pname)):
+                acts.append(
+                    Action(
+                        "create",
+                        "port",
+                        pname,
+                        "missing",
+                        {
+                            "server": sname,
+                            "security_groups": groups_for(spec, group),
+                            "allowed_address_pairs": [spec.kubernetes.pod_cidr, spec.kubernetes.service_cidr],
+                        },
+                    )
+                )
+            srv = obs.servers.get(sname)
+            if srv is None:
+                acts.append(
+                    Action(
+                        "create",
+                        "server",
+                        sname,
+                        "missing",
+                        {
+                            "group": group.name,
+                            "flavor": group.flavor,
+                            "port": pname,
+                            "server_group": sgname,
+                            "boot_volume_gb": group.boot_volume_gb,
+                        },
+                    )
+                )
+            elif not srv.owned:
+                have("server", sname, srv)
+            elif srv.status == "ERROR":
+                acts.append(
+                    Action("delete", "server", sname, "in ERROR: delete and boot again", {"recreate": True})
+                )
+                acts.append(
+                    Action(
+                        "create",
+                        "server",
+                        sname,
+                        "replaces the server in ERROR",
+                        {
+                            "group": group.name,
+                            "flavor": group.flavor,
+                            "port": pname,
+                            "server_group": sgname,
+                            "boot_volume_gb": group.boot_volume_gb,
+                        },
+                    )
+                )
+            else:
+                why = f"{srv.status.lower()}" + (
+                    f"; flavor {srv.detail.get('flavor')} differs from spec {group.flavor} (not resized)"
+                    if srv.detail.get("flavor") not in (None, group.flavor)
+                    else ""
+                )
+                acts.append(Action("noop", "server", sname, why))
+        # scale down: servers of this group beyond the count, highest index first
+        extra = sorted(
+            (
+                n
+                for n, s in obs.servers.items()
+                if s.owned and s.detail.get("group") == group.name and n not in wanted
+            ),
+            key=_index,
+            reverse=True,
+        )
+        for sname in extra:
+            if group.is_control_plane and _index(sname) == 1:
+                acts.append(
+                    Action("conflict", "server", sname, "the first control-plane node cannot be removed")
+                )
+                continue
+            acts.append(Action("delete", "server", sname, f"beyond {group.name}.count={group.count}"))
+            if f"{sname}-port" in obs.ports:
+                acts.append(Action("delete", "port", f"{sname}-port", "its server is removed"))
+        if group.count == 0 and sgname in obs.server_groups and not extra:
+            acts.append(Action("noop", "server-group", sgname, "kept (count is 0)"))
+
+    # floating IP on the first control-plane node
+    first = spec.server_names(spec.control_plane)[0]
+    fip = obs.floating_ip
+    if fip is None:
+        if spec.floating_ip:
+            acts.append(
+                Action(
+                    "create",
+                    "floating-ip",
+                    spec.floating_ip,
+                    "adopt the address from the spec",
+                    {"adopt": spec.floating_ip, "server": first},
+                )
+            )
+        else:
+            acts.append(Action("create", "floating-ip", f"{spec.name}-fip", "allocate", {"server": first}))
+    else:
+        port = obs.ports.get(f"{first}-port")
+        if port is not None and fip.detail.get("port_id") == port.id:
+            acts.append(Action("noop", "floating-ip", fip.detail.get("address", fip.name), f"on {first}"))
+        else:
+            acts.append(
+                Action(
+                    "update",
+                    "floating-ip",
+                    fip.detail.get("address", fip.name),
+                    f"associate with {first}",
+                    {"server": first},
+                )
+            )
+
+    # share
+    if spec.share:
+        sname = f"{spec.name}-share"
+        if obs.share is None:
+            acts.append(
+                Action(
+                    "create",
+                    "share",
+                    sname,
+                    "missing",
+                    {"size_gb": spec.share.size_gb, "share_type": spec.share.share_type},
+                )
+            )
+        elif obs.share.status == "error":
+            acts.append(Action("delete", "share", sname, "in error: delete and create again"))
+            acts.append(
+                Action(
+                    "create",
+                    "share",
+                    sname,
+                    "replaces the share in error",
+                    {"size_gb": spec.share.size_gb, "share_type": spec.share.share_type},
+                )
+            )
+        else:
+            acts.append(Action("noop", "share", sname, obs.share.status))
+        if obs.access_rule is None or obs.share is None or obs.share.status == "error":
+            acts.append(Action("create", "access-rule", spec.share.access_rule, "missing (cephx, rw)"))
+        else:
+            acts.append(Action("noop", "access-rule", spec.share.access_rule, obs.access_rule.status))
+    return acts
+
+
+def changes(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if a.kind != "noop"]
+
+
+def conflicts(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if a.kind == "conflict"]
+
+
+def summary(actions: list[Action]) -> dict[str, int]:
+    out = {"create": 0, "update": 0, "delete": 0, "noop": 0, "conflict": 0}
+    for a in actions:
+        out[a.kind] += 1
+    return out

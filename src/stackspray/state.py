@@ -1,0 +1,101 @@
+"""A cluster's folder, `inventories/<name>/`: its state file, its secrets and its lock.
+
+- `state.json`: the observed resources (ids, IPs, flavors, statuses) the later steps read;
+  rewritten atomically after every change so an interrupted run leaves a readable file.
+- `secrets/`: files that hold secrets (mode 0600, folder 0700), e.g. the share's access key.
+- `.lock`: held (flock) for the whole of a command that changes the cluster; a second command on
+  the same cluster refuses at once with the holder's PID.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import LockedError
+
+
+def inventories_root() -> Path:
+    return Path(os.environ.get("STACKSPRAY_INVENTORIES", "inventories")).resolve()
+
+
+class ClusterDir:
+    """Paths and files of one cluster's folder."""
+
+    def __init__(self, name: str, root: Path | None = None) -> None:
+        self.name = name
+        self.path = (root or inventories_root()) / name
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def secrets(self) -> Path:
+        return self.path / "secrets"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def exists(self) -> bool:
+        return self.state_file.exists()
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        state = dict(state, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.state_file)
+
+    def write_secret(self, name: str, value: str) -> Path:
+        """Write a secret file (0600 in a 0700 folder); the value is never logged."""
+        self.secrets.mkdir(parents=True, exist_ok=True)
+        self.secrets.chmod(0o700)
+        path = self.secrets / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        path.chmod(0o600)
+        return path
+
+    def read_secret(self, name: str) -> str | None:
+        try:
+            return (self.secrets / name).read_text()
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def lock(self, command: str):
+        """Hold the cluster's lock; raise LockedError naming the holder if someone else has it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the block)
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise LockedError(
+                    f"cluster {self.name!r} is busy: {holder} holds {self.path / '.lock'}; "
+                    "wait for it to finish (or, if that process is gone, re-run: the lock is released "
+                    "when its holder exits)"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"stackspray {command} (pid {os.getpid()})\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()

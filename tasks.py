@@ -79,7 +79,17 @@ def _load(spec: str):
 
 
 def _fail(exc) -> Exit:
-    return Exit(f"error: {exc}", code=getattr(exc, "exit_code", 1))
+    """A user-facing failure: the message, and its exit code (1 unless the error says otherwise)."""
+    from stackspray.errors import StackSprayError
+
+    if isinstance(exc, Exit):
+        return exc
+    if not isinstance(exc, StackSprayError):
+        import logging
+
+        logging.getLogger("stackspray").exception("unexpected error")
+        return Exit(f"unexpected error: {exc!r} (details in the cluster's run log)", code=2)
+    return Exit(f"error: {exc}", code=exc.exit_code)
 
 
 def _print_actions(actions: list[dict]) -> None:
@@ -94,12 +104,10 @@ def _print_actions(actions: list[dict]) -> None:
 def plan(c, spec, json_=False):
     """Show what create-cluster would create, change or leave (and why); creates nothing."""
     from stackspray.cluster import create_cluster
-    from stackspray.errors import StackSprayError
-
     s = _load(spec)
     try:
         result = create_cluster(s, dry_run=True, progress=_progress(json_))
-    except StackSprayError as exc:
+    except Exception as exc:
         raise _fail(exc) from exc
     if json_:
         print(json.dumps({"actions": result["actions"], "quota": result["quota"]}))
@@ -117,12 +125,10 @@ def plan(c, spec, json_=False):
 def create_cluster(c, spec, dry_run=False, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     from stackspray.cluster import create_cluster as create
-    from stackspray.errors import StackSprayError
-
     s = _load(spec)
     try:
         result = create(s, dry_run=dry_run, progress=_progress(json_))
-    except StackSprayError as exc:
+    except Exception as exc:
         raise _fail(exc) from exc
     if json_:
         print(json.dumps(result, default=str))
@@ -148,11 +154,10 @@ def create_cluster(c, spec, dry_run=False, json_=False):
 def status(c, cluster, cloud=None, json_=False):
     """Show every node (role, flavor, status, IPs) and the cost in Service Units."""
     from stackspray.cluster import cluster_status
-    from stackspray.errors import StackSprayError
 
     try:
         st = cluster_status(cluster, cloud=cloud)
-    except StackSprayError as exc:
+    except Exception as exc:
         raise _fail(exc) from exc
     if json_:
         print(json.dumps(st))
@@ -184,7 +189,6 @@ def status(c, cluster, cloud=None, json_=False):
 def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
     """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
     from stackspray.cluster import destroy_cluster as destroy
-    from stackspray.errors import StackSprayError
 
     def confirm(question: str) -> bool:
         if yes:
@@ -195,7 +199,7 @@ def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
 
     try:
         result = destroy(cluster, cloud=cloud, progress=_progress(json_), confirm=confirm)
-    except StackSprayError as exc:
+    except Exception as exc:
         raise _fail(exc) from exc
     if json_:
         print(json.dumps(result))

@@ -102,11 +102,11 @@ class Applier:
             for a in actions
             if a.resource == "security-group" and a.kind in ("create", "update")
         ]
-        self.security_group_ids()
         if ("keypair", "create") in by:
             jobs.append(self.pool.submit(self.keypair))
         jobs += [self.pool.submit(self.server_group, a) for a in by.get(("server-group", "create"), [])]
         _results(jobs)
+        self.security_group_ids()
         self.server_group_ids()
         _results([self.pool.submit(self.delete_server, a) for a in by.get(("server", "delete"), [])])
         _results([self.pool.submit(self.delete_port, a) for a in by.get(("port", "delete"), [])])
@@ -504,8 +504,8 @@ def _results(futures: list[Future]) -> list:
     return results
 
 
-def server_record(s) -> dict:
-    """What the state file keeps of a server."""
+def server_record(s, floating_by_fixed: dict[str, str] | None = None) -> dict:
+    """What the state file keeps of a server (floating IPs from Neutron when given)."""
     fixed, floating = None, None
     for addrs in (s.addresses or {}).values():
         for ad in addrs:
@@ -513,6 +513,7 @@ def server_record(s) -> dict:
                 floating = ad["addr"]
             elif ad.get("version") == 4 and fixed is None:
                 fixed = ad["addr"]
+    floating = (floating_by_fixed or {}).get(fixed, floating)
     return {
         "id": s.id,
         "status": s.status,

@@ -166,14 +166,25 @@ def create_cluster(
         return result
 
 
+def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
+    """Fixed IP -> floating IP of the cluster's addresses, from Neutron (Nova's cache may lag)."""
+    tag = cluster_tag(cluster)
+    return {
+        f.fixed_ip_address: f.floating_ip_address
+        for f in read(lambda: list(conn.network.ips()), "list floating IPs")
+        if is_owned(f, tag) and f.fixed_ip_address
+    }
+
+
 def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
     """Observe again and write what later steps need (ids, IPs, flavors) to the state file."""
     obs = observe(conn, spec)
     state = cdir.load()
     servers = {}
+    fips = floating_by_fixed(conn, spec.name)
     for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers"):
         if (s.metadata or {}).get(META_CLUSTER) == spec.name:
-            servers[s.name] = server_record(s)
+            servers[s.name] = server_record(s, fips)
     fip = obs.floating_ip
     state.update(
         cluster=spec.name,
@@ -216,10 +227,11 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
     conn = connect(cloud)
     flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
     nodes = []
+    fips = floating_by_fixed(conn, name)
     for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers"):
         if (s.metadata or {}).get(META_CLUSTER) != name:
             continue
-        rec = server_record(s)
+        rec = server_record(s, fips)
         vcpus = flavors[rec["flavor"]].vcpus if rec["flavor"] in flavors else 0
         rec.update(
             name=s.name,
@@ -299,7 +311,7 @@ def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
     out["server groups"] = [
         g
         for g in read(lambda: list(conn.compute.server_groups()), "list server groups")
-        if g.name.startswith(f"{name}-") and not g.members
+        if g.name.startswith(f"{name}-")
     ]
     out["shares"] = []
     if conn.has_service("shared-file-system"):

@@ -1,0 +1,130 @@
+"""Cluster spec validation: every problem is named with its field and how to fix it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from stackspray.errors import SpecError
+from stackspray.spec import CloudCatalog, check_against_cloud, parse_spec
+
+BASE = {
+    "name": "demo",
+    "cloud": "sandbox",
+    "keypair": {"name": "my-key"},
+    "node_groups": {
+        "control-plane": {"flavor": "m3.small", "count": 1},
+        "workers": {"flavor": "m3.small", "count": 2},
+    },
+}
+
+
+def spec_with(**changes):
+    data = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = data
+        for p in parents:
+            node = node.setdefault(p.replace("_dash_", "-"), {})
+        leaf = leaf.replace("_dash_", "-")
+        if value is DELETE:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_minimal_spec_gets_jetstream2_defaults():
+    s = parse_spec(BASE, env={})
+    assert s.image == "Featured-Ubuntu24" and s.ssh_user == "ubuntu"
+    assert s.network.cidr == "10.0.0.0/24" and s.network.external_network == "public"
+    assert s.ssh_cidrs == ("0.0.0.0/0",) and s.share is None
+    assert s.control_plane.count == 1
+    assert s.server_names(s.group("workers")) == ["demo-workers-1", "demo-workers-2"]
+
+
+def test_cloud_defaults_to_os_cloud():
+    data = copy.deepcopy(BASE)
+    del data["cloud"]
+    assert parse_spec(data, env={"OS_CLOUD": "js2"}).cloud == "js2"
+
+
+BAD = [
+    ("unknown top-level key", spec_with(netwrok={"cidr": "10.1.0.0/24"}), "netwrok: unknown key", "did you mean 'network'"),
+    ("missing name", spec_with(name=DELETE), "name: is required", None),
+    ("name with capitals", spec_with(name="Demo_1"), "name: 'Demo_1' must be", "lowercase"),
+    ("even etcd count", spec_with(node_groups__control_dash_plane__count=2), "control-plane.count: 2 is even", "use 1 or 3"),
+    ("no control plane", spec_with(node_groups={"workers": {"flavor": "m3.small", "count": 1}}), "`control-plane` is required", None),
+    ("no workers group", spec_with(node_groups={"control-plane": {"flavor": "m3.small", "count": 1}}), "`workers` is required", None),
+    ("count is text", spec_with(node_groups__workers__count="three"), "workers.count: must be a whole number", None),
+    ("negative count", spec_with(node_groups__workers__count=-1), "workers.count: must be at least 0", None),
+    ("missing flavor", spec_with(node_groups__workers__flavor=DELETE), "workers.flavor: is required", None),
+    ("unknown group key", spec_with(node_groups__workers__flavour="m3.small"), "workers.flavour: unknown key", "did you mean 'flavor'"),
+    ("bad network cidr", spec_with(network={"cidr": "10.0.0.300/24"}), "network.cidr: '10.0.0.300/24' is not", None),
+    ("pods overlap the network", spec_with(network={"cidr": "10.233.0.0/16"}), "kubernetes.pod_cidr: 10.233.64.0/18 overlaps network.cidr", None),
+    ("existing and cidr", spec_with(network={"existing": "auto_allocated_network", "cidr": "10.1.0.0/24"}), "network: give either `existing`", None),
+    ("no keypair", spec_with(keypair={}), "keypair: give `name`", None),
+    ("missing public key file", spec_with(keypair={"public_key_file": "/nonexistent/id.pub"}), "keypair.public_key_file: /nonexistent/id.pub does not exist", None),
+    ("bad floating IP", spec_with(floating_ip={"address": "not-an-ip"}), "floating_ip.address: 'not-an-ip' is not an IP", None),
+    ("share size zero", spec_with(share={"size_gb": 0}), "share.size_gb: must be at least 1", None),
+    ("share rule not prefixed", spec_with(share={"size_gb": 5, "access_rule": "rw"}), "share.access_rule: 'rw' must start with the cluster name", None),
+    ("reserved extra group", spec_with(node_groups__workers__extra_groups=["etcd"]), "extra_groups[0]: 'etcd' is managed by stackspray", None),
+    ("bad ssh cidr", spec_with(allowed_cidrs={"ssh": ["everyone"]}), "allowed_cidrs.ssh[0]: 'everyone' is not", None),
+    ("no cloud anywhere", spec_with(cloud=DELETE), "cloud: no cloud given and $OS_CLOUD is not set", None),
+]
+
+
+@pytest.mark.parametrize("data,message,hint", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_spec_names_the_field_and_fix(data, message, hint):
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="clusters/demo.yaml", env={})
+    text = str(err.value)
+    assert message in text
+    if hint:
+        assert hint in text
+    assert text.startswith("clusters/demo.yaml:")
+
+
+def test_all_problems_are_reported_at_once():
+    data = spec_with(name="Bad!", node_groups__control_dash_plane__count=4, network={"cidr": "x"})
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, env={})
+    assert len(err.value.problems) == 3
+
+
+CATALOG = CloudCatalog(
+    flavors={"m3.small": {"vcpus": 2, "ram": 6144}, "m3.medium": {"vcpus": 8, "ram": 30720}},
+    images={"Featured-Ubuntu24"},
+    networks={"public", "auto_allocated_network"},
+    external_networks={"public"},
+    keypairs={"my-key"},
+    floating_ips={"149.165.0.10": None},
+    share_types={"cephfsnativetype"},
+)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (spec_with(node_groups__workers__flavor="m3.smal"), "workers.flavor: 'm3.smal' does not exist in cloud 'sandbox' — did you mean 'm3.small'?"),
+        (spec_with(image="Featured-Ubuntu18"), "image: 'Featured-Ubuntu18' does not exist"),
+        (spec_with(network={"existing": "nope"}), "network.existing: no network 'nope'"),
+        (spec_with(network={"external_network": "ext"}), "network.external_network: 'ext' is not an external network"),
+        (spec_with(keypair={"name": "other"}), "keypair.name: no keypair 'other'"),
+        (spec_with(floating_ip={"address": "149.165.0.99"}), "floating_ip.address: 149.165.0.99 is not allocated"),
+        (spec_with(share={"size_gb": 1, "share_type": "nfs"}), "share.share_type: 'nfs' does not exist"),
+    ],
+)
+def test_cloud_check_names_what_is_missing(data, message):
+    spec = parse_spec(data, env={})
+    with pytest.raises(SpecError) as err:
+        check_against_cloud(spec, CATALOG)
+    assert message in str(err.value)
+
+
+def test_cloud_check_passes_for_a_good_spec():
+    check_against_cloud(parse_spec(BASE, env={}), CATALOG)

@@ -104,6 +104,7 @@ def _print_actions(actions: list[dict]) -> None:
 def plan(c, spec, json_=False):
     """Show what create-cluster would create, change or leave (and why); creates nothing."""
     from stackspray.cluster import create_cluster
+
     s = _load(spec)
     try:
         result = create_cluster(s, dry_run=True, progress=_progress(json_))
@@ -125,6 +126,7 @@ def plan(c, spec, json_=False):
 def create_cluster(c, spec, dry_run=False, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     from stackspray.cluster import create_cluster as create
+
     s = _load(spec)
     try:
         result = create(s, dry_run=dry_run, progress=_progress(json_))

@@ -50,10 +50,12 @@ def test_first_control_plane_node_is_never_removed():
     case = json.loads((Path(__file__).parent / "plans" / "converged.json").read_text())
     spec = dict(case["spec"])
     obs = observed(case["observed"])
-    obs.servers["demo-control-plane-3"] = Res("v9", "demo-control-plane-3", True, "ACTIVE",
-                                                 {"group": "control-plane", "flavor": "m3.small"})
-    obs.servers["demo-control-plane-1"] = Res("v1", "demo-control-plane-1", True, "ACTIVE",
-                                                 {"group": "control-plane", "flavor": "m3.small"})
+    obs.servers["demo-control-plane-3"] = Res(
+        "v9", "demo-control-plane-3", True, "ACTIVE", {"group": "control-plane", "flavor": "m3.small"}
+    )
+    obs.servers["demo-control-plane-1"] = Res(
+        "v1", "demo-control-plane-1", True, "ACTIVE", {"group": "control-plane", "flavor": "m3.small"}
+    )
     actions = plan(parse_spec(spec, env={}), obs)
     deletes = [a.name for a in actions if a.kind == "delete" and a.resource == "server"]
     assert deletes == ["demo-control-plane-3"]

@@ -54,26 +54,96 @@ def test_cloud_defaults_to_os_cloud():
 
 
 BAD = [
-    ("unknown top-level key", spec_with(netwrok={"cidr": "10.1.0.0/24"}), "netwrok: unknown key", "did you mean 'network'"),
+    (
+        "unknown top-level key",
+        spec_with(netwrok={"cidr": "10.1.0.0/24"}),
+        "netwrok: unknown key",
+        "did you mean 'network'",
+    ),
     ("missing name", spec_with(name=DELETE), "name: is required", None),
     ("name with capitals", spec_with(name="Demo_1"), "name: 'Demo_1' must be", "lowercase"),
-    ("even etcd count", spec_with(node_groups__control_dash_plane__count=2), "control-plane.count: 2 is even", "use 1 or 3"),
-    ("no control plane", spec_with(node_groups={"workers": {"flavor": "m3.small", "count": 1}}), "`control-plane` is required", None),
-    ("no workers group", spec_with(node_groups={"control-plane": {"flavor": "m3.small", "count": 1}}), "`workers` is required", None),
-    ("count is text", spec_with(node_groups__workers__count="three"), "workers.count: must be a whole number", None),
+    (
+        "even etcd count",
+        spec_with(node_groups__control_dash_plane__count=2),
+        "control-plane.count: 2 is even",
+        "use 1 or 3",
+    ),
+    (
+        "no control plane",
+        spec_with(node_groups={"workers": {"flavor": "m3.small", "count": 1}}),
+        "`control-plane` is required",
+        None,
+    ),
+    (
+        "no workers group",
+        spec_with(node_groups={"control-plane": {"flavor": "m3.small", "count": 1}}),
+        "`workers` is required",
+        None,
+    ),
+    (
+        "count is text",
+        spec_with(node_groups__workers__count="three"),
+        "workers.count: must be a whole number",
+        None,
+    ),
     ("negative count", spec_with(node_groups__workers__count=-1), "workers.count: must be at least 0", None),
     ("missing flavor", spec_with(node_groups__workers__flavor=DELETE), "workers.flavor: is required", None),
-    ("unknown group key", spec_with(node_groups__workers__flavour="m3.small"), "workers.flavour: unknown key", "did you mean 'flavor'"),
-    ("bad network cidr", spec_with(network={"cidr": "10.0.0.300/24"}), "network.cidr: '10.0.0.300/24' is not", None),
-    ("pods overlap the network", spec_with(network={"cidr": "10.233.0.0/16"}), "kubernetes.pod_cidr: 10.233.64.0/18 overlaps network.cidr", None),
-    ("existing and cidr", spec_with(network={"existing": "auto_allocated_network", "cidr": "10.1.0.0/24"}), "network: give either `existing`", None),
+    (
+        "unknown group key",
+        spec_with(node_groups__workers__flavour="m3.small"),
+        "workers.flavour: unknown key",
+        "did you mean 'flavor'",
+    ),
+    (
+        "bad network cidr",
+        spec_with(network={"cidr": "10.0.0.300/24"}),
+        "network.cidr: '10.0.0.300/24' is not",
+        None,
+    ),
+    (
+        "pods overlap the network",
+        spec_with(network={"cidr": "10.233.0.0/16"}),
+        "kubernetes.pod_cidr: 10.233.64.0/18 overlaps network.cidr",
+        None,
+    ),
+    (
+        "existing and cidr",
+        spec_with(network={"existing": "auto_allocated_network", "cidr": "10.1.0.0/24"}),
+        "network: give either `existing`",
+        None,
+    ),
     ("no keypair", spec_with(keypair={}), "keypair: give `name`", None),
-    ("missing public key file", spec_with(keypair={"public_key_file": "/nonexistent/id.pub"}), "keypair.public_key_file: /nonexistent/id.pub does not exist", None),
-    ("bad floating IP", spec_with(floating_ip={"address": "not-an-ip"}), "floating_ip.address: 'not-an-ip' is not an IP", None),
+    (
+        "missing public key file",
+        spec_with(keypair={"public_key_file": "/nonexistent/id.pub"}),
+        "keypair.public_key_file: /nonexistent/id.pub does not exist",
+        None,
+    ),
+    (
+        "bad floating IP",
+        spec_with(floating_ip={"address": "not-an-ip"}),
+        "floating_ip.address: 'not-an-ip' is not an IP",
+        None,
+    ),
     ("share size zero", spec_with(share={"size_gb": 0}), "share.size_gb: must be at least 1", None),
-    ("share rule not prefixed", spec_with(share={"size_gb": 5, "access_rule": "rw"}), "share.access_rule: 'rw' must start with the cluster name", None),
-    ("reserved extra group", spec_with(node_groups__workers__extra_groups=["etcd"]), "extra_groups[0]: 'etcd' is managed by stackspray", None),
-    ("bad ssh cidr", spec_with(allowed_cidrs={"ssh": ["everyone"]}), "allowed_cidrs.ssh[0]: 'everyone' is not", None),
+    (
+        "share rule not prefixed",
+        spec_with(share={"size_gb": 5, "access_rule": "rw"}),
+        "share.access_rule: 'rw' must start with the cluster name",
+        None,
+    ),
+    (
+        "reserved extra group",
+        spec_with(node_groups__workers__extra_groups=["etcd"]),
+        "extra_groups[0]: 'etcd' is managed by stackspray",
+        None,
+    ),
+    (
+        "bad ssh cidr",
+        spec_with(allowed_cidrs={"ssh": ["everyone"]}),
+        "allowed_cidrs.ssh[0]: 'everyone' is not",
+        None,
+    ),
     ("no cloud anywhere", spec_with(cloud=DELETE), "cloud: no cloud given and $OS_CLOUD is not set", None),
 ]
 
@@ -110,12 +180,21 @@ CATALOG = CloudCatalog(
 @pytest.mark.parametrize(
     "data,message",
     [
-        (spec_with(node_groups__workers__flavor="m3.smal"), "workers.flavor: 'm3.smal' does not exist in cloud 'sandbox' — did you mean 'm3.small'?"),
+        (
+            spec_with(node_groups__workers__flavor="m3.smal"),
+            "workers.flavor: 'm3.smal' does not exist in cloud 'sandbox' — did you mean 'm3.small'?",
+        ),
         (spec_with(image="Featured-Ubuntu18"), "image: 'Featured-Ubuntu18' does not exist"),
         (spec_with(network={"existing": "nope"}), "network.existing: no network 'nope'"),
-        (spec_with(network={"external_network": "ext"}), "network.external_network: 'ext' is not an external network"),
+        (
+            spec_with(network={"external_network": "ext"}),
+            "network.external_network: 'ext' is not an external network",
+        ),
         (spec_with(keypair={"name": "other"}), "keypair.name: no keypair 'other'"),
-        (spec_with(floating_ip={"address": "149.165.0.99"}), "floating_ip.address: 149.165.0.99 is not allocated"),
+        (
+            spec_with(floating_ip={"address": "149.165.0.99"}),
+            "floating_ip.address: 149.165.0.99 is not allocated",
+        ),
         (spec_with(share={"size_gb": 1, "share_type": "nfs"}), "share.share_type: 'nfs' does not exist"),
     ],
 )

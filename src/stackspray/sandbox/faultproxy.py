@@ -4,7 +4,8 @@ The catalog's public endpoints point here; each public port forwards to its serv
 port unchanged (the Host header too, so links in answers keep pointing at the proxy). A test
 adds rules through the control API (``http://127.0.0.1:7999``, see ``faults.py``) that make the
 next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...), a connection
-reset, or a delay. The proxy also counts calls per service, which the benchmarks read.
+reset, a delay, or a lost response (the request is
+carried out, then the connection is reset instead of answering). The proxy also counts calls per service, which the benchmarks read.
 
 Run as ``python -m stackspray.sandbox.faultproxy`` (``sandbox.up`` does).
 """
@@ -39,8 +40,8 @@ class FaultTable:
 
     def add(self, rule: dict) -> dict:
         kind = rule.get("kind", "status")
-        if kind not in ("status", "reset", "delay"):
-            raise ValueError(f"unknown fault kind {kind!r}: use status, reset or delay")
+        if kind not in ("status", "reset", "delay", "lose_response"):
+            raise ValueError(f"unknown fault kind {kind!r}: use status, reset, delay or lose_response")
         re.compile(rule.get("path", ".*"))
         with self._lock:
             full = {
@@ -184,6 +185,10 @@ def make_proxy_handler(service: str, upstream_port: int):
                 return
             finally:
                 conn.close()
+            if rule and rule["kind"] == "lose_response":
+                # The service did the work; the client never hears of it.
+                self._reset()
+                return
             self.send_response_only(resp.status, resp.reason)
             for k, v in resp.getheaders():
                 if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":

@@ -1,7 +1,8 @@
 """Fault injection for reliability tests against the sandbox.
 
 - :func:`inject` makes the next N matching client calls of one OpenStack API fail at the HTTP
-  layer (a status such as 500/409/429 with Retry-After, a connection reset, or a delay), through
+  layer (a status such as 500/409/429 with Retry-After, a connection reset, a delay, or a lost
+  response: carried out by the service, then the connection is reset), through
   the proxy the catalog's public endpoints point at; the services themselves are untouched.
 - :func:`boot_errors` makes the next N server boots go to ERROR (Nova records the fault).
 - :func:`kill_node` stops a node host abruptly, as a crashed VM.
@@ -39,7 +40,7 @@ def inject(
     count: int = 1,
     status: int = 500,
     retry_after: int | None = None,
-    kind: Literal["status", "reset", "delay"] = "status",
+    kind: Literal["status", "reset", "delay", "lose_response"] = "status",
     delay: float = 0.0,
 ) -> dict:
     """Make the next `count` calls to `service` matching `method` and the `path` regex fail."""

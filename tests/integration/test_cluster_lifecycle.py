@@ -1,4 +1,4 @@
-"""create-cluster / status / plan / destroy-cluster against the sandbox cloud, checked through openstacksdk."""
+"""create-cluster, status, plan and destroy-cluster on the sandbox, checked through openstacksdk."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_create_status_rerun_scale_destroy(conn, admin_conn, make_spec, ssh_key)
     path, inv = make_spec(workers=2, share=True)
     spec = load_spec(path)
     progress = quiet()
-    result = create_cluster(spec, progress=progress, root=inv)
+    create_cluster(spec, progress=progress, root=inv)
     name = spec.name
 
     # What exists in the cloud, checked through openstacksdk.

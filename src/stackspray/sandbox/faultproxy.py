@@ -4,8 +4,8 @@ The catalog's public endpoints point here; each public port forwards to its serv
 port unchanged (the Host header too, so links in answers keep pointing at the proxy). A test
 adds rules through the control API (``http://127.0.0.1:7999``, see ``faults.py``) that make the
 next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...), a connection
-reset, a delay, or a lost response (the request is
-carried out, then the connection is reset instead of answering). The proxy also counts calls per service, which the benchmarks read.
+reset, a delay, or a lost response (the request is carried out, then the connection is reset
+instead of answering). The proxy also counts calls per service, which the benchmarks read.
 
 Run as ``python -m stackspray.sandbox.faultproxy`` (``sandbox.up`` does).
 """

@@ -59,6 +59,7 @@ class Applier:
         self.tags = [OWNER_TAG, self.tag]
         self.ids: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=PARALLEL)
+        self.state_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -233,13 +234,21 @@ class Applier:
         def find():
             return next((g for g in compute.server_groups() if g.name == a.name), None)
 
-        _, created = ensure(
+        group, created = ensure(
             find,
             lambda: compute.create_server_group(name=a.name, policy="soft-anti-affinity"),
             f"server group {a.name}",
         )
+        self._remember("server_groups", a.name, group.id)
         if created:
             self.say(f"created server group {a.name}")
+
+    def _remember(self, section: str, name: str, rid: str) -> None:
+        """Record an id in the state file at once (server groups carry no ownership mark)."""
+        with self.state_lock:
+            state = self.cdir.load()
+            state.setdefault(section, {})[name] = rid
+            self.cdir.save(state)
 
     def server_group_ids(self) -> None:
         for g in read(lambda: list(self.conn.compute.server_groups()), "list server groups"):

@@ -80,6 +80,16 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action]) -> list[quota.Quo
         quota.QuotaRow("cores", cores, limits.total_cores_used, limits.total_cores),
         quota.QuotaRow("ram (MiB)", ram, limits.total_ram_used, limits.total_ram),
     ]
+    new_groups = sum(1 for a in actions if a.resource == "server-group" and a.kind == "create")
+    if new_groups:
+        qs = read(
+            lambda: conn.compute.get_quota_set(conn.current_project_id, usage=True), "read compute quota"
+        )
+        rows.append(
+            quota.QuotaRow(
+                "server groups", new_groups, int(qs.usage.get("server_groups", 0)), int(qs.server_groups)
+            )
+        )
     needs_fip = any(
         a.resource == "floating-ip" and a.kind == "create" and "adopt" not in a.detail for a in actions
     )
@@ -198,6 +208,7 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
             "existing": spec.network.existing,
         },
         security_groups={n: r.id for n, r in obs.security_groups.items()},
+        server_groups={n: r.id for n, r in obs.server_groups.items()},
         servers=servers,
         floating_ip={"id": fip.id, "address": fip.detail["address"], "adopted": fip.detail["adopted"]}
         if fip
@@ -308,10 +319,14 @@ def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
     out["security groups"] = [
         g for g in read(lambda: list(net.security_groups()), "list security groups") if is_owned(g, tag)
     ]
+    # Server groups carry no tags: ours are those recorded in the state, or whose members are
+    # our servers (a name prefix would also match another cluster called "<name>-...").
+    recorded = set((state.get("server_groups") or {}).values())
+    our_servers = {s.id for s in out["servers"]}
     out["server groups"] = [
         g
         for g in read(lambda: list(conn.compute.server_groups()), "list server groups")
-        if g.name.startswith(f"{name}-")
+        if g.id in recorded or set(g.member_ids or []) & our_servers
     ]
     out["shares"] = []
     if conn.has_service("shared-file-system"):

@@ -96,6 +96,8 @@ def observe(conn, spec: ClusterSpec) -> Observed:
     for sg in read(lambda: list(conn.compute.server_groups()), "list server groups"):
         if sg.name.startswith(f"{c}-"):
             obs.server_groups[sg.name] = Res(sg.id, sg.name, True)
+    quotas = read(lambda: conn.compute.get_quota_set(conn.current_project_id), "read compute quota")
+    obs.server_group_limit = int(quotas.server_group_members)
 
     for p in read(lambda: list(net.ports()), "list ports"):
         if not (p.name.startswith(f"{c}-") and is_owned(p, tag)):

@@ -46,6 +46,7 @@ class Observed:
     security_groups: dict[str, Res] = field(default_factory=dict)  # detail: {"rules": [rule tuples]}
     keypair: Res | None = None
     server_groups: dict[str, Res] = field(default_factory=dict)
+    server_group_limit: int = -1  # Nova's server_group_members quota (-1: unlimited)
     ports: dict[str, Res] = field(default_factory=dict)  # by name; detail: {"device_id"}
     servers: dict[str, Res] = field(default_factory=dict)  # by name; status; detail: {"flavor", "group"}
     floating_ip: Res | None = None  # detail: {"address", "port_id", "adopted"}
@@ -93,6 +94,15 @@ def groups_for(spec: ClusterSpec, group: NodeGroup) -> list[str]:
     names = [sg_name(spec, "cluster"), sg_name(spec, "ssh")]
     names.append(sg_name(spec, "api") if group.is_control_plane else sg_name(spec, "nodeport"))
     return names
+
+
+def server_group_of(spec: ClusterSpec, group: NodeGroup, limit: int) -> dict[str, str]:
+    """Server name -> its server group. A group larger than Nova's server_group_members quota
+    is spread over several soft-anti-affinity groups (<c>-<group>-1, -2, ...) of at most `limit`."""
+    names = spec.server_names(group)
+    if limit <= 0 or group.count <= limit:
+        return dict.fromkeys(names, f"{spec.name}-{group.name}")
+    return {n: f"{spec.name}-{group.name}-{i // limit + 1}" for i, n in enumerate(names)}
 
 
 def _index(name: str) -> int:
@@ -195,10 +205,11 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
 
     # server groups, ports, servers
     for group in spec.node_groups:
-        sgname = f"{spec.name}-{group.name}"
         wanted = spec.server_names(group)
-        if group.count > 0 and not have("server-group", sgname, obs.server_groups.get(sgname)):
-            acts.append(Action("create", "server-group", sgname, "missing (soft-anti-affinity)"))
+        sg_of = server_group_of(spec, group, obs.server_group_limit)
+        for sgname in dict.fromkeys(sg_of.values()):
+            if not have("server-group", sgname, obs.server_groups.get(sgname)):
+                acts.append(Action("create", "server-group", sgname, "missing (soft-anti-affinity)"))
         for sname in wanted:
             pname = f"{sname}-port"
             if not have("port", pname, obs.ports.get(pname)):
@@ -215,44 +226,23 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                         },
                     )
                 )
+            boot = {
+                "group": group.name,
+                "flavor": group.flavor,
+                "port": pname,
+                "server_group": sg_of[sname],
+                "boot_volume_gb": group.boot_volume_gb,
+            }
             srv = obs.servers.get(sname)
             if srv is None:
-                acts.append(
-                    Action(
-                        "create",
-                        "server",
-                        sname,
-                        "missing",
-                        {
-                            "group": group.name,
-                            "flavor": group.flavor,
-                            "port": pname,
-                            "server_group": sgname,
-                            "boot_volume_gb": group.boot_volume_gb,
-                        },
-                    )
-                )
+                acts.append(Action("create", "server", sname, "missing", boot))
             elif not srv.owned:
                 have("server", sname, srv)
             elif srv.status == "ERROR":
                 acts.append(
                     Action("delete", "server", sname, "in ERROR: delete and boot again", {"recreate": True})
                 )
-                acts.append(
-                    Action(
-                        "create",
-                        "server",
-                        sname,
-                        "replaces the server in ERROR",
-                        {
-                            "group": group.name,
-                            "flavor": group.flavor,
-                            "port": pname,
-                            "server_group": sgname,
-                            "boot_volume_gb": group.boot_volume_gb,
-                        },
-                    )
-                )
+                acts.append(Action("create", "server", sname, "replaces the server in ERROR", boot))
             else:
                 why = f"{srv.status.lower()}" + (
                     f"; flavor {srv.detail.get('flavor')} differs from spec {group.flavor} (not resized)"
@@ -279,8 +269,8 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
             acts.append(Action("delete", "server", sname, f"beyond {group.name}.count={group.count}"))
             if f"{sname}-port" in obs.ports:
                 acts.append(Action("delete", "port", f"{sname}-port", "its server is removed"))
-        if group.count == 0 and sgname in obs.server_groups and not extra:
-            acts.append(Action("noop", "server-group", sgname, "kept (count is 0)"))
+        if group.count == 0 and f"{spec.name}-{group.name}" in obs.server_groups and not extra:
+            acts.append(Action("noop", "server-group", f"{spec.name}-{group.name}", "kept (count is 0)"))
 
     # floating IP on the first control-plane node
     first = spec.server_names(spec.control_plane)[0]

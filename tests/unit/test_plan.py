@@ -25,6 +25,7 @@ def observed(d: dict) -> Observed:
         setattr(obs, key, res(d.get(key)))
     for key in ("security_groups", "server_groups", "ports", "servers"):
         setattr(obs, key, {k: res(v) for k, v in d.get(key, {}).items()})
+    obs.server_group_limit = d.get("server_group_limit", -1)
     return obs
 
 
@@ -37,6 +38,17 @@ def test_plan_fixture(fixture):
     assert summary(actions)["noop"] == case["noops"], case["description"]
     for a in actions:
         assert a.reason, f"every action says why: {a}"
+
+
+def test_large_group_is_spread_over_server_groups_of_the_quota_size():
+    case = json.loads((Path(__file__).parent / "plans" / "large_group_split.json").read_text())
+    actions = plan(parse_spec(case["spec"], env={}), observed(case["observed"]))
+    groups = [
+        a.detail["server_group"]
+        for a in actions
+        if a.resource == "server" and a.detail.get("group") == "workers"
+    ]
+    assert groups.count("demo-workers-1") == 10 and groups.count("demo-workers-2") == 2
 
 
 def test_converged_plan_is_stable_and_pure():

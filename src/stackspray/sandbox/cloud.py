@@ -463,7 +463,16 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
         processes.start(paths, helpers["node-agent"])
         processes.wait_ready(paths, helpers["node-agent"])
     report.clouds_yaml = str(write_clouds_yaml(paths, secrets))
+    demo_key(paths)
     return report
+
+
+def demo_key(paths: SandboxPaths) -> Path:
+    """An SSH key for trying clusters on the sandbox (clusters/sandbox-demo.yaml uses it)."""
+    key = paths.home / "demo_id_ed25519"
+    if not key.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "stackspray-sandbox-demo", "-f", str(key)])
+    return key
 
 
 def _wait_share_service(conn, timeout: float = 60) -> None:

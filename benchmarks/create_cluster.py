@@ -83,12 +83,20 @@ def calls() -> int:
 def run(workers: int, key: Path, cidr_octet: int, inv: Path) -> dict:
     name = f"bench{uuid.uuid4().hex[:4]}"
     spec_path = inv / f"{name}.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": name, "cloud": "sandbox", "keypair": {"public_key_file": str(key)},
-        "network": {"cidr": f"10.{cidr_octet}.0.0/24"},
-        "node_groups": {"control-plane": {"flavor": "m3.tiny", "count": 1},
-                        "workers": {"flavor": "m3.tiny", "count": workers}},
-    }))  # fmt: skip
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "cloud": "sandbox",
+                "keypair": {"public_key_file": str(key)},
+                "network": {"cidr": f"10.{cidr_octet}.0.0/24"},
+                "node_groups": {
+                    "control-plane": {"flavor": "m3.tiny", "count": 1},
+                    "workers": {"flavor": "m3.tiny", "count": workers},
+                },
+            }
+        )
+    )
     quiet = Progress(emit=lambda m: None)
     faults.reset_call_counts()
     t0 = time.monotonic()
@@ -133,8 +141,10 @@ def main() -> int:
         )
         for r in rows:
             s, c = r["stackspray"], r["openstack_cli"]
-            print(f"{r['workers']:>8} {s['seconds']:>13} {s['api_calls']:>6} {s['seconds'] / base:>11.2f} "
-                  f"{c['seconds']:>8} {c['api_calls']:>6}")  # fmt: skip
+            print(
+                f"{r['workers']:>8} {s['seconds']:>13} {s['api_calls']:>6} {s['seconds'] / base:>11.2f} "
+                f"{c['seconds']:>8} {c['api_calls']:>6}"
+            )
     return 0
 
 

@@ -1,0 +1,124 @@
+"""Kubespray inventory rendering: groups, hosts, variables; secrets only in the 0600 file;
+real ansible-core (`ansible-inventory --list`) parses what we write."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackspray import inventory
+from stackspray.inventory import Credential
+from stackspray.spec import parse_spec
+
+SECRET = "s3cr3t-value-that-must-not-leak"
+CRED = Credential(id="ac-id-123", name="demo-k8s-20261122T000000Z", secret=SECRET)
+
+
+def make(cp: int, workers: int, gpu: int = 0, tmp: Path = Path("/tmp/x")):
+    groups = {
+        "control-plane": {"flavor": "m3.medium", "count": cp},
+        "workers": {"flavor": "m3.medium", "count": workers},
+    }
+    if gpu:
+        groups["gpu"] = {"flavor": "g3.small", "count": gpu, "extra_groups": ["gpu-node"]}
+    spec = parse_spec(
+        {
+            "name": "demo",
+            "cloud": "c",
+            "keypair": {"name": "k", "private_key_file": "/keys/id"},
+            "node_groups": groups,
+        },
+        env={},
+    )
+    servers = {}
+    n = 10
+    for g in spec.node_groups:
+        for name in spec.server_names(g):
+            servers[name] = {"fixed_ip": f"10.0.0.{n}", "group": g.name}
+            n += 1
+    state = {"servers": servers, "floating_ip": {"address": "203.0.113.7"}}
+    files = inventory.render(
+        spec,
+        state,
+        auth_url="https://keystone.example:5000/v3",
+        region="IU",
+        credential=CRED,
+        cluster_dir=tmp,
+    )
+    return spec, files
+
+
+def ansible_inventory(tmp_path: Path, files) -> dict:
+    inventory.write(tmp_path, files)
+    exe = Path(sys.executable).with_name("ansible-inventory")
+    out = subprocess.run(
+        [str(exe), "-i", str(tmp_path / "hosts.yml"), "--list"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="False"),
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("cp,workers,gpu", [(1, 1, 0), (3, 5, 0), (1, 2, 1)])
+def test_groups_and_hosts(tmp_path, cp, workers, gpu):
+    _, files = make(cp, workers, gpu, tmp_path)
+    inv = ansible_inventory(tmp_path, files)
+    cps = [f"demo-control-plane-{i}" for i in range(1, cp + 1)]
+    ws = [f"demo-workers-{i}" for i in range(1, workers + 1)] + [f"demo-gpu-{i}" for i in range(1, gpu + 1)]
+    assert sorted(inv["kube_control_plane"]["hosts"]) == cps
+    assert sorted(inv["etcd"]["hosts"]) == cps and len(cps) % 2 == 1
+    assert sorted(inv["kube_node"]["hosts"]) == sorted(ws)
+    assert set(inv["k8s_cluster"]["children"]) == {"kube_control_plane", "kube_node"}
+    if gpu:
+        assert inv["gpu-node"]["hosts"] == ["demo-gpu-1"]
+    hv = inv["_meta"]["hostvars"]
+    assert hv["demo-control-plane-1"]["ansible_host"] == "203.0.113.7", "first control plane: the floating IP"
+    assert hv["demo-control-plane-1"]["ip"] == hv["demo-control-plane-1"]["access_ip"] == "10.0.0.10"
+    other = ws[0]
+    assert hv[other]["ansible_host"] == hv[other]["ip"], "others: their fixed IP ..."
+    assert (
+        "ProxyCommand" in hv[other]["ansible_ssh_common_args"]
+        and "203.0.113.7" in hv[other]["ansible_ssh_common_args"]
+    )
+    assert hv[other]["ansible_user"] == "ubuntu"
+    # group_vars/all applies to every host
+    assert hv[other]["cloud_provider"] == "external" and hv[other]["external_cloud_provider"] == "openstack"
+    assert hv[other]["supplementary_addresses_in_ssl_keys"] == ["203.0.113.7"]
+    assert hv[other]["external_openstack_application_credential_name"] == CRED.name
+    assert hv[other]["cinder_application_credential_id"] == CRED.id
+    assert hv[other]["calico_veth_mtu"] == 1400
+
+
+def test_control_plane_runs_workloads_when_there_are_no_workers(tmp_path):
+    _, files = make(1, 0, tmp=tmp_path)
+    inv = ansible_inventory(tmp_path, files)
+    assert inv["kube_node"]["hosts"] == ["demo-control-plane-1"]
+
+
+def test_secrets_only_in_the_0600_file(tmp_path):
+    _, files = make(3, 5, tmp=tmp_path)
+    paths = inventory.write(tmp_path, files)
+    for p in paths:
+        text = p.read_text()
+        if p.name == "openstack-credential.yml":
+            assert SECRET in text
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600
+        else:
+            assert SECRET not in text, p
+            assert "application_credential" not in text, p
+
+
+def test_inventory_needs_a_control_plane_server(tmp_path):
+    spec, _ = make(1, 1, tmp=tmp_path)
+    with pytest.raises(ValueError, match="run create-cluster first"):
+        inventory.render(
+            spec, {"servers": {}}, auth_url="u", region="r", credential=CRED, cluster_dir=tmp_path
+        )

@@ -120,16 +120,17 @@ def plan(c, spec, json_=False):
     help={
         "spec": "cluster spec: a YAML path or a name under clusters/",
         "dry_run": "print the plan and stop",
+        "no_kubernetes": "provision the OpenStack side only (skip Kubespray)",
         "json": "machine-readable output",
     }
 )
-def create_cluster(c, spec, dry_run=False, json_=False):
+def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     from stackspray.cluster import create_cluster as create
 
     s = _load(spec)
     try:
-        result = create(s, dry_run=dry_run, progress=_progress(json_))
+        result = create(s, dry_run=dry_run, progress=_progress(json_), kubernetes=not no_kubernetes)
     except Exception as exc:
         raise _fail(exc) from exc
     if json_:
@@ -144,6 +145,19 @@ def create_cluster(c, spec, dry_run=False, json_=False):
     print(
         f"cluster {s.name}: {len(st.get('servers', {}))} server(s), floating IP {fip}; log: {result['log']}"
     )
+    if result.get("kubeconfig"):
+        print(f"kubeconfig (0600): export KUBECONFIG={result['kubeconfig']}")
+
+
+@task
+def kubespray_install(c):
+    """Fetch the pinned Kubespray release into the user cache and install its requirements."""
+    from stackspray import kubespray
+
+    try:
+        print(f"Kubespray {kubespray.pin()['tag']} installed in {kubespray.install()}")
+    except Exception as exc:
+        raise _fail(exc) from exc
 
 
 @task(
@@ -214,6 +228,7 @@ sandbox.add_task(sandbox_status, name="status")
 
 ns = Collection()
 ns.add_collection(sandbox)
+ns.add_collection(Collection("kubespray", install=kubespray_install))
 ns.add_task(plan)
 ns.add_task(create_cluster, name="create-cluster")
 ns.add_task(status)

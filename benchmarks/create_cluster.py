@@ -47,7 +47,10 @@ o security group create $C-nodeport
 o security group rule create --ingress --protocol tcp --dst-port 30000:32767 --remote-ip 0.0.0.0/0 $C-nodeport
 o keypair create --public-key $KEY $C-key
 o server group create --policy soft-anti-affinity $C-control-plane
-o server group create --policy soft-anti-affinity $C-workers
+# Nova allows 10 members per server group by default: one group per 10 workers.
+for g in $(seq 1 $(( (N + 9) / 10 ))); do
+  o server group create --policy soft-anti-affinity $C-workers-$g
+done
 boot() {  # name group sg flavor
   o port create --network $C-net --security-group $C-cluster --security-group $C-ssh --security-group $3 \
     --allowed-address ip-address=10.233.64.0/18 --allowed-address ip-address=10.233.0.0/18 $1-port
@@ -55,7 +58,7 @@ boot() {  # name group sg flavor
     --hint group=$(openstack server group show $2 -f value -c id) --wait $1
 }
 boot $C-control-plane-1 $C-control-plane $C-api m3.tiny
-for i in $(seq 1 $N); do boot $C-workers-$i $C-workers $C-nodeport m3.tiny; done
+for i in $(seq 1 $N); do boot $C-workers-$i $C-workers-$(( (i - 1) / 10 + 1 )) $C-nodeport m3.tiny; done
 FIP=$(openstack floating ip create public -f value -c floating_ip_address)
 o server add floating ip $C-control-plane-1 $FIP
 echo $FIP
@@ -70,7 +73,7 @@ for p in $(openstack port list -f value -c Name | grep "^$C-"); do o port delete
 o router remove subnet $C-router $C-subnet; o router delete $C-router
 o network delete $C-net
 for g in cluster ssh api nodeport; do o security group delete $C-$g; done
-o server group delete $C-control-plane $C-workers
+for g in $(openstack server group list -f value -c Name | grep "^$C-"); do o server group delete $g; done
 o keypair delete $C-key
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import openstack
 
-from . import cost, quota
+from . import cost, kubespray, quota
 from .apply import Applier, Progress, marker, server_record
 from .cloudops import act, read, wait_until
 from .errors import CloudError, ClusterNotFound, SpecError
@@ -134,9 +134,17 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action]) -> list[quota.Quo
 
 
 def create_cluster(
-    spec: ClusterSpec, *, dry_run: bool = False, progress: Progress | None = None, root: Path | None = None
+    spec: ClusterSpec,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    kubernetes: bool = True,
 ) -> dict:
-    """Converge the cloud on the spec. Returns {"actions", "summary", "state", "log"}."""
+    """Converge the cloud on the spec, then (kubernetes=True) build the cluster with Kubespray.
+
+    Kubespray runs when the cloud changed or no kubeconfig exists yet.
+    Returns {"actions", "quota", "state", "log", "kubeconfig"}."""
     progress = progress or Progress()
     cdir = ClusterDir(spec.name, root)
     with cdir.lock("create-cluster"), run_log(cdir, "create-cluster") as logfile:
@@ -155,24 +163,30 @@ def create_cluster(
             "log": str(logfile),
         }
         quota.check(rows)
-        if dry_run or not changes(actions):
+        if dry_run:
             result["state"] = cdir.load()
-            if not dry_run:
-                progress("nothing to change: the cloud matches the spec")
             return result
-        state = cdir.load()
-        state.update(
-            cluster=spec.name,
-            cloud=spec.cloud,
-            spec=spec.source,
-            keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
-        )
-        cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
-        Applier(conn, spec, cdir, progress).run(actions)
+        if changes(actions):
+            state = cdir.load()
+            state.update(
+                cluster=spec.name,
+                cloud=spec.cloud,
+                spec=spec.source,
+                keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
+            )
+            cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
+            Applier(conn, spec, cdir, progress).run(actions)
+        else:
+            progress("nothing to change: the cloud matches the spec")
         result["state"] = record_state(conn, spec, cdir)
         progress(
             f"cluster {spec.name}: {len(result['state']['servers'])} server(s); state in {cdir.state_file}"
         )
+        kubeconfig = result["state"].get("kubeconfig")
+        if kubernetes and (changes(actions) or not kubeconfig or not Path(kubeconfig).exists()):
+            kubeconfig = str(kubespray.build(conn, spec, cdir, progress))
+            result["state"] = cdir.load()
+        result["kubeconfig"] = kubeconfig
         return result
 
 

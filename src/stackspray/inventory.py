@@ -75,10 +75,8 @@ def render(
     jump = None
     if fip:
         identity = f" -i {key}" if key else ""
-        jump = (
-            f'-o ProxyCommand="ssh -W %h:%p -q{identity} -o StrictHostKeyChecking=accept-new '
-            f'{spec.ssh_user}@{fip}" -o StrictHostKeyChecking=accept-new'
-        )
+        known = f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
+        jump = f'-o ProxyCommand="ssh -W %h:%p -q{identity} {known} {spec.ssh_user}@{fip}" {known}'
 
     hosts: dict[str, dict] = {}
     for name, srv in sorted(servers.items()):
@@ -143,6 +141,15 @@ def render(
     if key:
         variables["ansible_ssh_private_key_file"] = key
     variables.update(k8s.options)
+    return [
+        InventoryFile(HOSTS_FILE, _dump(inventory, f"Kubespray inventory of cluster {spec.name}"), 0o644),
+        InventoryFile(VARS_FILE, _dump(variables, f"Kubespray variables of cluster {spec.name}"), 0o644),
+        credential_file(spec.name, credential),
+    ]
+
+
+def credential_file(cluster: str, credential: Credential) -> InventoryFile:
+    """The 0600 group_vars file holding the credential, for the cloud controller and Cinder CSI."""
     secrets = {
         "external_openstack_application_credential_id": credential.id,
         "external_openstack_application_credential_name": credential.name,
@@ -151,15 +158,11 @@ def render(
         "cinder_application_credential_name": credential.name,
         "cinder_application_credential_secret": credential.secret,
     }
-    return [
-        InventoryFile(HOSTS_FILE, _dump(inventory, f"Kubespray inventory of cluster {spec.name}"), 0o644),
-        InventoryFile(VARS_FILE, _dump(variables, f"Kubespray variables of cluster {spec.name}"), 0o644),
-        InventoryFile(
-            SECRETS_FILE,
-            _dump(secrets, f"OpenStack application credential of cluster {spec.name} (SECRET, mode 0600)"),
-            0o600,
-        ),
-    ]
+    return InventoryFile(
+        SECRETS_FILE,
+        _dump(secrets, f"OpenStack application credential of cluster {cluster} (SECRET, mode 0600)"),
+        0o600,
+    )
 
 
 def write(cluster_dir: Path, files: list[InventoryFile]) -> list[Path]:

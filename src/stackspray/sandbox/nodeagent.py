@@ -53,24 +53,20 @@ class Agent:
         self.conn = admin_connection(paths, internal=True)
         # server id -> Nova's `updated` when we last started its node (crash memory)
         self.started_for: dict[str, str] = {}
-        self.keys: dict[tuple[str, str], str] = {}
         self.subnets: dict[str, tuple[str, str]] = {}
         self.pool = ThreadPoolExecutor(max_workers=4)
         self.first_ready: dict[str, float] = {}
 
     def _public_key(self, server) -> str:
+        """The server's keypair, looked up at each node start: a keypair name can be reused with
+        another key after the first one is deleted, so nothing is cached across servers."""
         if not server.key_name:
             return ""
-        k = (server.user_id, server.key_name)
-        if k not in self.keys:
-            try:
-                self.keys[k] = self.conn.compute.get_keypair(
-                    server.key_name, user_id=server.user_id
-                ).public_key
-            except Exception:  # the keypair was deleted after boot: nothing to authorise
-                log.warning("keypair %s of server %s not found", server.key_name, server.id)
-                return ""
-        return self.keys[k]
+        try:
+            return self.conn.compute.get_keypair(server.key_name, user_id=server.user_id).public_key
+        except Exception:  # the keypair was deleted after boot: nothing to authorise
+            log.warning("keypair %s of server %s not found", server.key_name, server.id)
+            return ""
 
     def _subnet(self, subnet_id: str) -> tuple[str, str]:
         if subnet_id not in self.subnets:

@@ -1,0 +1,101 @@
+"""The cluster credential: the only OpenStack credential that ever reaches the cluster.
+
+stackspray authenticates with the operator's credential (a clouds.yaml entry) and creates, for
+each cluster, a restricted application credential (it cannot create other credentials) named
+`<cluster>-k8s-<UTC time>` with an expiry (90 days by default). Its id, name and expiry are
+recorded in the cluster's state; its secret only in the inventory's 0600 credential file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import yaml
+
+from .cloudops import ensure, read
+from .errors import CloudError
+from .inventory import SECRETS_FILE, Credential, credential_file, write
+from .state import ClusterDir
+
+log = logging.getLogger(__name__)
+DEFAULT_EXPIRY_DAYS = 90
+
+
+def credential_name(cluster: str, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{cluster}-k8s-{now.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def stored(cdir: ClusterDir) -> Credential | None:
+    """The credential in the cluster's 0600 inventory file, if any."""
+    try:
+        data = yaml.safe_load((cdir.path / SECRETS_FILE).read_text()) or {}
+    except FileNotFoundError:
+        return None
+    cid = data.get("external_openstack_application_credential_id")
+    if not cid:
+        return None
+    return Credential(
+        cid,
+        data.get("external_openstack_application_credential_name", ""),
+        data.get("external_openstack_application_credential_secret", ""),
+    )
+
+
+def ensure_cluster_credential(
+    conn, cluster: str, cdir: ClusterDir, say, days: int = DEFAULT_EXPIRY_DAYS
+) -> Credential:
+    """Reuse the recorded credential while Keystone still has it; otherwise create one."""
+    user = conn.current_user_id
+    state = cdir.load()
+    recorded = state.get("credential") or {}
+    have = stored(cdir)
+    if have and recorded.get("id") == have.id:
+        found = read(lambda: _find(conn, user, have.id), "look up the cluster credential")
+        if found is not None:
+            return have
+        say(f"the recorded cluster credential {have.name} is gone from Keystone: creating a new one")
+    name = credential_name(cluster)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+    def find():
+        return next((c for c in conn.identity.application_credentials(user=user) if c.name == name), None)
+
+    cred, created = ensure(
+        find,
+        lambda: conn.identity.create_application_credential(
+            user=user,
+            name=name,
+            expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
+            unrestricted=False,
+            description=f"stackspray: Kubernetes cluster {cluster} (cloud controller manager, Cinder CSI)",
+        ),
+        f"application credential {name}",
+    )
+    if not created or not getattr(cred, "secret", None):
+        # Keystone shows a secret only once, at creation: an adopted one is useless to us.
+        raise CloudError(
+            f"application credential {name} exists but its secret is unknown; delete it and re-run"
+        )
+    credential = Credential(cred.id, name, cred.secret)
+    write(cdir.path, [credential_file(cluster, credential)])  # at once: Keystone never shows it again
+    state = cdir.load()
+    state["credential"] = {"id": cred.id, "name": name, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    cdir.save(state)
+    say(f"created cluster credential {name} (restricted, expires {expires:%Y-%m-%d})")
+    for orphan in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials"):
+        # The previously recorded one may still be in the running cluster: only unrecorded ones go.
+        if orphan.name.startswith(f"{cluster}-k8s-") and orphan.id not in (cred.id, recorded.get("id")):
+            read(lambda o=orphan: conn.identity.delete_application_credential(user, o.id), "delete orphan")
+            say(f"deleted unrecorded cluster credential {orphan.name}")
+    return credential
+
+
+def _find(conn, user: str, cred_id: str):
+    try:
+        return conn.identity.get_application_credential(user, cred_id)
+    except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "status_code", None) == 404:
+            return None
+        raise

@@ -96,6 +96,16 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action]) -> list[quota.Quo
     q = read(lambda: conn.network.get_quota(conn.current_project_id, details=True), "read network quota")
     fq = q.floating_ips if isinstance(q.floating_ips, dict) else {"limit": q.floating_ips, "used": 0}
     rows.append(quota.QuotaRow("floating IPs", int(needs_fip), fq.get("used", 0), fq.get("limit", -1)))
+    for label, attr, resource in (
+        ("security groups", "security_groups", "security-group"),
+        ("networks", "networks", "network"),
+        ("routers", "routers", "router"),
+        ("ports", "ports", "port"),
+    ):
+        need = sum(1 for a in actions if a.resource == resource and a.kind == "create")
+        detail = getattr(q, attr, None)
+        if need and isinstance(detail, dict):
+            rows.append(quota.QuotaRow(label, need, detail.get("used", 0), detail.get("limit", -1)))
     vol_gb = sum((a.detail.get("boot_volume_gb") or 0) for a in new)
     if vol_gb:
         if not conn.has_service("block-storage"):

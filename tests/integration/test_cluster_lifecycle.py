@@ -8,93 +8,20 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ssh
+from helpers import make_spec, owned_in_cloud, quiet, respec  # noqa: F401 (make_spec is a fixture)
 
-from stackspray.apply import Progress
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.errors import LockedError, QuotaError, SpecError
-from stackspray.plan import cluster_tag
 from stackspray.sandbox import faults
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 
 ROOT = Path(__file__).resolve().parents[2]
-_cidrs = iter(range(30, 99))
-
-
-@pytest.fixture
-def make_spec(tmp_path, ssh_key, sandbox):
-    """Factory: write a spec for a new uniquely named cluster; destroy it after the test."""
-    made: list[str] = []
-    inv = tmp_path / "inventories"
-
-    def make(workers: int = 2, share: bool = False, **extra) -> tuple[Path, Path]:
-        name = f"it{uuid.uuid4().hex[:5]}"
-        data = {
-            "name": name,
-            "cloud": "sandbox",
-            "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
-            "network": {"cidr": f"10.{next(_cidrs)}.0.0/24"},
-            "node_groups": {
-                "control-plane": {"flavor": "m3.small", "count": 1},
-                "workers": {"flavor": "m3.tiny", "count": workers},
-            },
-        }
-        if share:
-            data["share"] = {"size_gb": 2}
-        data.update(extra)
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        made.append(name)
-        return path, inv
-
-    yield make
-    faults.clear(sandbox.paths)
-    for name in made:
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=Progress(emit=lambda m: None))
-
-
-def respec(path: Path, **node_counts) -> Path:
-    data = yaml.safe_load(path.read_text())
-    for group, count in node_counts.items():
-        data["node_groups"][group]["count"] = count
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def owned_in_cloud(conn, name: str) -> dict[str, list[str]]:
-    """Every resource in the cloud that carries this cluster's mark or name."""
-    tag = cluster_tag(name)
-
-    def mine(r):
-        return tag in (r.tags or []) or (r.description or "") == tag
-
-    return {
-        "servers": sorted(
-            s.name for s in conn.compute.servers() if (s.metadata or {}).get("stackspray-cluster") == name
-        ),
-        "networks": [n.name for n in conn.network.networks() if mine(n)],
-        "subnets": [s.name for s in conn.network.subnets() if mine(s)],
-        "routers": [r.name for r in conn.network.routers() if mine(r)],
-        "ports": sorted(p.name for p in conn.network.ports() if mine(p)),
-        "security_groups": sorted(g.name for g in conn.network.security_groups() if mine(g)),
-        "floating_ips": [f.floating_ip_address for f in conn.network.ips() if mine(f)],
-        "server_groups": [g.name for g in conn.compute.server_groups() if g.name.startswith(f"{name}-")],
-        "shares": [s.name for s in conn.shared_file_system.shares() if s.name.startswith(f"{name}-")],
-        "keypairs": [k.name for k in conn.compute.keypairs() if k.name == f"{name}-key"],
-    }
-
-
-def quiet() -> Progress:
-    lines: list[str] = []
-    p = Progress(emit=lines.append)
-    p.lines = lines  # type: ignore[attr-defined]
-    return p
 
 
 def test_create_status_rerun_scale_destroy(conn, admin_conn, make_spec, ssh_key):

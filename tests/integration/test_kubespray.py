@@ -1,0 +1,106 @@
+"""The Kubespray step of create-cluster on the sandbox: the real ansible-runner runs our
+prepare-nodes.yml and the Kubespray stand-in over SSH against the node hosts."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ssh
+from helpers import make_spec, quiet, respec  # noqa: F401 (make_spec is a fixture)
+
+from stackspray.cluster import create_cluster
+from stackspray.inventory import SECRETS_FILE
+from stackspray.playbook import PlaybookFailed
+from stackspray.spec import load_spec
+from stackspray.state import ClusterDir
+
+
+def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_key):
+    path, inv = make_spec(workers=1)
+    spec = load_spec(path)
+    progress = quiet()
+    result = create_cluster(spec, progress=progress, root=inv)
+    cdir = ClusterDir(spec.name, inv)
+    text = "\n".join(progress.lines)
+
+    # A person sees which playbook, play and task runs, and that this is the stand-in.
+    assert "STAND-IN" in text and "running prepare-nodes.yml" in text and "task: Wait until the node" in text
+    kubeconfig = Path(result["kubeconfig"])
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    fip = result["state"]["floating_ip"]["address"]
+    assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == f"https://{fip}:6443"
+
+    # The credential: recorded without its secret; the secret only in the 0600 file.
+    cred = cdir.load()["credential"]
+    assert cred["name"].startswith(f"{spec.name}-k8s-") and "secret" not in cred
+    secret_file = cdir.path / SECRETS_FILE
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = yaml.safe_load(secret_file.read_text())["external_openstack_application_credential_secret"]
+    leaks = [
+        p
+        for p in cdir.path.rglob("*")
+        if p.is_file() and p != secret_file and secret in p.read_text(errors="ignore")
+    ]
+    assert leaks == [], "the secret is in no log, artifact or other file"
+    assert secret not in text
+
+    # What the stand-in wrote on the first control-plane node, as Kubespray would.
+    files = ssh(
+        fip,
+        ssh_key,
+        "sudo stat -c '%a %n' /etc/kubernetes/cinder_cloud_config "
+        "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
+    )
+    assert files.split() == [
+        "640",
+        "/etc/kubernetes/cinder_cloud_config",
+        "640",
+        "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
+    ]
+    conf = ssh(fip, ssh_key, "sudo cat /etc/kubernetes/cinder_cloud_config")
+    assert f'application-credential-name="{cred["name"]}"' in conf
+    assert f'application-credential-id="{cred["id"]}"' in conf
+
+    # Re-running with nothing changed does not run Kubespray again.
+    again = quiet()
+    create_cluster(spec, progress=again, root=inv)
+    assert not any("running cluster.yml" in line for line in again.lines)
+
+    # Add two workers: they are in the inventory and every node knows them.
+    create_cluster(load_spec(respec(path, workers=3)), progress=quiet(), root=inv)
+    hosts = yaml.safe_load((cdir.path / "hosts.yml").read_text())
+    assert sorted(hosts["all"]["children"]["kube_node"]["hosts"]) == [
+        f"{spec.name}-workers-{i}" for i in (1, 2, 3)
+    ]
+    etc_hosts = ssh(fip, ssh_key, "cat /etc/hosts")
+    assert f"{spec.name}-workers-3" in etc_hosts
+
+    # Remove one: gone from the inventory.
+    create_cluster(load_spec(respec(path, workers=2)), progress=quiet(), root=inv)
+    hosts = yaml.safe_load((cdir.path / "hosts.yml").read_text())
+    assert sorted(hosts["all"]["children"]["kube_node"]["hosts"]) == [
+        f"{spec.name}-workers-{i}" for i in (1, 2)
+    ]
+
+
+def test_a_failing_task_is_summarised_and_a_rerun_continues(make_spec, ssh_key):
+    path, inv = make_spec(workers=1)
+    spec = load_spec(path)
+    create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
+    fip = ClusterDir(spec.name, inv).load()["floating_ip"]["address"]
+    # Break the first control-plane node: /etc/kubernetes is a file, so the stand-in cannot use it.
+    ssh(fip, ssh_key, "sudo rm -rf /etc/kubernetes && sudo touch /etc/kubernetes")
+    with pytest.raises(PlaybookFailed) as err:
+        create_cluster(spec, progress=quiet(), root=inv)
+    failure = err.value.failures[0]
+    assert failure.host == f"{spec.name}-control-plane-1"
+    assert failure.task == "[stand-in] /etc/kubernetes"
+    assert failure.message
+    assert f"{spec.name}-control-plane-1: failed at task '[stand-in] /etc/kubernetes'" in str(err.value)
+
+    ssh(fip, ssh_key, "sudo rm -f /etc/kubernetes")  # the operator fixes the cause
+    result = create_cluster(spec, progress=quiet(), root=inv)
+    assert Path(result["kubeconfig"]).exists()

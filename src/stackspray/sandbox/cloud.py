@@ -570,25 +570,14 @@ def resident_memory_kib(paths: SandboxPaths | None = None) -> int:
 
 
 def _pids_in_groups_and_descendants(pgids: set[int]) -> set[int]:
-    parents: dict[int, int] = {}
-    groups: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(") ", 1)[-1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        groups[int(entry.name)] = int(fields[2])
-    chosen = {p for p, g in groups.items() if g in pgids}
+    table = processes.process_table()
+    chosen = {p.pid for p in table if p.pgid in pgids}
     changed = True
     while changed:
         changed = False
-        for p, pp in parents.items():
-            if pp in chosen and p not in chosen:
-                chosen.add(p)
+        for p in table:
+            if p.ppid in chosen and p.pid not in chosen:
+                chosen.add(p.pid)
                 changed = True
     return chosen
 

@@ -147,9 +147,17 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def group_members(pgid: int) -> list[int]:
-    """PIDs of the live processes in a process group (used to check nothing is left)."""
-    members = []
+@dataclass(frozen=True)
+class ProcEntry:
+    pid: int
+    ppid: int
+    pgid: int
+    zombie: bool
+
+
+def process_table() -> list[ProcEntry]:
+    """Every process on the host from /proc/*/stat (state, parent, process group)."""
+    table = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -158,6 +166,11 @@ def group_members(pgid: int) -> list[int]:
                 fields = fh.read().rsplit(") ", 1)[-1].split()
         except OSError:
             continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        if len(fields) > 2:
+            table.append(ProcEntry(int(entry.name), int(fields[1]), int(fields[2]), fields[0] == "Z"))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of the live processes in a process group (used to check nothing is left)."""
+    return [p.pid for p in process_table() if p.pgid == pgid and not p.zombie]

@@ -283,16 +283,19 @@ def kill_node(paths: SandboxPaths, server_id: str) -> bool:
     pid = node_pid(paths, server_id)
     if not pid:
         return False
-    init = _container_init(pid)
-    # Killing the PID namespace's init kills every process in it at once.
-    for target in (init, pid):
+    _kill_container(pid)
+    _wait_gone(pid, 10)
+    return True
+
+
+def _kill_container(nspawn_pid: int, init: int | None = None) -> None:
+    """SIGKILL the container's init (which kills every process in its PID namespace) and nspawn."""
+    for target in (init or _container_init(nspawn_pid), nspawn_pid):
         if target:
             try:
                 os.kill(target, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    _wait_gone(pid, 10)
-    return True
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -319,12 +322,7 @@ def stop_node(paths: SandboxPaths, server_id: str, timeout: float = 10.0) -> Non
         except ProcessLookupError:
             pass
         if not _wait_gone(pid, timeout):
-            for target in (init, pid):
-                if target:
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            _kill_container(pid, init)
             _wait_gone(pid, 5)
     _release(paths, server_id)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .cloudops import act, ensure, read, wait_until
 from .errors import CloudError
-from .observe import META_CLUSTER, META_GROUP, flavor_name
+from .observe import META_CLUSTER, META_GROUP, flavor_name, rule_tuple, sg_rules
 from .plan import OWNER_TAG, Action, cluster_tag
 from .spec import ClusterSpec
 from .state import ClusterDir
@@ -182,8 +182,6 @@ class Applier:
             lambda: net.security_groups(name=a.name),
             lambda: net.create_security_group(name=a.name, description=marker(self.spec.name)),
         )
-        from .observe import sg_rules
-
         current = read(lambda: net.get_security_group(sg.id), f"read {a.name}")
         have = {tuple(r) for r in sg_rules(current)}
         add = a.detail.get("rules") or a.detail.get("add") or []
@@ -205,7 +203,7 @@ class Applier:
                     raise
         for rule in a.detail.get("remove", []):
             for r in current.security_group_rules:
-                if r["direction"] == "ingress" and _rule_tuple(r, sg.id) == tuple(rule):
+                if r["direction"] == "ingress" and rule_tuple(r, sg.id) == tuple(rule):
                     act(
                         lambda rid=r["id"]: net.delete_security_group_rule(rid, ignore_missing=True),
                         f"remove rule from {a.name}",
@@ -484,18 +482,6 @@ class Applier:
             if s.name == name and (s.metadata or {}).get(META_CLUSTER) == self.spec.name:
                 return s
         return None
-
-
-def _rule_tuple(r: dict, sg_id: str) -> tuple:
-    return (
-        r["direction"],
-        r["ethertype"],
-        r.get("protocol"),
-        r.get("port_range_min"),
-        r.get("port_range_max"),
-        r.get("remote_ip_prefix"),
-        "self" if r.get("remote_group_id") == sg_id else r.get("remote_group_id"),
-    )
 
 
 def _results(futures: list[Future]) -> list:

@@ -34,24 +34,22 @@ def _pick(items, name: str, tag: str, **detail) -> Res | None:
     return Res(chosen.id, name, bool(owned), getattr(chosen, "status", "") or "", detail)
 
 
+def rule_tuple(r: dict, sg_id: str) -> tuple:
+    """One security group rule in the planner's tuple form; "self" for the group itself."""
+    return (
+        r["direction"],
+        r["ethertype"],
+        r.get("protocol"),
+        r.get("port_range_min"),
+        r.get("port_range_max"),
+        r.get("remote_ip_prefix"),
+        "self" if r.get("remote_group_id") == sg_id else r.get("remote_group_id"),
+    )
+
+
 def sg_rules(sg) -> list[tuple]:
     """A security group's ingress rules in the planner's tuple form (egress is left alone)."""
-    rules = []
-    for r in sg.security_group_rules or []:
-        if r["direction"] != "ingress":
-            continue
-        rules.append(
-            (
-                r["direction"],
-                r["ethertype"],
-                r.get("protocol"),
-                r.get("port_range_min"),
-                r.get("port_range_max"),
-                r.get("remote_ip_prefix"),
-                "self" if r.get("remote_group_id") == sg.id else r.get("remote_group_id"),
-            )
-        )
-    return rules
+    return [rule_tuple(r, sg.id) for r in sg.security_group_rules or [] if r["direction"] == "ingress"]
 
 
 def flavor_name(server) -> str | None:

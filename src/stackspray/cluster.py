@@ -18,7 +18,7 @@ from pathlib import Path
 import openstack
 
 from . import cost, kubespray, quota
-from .apply import Applier, Progress, marker, server_record
+from .apply import Applier, Progress, server_record
 from .cloudops import act, read, wait_until
 from .errors import CloudError, ClusterNotFound, SpecError
 from .observe import META_CLUSTER, catalog, is_owned, observe
@@ -447,5 +447,4 @@ def _destroy(conn, name: str, found: dict[str, list], state: dict, progress: Pro
             deleted[kind] = len(items)
     if any(deleted.values()):
         progress("deleted: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
-    _ = marker  # the same ownership marks as create
     return deleted

@@ -6,6 +6,7 @@ For each worker count: wall time and OpenStack API calls (counted by the sandbox
 services including Keystone) of `create-cluster` for a new cluster (1 control plane + N workers,
 m3.tiny), then of a bash script that creates the same resources one `openstack` command at a
 time, waiting for each server as Jetstream2's documentation does. Both are torn down afterwards.
+Both sides provision only (no Kubernetes): create-cluster runs with kubernetes=False.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def calls() -> int:
     return sum(v for k, v in counts.items() if " " not in k)
 
 
-def run(workers: int, key: Path, cidr_octet: int, inv: Path) -> dict:
+def run(workers: int, key: Path, cidr_octet: int, inv: Path, cli: bool = True) -> dict:
     name = f"bench{uuid.uuid4().hex[:4]}"
     spec_path = inv / f"{name}.yaml"
     spec_path.write_text(
@@ -104,11 +105,14 @@ def run(workers: int, key: Path, cidr_octet: int, inv: Path) -> dict:
     faults.reset_call_counts()
     t0 = time.monotonic()
     try:
-        create_cluster(load_spec(spec_path), progress=quiet, root=inv)
+        # Provisioning only: the CLI script installs no Kubernetes either.
+        create_cluster(load_spec(spec_path), progress=quiet, root=inv, kubernetes=False)
         ours = {"seconds": round(time.monotonic() - t0, 1), "api_calls": calls()}
     finally:
         destroy_cluster(name, root=inv, progress=quiet)
 
+    if not cli:
+        return {"workers": workers, "stackspray": ours, "openstack_cli": {"seconds": None, "api_calls": None}}
     cname = f"cli{uuid.uuid4().hex[:4]}"
     env = dict(os.environ, OS_CLOUD="sandbox", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     faults.reset_call_counts()
@@ -128,13 +132,17 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 5, 20])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--skip-cli", action="store_true", help="measure stackspray only")
     args = ap.parse_args()
     os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(SandboxPaths.default().clouds_yaml))
     with tempfile.TemporaryDirectory() as tmp:
         inv = Path(tmp)
         key = inv / "id"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        rows = [run(n, key.with_suffix(".pub"), 40 + 2 * i, inv) for i, n in enumerate(args.workers)]
+        rows = [
+            run(n, key.with_suffix(".pub"), 40 + 2 * i, inv, not args.skip_cli)
+            for i, n in enumerate(args.workers)
+        ]
     base = rows[0]["stackspray"]["seconds"]
     if args.json:
         print(json.dumps(rows))
@@ -146,7 +154,7 @@ def main() -> int:
             s, c = r["stackspray"], r["openstack_cli"]
             print(
                 f"{r['workers']:>8} {s['seconds']:>13} {s['api_calls']:>6} {s['seconds'] / base:>11.2f} "
-                f"{c['seconds']:>8} {c['api_calls']:>6}"
+                f"{c['seconds']!s:>8} {c['api_calls']!s:>6}"
             )
     return 0
 

@@ -57,19 +57,24 @@ def backoff(attempt: int) -> float:
     return min(MAX_DELAY, BASE_DELAY * 2**attempt) * (0.75 + random.random() / 2)
 
 
+def _pause_or_raise(exc: BaseException, attempt: int, what: str, doing: str) -> None:
+    """After a failed call: raise CloudError unless it is transient, else wait (Retry-After or backoff)."""
+    if not retryable(exc):
+        raise CloudError(f"{what}: {_describe(exc)}") from exc
+    delay = retry_after(exc) or backoff(attempt)
+    log.warning("%s: %s (%s); %s in %.1fs", what, doing, _describe(exc), "trying again", delay)
+    time.sleep(delay)
+
+
 def read(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     """Run a read call, retrying transient failures; raise CloudError naming `what`."""
     last: BaseException | None = None
     for attempt in range(attempts):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 (classified below)
-            if not retryable(exc):
-                raise CloudError(f"{what}: {_describe(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 (classified in _pause_or_raise)
             last = exc
-            delay = retry_after(exc) or backoff(attempt)
-            log.warning("%s: %s; retrying in %.1fs", what, _describe(exc), delay)
-            time.sleep(delay)
+            _pause_or_raise(exc, attempt, what, "call failed")
     raise CloudError(f"{what}: still failing after {attempts} attempts: {_describe(last)}")
 
 
@@ -84,13 +89,9 @@ def ensure(
             return found, False
         try:
             return create(), True
-        except Exception as exc:  # noqa: BLE001
-            if not retryable(exc):
-                raise CloudError(f"{what}: {_describe(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 (classified in _pause_or_raise)
             last = exc
-            delay = retry_after(exc) or backoff(attempt)
-            log.warning("%s: create failed (%s); looking again in %.1fs", what, _describe(exc), delay)
-            time.sleep(delay)
+            _pause_or_raise(exc, attempt, what, "create failed, will look for it again")
     raise CloudError(f"{what}: create still failing after {attempts} attempts: {_describe(last)}")
 
 

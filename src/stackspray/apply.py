@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .cloudops import act, ensure, read, wait_until
 from .errors import CloudError
-from .observe import META_CLUSTER, META_GROUP, flavor_name, rule_tuple, sg_rules
+from .observe import META_CLUSTER, META_GROUP, flavor_name, is_owned, rule_tuple, sg_rules
 from .plan import OWNER_TAG, Action, cluster_tag
 from .spec import ClusterSpec
 from .state import ClusterDir
@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 PARALLEL = 8
 BOOT_ATTEMPTS = 3
 SERVER_TIMEOUT = 900.0
-
-
-def marker(cluster: str) -> str:
-    """The description every Neutron resource gets at creation (atomic ownership mark)."""
-    return cluster_tag(cluster)
 
 
 @dataclass
@@ -64,13 +59,7 @@ class Applier:
     # -- helpers ---------------------------------------------------------------------------
 
     def _owned(self, items, name: str):
-        for i in items:
-            if i.name == name and (
-                self.tag in (getattr(i, "tags", None) or [])
-                or getattr(i, "description", "") == marker(self.spec.name)
-            ):
-                return i
-        return None
+        return next((i for i in items if i.name == name and is_owned(i, self.tag)), None)
 
     def _tag(self, res) -> None:
         if set(self.tags) - set(getattr(res, "tags", None) or []):
@@ -130,7 +119,7 @@ class Applier:
                 raise CloudError(f"network {self.spec.network.existing} has no IPv4 subnet")
             self.ids["subnet"] = subnets[0].id
             return
-        d = marker(c)
+        d = self.tag  # the description: an ownership mark set atomically at creation
         n = self._neutron_ensure(
             "network",
             f"{c}-net",
@@ -180,7 +169,7 @@ class Applier:
             "security group",
             a.name,
             lambda: net.security_groups(name=a.name),
-            lambda: net.create_security_group(name=a.name, description=marker(self.spec.name)),
+            lambda: net.create_security_group(name=a.name, description=self.tag),
         )
         current = read(lambda: net.get_security_group(sg.id), f"read {a.name}")
         have = {tuple(r) for r in sg_rules(current)}
@@ -258,7 +247,7 @@ class Applier:
         body = dict(
             name=a.name,
             network_id=self.ids["network"],
-            description=marker(self.spec.name),
+            description=self.tag,
             fixed_ips=[{"subnet_id": self.ids["subnet"]}],
             security_group_ids=[self.ids[f"sg:{n}"] for n in a.detail["security_groups"]],
             allowed_address_pairs=[{"ip_address": c} for c in a.detail["allowed_address_pairs"]],
@@ -380,7 +369,7 @@ class Applier:
 
     def delete_port(self, a: Action) -> None:
         for p in read(lambda: list(self.conn.network.ports(name=a.name)), f"find {a.name}"):
-            if p.description == marker(self.spec.name) or self.tag in (p.tags or []):
+            if is_owned(p, self.tag):
                 act(
                     lambda p=p: self.conn.network.delete_port(p, ignore_missing=True), f"delete port {a.name}"
                 )
@@ -403,18 +392,8 @@ class Applier:
         else:
             ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
             fip, _ = ensure(
-                lambda: (
-                    next(iter(net.ips(tags=self.tag)), None)
-                    or next(
-                        (
-                            f
-                            for f in net.ips(floating_network_id=ext.id)
-                            if f.description == marker(self.spec.name)
-                        ),
-                        None,
-                    )
-                ),
-                lambda: net.create_ip(floating_network_id=ext.id, description=marker(self.spec.name)),
+                lambda: next((f for f in net.ips() if is_owned(f, self.tag)), None),
+                lambda: net.create_ip(floating_network_id=ext.id, description=self.tag),
                 "floating IP",
             )
             self._tag(fip)

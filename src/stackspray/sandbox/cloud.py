@@ -580,9 +580,3 @@ def _pids_in_groups_and_descendants(pgids: set[int]) -> set[int]:
                 chosen.add(p.pid)
                 changed = True
     return chosen
-
-
-def openstack_cli_env(paths: SandboxPaths | None = None) -> dict[str, str]:
-    """Environment for running `openstack` (python-openstackclient) against the sandbox."""
-    paths = paths or SandboxPaths.default()
-    return {"OS_CLIENT_CONFIG_FILE": str(paths.clouds_yaml), "OS_CLOUD": "sandbox"}

@@ -55,7 +55,6 @@ class Agent:
         self.started_for: dict[str, str] = {}
         self.subnets: dict[str, tuple[str, str]] = {}
         self.pool = ThreadPoolExecutor(max_workers=4)
-        self.first_ready: dict[str, float] = {}
 
     def _public_key(self, server) -> str:
         """The server's keypair, looked up at each node start: a keypair name can be reused with

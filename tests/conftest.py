@@ -33,12 +33,18 @@ class Sandbox:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Sandbox:
+def sandbox():
+    """The running sandbox. One this session started is stopped at the very end, after every
+    fixture that depends on it has cleaned up, and must leave nothing behind."""
     paths = SandboxPaths.default()
     was_running = cloud.status(paths)["running"]
     report = cloud.up(paths)
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(paths.clouds_yaml)
-    return Sandbox(paths, report, was_running)
+    yield Sandbox(paths, report, was_running)
+    if not was_running:
+        cloud.down(paths)
+        left = cloud.leftovers(paths)
+        assert left == {}, f"sandbox.down left these behind: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from .cloudops import act, read, wait_until
 from .errors import CloudError, ClusterNotFound, SpecError
 from .observe import META_CLUSTER, catalog, is_owned, observe
 from .plan import Action, changes, cluster_tag, conflicts, plan
-from .spec import ClusterSpec, check_against_cloud
+from .spec import CloudCatalog, ClusterSpec, check_against_cloud
 from .state import ClusterDir
 
 log = logging.getLogger("stackspray")
@@ -62,18 +62,19 @@ def run_log(cdir: ClusterDir, command: str):
         handler.close()
 
 
-def compute_plan(conn, spec: ClusterSpec) -> list[Action]:
-    """Validate the spec against the cloud and plan (creates nothing)."""
-    check_against_cloud(spec, catalog(conn, spec))
-    return plan(spec, observe(conn, spec))
+def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
+    """Validate the spec against the cloud and plan (creates nothing); also return the catalog."""
+    cat = catalog(conn, spec)
+    check_against_cloud(spec, cat)
+    return plan(spec, observe(conn, spec)), cat
 
 
-def quota_rows(conn, spec: ClusterSpec, actions: list[Action]) -> list[quota.QuotaRow]:
-    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog) -> list[quota.QuotaRow]:
+    flavors = cat.flavors
     new = [a for a in actions if a.resource == "server" and a.kind == "create"]
     gone = [a for a in actions if a.resource == "server" and a.kind == "delete"]
-    cores = sum(flavors[a.detail["flavor"]].vcpus for a in new)
-    ram = sum(flavors[a.detail["flavor"]].ram for a in new)
+    cores = sum(flavors[a.detail["flavor"]]["vcpus"] for a in new)
+    ram = sum(flavors[a.detail["flavor"]]["ram"] for a in new)
     limits = read(lambda: conn.compute.get_limits().absolute, "read compute limits")
     rows = [
         quota.QuotaRow("instances", max(0, len(new) - len(gone)), limits.instances_used, limits.instances),
@@ -160,13 +161,13 @@ def create_cluster(
     with cdir.lock("create-cluster"), run_log(cdir, "create-cluster") as logfile:
         progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
         conn = connect(spec.cloud)
-        actions = compute_plan(conn, spec)
+        actions, cat = compute_plan(conn, spec)
         bad = conflicts(actions)
         if bad:
             raise CloudError(
                 "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
             )
-        rows = quota_rows(conn, spec, actions)
+        rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],
             "quota": [r.__dict__ for r in rows],

@@ -100,7 +100,10 @@ def _print_actions(actions: list[dict]) -> None:
     print("plan: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
 
 
-@task(help={"spec": "cluster spec: a YAML path or a name under clusters/", "json": "machine-readable output"})
+@task(
+    positional=[],
+    help={"spec": "cluster spec: a YAML path or a name under clusters/", "json": "machine-readable output"},
+)
 def plan(c, spec, json_=False):
     """Show what create-cluster would create, change or leave (and why); creates nothing."""
     from stackspray.cluster import create_cluster
@@ -117,12 +120,13 @@ def plan(c, spec, json_=False):
 
 
 @task(
+    positional=[],
     help={
         "spec": "cluster spec: a YAML path or a name under clusters/",
         "dry_run": "print the plan and stop",
         "no_kubernetes": "provision the OpenStack side only (skip Kubespray)",
         "json": "machine-readable output",
-    }
+    },
 )
 def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
@@ -161,11 +165,12 @@ def kubespray_install(c):
 
 
 @task(
+    positional=[],
     help={
         "cluster": "cluster name",
         "cloud": "clouds.yaml entry (default: from the state file)",
         "json": "machine-readable output",
-    }
+    },
 )
 def status(c, cluster, cloud=None, json_=False):
     """Show every node (role, flavor, status, IPs) and the cost in Service Units."""
@@ -195,12 +200,13 @@ def status(c, cluster, cloud=None, json_=False):
 
 
 @task(
+    positional=[],
     help={
         "cluster": "cluster name",
         "cloud": "clouds.yaml entry (default: from the state file)",
         "yes": "do not ask for confirmation",
         "json": "machine-readable output",
-    }
+    },
 )
 def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
     """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
@@ -221,6 +227,121 @@ def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
         print(json.dumps(result))
 
 
+@task(
+    positional=[],
+    optional=["shelve", "unshelve"],
+    help={
+        "cluster": "cluster name",
+        "shelve": "shelve N workers (no N: every worker)",
+        "unshelve": "unshelve N workers (no N: every shelved worker)",
+        "workers": "the number of workers that should be ACTIVE; shelves or unshelves the difference",
+        "nodes": "with --shelve/--unshelve: these workers (comma-separated names)",
+        "dry_run": "show which nodes would change and the SU/hour before and after; change nothing",
+        "drain_timeout": "seconds to keep retrying evictions a PodDisruptionBudget refuses (default 300)",
+        "ready_timeout": "seconds to wait for an unshelved node to be Ready (default 600)",
+        "force": "also evict pods no controller manages (they are lost)",
+        "json": "machine-readable output",
+    },
+)
+def scale(
+    c,
+    cluster,
+    shelve=None,
+    unshelve=None,
+    workers=None,
+    nodes=None,
+    dry_run=False,
+    drain_timeout=300,
+    ready_timeout=600,
+    force=False,
+    json_=False,
+):
+    """Soft scaling: shelve idle workers (0 SU) and unshelve them, cordoning and draining first."""
+    from stackspray.scale import make_request, scale_cluster
+
+    try:
+        req = make_request(
+            shelve=shelve, unshelve=unshelve, workers=None if workers is None else int(workers), nodes=nodes
+        )
+        result = scale_cluster(
+            cluster,
+            req,
+            dry_run=dry_run,
+            progress=_progress(json_),
+            drain_timeout=float(drain_timeout),
+            ready_timeout=float(ready_timeout),
+            force=force,
+        )
+    except ValueError as exc:
+        raise Exit(f"error: --workers: expected a number, got {workers!r}", code=1) from exc
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result.to_dict()))
+    else:
+        marks = {"shelve": "v", "unshelve": "^", "uncordon": "^", "noop": "="}
+        for s in result.steps:
+            what = s.detail or s.reason
+            print(f"  {marks[s.action]} {s.node:<28} {s.action:<9} {s.outcome:<8} {what}")
+        verb = "would be" if dry_run else "is now"
+        delta = result.su_per_hour_before - result.su_per_hour_after
+        change = f"saving {delta:g}/hour" if delta >= 0 else f"{-delta:g}/hour more"
+        print(
+            f"Service Units: {result.su_per_hour_before:g}/hour before, {result.su_per_hour_after:g}/hour "
+            f"{verb} ({change})"
+        )
+        if dry_run:
+            print("dry run: nothing was changed")
+    if not result.ok:
+        bad = [s.node for s in result.steps if s.outcome in ("blocked", "failed")]
+        raise Exit(
+            f"scale: {len(bad)} node(s) not changed as asked: {', '.join(bad)} (log: {result.log})", code=1
+        )
+
+
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "at": "local time HH:MM to run at",
+        "workers": "the number of workers to keep ACTIVE from that time",
+        "days": "mon-fri, sat,sun, ... (default: daily)",
+        "list": "list the cluster's scheduled jobs",
+        "remove": "remove a job by id (or every job of the cluster with --remove all)",
+        "json": "machine-readable output",
+    },
+)
+def scale_schedule(c, cluster, at=None, workers=None, days=None, list_=False, remove=None, json_=False):
+    """Schedule soft scaling, e.g. --at 20:00 --workers 0 and --at 07:00 --workers 4 (systemd timer/cron)."""
+    from stackspray import schedule as sched
+    from stackspray.scale import schedule as schedule_scale
+
+    try:
+        if list_:
+            result = sched.list_jobs(cluster)
+        elif remove:
+            result = sched.remove(cluster, None if remove == "all" else remove)
+        elif at is None or workers is None:
+            raise Exit("error: give --at HH:MM and --workers N (or --list, or --remove ID)", code=1)
+        else:
+            result = schedule_scale(cluster, at=at, workers=int(workers), days=days)
+    except ValueError as exc:
+        raise Exit(f"error: --workers: expected a number, got {workers!r}", code=1) from exc
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result))
+    elif list_:
+        for j in result:
+            print(f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} invoke {j['command']}")
+        if not result:
+            print(f"cluster {cluster}: no scheduled jobs")
+    elif remove:
+        print(f"removed: {', '.join(result) or 'nothing'}")
+    else:
+        print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
+
+
 sandbox = Collection("sandbox")
 sandbox.add_task(sandbox_up, name="up")
 sandbox.add_task(sandbox_down, name="down")
@@ -233,3 +354,7 @@ ns.add_task(plan)
 ns.add_task(create_cluster, name="create-cluster")
 ns.add_task(status)
 ns.add_task(destroy_cluster, name="destroy-cluster")
+scale_ns = Collection("scale")
+scale_ns.add_task(scale, name="scale", default=True)
+scale_ns.add_task(scale_schedule, name="schedule")
+ns.add_collection(scale_ns)

@@ -22,6 +22,8 @@ APT_PACKAGES = [
     "iproute2",
     "openssh-client",
     "kmod",
+    # crontab: stackspray's schedules fall back to it where no systemd user manager runs (tests).
+    "cron",
 ]
 
 

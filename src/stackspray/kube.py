@@ -1,0 +1,233 @@
+"""The cluster's Kubernetes API, through the official `kubernetes` client and the cluster's kubeconfig.
+
+What soft scaling needs, done the way `kubectl cordon/drain/uncordon` do it:
+- cordon = `spec.unschedulable: true`, plus our annotation `stackspray.io/scale` so that a later
+  run knows the cordon is ours (an operator's own cordon is never lifted by stackspray);
+- drain = evict every pod on the node through the Eviction API (policy/v1), which honours
+  PodDisruptionBudgets: a 429 answer means "not now", so it is retried with backoff until a
+  deadline, then the node counts as blocked and the pods that blocked it are named. Like
+  `kubectl drain --ignore-daemonsets --delete-emptydir-data`, DaemonSet pods and mirror pods stay
+  (they are not evictable) and emptyDir data goes with its pod; pods no controller manages would
+  be lost for good, so they block the drain unless `force`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from .errors import StackSprayError
+
+log = logging.getLogger(__name__)
+
+SCALE_ANNOTATION = "stackspray.io/scale"
+TIMEOUT = (5, 30)
+
+
+class KubeError(StackSprayError):
+    """The Kubernetes API could not be reached or refused a call."""
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    ready: bool
+    unschedulable: bool
+    scaling: str | None  # our annotation: "shelve" while we hold the node cordoned
+
+
+@dataclass
+class DrainResult:
+    evicted: list[str] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)  # "ns/pod" -> why
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocked
+
+
+def _controller(pod) -> str | None:
+    for ref in pod.metadata.owner_references or []:
+        if ref.controller:
+            return ref.kind
+    return None
+
+
+def is_evictable(pod) -> bool:
+    """False for pods `kubectl drain` leaves in place: DaemonSet-managed and mirror (static) pods."""
+    if _controller(pod) == "DaemonSet":
+        return False
+    return "kubernetes.io/config.mirror" not in (pod.metadata.annotations or {})
+
+
+class Kube:
+    """One cluster's API. Methods raise KubeError with what failed and where."""
+
+    def __init__(self, kubeconfig: str | Path) -> None:
+        path = Path(kubeconfig)
+        if not path.exists():
+            raise KubeError(
+                f"kubeconfig {path} does not exist: run `invoke create-cluster` first (it writes it)"
+            )
+        try:
+            self.api = config.new_client_from_config(config_file=str(path))
+        except Exception as exc:  # noqa: BLE001 (the config loader raises several kinds)
+            raise KubeError(f"kubeconfig {path} cannot be used: {exc}") from exc
+        self.server = self.api.configuration.host
+        self.core = client.CoreV1Api(self.api)
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, _request_timeout=TIMEOUT, **kwargs)
+        except ApiException as exc:
+            raise KubeError(f"Kubernetes API {self.server}: {what}: {_api_message(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(
+                f"Kubernetes API {self.server}: {what}: cannot connect ({exc.__class__.__name__}); "
+                "is the control plane up and the API port open to this machine?"
+            ) from exc
+
+    # -- nodes -------------------------------------------------------------------------------
+    def nodes(self) -> dict[str, NodeInfo]:
+        items = self._call("list nodes", self.core.list_node).items
+        return {n.metadata.name: _node_info(n) for n in items}
+
+    def node(self, name: str) -> NodeInfo:
+        return _node_info(self._call(f"read node {name}", self.core.read_node, name))
+
+    def cordon(self, name: str) -> None:
+        body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {SCALE_ANNOTATION: "shelve"}}}
+        self._call(f"cordon {name}", self.core.patch_node, name, body)
+
+    def uncordon(self, name: str) -> None:
+        """Lift the cordon and our annotation."""
+        body = {"spec": {"unschedulable": None}, "metadata": {"annotations": {SCALE_ANNOTATION: None}}}
+        self._call(f"uncordon {name}", self.core.patch_node, name, body)
+
+    # -- pods ----------------------------------------------------------------------------------
+    def pods_on(self, node: str) -> list:
+        return self._call(
+            f"list pods on {node}",
+            self.core.list_pod_for_all_namespaces,
+            field_selector=f"spec.nodeName={node}",
+        ).items
+
+    def workload_count(self, node: str) -> int:
+        """Pods a drain would have to move (not DaemonSet or mirror pods, not finished ones)."""
+        return sum(1 for p in self.pods_on(node) if is_evictable(p) and p.status.phase not in _FINISHED)
+
+    def drain(self, node: str, *, timeout: float = 300.0, force: bool = False) -> DrainResult:
+        """Evict the node's pods, retrying PDB refusals with backoff until `timeout`; wait until gone."""
+        result = DrainResult()
+        pending = {}
+        for p in self.pods_on(node):
+            key = f"{p.metadata.namespace}/{p.metadata.name}"
+            if not is_evictable(p):
+                continue
+            if _controller(p) is None and p.status.phase not in _FINISHED and not force:
+                result.blocked[key] = (
+                    "not managed by a controller: it would be lost for good (--force evicts it)"
+                )
+                continue
+            pending[key] = p
+        if result.blocked:
+            return result
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        refusals: dict[str, str] = {}
+        while pending:
+            for key, p in list(pending.items()):
+                body = client.V1Eviction(
+                    metadata=client.V1ObjectMeta(name=p.metadata.name, namespace=p.metadata.namespace)
+                )
+                try:
+                    self.core.create_namespaced_pod_eviction(
+                        p.metadata.name, p.metadata.namespace, body, _request_timeout=TIMEOUT
+                    )
+                except ApiException as exc:
+                    if exc.status == 404:  # already gone
+                        pass
+                    elif exc.status == 429:  # a PodDisruptionBudget says not now
+                        refusals[key] = _api_message(exc)
+                        continue
+                    else:
+                        raise KubeError(
+                            f"Kubernetes API {self.server}: evict {key}: {_api_message(exc)}"
+                        ) from exc
+                except urllib3.exceptions.HTTPError as exc:
+                    log.warning("evict %s: %s; trying again", key, exc)
+                    continue
+                result.evicted.append(key)
+                refusals.pop(key, None)
+                del pending[key]
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                result.blocked = {k: refusals.get(k, "eviction kept failing") for k in pending}
+                return result
+            attempt += 1
+            time.sleep(min(10.0, 0.5 * 1.6**attempt) * (0.75 + random.random() / 2))
+        self._wait_gone(node, set(result.evicted), deadline)
+        return result
+
+    def _wait_gone(self, node: str, keys: set[str], deadline: float) -> None:
+        delay = 0.5
+        while True:
+            left = {f"{p.metadata.namespace}/{p.metadata.name}" for p in self.pods_on(node)} & keys
+            if not left:
+                return
+            if time.monotonic() >= deadline:
+                raise KubeError(f"node {node}: evicted pods still terminating: {', '.join(sorted(left))}")
+            time.sleep(delay)
+            delay = min(5.0, delay * 1.5)
+
+    def wait_ready(self, name: str, timeout: float = 600.0) -> None:
+        """Wait (backoff) for the Node's Ready condition; raise KubeError naming the node on timeout."""
+        deadline = time.monotonic() + timeout
+        delay = 1.0
+        while True:
+            try:
+                if self.node(name).ready:
+                    return
+            except KubeError as exc:  # the API may blink while nodes come back
+                log.warning("%s", exc)
+            if time.monotonic() + delay > deadline:
+                raise KubeError(
+                    f"node {name}: the VM is ACTIVE but its Kubernetes Node is not Ready after "
+                    f"{timeout:.0f}s; it stays cordoned. Check kubelet on it (ssh, `systemctl status "
+                    "kubelet`) and re-run the same command to finish"
+                )
+            time.sleep(delay)
+            delay = min(10.0, delay * 1.5)
+
+
+_FINISHED = ("Succeeded", "Failed")
+
+
+def _node_info(n) -> NodeInfo:
+    conds = {c.type: c.status for c in (n.status.conditions or [])} if n.status else {}
+    return NodeInfo(
+        name=n.metadata.name,
+        ready=conds.get("Ready") == "True",
+        unschedulable=bool(n.spec and n.spec.unschedulable),
+        scaling=(n.metadata.annotations or {}).get(SCALE_ANNOTATION),
+    )
+
+
+def _api_message(exc: ApiException) -> str:
+    """The Status message (and a DisruptionBudget cause) of an API error, else its reason."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        status = {}
+    msg = status.get("message") or exc.reason or "error"
+    causes = [c.get("message") for c in (status.get("details") or {}).get("causes") or [] if c.get("message")]
+    return f"HTTP {exc.status}: {msg}" + (f" ({'; '.join(causes)})" if causes else "")

@@ -1,0 +1,449 @@
+"""Soft scaling: shelve workers the cluster does not need (0 SU on Jetstream2) and bring them back.
+
+`plan_scale` is pure: the workers as observed (Nova status, Kubernetes cordon, pods) and the
+request → one step per node, no-ops explicit. `scale_cluster` observes, plans, prints, stops on
+dry-run, then runs every node's steps concurrently (bounded); a node that fails or is blocked
+does not stop the others, and the report gives each node's outcome.
+
+Shelve one node: cordon (annotated as ours) → drain through the Eviction API → shelve → wait
+SHELVED_OFFLOADED. The node stays cordoned while shelved. A drain that a PodDisruptionBudget
+blocks past the timeout uncordons the node and leaves it ACTIVE.
+Unshelve one node: unshelve → wait ACTIVE → wait for the Node to be Ready → uncordon (only a
+cordon stackspray made; an operator's own cordon stays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import cost
+from .apply import Progress
+from .cloudops import _pause_or_raise, read, wait_until
+from .errors import StackSprayError
+from .kube import Kube
+from .observe import META_CLUSTER, META_GROUP
+from .spec import CONTROL_PLANE
+from .state import ClusterDir
+
+PARALLEL = 8
+SHELVED = ("SHELVED_OFFLOADED", "SHELVED")
+SERVER_TIMEOUT = 900.0
+
+
+class ScaleError(StackSprayError):
+    """The scale request cannot be carried out as asked (nothing was changed)."""
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What the planner knows of one node."""
+
+    name: str
+    status: str  # Nova status
+    su_active: float  # SU/hour when ACTIVE
+    control_plane: bool = False
+    workloads: int = 0  # pods a drain would move
+    ours: bool = False  # cordoned by stackspray (interrupted or shelved by us)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Exactly one of shelve / unshelve / workers. shelve/unshelve: a count, or "all"."""
+
+    shelve: int | str | None = None
+    unshelve: int | str | None = None
+    workers: int | None = None
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass
+class Step:
+    node: str
+    action: str  # shelve | unshelve | uncordon | noop
+    reason: str
+    outcome: str = "planned"  # planned | done | noop | blocked | failed
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def _natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _shelve_order(n: NodeView) -> tuple:
+    # Finish what an interrupted run started, then the nodes with the least to move; among
+    # equals the highest-numbered first, so the lowest-numbered workers stay up.
+    return (not n.ours, n.workloads, [-x if isinstance(x, int) else x for x in _natural(n.name)])
+
+
+def _parse_count(value, flag: str) -> int | str | None:
+    if value is None or value is False:
+        return None
+    if value is True or value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ScaleError(f"{flag}: expected a number of workers or nothing (= all), got {value!r}") from None
+    if n < 1:
+        raise ScaleError(f"{flag}: the number of workers must be at least 1, got {n}")
+    return n
+
+
+def make_request(
+    *, shelve=None, unshelve=None, workers: int | None = None, nodes: str | list[str] | None = None
+) -> Request:
+    """Validate the flags of `invoke scale` into a Request (ScaleError says what to fix)."""
+    sh, un = _parse_count(shelve, "--shelve"), _parse_count(unshelve, "--unshelve")
+    names = tuple(
+        n.strip() for n in (nodes.split(",") if isinstance(nodes, str) else nodes or []) if n.strip()
+    )
+    given = [f for f, v in (("--shelve", sh), ("--unshelve", un), ("--workers", workers)) if v is not None]
+    if len(given) != 1:
+        raise ScaleError(
+            "say what to do with exactly one of --shelve [N], --unshelve [N] or --workers N"
+            + (f" (got {' and '.join(given)})" if given else "")
+        )
+    if workers is not None and workers < 0:
+        raise ScaleError(f"--workers: the number of ACTIVE workers must be 0 or more, got {workers}")
+    if names and workers is not None:
+        raise ScaleError("--nodes goes with --shelve or --unshelve, not with --workers")
+    if names and isinstance(sh or un, int):
+        raise ScaleError("give either a number of workers or --nodes, not both")
+    return Request(shelve=sh, unshelve=un, workers=workers, nodes=names)
+
+
+def plan_scale(nodes: list[NodeView], req: Request) -> list[Step]:
+    """One step per node (control plane included, as explicit no-ops). Raises ScaleError."""
+    by_name = {n.name: n for n in nodes}
+    workers = [n for n in nodes if not n.control_plane]
+    active = [n for n in workers if n.status == "ACTIVE"]
+    shelved = sorted((n for n in workers if n.status in SHELVED), key=lambda n: _natural(n.name))
+
+    for name in req.nodes:
+        if name not in by_name:
+            known = ", ".join(sorted((n.name for n in workers), key=_natural)) or "none"
+            raise ScaleError(f"--nodes: {name!r} is not a node of this cluster (workers: {known})")
+        if by_name[name].control_plane:
+            raise ScaleError(
+                f"--nodes: {name} is a control-plane node; soft scaling never shelves the control plane "
+                "(it runs etcd and the Kubernetes API). Name worker nodes only"
+            )
+
+    to_shelve: list[NodeView] = []
+    to_unshelve: list[NodeView] = []
+    if req.nodes:
+        chosen = [by_name[n] for n in req.nodes]
+        (to_shelve if req.shelve else to_unshelve).extend(chosen)
+    elif req.shelve == "all":
+        to_shelve = workers
+    elif req.unshelve == "all":
+        to_unshelve = workers
+    elif isinstance(req.shelve, int):
+        if req.shelve > len(active):
+            raise ScaleError(
+                f"--shelve {req.shelve}: only {len(active)} worker(s) are ACTIVE; "
+                f"use --workers N to say how many should stay ACTIVE"
+            )
+        to_shelve = sorted(active, key=_shelve_order)[: req.shelve]
+    elif isinstance(req.unshelve, int):
+        if req.unshelve > len(shelved):
+            raise ScaleError(f"--unshelve {req.unshelve}: only {len(shelved)} worker(s) are shelved")
+        to_unshelve = shelved[: req.unshelve]
+    elif req.workers is not None:
+        if req.workers > len(workers):
+            raise ScaleError(
+                f"--workers {req.workers}: the cluster has {len(workers)} worker(s); to add nodes raise the "
+                "workers count in the spec and run create-cluster"
+            )
+        if len(active) > req.workers:
+            to_shelve = sorted(active, key=_shelve_order)[: len(active) - req.workers]
+        elif len(active) < req.workers:
+            to_unshelve = shelved[: req.workers - len(active)]
+        # ACTIVE workers we still hold cordoned (an interrupted run) and that stay: release them.
+        to_unshelve += [n for n in active if n.ours and n not in to_shelve]
+
+    steps = []
+    for n in sorted(nodes, key=lambda n: (not n.control_plane, _natural(n.name))):
+        if n.control_plane:
+            steps.append(Step(n.name, "noop", "control plane: never shelved"))
+        elif n in to_shelve:
+            if n.status in SHELVED:
+                steps.append(Step(n.name, "noop", f"already {n.status}"))
+            elif n.status == "ACTIVE":
+                moves = f"{n.workloads} pod(s) to move" if n.workloads else "no pods to move"
+                steps.append(
+                    Step(n.name, "shelve", ("finishing an interrupted shelve; " if n.ours else "") + moves)
+                )
+            else:
+                steps.append(
+                    Step(n.name, "noop", f"status {n.status}: left alone (neither ACTIVE nor shelved)")
+                )
+        elif n in to_unshelve:
+            if n.status in SHELVED:
+                steps.append(Step(n.name, "unshelve", f"{n.status} → ACTIVE"))
+            elif n.status == "ACTIVE" and n.ours:
+                steps.append(Step(n.name, "uncordon", "ACTIVE but still cordoned by stackspray: finishing"))
+            elif n.status == "ACTIVE":
+                steps.append(Step(n.name, "noop", "already ACTIVE"))
+            else:
+                steps.append(
+                    Step(n.name, "noop", f"status {n.status}: left alone (neither ACTIVE nor shelved)")
+                )
+        else:
+            steps.append(Step(n.name, "noop", f"{n.status}, not selected"))
+    return steps
+
+
+def su_per_hour(nodes: list[NodeView], steps: list[Step] | None = None) -> float:
+    """SU/hour now, or after the steps (shelved nodes cost 0 %, ACTIVE 100 %)."""
+    after = {s.node: s.action for s in steps or []}
+    total = 0.0
+    for n in nodes:
+        status = {"shelve": "SHELVED_OFFLOADED", "unshelve": "ACTIVE"}.get(after.get(n.name, ""), n.status)
+        total += n.su_active * cost.STATE_FACTOR.get(status, 1.0)
+    return total
+
+
+# -- carrying it out --------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleResult:
+    cluster: str
+    steps: list[Step]
+    su_per_hour_before: float
+    su_per_hour_after: float
+    dry_run: bool
+    log: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.outcome in ("planned", "done", "noop") for s in self.steps)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def _servers(conn, name: str) -> dict:
+    return {
+        s.name: s
+        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
+        if (s.metadata or {}).get(META_CLUSTER) == name
+    }
+
+
+def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], dict, set[str]]:
+    """(node views, servers by name, names Kubernetes knows)."""
+    from .observe import flavor_name
+
+    servers = _servers(conn, name)
+    if not servers:
+        raise ScaleError(f"cluster {name!r} has no servers in the cloud: nothing to scale")
+    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    knodes = kube.nodes() if kube else {}
+    active = [s.name for s in servers.values() if s.status == "ACTIVE" and s.name in knodes]
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        counts = dict(zip(active, pool.map(kube.workload_count, active), strict=True)) if kube else {}
+    views = []
+    for sname, s in servers.items():
+        fl = flavor_name(s)
+        vcpus = flavors[fl].vcpus if fl in flavors else 0
+        k = knodes.get(sname)
+        views.append(
+            NodeView(
+                name=sname,
+                status=s.status,
+                su_active=cost.su_if_active(fl, vcpus),
+                control_plane=(s.metadata or {}).get(META_GROUP) == CONTROL_PLANE,
+                workloads=counts.get(sname, 0),
+                ours=bool(k and k.scaling),
+            )
+        )
+    return views, servers, set(knodes)
+
+
+def _server_action(conn, server_id: str, action: str, done: tuple[str, ...], what: str) -> None:
+    """shelve/unshelve once, idempotently: re-read first, and after a failed call look again —
+    the call may have been carried out although its answer was lost (Nova then answers 409)."""
+    fn = {"shelve": conn.compute.shelve_server, "unshelve": conn.compute.unshelve_server}[action]
+    for attempt in range(6):
+        s = read(lambda: conn.compute.get_server(server_id), f"{what}: read")
+        if s.status in done or s.task_state:  # done, or Nova is already on it
+            return
+        try:
+            fn(server_id)
+            return
+        except Exception as exc:  # noqa: BLE001
+            if getattr(exc, "status_code", None) == 409:
+                continue  # state changed under us: look again
+            _pause_or_raise(exc, attempt, what, f"{action} failed, will look again")
+    raise StackSprayError(f"{what}: {action} still not accepted after 6 attempts")
+
+
+def _wait_status(conn, server_id: str, want: tuple[str, ...], what: str) -> None:
+    def check():
+        s = read(lambda: conn.compute.get_server(server_id), f"{what}: read")
+        if s.status == "ERROR":
+            fault = (s.fault or {}).get("message", "no fault recorded") if hasattr(s, "fault") else ""
+            raise StackSprayError(f"{what}: the server went to ERROR ({fault})")
+        return True if s.status in want and not s.task_state else None
+
+    wait_until(check, f"{what}: waiting for {'/'.join(want)}", timeout=SERVER_TIMEOUT, first=1.0, cap=5.0)
+
+
+def _shelve_one(conn, kube: Kube, step: Step, server, in_k8s: bool, say, drain_timeout: float, force: bool):
+    name = step.node
+    if in_k8s:
+        say(f"{name}: cordon and drain")
+        kube.cordon(name)
+        try:
+            drained = kube.drain(name, timeout=drain_timeout, force=force)
+        except Exception:
+            # The VM will not be shelved: put the node back in service (best effort) before reporting.
+            with contextlib.suppress(Exception):
+                kube.uncordon(name)
+            raise
+        if not drained.ok:
+            kube.uncordon(name)
+            step.outcome = "blocked"
+            step.detail = "left ACTIVE and uncordoned; blocked by " + "; ".join(
+                f"{pod}: {why}" for pod, why in drained.blocked.items()
+            )
+            say(f"{name}: {step.detail}")
+            return
+        if drained.evicted:
+            say(f"{name}: evicted {len(drained.evicted)} pod(s)")
+    say(f"{name}: shelving")
+    _server_action(conn, server.id, "shelve", SHELVED, f"server {name}")
+    _wait_status(conn, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
+    step.outcome, step.detail = (
+        "done",
+        "SHELVED_OFFLOADED" + ("" if in_k8s else " (not a Kubernetes node: no drain)"),
+    )
+
+
+def _unshelve_one(conn, kube: Kube, step: Step, server, in_k8s: bool, say, ready_timeout: float):
+    name = step.node
+    if step.action == "unshelve":
+        say(f"{name}: unshelving")
+        _server_action(conn, server.id, "unshelve", ("ACTIVE",), f"server {name}")
+        _wait_status(conn, server.id, ("ACTIVE",), f"server {name}")
+    if not in_k8s:
+        step.outcome, step.detail = "done", "ACTIVE (not a Kubernetes node)"
+        return
+    say(f"{name}: ACTIVE; waiting for the Node to be Ready")
+    kube.wait_ready(name, timeout=ready_timeout)
+    node = kube.node(name)
+    if node.scaling:
+        kube.uncordon(name)
+        step.outcome, step.detail = "done", "ACTIVE, Ready, uncordoned"
+    else:
+        step.outcome = "done"
+        step.detail = "ACTIVE, Ready" + (
+            " (cordoned by someone else: left cordoned)" if node.unschedulable else ""
+        )
+
+
+def scale_cluster(
+    name: str,
+    req: Request,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    drain_timeout: float = 300.0,
+    ready_timeout: float = 600.0,
+    force: bool = False,
+) -> ScaleResult:
+    """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`."""
+    from .cluster import connect, run_log
+
+    say = progress or Progress()
+    cdir = ClusterDir(name, root)
+    state = cdir.load()
+    if not state:
+        raise ScaleError(f"no cluster {name!r} in {cdir.path}: create it with `invoke create-cluster`")
+    with cdir.lock("scale"), run_log(cdir, "scale") as logfile:
+        say(f"observing cluster {name!r}")
+        conn = connect(state["cloud"])
+        kubeconfig = state.get("kubeconfig")
+        if not kubeconfig:
+            raise ScaleError(
+                f"cluster {name!r} has no kubeconfig (was it created with --no-kubernetes?): nodes cannot "
+                "be drained safely; run `invoke create-cluster` to build Kubernetes first"
+            )
+        kube = Kube(kubeconfig)
+        views, servers, known = observe_nodes(conn, kube, name)
+        steps = plan_scale(views, req)
+        before = su_per_hour(views)
+        result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
+        for s in steps:
+            if s.action != "noop":
+                say(f"plan: {s.action} {s.node} ({s.reason})")
+        if dry_run:
+            return result
+        work = [s for s in steps if s.action != "noop"]
+        for s in steps:
+            if s.action == "noop":
+                s.outcome = "noop"
+        if not work:
+            say("nothing to do: the workers are already as asked")
+
+        def run(step: Step) -> None:
+            started = time.monotonic()
+            try:
+                srv, in_k8s = servers[step.node], step.node in known
+                if step.action == "shelve":
+                    _shelve_one(conn, kube, step, srv, in_k8s, say, drain_timeout, force)
+                else:
+                    _unshelve_one(conn, kube, step, srv, in_k8s, say, ready_timeout)
+            except Exception as exc:  # noqa: BLE001 (one node's failure must not strand the others)
+                step.outcome, step.detail = "failed", str(exc)
+                say(f"{step.node}: FAILED: {exc}")
+            step.seconds = round(time.monotonic() - started, 1)
+
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            list(pool.map(run, work))
+        after, _, _ = observe_nodes(conn, None, name)
+        result.su_per_hour_after = su_per_hour(after)
+        _record(cdir, result)
+        return result
+
+
+def _record(cdir: ClusterDir, result: ScaleResult) -> None:
+    state = cdir.load()
+    state.setdefault("scale_runs", []).append(
+        {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "changed": {s.node: f"{s.action}:{s.outcome}" for s in result.steps if s.action != "noop"},
+            "su_per_hour_after": result.su_per_hour_after,
+        }
+    )
+    state["scale_runs"] = state["scale_runs"][-20:]
+    cdir.save(state)
+
+
+def schedule(
+    cluster: str, *, at: str, workers: int, days: str | None = None, root: Path | None = None
+) -> dict:
+    """Install a timer (or crontab entry) running `invoke scale --cluster C --workers N` at `at`."""
+    from . import schedule as sched
+
+    if not ClusterDir(cluster, root).exists():
+        raise ScaleError(f"no cluster {cluster!r} here: create it with `invoke create-cluster` first")
+    if workers < 0:
+        raise ScaleError(f"--workers: the number of ACTIVE workers must be 0 or more, got {workers}")
+    when = sched.parse_when(at, days)
+    job = sched.Job(
+        cluster, f"scale-{when.label()}", ("scale", "--cluster", cluster, "--workers", str(workers)), when
+    )
+    return sched.install(job)

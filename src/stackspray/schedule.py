@@ -1,0 +1,260 @@
+"""Scheduled stackspray commands: a systemd user timer where the user's systemd runs, else crontab.
+
+A job is one stackspray command line run at a calendar time, from the project folder, with the
+clouds.yaml location it was scheduled with, serialized by `flock` on the cluster's schedule lock
+(a job waits up to 10 minutes for the previous one), its output appended to the cluster's
+`logs/scheduled-<job>.log`. Every job is marked with its cluster and id, so `list` and `remove`
+only ever see and touch stackspray's own timers and crontab lines.
+
+Backends:
+- systemd: `~/.config/systemd/user/stackspray-<cluster>-<job>.{service,timer}`, `Persistent=true`
+  (a run missed while the machine was off happens at boot), enabled with `systemctl --user`.
+  For timers to run while the user is logged out: `loginctl enable-linger $USER`.
+- cron: one line per job in the user's crontab, ending in `# stackspray:<cluster>:<job>`.
+`STACKSPRAY_SCHEDULER=systemd|cron` chooses one explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StackSprayError
+from .state import ClusterDir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MARK = "# stackspray:"
+DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
+SYSTEMD_DAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 0: "Sun"}
+# Environment a scheduled run needs to find the cloud (never a secret: the path, not the content).
+CARRIED_ENV = ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD", "STACKSPRAY_INVENTORIES")
+
+
+class ScheduleError(StackSprayError):
+    """A schedule cannot be installed, listed or removed as asked."""
+
+
+@dataclass(frozen=True)
+class When:
+    """A time of day (local) on some days of the week (all when `days` is empty)."""
+
+    hour: int
+    minute: int
+    days: tuple[int, ...] = ()
+
+    def cron(self) -> str:
+        dow = ",".join(str(d) for d in self.days) if self.days else "*"
+        return f"{self.minute} {self.hour} * * {dow}"
+
+    def on_calendar(self) -> str:
+        dow = ",".join(SYSTEMD_DAYS[d] for d in self.days) + " " if self.days else ""
+        return f"{dow}*-*-* {self.hour:02d}:{self.minute:02d}:00"
+
+    def label(self) -> str:
+        return f"{self.hour:02d}{self.minute:02d}" + (
+            "-" + "".join(SYSTEMD_DAYS[d][:2] for d in self.days) if self.days else ""
+        )
+
+
+def parse_when(at: str, days: str | None = None) -> When:
+    """`--at HH:MM` and `--days mon-fri|sat,sun|daily` → When (ScheduleError names the flag)."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", at or "")
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise ScheduleError(f"--at: expected a local time HH:MM such as 20:00, got {at!r}")
+    picked: list[int] = []
+    spec = (days or "daily").strip().lower()
+    if spec not in ("daily", "*", ""):
+        for part in spec.split(","):
+            ends = part.strip().split("-")
+            if any(e[:3] not in DAYS for e in ends) or len(ends) > 2:
+                raise ScheduleError(f"--days: expected day names such as mon-fri or sat,sun, got {days!r}")
+            a, b = (DAYS[ends[0][:3]], DAYS[ends[-1][:3]])
+            span = [a] if a == b else [(a + i) % 7 for i in range((b - a) % 7 + 1)]
+            picked += [d for d in span if d not in picked]
+    return When(int(m[1]), int(m[2]), tuple(sorted(picked, key=lambda d: (d - 1) % 7)))
+
+
+@dataclass(frozen=True)
+class Job:
+    cluster: str
+    id: str  # e.g. scale-2000-Mo
+    args: tuple[str, ...]  # the invoke command line after `invoke`
+    when: When
+
+
+def _invoke() -> str:
+    exe = Path(sys.executable).with_name("invoke")
+    return str(exe) if exe.exists() else (shutil.which("invoke") or "invoke")
+
+
+def _paths(job: Job) -> tuple[Path, Path]:
+    cdir = ClusterDir(job.cluster)
+    return cdir.logs / f"scheduled-{job.id}.log", cdir.path / ".schedule.lock"
+
+
+def command_line(job: Job) -> str:
+    """The shell command the timer or crontab runs."""
+    log, lock = _paths(job)
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
+    run = " ".join(shlex.quote(a) for a in (_invoke(), *job.args))
+    prefix = env + " " if env else ""
+    return (
+        f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
+        f"{prefix}flock -w 600 {shlex.quote(str(lock))} {run} >> {shlex.quote(str(log))} 2>&1"
+    )
+
+
+# -- backends ----------------------------------------------------------------------------------
+
+
+def backend() -> str:
+    chosen = os.environ.get("STACKSPRAY_SCHEDULER")
+    if chosen in ("systemd", "cron"):
+        return chosen
+    if chosen:
+        raise ScheduleError(f"STACKSPRAY_SCHEDULER={chosen!r}: expected systemd or cron")
+    if shutil.which("systemctl"):
+        probe = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True)
+        if probe.stdout.strip() in ("running", "degraded", "starting"):
+            return "systemd"
+    if shutil.which("crontab"):
+        return "cron"
+    raise ScheduleError(
+        "neither a systemd user manager (systemctl --user) nor crontab is available on this machine; "
+        "install cron or log in with a systemd user session"
+    )
+
+
+def unit_dir() -> Path:
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "systemd" / "user"
+
+
+def unit_name(job: Job) -> str:
+    return f"stackspray-{job.cluster}-{job.id}"
+
+
+def render_units(job: Job) -> dict[str, str]:
+    """The .service and .timer of a job (systemd user units)."""
+    name = unit_name(job)
+    service = (
+        "[Unit]\n"
+        f"Description=stackspray {' '.join(job.args)}\n"
+        f"# stackspray:{job.cluster}:{job.id}\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        f"ExecStart=/bin/sh -c {shlex.quote(command_line(job))}\n"
+    )
+    timer = (
+        "[Unit]\n"
+        f"Description=stackspray {job.id} for cluster {job.cluster}\n"
+        "[Timer]\n"
+        f"OnCalendar={job.when.on_calendar()}\n"
+        "Persistent=true\n"
+        f"Unit={name}.service\n"
+        "[Install]\n"
+        "WantedBy=timers.target\n"
+    )
+    return {f"{name}.service": service, f"{name}.timer": timer}
+
+
+def _systemctl(*args: str) -> None:
+    out = subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise ScheduleError(f"systemctl --user {' '.join(args)}: {out.stderr.strip() or out.returncode}")
+
+
+def _crontab_lines() -> list[str]:
+    out = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    if out.returncode != 0 and "no crontab" not in out.stderr:
+        raise ScheduleError(f"crontab -l: {out.stderr.strip()}")
+    return out.stdout.splitlines() if out.returncode == 0 else []
+
+
+def _write_crontab(lines: list[str]) -> None:
+    out = subprocess.run(["crontab", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
+    if out.returncode != 0:
+        raise ScheduleError(f"crontab -: {out.stderr.strip()}")
+
+
+def install(job: Job) -> dict:
+    """Install (or replace) the job. Returns {"backend", "id", "when", "where"}."""
+    which = backend()
+    if which == "systemd":
+        d = unit_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        for fname, text in render_units(job).items():
+            (d / fname).write_text(text)
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", f"{unit_name(job)}.timer")
+        where = str(d / f"{unit_name(job)}.timer")
+    else:
+        mark = f"{MARK}{job.cluster}:{job.id}"
+        lines = [ln for ln in _crontab_lines() if not ln.endswith(mark)]
+        # crontab(5): an unescaped % ends the command.
+        lines.append(f"{job.when.cron()} {command_line(job).replace('%', chr(92) + '%')} {mark}")
+        _write_crontab(lines)
+        where = "crontab"
+    return {"backend": which, "id": job.id, "when": job.when.on_calendar(), "where": where}
+
+
+def list_jobs(cluster: str) -> list[dict]:
+    """The cluster's scheduled jobs: [{"id", "backend", "when", "command"}]."""
+    which = backend()
+    jobs = []
+    if which == "systemd":
+        for timer in sorted(unit_dir().glob(f"stackspray-{cluster}-*.timer")):
+            text = timer.read_text()
+            service = timer.with_suffix(".service")
+            cmd = (
+                re.search(r"^Description=stackspray (.*)$", service.read_text(), re.M)
+                if service.exists()
+                else None
+            )
+            jobs.append(
+                {
+                    "id": timer.stem.removeprefix(f"stackspray-{cluster}-"),
+                    "backend": which,
+                    "when": re.search(r"^OnCalendar=(.*)$", text, re.M)[1],
+                    "command": cmd[1] if cmd else "?",
+                }
+            )
+    else:
+        for ln in _crontab_lines():
+            m = re.search(rf"{re.escape(MARK)}{re.escape(cluster)}:(\S+)$", ln)
+            if m:
+                run = re.search(r"flock -w \d+ \S+ \S+ (.*?) >>", ln)
+                jobs.append(
+                    {
+                        "id": m[1],
+                        "backend": which,
+                        "when": " ".join(ln.split()[:5]),
+                        "command": run[1] if run else "?",
+                    }
+                )
+    return jobs
+
+
+def remove(cluster: str, job_id: str | None = None) -> list[str]:
+    """Remove one job (or all of the cluster's jobs); returns the ids removed."""
+    ids = [j["id"] for j in list_jobs(cluster) if job_id in (None, j["id"])]
+    if job_id and not ids:
+        raise ScheduleError(f"cluster {cluster!r} has no scheduled job {job_id!r} (see --list)")
+    if backend() == "systemd":
+        for i in ids:
+            name = f"stackspray-{cluster}-{i}"
+            subprocess.run(["systemctl", "--user", "disable", "--now", f"{name}.timer"], capture_output=True)
+            for suffix in (".timer", ".service"):
+                (unit_dir() / f"{name}{suffix}").unlink(missing_ok=True)
+        if ids:
+            _systemctl("daemon-reload")
+    else:
+        marks = {f"{MARK}{cluster}:{i}" for i in ids}
+        _write_crontab([ln for ln in _crontab_lines() if not any(ln.endswith(m) for m in marks)])
+    return ids

@@ -1,0 +1,543 @@
+#!/usr/bin/env python3
+"""STAND-IN for the Kubernetes API server (tests and the sandbox only; no Kubernetes runs here).
+
+Kubernetes cannot run on the sandbox's node hosts, so the Kubespray stand-in starts this small
+HTTPS server on the first control-plane node, where the real API server would listen (:6443).
+stackspray talks to it only through the official `kubernetes` Python client and the cluster's
+kubeconfig, exactly as it talks to a real cluster. It implements only the REST calls stackspray
+makes, each following the Kubernetes API reference (https://kubernetes.io/docs/reference/
+kubernetes-api/) as cited below, and keeps its objects in a JSON file so a restart keeps them.
+
+- Nodes (core/v1 Node): get, list, merge-patch (cordon = `spec.unschedulable`). One Node per
+  inventory host, named like the host. Its `Ready` condition follows the node host: "True" while
+  the host answers on SSH (port 22), "Unknown" (reason NodeStatusUnknown, what the node
+  lifecycle controller sets when the kubelet stops posting status) when it does not, e.g.
+  shelved.
+- Pods (core/v1 Pod): create, get, list (all namespaces or one; `fieldSelector=spec.nodeName=`,
+  `labelSelector=k=v,...`), delete. Each node gets DaemonSet-owned pods (kube-proxy,
+  calico-node) and control-plane nodes a mirror pod, as a Kubespray cluster has.
+- Eviction (policy/v1 Eviction, POST pods/{name}/eviction): 201 and the pod is deleted, or 429
+  "Cannot evict pod as it would violate the pod's disruption budget." with a DisruptionBudget
+  cause when a PodDisruptionBudget allows no disruption; 404 for a missing pod; 500 when
+  several budgets select the pod ("API-initiated eviction" in the Kubernetes docs).
+- PodDisruptionBudgets (policy/v1): create, get, list, delete; `minAvailable` or
+  `maxUnavailable` (integer or percentage), `selector.matchLabels`.
+
+Run: server.py --config standin.json (nodes, listen address, TLS cert/key, bearer token, state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import socket
+import ssl
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DAEMONSETS = ("kube-proxy", "calico-node")
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch (what `application/merge-patch+json` means; for the plain maps
+    stackspray sends, a strategic merge patch has the same effect)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def status(self) -> dict:
+        # meta/v1 Status, the body of every API error.
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class Store:
+    """The objects, a lock, and the JSON file they are kept in."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.path = config["state_file"]
+        self.lock = threading.RLock()
+        self.ready: dict[str, bool] = {}
+        self.rv = 1
+        self.nodes: dict[str, dict] = {}
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.pdbs: dict[tuple[str, str], dict] = {}
+        if os.path.exists(self.path):
+            with open(self.path) as fh:
+                saved = json.load(fh)
+            self.rv = saved["rv"]
+            self.nodes = {n["metadata"]["name"]: n for n in saved["nodes"]}
+            self.pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in saved["pods"]}
+            self.pdbs = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in saved["pdbs"]}
+        self.reconcile_nodes()
+
+    def save(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(
+                {
+                    "rv": self.rv,
+                    "nodes": list(self.nodes.values()),
+                    "pods": list(self.pods.values()),
+                    "pdbs": list(self.pdbs.values()),
+                },
+                fh,
+            )
+        os.replace(tmp, self.path)
+
+    def meta(self, name: str, namespace: str | None = None, **extra) -> dict:
+        self.rv += 1
+        m = {
+            "name": name,
+            "uid": str(uuid.uuid4()),
+            "resourceVersion": str(self.rv),
+            "creationTimestamp": now(),
+        }
+        if namespace:
+            m["namespace"] = namespace
+        m.update(extra)
+        return m
+
+    def touch(self, obj: dict) -> None:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+
+    def reconcile_nodes(self) -> None:
+        """A Node per inventory host (added hosts join, removed ones leave), with its system pods."""
+        with self.lock:
+            wanted = {n["name"]: n for n in self.config["nodes"]}
+            for name in list(self.nodes):
+                if name not in wanted:
+                    del self.nodes[name]
+                    for key in [k for k, p in self.pods.items() if p["spec"].get("nodeName") == name]:
+                        del self.pods[key]
+            for name, n in wanted.items():
+                if name not in self.nodes:
+                    self.nodes[name] = self.new_node(n)
+                    for ds in DAEMONSETS:
+                        self.add_system_pod(f"{ds}-{name}", name, owner=("DaemonSet", ds))
+                    if n.get("control_plane"):
+                        self.add_system_pod(f"kube-apiserver-{name}", name, mirror=True)
+            self.save()
+
+    def new_node(self, n: dict) -> dict:
+        labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux"}
+        spec: dict = {}
+        if n.get("control_plane"):
+            labels[CONTROL_PLANE_LABEL] = ""
+            spec["taints"] = [{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}]
+        return {
+            "kind": "Node",
+            "apiVersion": "v1",
+            "metadata": self.meta(n["name"], labels=labels),
+            "spec": spec,
+            "status": {"addresses": [{"type": "InternalIP", "address": n["ip"]}], "conditions": []},
+        }
+
+    def add_system_pod(self, name: str, node: str, owner=None, mirror=False) -> None:
+        extra: dict = {"labels": {"k8s-app": name.rsplit("-", 1)[0]}}
+        if owner:
+            extra["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": owner[0],
+                    "name": owner[1],
+                    "uid": str(uuid.uuid4()),
+                    "controller": True,
+                }
+            ]
+        if mirror:
+            extra["annotations"] = {"kubernetes.io/config.mirror": uuid.uuid4().hex}
+        pod = {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": self.meta(name, "kube-system", **extra),
+            "spec": {"nodeName": node, "containers": [{"name": name.split("-")[0], "image": "stand-in"}]},
+            "status": {"phase": "Running"},
+        }
+        self.pods[("kube-system", name)] = pod
+
+    # -- what the node lifecycle controller would say ----------------------------------------
+    def node_view(self, node: dict) -> dict:
+        node = copy.deepcopy(node)
+        name = node["metadata"]["name"]
+        ready = self.ready.get(name)
+        cond = {
+            "type": "Ready",
+            "status": "True" if ready else "Unknown",
+            "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+            "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
+            "lastHeartbeatTime": now(),
+            "lastTransitionTime": now(),
+        }
+        node["status"]["conditions"] = [cond]
+        return node
+
+    def pod_view(self, pod: dict) -> dict:
+        pod = copy.deepcopy(pod)
+        ready = bool(self.ready.get(pod["spec"].get("nodeName")))
+        pod["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+        return pod
+
+    def probe_nodes(self) -> None:
+        """Ready = the node host answers on SSH (the kubelet runs while the host runs)."""
+
+        def answers(ip: str) -> bool:
+            try:
+                with socket.create_connection((ip, 22), timeout=1.0):
+                    return True
+            except OSError:
+                return False
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            while True:
+                hosts = {n["name"]: n["ip"] for n in self.config["nodes"]}
+                results = dict(zip(hosts, pool.map(answers, hosts.values()), strict=True))
+                self.ready = results
+                time.sleep(1.0)
+
+    # -- PodDisruptionBudget arithmetic (policy/v1 PodDisruptionBudgetSpec) ---------------------
+    def budget(self, pdb: dict) -> tuple[int, int, int]:
+        """(expected, desired healthy, currently healthy) for the pods the budget selects."""
+        ns = pdb["metadata"]["namespace"]
+        want = (pdb["spec"].get("selector") or {}).get("matchLabels") or {}
+        selected = [
+            p
+            for (pns, _), p in self.pods.items()
+            if pns == ns and all(p["metadata"].get("labels", {}).get(k) == v for k, v in want.items())
+        ]
+        expected = len(selected)
+        healthy = sum(1 for p in selected if self.ready.get(p["spec"].get("nodeName")))
+
+        def scaled(value) -> int:
+            if isinstance(value, str) and value.endswith("%"):
+                return math.ceil(expected * int(value[:-1]) / 100)
+            return int(value)
+
+        spec = pdb["spec"]
+        if "minAvailable" in spec:
+            desired = scaled(spec["minAvailable"])
+        elif "maxUnavailable" in spec:
+            desired = expected - scaled(spec["maxUnavailable"])
+        else:
+            desired = 0
+        return expected, desired, healthy
+
+    def evict(self, ns: str, name: str) -> None:
+        with self.lock:
+            pod = self.pods.get((ns, name))
+            if pod is None:
+                raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+            labels = pod["metadata"].get("labels", {})
+            budgets = [
+                b
+                for (bns, _), b in self.pdbs.items()
+                if bns == ns
+                and all(
+                    labels.get(k) == v
+                    for k, v in ((b["spec"].get("selector") or {}).get("matchLabels") or {}).items()
+                )
+            ]
+            if len(budgets) > 1:
+                raise ApiError(
+                    500,
+                    "InternalError",
+                    "This pod has more than one PodDisruptionBudget, "
+                    "which the eviction subresource does not support.",
+                )
+            if budgets:
+                _, desired, healthy = self.budget(budgets[0])
+                # A healthy pod may go while disruptions are allowed; an unhealthy one while the
+                # budget is met (unhealthyPodEvictionPolicy IfHealthyBudget, the default).
+                pod_healthy = bool(self.ready.get(pod["spec"].get("nodeName")))
+                if (healthy - desired <= 0) if pod_healthy else (healthy < desired):
+                    bname = budgets[0]["metadata"]["name"]
+                    raise ApiError(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        {
+                            "causes": [
+                                {
+                                    "reason": "DisruptionBudget",
+                                    "message": f"The disruption budget {bname} needs {desired} healthy "
+                                    f"pods and has {healthy} currently",
+                                }
+                            ]
+                        },
+                    )
+            del self.pods[(ns, name)]
+            self.save()
+
+
+class Handler(BaseHTTPRequestHandler):
+    store: Store
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args) -> None:  # one line per request on stderr (journal)
+        print(f"{self.command} {self.path} -> {fmt % args}", flush=True)
+
+    def send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self) -> dict:
+        return json.loads(self.raw_body or b"{}")
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def do_PATCH(self) -> None:
+        self.dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
+
+    def dispatch(self, method: str) -> None:
+        # Read the whole body first: on a kept-alive connection unread bytes would corrupt the next request.
+        self.raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            if self.headers.get("Authorization") != f"Bearer {self.store.config['token']}":
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            parts = [p for p in url.path.split("/") if p]
+            with self.store.lock:
+                code, body = self.route(method, parts, query)
+        except ApiError as exc:
+            code, body = exc.code, exc.status()
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            code, body = 400, ApiError(400, "BadRequest", f"bad request: {exc}").status()
+        self.send(code, body)
+
+    def route(self, method: str, parts: list[str], q: dict) -> tuple[int, dict]:
+        if parts[:2] == ["api", "v1"]:
+            rest = parts[2:]
+            if rest[:1] == ["nodes"]:
+                return self.nodes(method, rest[1:])
+            if rest == ["pods"] and method == "GET":
+                return 200, self.pod_list(None, q)
+            if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
+                return self.pods(method, rest[1], rest[3:], q)
+        if parts[:2] == ["apis", "policy"] and parts[2:3] == ["v1"]:
+            rest = parts[3:]
+            if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "poddisruptionbudgets":
+                return self.pdbs(method, rest[1], rest[3:])
+        raise ApiError(404, "NotFound", f"the stand-in does not serve {method} /{'/'.join(parts)}")
+
+    # core/v1 Node: read, list, patch (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/)
+    def nodes(self, method: str, rest: list[str]) -> tuple[int, dict]:
+        s = self.store
+        if not rest and method == "GET":
+            items = [s.node_view(n) for n in s.nodes.values()]
+            return 200, {
+                "kind": "NodeList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(s.rv)},
+                "items": items,
+            }
+        name = rest[0]
+        if name not in s.nodes:
+            raise ApiError(404, "NotFound", f'nodes "{name}" not found', {"name": name, "kind": "nodes"})
+        if method == "GET":
+            return 200, s.node_view(s.nodes[name])
+        if method == "PATCH":
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0]
+            if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                raise ApiError(415, "UnsupportedMediaType", f"the stand-in takes merge patches, not {ctype}")
+            patch = self.body()
+            node = merge_patch(s.nodes[name], {k: v for k, v in patch.items() if k in ("metadata", "spec")})
+            s.nodes[name] = node
+            s.touch(node)
+            s.save()
+            return 200, s.node_view(node)
+        raise ApiError(405, "MethodNotAllowed", f"{method} on a node")
+
+    # core/v1 Pod (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/)
+    def pod_list(self, ns: str | None, q: dict) -> dict:
+        s = self.store
+        fields = dict(kv.split("=", 1) for kv in q.get("fieldSelector", "").split(",") if kv)
+        labels = dict(kv.split("=", 1) for kv in q.get("labelSelector", "").split(",") if kv)
+        unknown = set(fields) - {"spec.nodeName", "metadata.namespace"}
+        if unknown:
+            raise ApiError(
+                400, "BadRequest", f"field selector(s) {sorted(unknown)} not served by the stand-in"
+            )
+        items = []
+        for (pns, _), p in sorted(s.pods.items()):
+            if ns and pns != ns:
+                continue
+            if "spec.nodeName" in fields and p["spec"].get("nodeName") != fields["spec.nodeName"]:
+                continue
+            if "metadata.namespace" in fields and pns != fields["metadata.namespace"]:
+                continue
+            if any(p["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()):
+                continue
+            items.append(s.pod_view(p))
+        return {
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": str(s.rv)},
+            "items": items,
+        }
+
+    def pods(self, method: str, ns: str, rest: list[str], q: dict) -> tuple[int, dict]:
+        s = self.store
+        if not rest:
+            if method == "GET":
+                return 200, self.pod_list(ns, q)
+            if method == "POST":
+                body = self.body()
+                name = body["metadata"]["name"]
+                if (ns, name) in s.pods:
+                    raise ApiError(409, "AlreadyExists", f'pods "{name}" already exists')
+                node = body.get("spec", {}).get("nodeName")
+                if node not in s.nodes:
+                    raise ApiError(
+                        422, "Invalid", "the stand-in has no scheduler: set spec.nodeName to a node"
+                    )
+                md = body["metadata"]
+                pod = {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "metadata": s.meta(
+                        name,
+                        ns,
+                        **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
+                    ),
+                    "spec": body["spec"],
+                    "status": {"phase": "Running"},
+                }
+                s.pods[(ns, name)] = pod
+                s.save()
+                return 201, s.pod_view(pod)
+        name = rest[0]
+        if rest[1:] == ["eviction"] and method == "POST":
+            s.evict(ns, name)
+            return 201, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "code": 201,
+            }
+        pod = s.pods.get((ns, name))
+        if pod is None:
+            raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        if method == "GET" and len(rest) == 1:
+            return 200, s.pod_view(pod)
+        if method == "DELETE" and len(rest) == 1:
+            del s.pods[(ns, name)]
+            s.save()
+            return 200, s.pod_view(pod)
+        raise ApiError(405, "MethodNotAllowed", f"{method} on pods/{'/'.join(rest)}")
+
+    # policy/v1 PodDisruptionBudget (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/pod-disruption-budget-v1/)
+    def pdbs(self, method: str, ns: str, rest: list[str]) -> tuple[int, dict]:
+        s = self.store
+
+        def view(b: dict) -> dict:
+            b = copy.deepcopy(b)
+            expected, desired, healthy = s.budget(b)
+            b["status"] = {
+                "expectedPods": expected,
+                "desiredHealthy": desired,
+                "currentHealthy": healthy,
+                "disruptionsAllowed": max(0, healthy - desired),
+                "observedGeneration": 1,
+            }
+            return b
+
+        if not rest and method == "GET":
+            items = [view(b) for (bns, _), b in sorted(s.pdbs.items()) if bns == ns]
+            return 200, {
+                "kind": "PodDisruptionBudgetList",
+                "apiVersion": "policy/v1",
+                "metadata": {"resourceVersion": str(s.rv)},
+                "items": items,
+            }
+        if not rest and method == "POST":
+            body = self.body()
+            name = body["metadata"]["name"]
+            if (ns, name) in s.pdbs:
+                raise ApiError(409, "AlreadyExists", f'poddisruptionbudgets.policy "{name}" already exists')
+            pdb = {
+                "kind": "PodDisruptionBudget",
+                "apiVersion": "policy/v1",
+                "metadata": s.meta(name, ns),
+                "spec": body["spec"],
+            }
+            s.pdbs[(ns, name)] = pdb
+            s.save()
+            return 201, view(pdb)
+        name = rest[0]
+        pdb = s.pdbs.get((ns, name))
+        if pdb is None:
+            raise ApiError(404, "NotFound", f'poddisruptionbudgets.policy "{name}" not found')
+        if method == "GET":
+            return 200, view(pdb)
+        if method == "DELETE":
+            del s.pdbs[(ns, name)]
+            s.save()
+            return 200, view(pdb)
+        raise ApiError(405, "MethodNotAllowed", f"{method} on a PodDisruptionBudget")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", required=True)
+    config = json.load(open(ap.parse_args().config))  # noqa: SIM115
+    store = Store(config)
+    threading.Thread(target=store.probe_nodes, daemon=True).start()
+    Handler.store = store
+    server = ThreadingHTTPServer((config.get("listen", "0.0.0.0"), int(config.get("port", 6443))), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(config["cert"], config["key"])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Schedules: parsing --at/--days, the crontab expression, the systemd units (checked by systemd)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from stackspray.schedule import Job, ScheduleError, When, command_line, parse_when, render_units
+
+
+@pytest.mark.parametrize(
+    "at, days, cron, calendar",
+    [
+        ("20:00", None, "0 20 * * *", "*-*-* 20:00:00"),
+        ("7:05", "mon-fri", "5 7 * * 1,2,3,4,5", "Mon,Tue,Wed,Thu,Fri *-*-* 07:05:00"),
+        ("23:59", "sat,sun", "59 23 * * 6,0", "Sat,Sun *-*-* 23:59:00"),
+        ("00:00", "fri-mon", "0 0 * * 1,5,6,0", "Mon,Fri,Sat,Sun *-*-* 00:00:00"),
+    ],
+)
+def test_when(at, days, cron, calendar):
+    w = parse_when(at, days)
+    assert w.cron() == cron
+    assert w.on_calendar() == calendar
+
+
+@pytest.mark.parametrize(
+    "at, days, field", [("24:00", None, "--at"), ("8pm", None, "--at"), ("20:00", "weekdays", "--days")]
+)
+def test_when_refuses(at, days, field):
+    with pytest.raises(ScheduleError) as err:
+        parse_when(at, days)
+    assert str(err.value).startswith(field)
+
+
+@pytest.mark.parametrize("days", [None, "mon-fri", "sat,sun"])
+def test_on_calendar_is_valid_for_systemd(days):
+    out = subprocess.run(
+        ["systemd-analyze", "calendar", parse_when("06:30", days).on_calendar()],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "06:30:00" in out.stdout
+
+
+def test_units_and_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", "/home/u/clouds.yaml")
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
+    job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
+    cmd = command_line(job)
+    assert "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
+    assert f"flock -w 600 {tmp_path}/demo/.schedule.lock" in cmd
+    assert cmd.endswith(
+        f"scale --cluster demo --workers 0 >> {tmp_path}/demo/logs/scheduled-scale-2000.log 2>&1"
+    )
+    units = render_units(job)
+    assert set(units) == {"stackspray-demo-scale-2000.service", "stackspray-demo-scale-2000.timer"}
+    timer = units["stackspray-demo-scale-2000.timer"]
+    assert "OnCalendar=*-*-* 20:00:00" in timer and "Persistent=true" in timer
+    assert "Unit=stackspray-demo-scale-2000.service" in timer

@@ -267,3 +267,61 @@ def test_killed_run_converges_on_rerun(conn, cluster):
         assert nodes[n].unschedulable == shelved and (nodes[n].scaling == "shelve") == shelved, n
     again = c.cli("--workers", "1", "--json")
     assert {s["action"] for s in json.loads(again.stdout)["steps"]} == {"noop"}
+
+
+def test_schedule_installs_runs_lists_and_removes(conn, cluster, monkeypatch):
+    """The crontab backend (this machine has no systemd user manager): entries are installed,
+    replaced, listed and removed; other crontab lines are kept; the installed command works."""
+    from stackspray.sandbox.infra import install_apt_packages
+
+    install_apt_packages()  # crontab comes from Debian's cron package
+    c = cluster
+    c.reset()
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    foreign = "17 3 * * * /usr/bin/true # someone else's job"
+    subprocess.run(["crontab", "-"], input=foreign + "\n", text=True, check=True)
+    env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), STACKSPRAY_SCHEDULER="cron")
+
+    def sched(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "scale.schedule", "--cluster", c.name, *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    try:
+        assert sched("--at", "20:00", "--workers", "0", "--days", "mon-fri").returncode == 0
+        assert sched("--at", "07:00", "--workers", "4").returncode == 0
+        assert sched("--at", "07:00", "--workers", "3").returncode == 0  # same time: replaces
+        lines = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout.splitlines()
+        ours = [ln for ln in lines if ln.endswith(f"# stackspray:{c.name}:scale-2000-MoTuWeThFr")]
+        assert len(ours) == 1 and ours[0].startswith("0 20 * * 1,2,3,4,5 ")
+        assert len([ln for ln in lines if f"stackspray:{c.name}:scale-0700" in ln]) == 1
+        assert foreign in lines
+        listed = json.loads(sched("--list", "--json").stdout)
+        assert {(j["id"], j["command"]) for j in listed} == {
+            ("scale-2000-MoTuWeThFr", f"scale --cluster {c.name} --workers 0"),
+            ("scale-0700", f"scale --cluster {c.name} --workers 3"),
+        }
+        # What cron would run, run now: the 07:00 job (3 ACTIVE workers) shelves one.
+        command = next(ln for ln in lines if "scale-0700" in ln).split(" ", 5)[5].rsplit(" # ", 1)[0]
+        ran = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, ran.stderr
+        log = c.inv / c.name / "logs" / "scheduled-scale-0700.log"
+        assert "shelve" in log.read_text() and "saving" in log.read_text()
+        assert sorted(server_status(conn, c.name)[n] for n in c.w) == ["ACTIVE"] * 3 + ["SHELVED_OFFLOADED"]
+
+        assert sched("--remove", "scale-0700").returncode == 0
+        assert [j["id"] for j in json.loads(sched("--list", "--json").stdout)] == ["scale-2000-MoTuWeThFr"]
+        missing = sched("--remove", "scale-0700")
+        assert missing.returncode == 1 and "no scheduled job 'scale-0700'" in missing.stderr
+        assert sched("--remove", "all").returncode == 0
+        lines = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout.splitlines()
+        assert lines == [foreign]
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True)

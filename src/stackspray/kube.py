@@ -192,7 +192,7 @@ class Kube:
     def wait_ready(self, name: str, timeout: float = 600.0) -> None:
         """Wait (backoff) for the Node's Ready condition; raise KubeError naming the node on timeout."""
         deadline = time.monotonic() + timeout
-        delay = 1.0
+        delay = 0.5
         while True:
             try:
                 if self.node(name).ready:
@@ -206,7 +206,7 @@ class Kube:
                     "kubelet`) and re-run the same command to finish"
                 )
             time.sleep(delay)
-            delay = min(10.0, delay * 1.5)
+            delay = min(3.0, delay * 1.5)
 
 
 _FINISHED = ("Succeeded", "Failed")

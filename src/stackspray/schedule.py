@@ -107,6 +107,9 @@ def command_line(job: Job) -> str:
     return (
         f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
         f"{prefix}flock -w 600 {shlex.quote(str(lock))} {run} >> {shlex.quote(str(log))} 2>&1"
+        # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code.
+        f" || {{ rc=$?; echo {shlex.quote(f'stackspray: invoke {shlex.join(job.args)} failed with exit')} $rc\\;"
+        f" see {shlex.quote(str(log))}; exit $rc; }}"
     )
 
 

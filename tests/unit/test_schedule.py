@@ -51,11 +51,25 @@ def test_units_and_command(monkeypatch, tmp_path):
     cmd = command_line(job)
     assert "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
     assert f"flock -w 600 {tmp_path}/demo/.schedule.lock" in cmd
-    assert cmd.endswith(
-        f"scale --cluster demo --workers 0 >> {tmp_path}/demo/logs/scheduled-scale-2000.log 2>&1"
-    )
+    log = f"{tmp_path}/demo/logs/scheduled-scale-2000.log"
+    assert f"scale --cluster demo --workers 0 >> {log} 2>&1 || " in cmd
     units = render_units(job)
     assert set(units) == {"stackspray-demo-scale-2000.service", "stackspray-demo-scale-2000.timer"}
     timer = units["stackspray-demo-scale-2000.timer"]
     assert "OnCalendar=*-*-* 20:00:00" in timer and "Persistent=true" in timer
     assert "Unit=stackspray-demo-scale-2000.service" in timer
+
+
+def test_a_failed_run_says_so_in_one_line_and_keeps_its_exit_code(monkeypatch, tmp_path):
+    """cron mails what a job prints: on failure exactly one line naming the command and the log."""
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
+    monkeypatch.setattr("stackspray.schedule._invoke", lambda: "sh")
+    failing = Job("demo", "x", ("-c", "echo detail; exit 3"), When(1, 0))
+    out = subprocess.run(["sh", "-c", command_line(failing)], capture_output=True, text=True)
+    assert out.returncode == 3
+    log = tmp_path / "demo" / "logs" / "scheduled-x.log"
+    assert out.stdout == f"stackspray: invoke -c 'echo detail; exit 3' failed with exit 3; see {log}\n"
+    assert log.read_text() == "detail\n"
+    ok = Job("demo", "y", ("-c", "echo fine"), When(1, 0))
+    out = subprocess.run(["sh", "-c", command_line(ok)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "")

@@ -104,12 +104,12 @@ def command_line(job: Job) -> str:
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
     run = " ".join(shlex.quote(a) for a in (_invoke(), *job.args))
     prefix = env + " " if env else ""
+    failed = shlex.quote(f"stackspray: invoke {shlex.join(job.args)} failed with exit")
     return (
         f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
         f"{prefix}flock -w 600 {shlex.quote(str(lock))} {run} >> {shlex.quote(str(log))} 2>&1"
         # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code.
-        f" || {{ rc=$?; echo {shlex.quote(f'stackspray: invoke {shlex.join(job.args)} failed with exit')} $rc\\;"
-        f" see {shlex.quote(str(log))}; exit $rc; }}"
+        f" || {{ rc=$?; echo {failed} $rc\\; see {shlex.quote(str(log))}; exit $rc; }}"
     )
 
 

@@ -342,6 +342,90 @@ def scale_schedule(c, cluster, at=None, workers=None, days=None, list_=False, re
         print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
 
 
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "force": "rotate even when the credential is not near expiry",
+        "threshold_days": "rotate when fewer days than this are left (default 30)",
+        "expiry_days": "the new credential's lifetime in days (default 90)",
+        "rollout_timeout": "seconds to wait for the restarted workloads to be Ready (default 300)",
+        "json": "machine-readable output",
+    },
+)
+def credentials_refresh(
+    c, cluster, force=False, threshold_days=30, expiry_days=90, rollout_timeout=300, json_=False
+):
+    """Rotate the cluster's OpenStack application credential with no outage (exit 0 ok/rotated,
+    1 failed and rolled back, 2 failed and needs attention)."""
+    from stackspray.rotation import refresh
+
+    try:
+        result = refresh(
+            cluster,
+            force=force,
+            threshold_days=float(threshold_days),
+            expiry_days=int(expiry_days),
+            rollout_timeout=float(rollout_timeout),
+            progress=_progress(json_),
+        )
+    except Exception as exc:
+        if json_:
+            print(json.dumps({"cluster": cluster, "outcome": "failed", "error": str(exc)}))
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result.to_dict()))
+    elif result.outcome == "ok":
+        print(f"ok: {result.credential['name']} expires in {result.days_left:.0f} days")
+    else:
+        print(
+            f"rotated: {result.previous['name']} -> {result.credential['name']} "
+            f"(expires {result.credential['expires_at']})"
+        )
+
+
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "at": "local time HH:MM to run at (default 03:17)",
+        "days": "mon-fri, sun, ... (default: sun, i.e. weekly)",
+        "list": "list the cluster's scheduled jobs",
+        "remove": "remove the refresh schedule",
+        "json": "machine-readable output",
+    },
+)
+def credentials_schedule(c, cluster, at="03:17", days="sun", list_=False, remove=False, json_=False):
+    """Run credentials.refresh on a schedule (systemd user timer, or crontab), weekly by default."""
+    from stackspray import schedule as sched
+
+    try:
+        if list_:
+            result = [j for j in sched.list_jobs(cluster) if j["id"].startswith("credentials")]
+        elif remove:
+            result = sched.remove(cluster, "credentials-refresh")
+        else:
+            result = sched.install(
+                sched.Job(
+                    cluster,
+                    "credentials-refresh",
+                    ("credentials.refresh", "--cluster", cluster),
+                    sched.parse_when(at, days),
+                )
+            )
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result))
+    elif list_:
+        for j in result:
+            print(f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} invoke {j['command']}")
+    elif remove:
+        print(f"removed: {', '.join(result) or 'nothing'}")
+    else:
+        print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
+
+
 sandbox = Collection("sandbox")
 sandbox.add_task(sandbox_up, name="up")
 sandbox.add_task(sandbox_down, name="down")
@@ -358,3 +442,4 @@ scale_ns = Collection("scale")
 scale_ns.add_task(scale, name="scale", default=True)
 scale_ns.add_task(scale_schedule, name="schedule")
 ns.add_collection(scale_ns)
+ns.add_collection(Collection("credentials", refresh=credentials_refresh, schedule=credentials_schedule))

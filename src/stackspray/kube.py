@@ -13,6 +13,7 @@ What soft scaling needs, done the way `kubectl cordon/drain/uncordon` do it:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -231,3 +232,81 @@ def _api_message(exc: ApiException) -> str:
     msg = status.get("message") or exc.reason or "error"
     causes = [c.get("message") for c in (status.get("details") or {}).get("causes") or [] if c.get("message")]
     return f"HTTP {exc.status}: {msg}" + (f" ({'; '.join(causes)})" if causes else "")
+
+
+# -- Secrets and workloads (credential rotation) ----------------------------------------------
+
+
+def rollout_complete(kind: str, obj: dict) -> bool:
+    """What `kubectl rollout status` waits for: the controller saw the newest generation and every
+    replica (DaemonSet: every scheduled pod) is updated and available, with no old one left."""
+    meta, spec, st = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
+    if st.get("observedGeneration", 0) < meta.get("generation", 0):
+        return False
+    if kind == "deployments":
+        want = spec.get("replicas", 1)
+        updated = st.get("updatedReplicas", 0)
+        return (
+            updated >= want and st.get("replicas", 0) == updated and st.get("availableReplicas", 0) >= updated
+        )
+    desired = st.get("desiredNumberScheduled", 0)
+    return st.get("updatedNumberScheduled", 0) >= desired and st.get("numberAvailable", 0) >= desired
+
+
+class KubeWorkloads:
+    """Secrets and DaemonSets/Deployments of kube-system, read as plain JSON."""
+
+    def __init__(self, kube: Kube, namespace: str = "kube-system") -> None:
+        self.kube, self.ns = kube, namespace
+        self.apps = client.AppsV1Api(kube.api)
+
+    def secret_text(self, name: str, key: str) -> str:
+        sec = self.kube._call(
+            f"read Secret {self.ns}/{name}", self.kube.core.read_namespaced_secret, name, self.ns
+        )
+        data = (sec.data or {}).get(key)
+        if data is None:
+            raise KubeError(f"Secret {self.ns}/{name} has no key {key!r}")
+        return base64.b64decode(data).decode()
+
+    def set_secret_text(self, name: str, key: str, text: str) -> None:
+        body = {"data": {key: base64.b64encode(text.encode()).decode()}}
+        self.kube._call(
+            f"update Secret {self.ns}/{name}", self.kube.core.patch_namespaced_secret, name, self.ns, body
+        )
+
+    def _fns(self, kind: str):
+        if kind == "deployments":
+            return self.apps.read_namespaced_deployment, self.apps.patch_namespaced_deployment
+        return self.apps.read_namespaced_daemon_set, self.apps.patch_namespaced_daemon_set
+
+    def get(self, kind: str, name: str) -> dict:
+        read_fn, _ = self._fns(kind)
+        resp = self.kube._call(
+            f"read {kind} {self.ns}/{name}", read_fn, name, self.ns, _preload_content=False
+        )
+        return json.loads(resp.data)
+
+    def restart(self, kind: str, name: str) -> None:
+        """`kubectl rollout restart`: a new pod template annotation, so every pod is replaced."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        _, patch_fn = self._fns(kind)
+        self.kube._call(
+            f"restart {kind} {self.ns}/{name}", patch_fn, name, self.ns, body, _preload_content=False
+        )
+
+    def wait_rollout(self, kind: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while not rollout_complete(kind, self.get(kind, name)):
+            if time.monotonic() + delay > deadline:
+                raise KubeError(
+                    f"{kind} {self.ns}/{name}: the restarted pods are not Ready after {timeout:.0f}s "
+                    f"(kubectl -n {self.ns} rollout status {kind}/{name})"
+                )
+            time.sleep(delay)
+            delay = min(5.0, delay * 1.5)
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

@@ -22,6 +22,16 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   several budgets select the pod ("API-initiated eviction" in the Kubernetes docs).
 - PodDisruptionBudgets (policy/v1): create, get, list, delete; `minAvailable` or
   `maxUnavailable` (integer or percentage), `selector.matchLabels`.
+- Secrets (core/v1 Secret): get and merge-patch. `kube-system/external-openstack-cloud-config`
+  and `kube-system/cloud-config` (key `cloud.conf`) hold the cloud config the Kubespray stand-in
+  passes in, as Kubespray's manifests would; a restart with a different one re-applies it.
+- The credential's three workloads (apps/v1): DaemonSet `openstack-cloud-controller-manager`,
+  Deployment `csi-cinder-controllerplugin`, DaemonSet `csi-cinder-nodeplugin`, in kube-system:
+  get and merge-patch. A change of `spec.template` (what `kubectl rollout restart` makes) is a new
+  generation whose rollout completes after about a second, reported in the status fields
+  `kubectl rollout status` reads. Stand-in-only control, for fault tests: the annotation
+  `stand-in.stackspray.io/fail-next-rollouts: "N"` on a workload makes its next N rollouts
+  never complete.
 
 Run: server.py --config standin.json (nodes, listen address, TLS cert/key, bearer token, state).
 """
@@ -29,6 +39,7 @@ Run: server.py --config standin.json (nodes, listen address, TLS cert/key, beare
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import math
@@ -43,6 +54,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 DAEMONSETS = ("kube-proxy", "calico-node")
+WORKLOADS = (
+    ("daemonsets", "openstack-cloud-controller-manager"),
+    ("deployments", "csi-cinder-controllerplugin"),
+    ("daemonsets", "csi-cinder-nodeplugin"),
+)
+FAIL_ROLLOUTS = "stand-in.stackspray.io/fail-next-rollouts"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 
@@ -97,6 +114,9 @@ class Store:
         self.nodes: dict[str, dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.pdbs: dict[tuple[str, str], dict] = {}
+        self.secrets: dict[tuple[str, str], dict] = {}
+        self.workloads: dict[tuple[str, str], dict] = {}  # (kind plural, name) in kube-system
+        self.applied_cloud_conf: str | None = None
         if os.path.exists(self.path):
             with open(self.path) as fh:
                 saved = json.load(fh)
@@ -104,7 +124,11 @@ class Store:
             self.nodes = {n["metadata"]["name"]: n for n in saved["nodes"]}
             self.pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in saved["pods"]}
             self.pdbs = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in saved["pdbs"]}
+            self.secrets = {(x["metadata"]["namespace"], x["metadata"]["name"]): x for x in saved["secrets"]}
+            self.workloads = {(w["plural"], w["metadata"]["name"]): w for w in saved["workloads"]}
+            self.applied_cloud_conf = saved.get("applied_cloud_conf")
         self.reconcile_nodes()
+        self.apply_cloud_config()
 
     def save(self) -> None:
         tmp = self.path + ".tmp"
@@ -115,6 +139,9 @@ class Store:
                     "nodes": list(self.nodes.values()),
                     "pods": list(self.pods.values()),
                     "pdbs": list(self.pdbs.values()),
+                    "secrets": list(self.secrets.values()),
+                    "workloads": list(self.workloads.values()),
+                    "applied_cloud_conf": self.applied_cloud_conf,
                 },
                 fh,
             )
@@ -154,6 +181,95 @@ class Store:
                     if n.get("control_plane"):
                         self.add_system_pod(f"kube-apiserver-{name}", name, mirror=True)
             self.save()
+
+    def apply_cloud_config(self) -> None:
+        """What Kubespray's manifests do on every cluster.yml: the two Secrets hold the cloud config
+        from the inventory, and the three workloads exist. Re-applied only when the config changed
+        (a credential rotated since, through the API, is kept until the inventory changes)."""
+        conf = self.config.get("cloud_conf")
+        if conf is None:
+            return
+        with self.lock:
+            b64 = base64.b64encode(conf.encode()).decode()
+            if conf != self.applied_cloud_conf:
+                for name in ("external-openstack-cloud-config", "cloud-config"):
+                    old = self.secrets.get(("kube-system", name))
+                    sec = old or {
+                        "kind": "Secret",
+                        "apiVersion": "v1",
+                        "metadata": self.meta(name, "kube-system"),
+                        "type": "Opaque",
+                    }
+                    sec["data"] = {"cloud.conf": b64}
+                    self.touch(sec)
+                    self.secrets[("kube-system", name)] = sec
+                self.applied_cloud_conf = conf
+            for plural, name in WORKLOADS:
+                if (plural, name) not in self.workloads:
+                    self.workloads[(plural, name)] = {
+                        "plural": plural,
+                        "kind": "DaemonSet" if plural == "daemonsets" else "Deployment",
+                        "apiVersion": "apps/v1",
+                        "metadata": dict(self.meta(name, "kube-system"), generation=1),
+                        "spec": dict(
+                            {"replicas": 1} if plural == "deployments" else {},
+                            selector={"matchLabels": {"app": name}},
+                            template={
+                                "metadata": {"labels": {"app": name}, "annotations": {}},
+                                "spec": {"containers": [{"name": name, "image": "stand-in"}]},
+                            },
+                        ),
+                        "rollout": {"generation": 1, "at": 0.0, "fails": False},
+                    }
+            self.save()
+
+    def workload_view(self, w: dict) -> dict:
+        """The object with the status fields `kubectl rollout status` reads."""
+        view = {k: copy.deepcopy(v) for k, v in w.items() if k not in ("plural", "rollout")}
+        gen = w["metadata"]["generation"]
+        ro = w["rollout"]
+        done = not ro["fails"] and time.time() - ro["at"] >= 1.0
+        if w["plural"] == "deployments":
+            n = w["spec"].get("replicas", 1)
+            view["status"] = {
+                "observedGeneration": gen,
+                "replicas": n if done else n + 1,
+                "updatedReplicas": n if done else 0,
+                "readyReplicas": n,
+                "availableReplicas": n,
+            }
+        else:
+            ready_nodes = [m for m, r in self.ready.items() if r and m in self.nodes]
+            if w["metadata"]["name"] == "openstack-cloud-controller-manager":
+                ready_nodes = [
+                    m for m in ready_nodes if CONTROL_PLANE_LABEL in self.nodes[m]["metadata"]["labels"]
+                ]
+            n = len(ready_nodes)
+            view["status"] = {
+                "observedGeneration": gen,
+                "desiredNumberScheduled": n,
+                "currentNumberScheduled": n,
+                "numberMisscheduled": 0,
+                "numberReady": n,
+                "updatedNumberScheduled": n if done else 0,
+                "numberAvailable": n,
+            }
+        return view
+
+    def patch_workload(self, w: dict, patch: dict) -> None:
+        before = json.dumps(w["spec"].get("template"), sort_keys=True)
+        merged = merge_patch({k: w[k] for k in ("metadata", "spec")}, patch)
+        w["metadata"], w["spec"] = merged["metadata"], merged["spec"]
+        if json.dumps(w["spec"].get("template"), sort_keys=True) != before:
+            # A new template is a new generation, rolled out from now.
+            w["metadata"]["generation"] += 1
+            ann = w["metadata"].setdefault("annotations", {})
+            left = int(ann.get(FAIL_ROLLOUTS, "0") or 0)
+            w["rollout"] = {"generation": w["metadata"]["generation"], "at": time.time(), "fails": left > 0}
+            if left > 0:
+                ann[FAIL_ROLLOUTS] = str(left - 1)
+        self.touch(w)
+        self.save()
 
     def new_node(self, n: dict) -> dict:
         labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux"}
@@ -361,11 +477,53 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, self.pod_list(None, q)
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
                 return self.pods(method, rest[1], rest[3:], q)
+            if rest[:1] == ["namespaces"] and len(rest) == 4 and rest[2] == "secrets":
+                return self.secret(method, rest[1], rest[3])
+        if parts[:3] == ["apis", "apps", "v1"] and len(parts) == 7 and parts[3] == "namespaces":
+            return self.workload(method, parts[4], parts[5], parts[6])
         if parts[:2] == ["apis", "policy"] and parts[2:3] == ["v1"]:
             rest = parts[3:]
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "poddisruptionbudgets":
                 return self.pdbs(method, rest[1], rest[3:])
         raise ApiError(404, "NotFound", f"the stand-in does not serve {method} /{'/'.join(parts)}")
+
+    def merge_body(self) -> dict:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0]
+        if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            raise ApiError(415, "UnsupportedMediaType", f"the stand-in takes merge patches, not {ctype}")
+        return self.body()
+
+    # core/v1 Secret (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/)
+    def secret(self, method: str, ns: str, name: str) -> tuple[int, dict]:
+        s = self.store
+        sec = s.secrets.get((ns, name))
+        if sec is None:
+            raise ApiError(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"})
+        if method == "PATCH":
+            patch = self.merge_body()
+            merged = merge_patch(sec, {k: v for k, v in patch.items() if k in ("metadata", "data")})
+            s.secrets[(ns, name)] = merged
+            s.touch(merged)
+            s.save()
+            return 200, merged
+        if method == "GET":
+            return 200, sec
+        raise ApiError(405, "MethodNotAllowed", f"{method} on a secret")
+
+    # apps/v1 DaemonSet and Deployment: read, patch (rollout restart); status as in
+    # https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/daemon-set-v1/ and deployment-v1/
+    def workload(self, method: str, ns: str, plural: str, name: str) -> tuple[int, dict]:
+        s = self.store
+        w = s.workloads.get((plural, name)) if ns == "kube-system" else None
+        if w is None:
+            raise ApiError(
+                404, "NotFound", f'{plural}.apps "{name}" not found', {"name": name, "kind": plural}
+            )
+        if method == "PATCH":
+            s.patch_workload(w, self.merge_body())
+        elif method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} on {plural}")
+        return 200, s.workload_view(w)
 
     # core/v1 Node: read, list, patch (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/)
     def nodes(self, method: str, rest: list[str]) -> tuple[int, dict]:

@@ -1,0 +1,315 @@
+"""credentials.refresh against the sandbox: real Keystone application credentials, the node files
+on the sandbox's first control-plane node (read with testinfra over SSH), the Secrets and
+workloads of the Kubernetes API stand-in (through the official `kubernetes` client). After every
+step of every rotation the credential in the Secrets must authenticate."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import testinfra
+import yaml
+from helpers import ROOT, quiet
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+
+from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.credentials import stored
+from stackspray.kube import Kube, KubeWorkloads
+from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
+from stackspray.sandbox import faults
+from stackspray.spec import load_spec
+from stackspray.state import ClusterDir
+
+NODE_FILES = (
+    "/etc/kubernetes/cinder_cloud_config",
+    "/etc/kubernetes/cinder-csi-cloud-config-secret.yml",
+    "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
+)
+
+
+def authenticates(auth_url: str, cred_id: str | None, secret: str | None) -> bool:
+    try:
+        auth = v3.ApplicationCredential(
+            auth_url=auth_url, application_credential_id=cred_id, application_credential_secret=secret
+        )
+        return bool(session.Session(auth=auth).get_token())
+    except Exception:  # noqa: BLE001 (401/404: not valid)
+        return False
+
+
+class Cluster:
+    def __init__(self, conn, name, inv, kubeconfig, fip, key) -> None:
+        self.conn, self.name, self.inv = conn, name, inv
+        self.cdir = ClusterDir(name, inv)
+        self.work = KubeWorkloads(Kube(kubeconfig))
+        self.host = testinfra.get_host(f"paramiko://ubuntu@{fip}", ssh_identity_file=str(key), sudo=True)
+        self.auth_url = conn.config.get_auth_args()["auth_url"]
+
+    def secret_creds(self) -> set[tuple]:
+        return {credential_in(self.work.secret_text(n, "cloud.conf")) for n in SECRETS}
+
+    def node_ids(self) -> set[str | None]:
+        ids = set()
+        for path in NODE_FILES:
+            text = self.host.file(path).content_string
+            if path.endswith(".yml"):
+                text = base64.b64decode(yaml.safe_load(text)["data"]["cloud.conf"]).decode()
+            ids.add(credential_in(text)[0])
+        return ids
+
+    def cluster_creds(self) -> list[str]:
+        user = self.conn.current_user_id
+        return sorted(
+            c.id
+            for c in self.conn.identity.application_credentials(user=user)
+            if c.name.startswith(f"{self.name}-k8s-")
+        )
+
+    def assert_valid_in_cluster(self, step: str = "") -> str:
+        """The Secrets agree on one credential, and it authenticates. Returns its id."""
+        creds = self.secret_creds()
+        assert len(creds) == 1, f"{step}: the Secrets disagree: {[c[0] for c in creds]}"
+        cred_id, secret = next(iter(creds))
+        assert authenticates(self.auth_url, cred_id, secret), f"{step}: the Secrets' credential does not work"
+        return cred_id
+
+    def generations(self) -> dict[str, int]:
+        return {
+            name: self.work.get(kind, name)["metadata"]["generation"]
+            for kind, name in (
+                ("daemonsets", "openstack-cloud-controller-manager"),
+                ("deployments", "csi-cinder-controllerplugin"),
+                ("daemonsets", "csi-cinder-nodeplugin"),
+            )
+        }
+
+    def refresh(self, **kw):
+        steps: list[str] = []
+
+        def check(step: str) -> None:
+            steps.append(step)
+            self.assert_valid_in_cluster(step)
+
+        result = refresh(self.name, progress=quiet(), root=self.inv, observer=check, **kw)
+        return result, steps
+
+    def cli(self, *args: str, **popen) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", self.name, *args],
+            cwd=ROOT,
+            env=dict(os.environ, STACKSPRAY_INVENTORIES=str(self.inv), ANSIBLE_VERBOSITY="4"),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox, conn, ssh_key, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cred")
+    name = f"cr{uuid.uuid4().hex[:5]}"
+    spec_file = tmp / f"{name}.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "cloud": "sandbox",
+                "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
+                "network": {"cidr": "10.97.0.0/24"},
+                "node_groups": {
+                    "control-plane": {"flavor": "m3.small", "count": 1},
+                    "workers": {"flavor": "m3.tiny", "count": 1},
+                },
+            }
+        )
+    )
+    inv = tmp / "inventories"
+    try:
+        result = create_cluster(load_spec(spec_file), progress=quiet(), root=inv)
+        fip = result["state"]["floating_ip"]["address"]
+        yield Cluster(conn, name, inv, result["kubeconfig"], fip, ssh_key)
+    finally:
+        faults.clear(sandbox.paths)
+        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
+
+
+def test_rotation_end_to_end(cluster):
+    c = cluster
+    old = stored(c.cdir)
+    assert c.assert_valid_in_cluster() == old.id and c.node_ids() == {old.id}
+    gens = c.generations()
+
+    result, steps = c.refresh(force=True)
+
+    assert result.outcome == "rotated" and result.previous["id"] == old.id
+    new = stored(c.cdir)
+    assert new.id == result.credential["id"] != old.id
+    assert steps == ["created", "verified", "inventory", "secrets", "nodes", "restart", "old deleted"]
+    assert c.assert_valid_in_cluster() == new.id
+    assert c.node_ids() == {new.id}
+    assert all(g > gens[n] for n, g in c.generations().items()), "all three workloads were restarted"
+    assert not authenticates(c.auth_url, old.id, old.secret), "the old credential is deleted"
+    assert c.cluster_creds() == [new.id]
+    state = c.cdir.load()
+    assert state["credential_rotations"][-1]["old_id"] == old.id
+    assert new.secret not in json.dumps(state)
+    # Node files keep Kubespray's modes.
+    assert [oct(c.host.file(p).mode) for p in NODE_FILES] == ["0o640", "0o644", "0o640"]
+
+
+def test_inside_threshold_nothing_then_force_rotates(cluster):
+    c = cluster
+    before = stored(c.cdir)
+    result, steps = c.refresh()
+    assert result.outcome == "ok" and steps == [] and result.days_left > 89
+    assert stored(c.cdir) == before and c.cluster_creds() == [before.id]
+    out = c.cli("--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["outcome"] == "ok"
+    result, _ = c.refresh(force=True)
+    assert result.outcome == "rotated" and stored(c.cdir).id != before.id
+    assert c.cluster_creds() == [stored(c.cdir).id]
+
+
+def _assert_rolled_back(c: Cluster, old) -> None:
+    assert stored(c.cdir) == old, "the inventory's credential file holds the old credential again"
+    assert c.assert_valid_in_cluster() == old.id
+    assert c.cluster_creds() == [old.id], "the new credential was deleted"
+    assert c.cdir.load().get("rotation") is None
+
+
+def test_keystone_failure_on_create_changes_nothing(cluster):
+    c = cluster
+    old = stored(c.cdir)
+    faults.inject("keystone", method="POST", path=r"/application_credentials$", status=503, count=5)
+    with pytest.raises(RotationFailed, match="creating the new credential failed"):
+        c.refresh(force=True)
+    faults.clear()
+    _assert_rolled_back(c, old)
+    assert c.node_ids() == {old.id}
+
+
+def test_push_failure_to_the_node_rolls_back(cluster):
+    c = cluster
+    old = stored(c.cdir)
+    f = "/etc/kubernetes/cinder_cloud_config"
+    c.host.run_test(f"cp -p {f} {f}.bak && sed -i '/^application-credential-id=/d' {f}")
+    try:
+        with pytest.raises(RotationFailed) as err:
+            c.refresh(force=True)
+    finally:
+        c.host.run_test(f"mv {f}.bak {f}")
+    assert "node files failed" in str(err.value) and "cinder_cloud_config" in str(err.value)
+    _assert_rolled_back(c, old)
+    assert c.node_ids() == {old.id}
+
+
+def test_rollout_never_ready_rolls_back(cluster):
+    c = cluster
+    old = stored(c.cdir)
+    c.work.apps.patch_namespaced_deployment(
+        "csi-cinder-controllerplugin",
+        "kube-system",
+        {"metadata": {"annotations": {"stand-in.stackspray.io/fail-next-rollouts": "1"}}},
+        _preload_content=False,
+    )
+    with pytest.raises(RotationFailed) as err:
+        c.refresh(force=True, rollout_timeout=4)
+    assert "restart failed" in str(err.value) and "csi-cinder-controllerplugin" in str(err.value)
+    _assert_rolled_back(c, old)
+    assert c.node_ids() == {old.id}
+
+
+def test_killed_run_converges_and_no_secret_is_ever_shown(cluster):
+    c = cluster
+    old = stored(c.cdir)
+    env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), ANSIBLE_VERBOSITY="4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", c.name, "--force"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if "Secrets kube-system/" in line or not line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert "Secrets kube-system/" in seen, seen
+    assert len(c.cluster_creds()) == 2, "killed mid-way: old and new both exist"
+
+    out = c.cli("--force")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "did not finish" in out.stdout
+    final = stored(c.cdir)
+    assert c.cluster_creds() == [final.id] and final.id != old.id
+    assert c.assert_valid_in_cluster() == final.id and c.node_ids() == {final.id}
+
+    # Every secret this module's rotations made: in no output, log or artifact.
+    secrets = {old.secret, final.secret}
+    text = seen + out.stdout + out.stderr
+    assert not any(s in text for s in secrets)
+    allowed = {c.cdir.path / "group_vars" / "all" / "openstack-credential.yml"}
+    for p in c.cdir.path.rglob("*"):
+        if p.is_file() and p not in allowed and c.cdir.secrets not in p.parents:
+            content = p.read_text(errors="ignore")
+            assert not any(s in content for s in secrets), f"a secret is in {p}"
+    for p in [*allowed, *c.cdir.secrets.glob("*")]:
+        assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"
+
+
+def test_schedule_installs_lists_and_removes(cluster):
+    from stackspray.sandbox.infra import install_apt_packages
+
+    install_apt_packages()  # crontab comes from Debian's cron package
+    c = cluster
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), STACKSPRAY_SCHEDULER="cron")
+
+    def sched(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "credentials.schedule", "--cluster", c.name, *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    try:
+        out = sched("--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["when"] == "Sun *-*-* 03:17:00"
+        line = next(
+            ln
+            for ln in subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout.splitlines()
+            if ln.endswith(f"# stackspray:{c.name}:credentials-refresh")
+        )
+        assert line.startswith("17 3 * * 0 ") and f"credentials.refresh --cluster {c.name}" in line
+        assert [j["id"] for j in json.loads(sched("--list", "--json").stdout)] == ["credentials-refresh"]
+        # What cron runs, run now: inside the threshold it reports ok and exits 0.
+        command = line.split(" ", 5)[5].rsplit(" # ", 1)[0]
+        ran = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+        assert ran.returncode == 0, ran.stdout
+        log = c.inv / c.name / "logs" / "scheduled-credentials-refresh.log"
+        assert "ok: " in log.read_text() and "expires in" in log.read_text()
+        assert sched("--remove").returncode == 0
+        assert json.loads(sched("--list", "--json").stdout) == []
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True)

@@ -426,6 +426,35 @@ def credentials_schedule(c, cluster, at="03:17", days="sun", list_=False, remove
         print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
 
 
+@task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})
+def verify(c, cluster, json_=False):
+    """Check every node over SSH (testinfra): hostname, /etc/hosts, kubelet/containerd, API port,
+    cloud config files; print a pass/fail table (exit 1 on any failure)."""
+    from stackspray.verify import verify_cluster
+
+    try:
+        result = verify_cluster(cluster)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(
+            json.dumps(
+                {"cluster": cluster, "ok": result.ok, "results": result.results, "failures": result.failures}
+            )
+        )
+    else:
+        for node, checks in sorted(result.results.items()):
+            print(node)
+            for check, outcome in checks.items():
+                print(f"  {outcome:<5} {check}")
+        for where, msg in result.failures.items():
+            print(f"FAIL {where}: {msg}")
+        total = sum(len(v) for v in result.results.values())
+        print(f"{total - len(result.failures)}/{total} checks passed on {len(result.results)} node(s)")
+    if not result.ok:
+        raise Exit(f"verify: {len(result.failures)} check(s) failed", code=1)
+
+
 sandbox = Collection("sandbox")
 sandbox.add_task(sandbox_up, name="up")
 sandbox.add_task(sandbox_down, name="down")
@@ -437,6 +466,7 @@ ns.add_collection(Collection("kubespray", install=kubespray_install))
 ns.add_task(plan)
 ns.add_task(create_cluster, name="create-cluster")
 ns.add_task(status)
+ns.add_task(verify)
 ns.add_task(destroy_cluster, name="destroy-cluster")
 scale_ns = Collection("scale")
 scale_ns.add_task(scale, name="scale", default=True)

@@ -23,7 +23,7 @@ from .cloudops import act, read, wait_until
 from .errors import CloudError, ClusterNotFound, SpecError
 from .observe import META_CLUSTER, catalog, is_owned, observe
 from .plan import Action, changes, cluster_tag, conflicts, plan
-from .spec import CloudCatalog, ClusterSpec, check_against_cloud
+from .spec import CONTROL_PLANE, CloudCatalog, ClusterSpec, check_against_cloud
 from .state import ClusterDir
 
 log = logging.getLogger("stackspray")
@@ -177,6 +177,8 @@ def create_cluster(
         if dry_run:
             result["state"] = cdir.load()
             return result
+        kubeconfig = cdir.load().get("kubeconfig")
+        built = kubernetes and bool(kubeconfig) and Path(kubeconfig).exists()
         if changes(actions):
             state = cdir.load()
             state.update(
@@ -186,6 +188,19 @@ def create_cluster(
                 keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
             )
             cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
+            removed = [
+                a.name
+                for a in actions
+                if a.resource == "server" and a.kind == "delete" and not a.detail.get("recreate")
+            ]
+            if built and removed:
+                # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
+                live = {
+                    s.name: s.status
+                    for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers")
+                }
+                gone = [n for n in removed if live.get(n) != "ACTIVE"]
+                kubespray.remove_workers(conn, spec, cdir, progress, removed, gone)
             Applier(conn, spec, cdir, progress).run(actions)
         else:
             progress("nothing to change: the cloud matches the spec")
@@ -193,11 +208,16 @@ def create_cluster(
         progress(
             f"cluster {spec.name}: {len(result['state']['servers'])} server(s); state in {cdir.state_file}"
         )
-        kubeconfig = result["state"].get("kubeconfig")
-        if kubernetes and (changes(actions) or not kubeconfig or not Path(kubeconfig).exists()):
-            kubeconfig = str(kubespray.build(conn, spec, cdir, progress))
+        if kubernetes:
+            step, new_workers = kubespray.kubespray_step(actions, built, f"{spec.name}-{CONTROL_PLANE}-")
+            if step == "build":
+                kubespray.build(conn, spec, cdir, progress)
+            elif step == "scale":
+                kubespray.add_workers(conn, spec, cdir, progress, new_workers)
+            elif changes(actions):
+                kubespray.write_inventory(conn, spec, cdir, progress)  # e.g. removed nodes leave it
             result["state"] = cdir.load()
-        result["kubeconfig"] = kubeconfig
+        result["kubeconfig"] = result["state"].get("kubeconfig")
         return result
 
 

@@ -7,6 +7,7 @@ playbooks in tests/kubespray_standin/ are run instead, and the progress says so 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -86,8 +87,8 @@ def project(conn, spec: ClusterSpec, say) -> Path:
     return target
 
 
-def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
-    """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
+def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
+    """Credential and inventory (regenerated from the state); returns (Kubespray dir, run args)."""
     state = cdir.load()
     credential = ensure_cluster_credential(conn, spec.name, cdir, say)
     auth = conn.config.get_auth_args()
@@ -105,14 +106,25 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     )
     inventory.write(cdir.path, files)
     (cdir.path / "artifacts").mkdir(exist_ok=True)
-    hosts = cdir.path / inventory.HOSTS_FILE
-    kubespray_dir = project(conn, spec, say)
     known_hosts = {
         "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=60s "
         f"-o UserKnownHostsFile={cdir.path / 'known_hosts'} "
         "-o StrictHostKeyChecking=accept-new"
     }
-    common = dict(inventory=hosts, cluster_dir=cdir.path, say=say, envvars=known_hosts)
+    common = dict(
+        inventory=cdir.path / inventory.HOSTS_FILE, cluster_dir=cdir.path, say=say, envvars=known_hosts
+    )
+    return project(conn, spec, say), common
+
+
+def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
+    """Regenerate the inventory from the state (no playbook runs)."""
+    _setup(conn, spec, cdir, say)
+
+
+def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
+    """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
+    kubespray_dir, common = _setup(conn, spec, cdir, say)
     playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **common)
     admin = cdir.path / "artifacts" / "admin.conf"
@@ -124,3 +136,65 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     state["kubeconfig"] = str(kubeconfig)
     cdir.save(state)
     return kubeconfig
+
+
+def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]) -> None:
+    """New workers join an existing cluster: prepare-nodes.yml, then Kubespray's facts.yml on every
+    host (scale.yml's checks need the facts of the hosts it leaves out), then scale.yml --limit."""
+    kubespray_dir, common = _setup(conn, spec, cdir, say)
+    limit = ",".join(names)
+    playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
+    playbook.run("playbooks/facts.yml", project_dir=kubespray_dir, **common)
+    playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **common)
+
+
+def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], gone: list[str]) -> None:
+    """Before their VMs are deleted: Kubespray's remove-node.yml drains the nodes, resets them and
+    deletes them from the cluster. Nodes whose VM is already gone (or not running) cannot be
+    drained or reset: `reset_nodes=false allow_ungraceful_removal=true` for those."""
+    state = cdir.load()
+    # The inventory must still list the nodes being removed: widen each group to its highest server.
+    highest: dict[str, int] = {}
+    for sname in state.get("servers", {}):
+        for g in spec.node_groups:
+            prefix = f"{spec.name}-{g.name}-"
+            if sname.startswith(prefix) and sname[len(prefix) :].isdigit():
+                highest[g.name] = max(highest.get(g.name, 0), int(sname[len(prefix) :]))
+    widened = dataclasses.replace(
+        spec,
+        node_groups=tuple(
+            dataclasses.replace(g, count=max(g.count, highest.get(g.name, 0))) for g in spec.node_groups
+        ),
+    )
+    kubespray_dir, common = _setup(conn, widened, cdir, say)
+    for batch, extra in (
+        ([n for n in names if n not in gone], {}),
+        ([n for n in names if n in gone], {"reset_nodes": "false", "allow_ungraceful_removal": "true"}),
+    ):
+        if batch:
+            playbook.run(
+                "remove-node.yml",
+                project_dir=kubespray_dir,
+                extravars={"node": ",".join(batch), "skip_confirmation": "true", **extra},
+                **common,
+            )
+
+
+def kubespray_step(actions: list, built: bool, control_plane_prefix: str) -> tuple[str, list[str]]:
+    """Which Kubespray run the plan's changes call for: ("build", []) cluster.yml, ("scale", new
+    workers) facts.yml + scale.yml --limit, or ("none", []). Server removals are handled before
+    the VMs go (remove_workers), so they need nothing here."""
+    if not built:
+        return "build", []
+    created = [a.name for a in actions if a.resource == "server" and a.kind == "create"]
+    if any(n.startswith(control_plane_prefix) for n in created):
+        return "build", []  # control-plane nodes join through cluster.yml (Kubespray's rule)
+    other = [
+        a
+        for a in actions
+        if a.kind not in ("noop", "conflict")
+        and a.resource not in ("server", "port", "server-group", "share", "access-rule")
+    ]
+    if other:
+        return "build", []
+    return ("scale", created) if created else ("none", [])

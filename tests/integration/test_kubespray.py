@@ -3,19 +3,25 @@ prepare-nodes.yml and the Kubespray stand-in over SSH against the node hosts."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import testinfra
 import yaml
 from conftest import ssh
-from helpers import make_spec, quiet, respec  # noqa: F401 (make_spec is a fixture)
+from helpers import ROOT, make_spec, quiet, respec  # noqa: F401 (make_spec is a fixture)
 
 from stackspray.cluster import create_cluster
 from stackspray.inventory import SECRETS_FILE
+from stackspray.kube import Kube
 from stackspray.playbook import PlaybookFailed
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
+from stackspray.verify import verify_cluster
 
 
 def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_key):
@@ -69,21 +75,64 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     create_cluster(spec, progress=again, root=inv)
     assert not any("running cluster.yml" in line for line in again.lines)
 
-    # Add two workers: they are in the inventory and every node knows them.
-    create_cluster(load_spec(respec(path, workers=3)), progress=quiet(), root=inv)
+    # Add two workers: Kubespray's facts.yml on every host, then scale.yml limited to the new ones.
+    kube = Kube(kubeconfig)
+    grow = quiet()
+    create_cluster(load_spec(respec(path, workers=3)), progress=grow, root=inv)
+    new = f"{spec.name}-workers-2,{spec.name}-workers-3"
+    assert any(f"running scale.yml on {new}" in line for line in grow.lines), grow.lines
+    assert any("running playbooks/facts.yml on all hosts" in line for line in grow.lines)
+    assert not any("running cluster.yml" in line for line in grow.lines)
     hosts = yaml.safe_load((cdir.path / "hosts.yml").read_text())
     assert sorted(hosts["all"]["children"]["kube_node"]["hosts"]) == [
         f"{spec.name}-workers-{i}" for i in (1, 2, 3)
     ]
     etc_hosts = ssh(fip, ssh_key, "cat /etc/hosts")
     assert f"{spec.name}-workers-3" in etc_hosts
+    assert set(kube.nodes()) == {f"{spec.name}-control-plane-1"} | {
+        f"{spec.name}-workers-{i}" for i in (1, 2, 3)
+    }
 
-    # Remove one: gone from the inventory.
-    create_cluster(load_spec(respec(path, workers=2)), progress=quiet(), root=inv)
+    # Remove one: remove-node.yml first (the node leaves Kubernetes), then the VM goes.
+    shrink = quiet()
+    create_cluster(load_spec(respec(path, workers=2)), progress=shrink, root=inv)
+    text = "\n".join(shrink.lines)
+    assert "running remove-node.yml" in text
+    assert text.index("running remove-node.yml") < text.index(f"deleted server {spec.name}-workers-3"), text
     hosts = yaml.safe_load((cdir.path / "hosts.yml").read_text())
     assert sorted(hosts["all"]["children"]["kube_node"]["hosts"]) == [
         f"{spec.name}-workers-{i}" for i in (1, 2)
     ]
+    assert f"{spec.name}-workers-3" not in kube.nodes()
+
+    # Nothing left to change: no playbook runs.
+    again = quiet()
+    create_cluster(load_spec(path), progress=again, root=inv)
+    assert not any("running " in line and ".yml" in line for line in again.lines), again.lines
+
+    # verify: every check passes on every node; a wrong hostname is caught and named.
+    result = verify_cluster(spec.name, root=inv)
+    assert result.ok, result.failures
+    assert set(result.results) == {
+        f"{spec.name}-control-plane-1",
+        f"{spec.name}-workers-1",
+        f"{spec.name}-workers-2",
+    }
+    cp_checks = result.results[f"{spec.name}-control-plane-1"]
+    assert cp_checks["api server listens on the first control plane"] == "PASS"
+    assert any("stand-in" in c for c in cp_checks)
+    w2 = f"{spec.name}-workers-2"
+    worker = testinfra.get_host(f"ansible://{w2}", ansible_inventory=str(cdir.path / "hosts.yml"), sudo=True)
+    worker.run_test("hostname wrong-name")
+    out = subprocess.run(
+        [sys.executable, "-m", "invoke", "verify", "--cluster", spec.name],
+        cwd=ROOT,
+        env=dict(os.environ, STACKSPRAY_INVENTORIES=str(inv)),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"FAIL {w2}: hostname is the inventory name" in out.stdout
 
 
 def test_a_failing_task_is_summarised_and_a_rerun_continues(make_spec, ssh_key):

@@ -1,0 +1,111 @@
+"""`invoke verify`: run the testinfra suite (verify_suite/) against every node of a cluster and
+report a pass/fail table. Checks that do not apply to a node (e.g. files only the first
+control-plane node has) are left out of the table rather than counted."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from . import inventory
+from .errors import StackSprayError
+from .state import ClusterDir
+
+SUITE = Path(__file__).parent / "verify_suite" / "test_nodes.py"
+
+
+@dataclass
+class VerifyResult:
+    cluster: str
+    results: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> check -> PASS/FAIL
+    failures: dict[str, str] = field(default_factory=dict)  # "node check" -> message
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and not self.failures
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.reports: list = []
+        self.meta: dict[str, tuple[str, dict]] = {}
+
+    def pytest_collection_modifyitems(self, items) -> None:
+        for it in items:
+            params = dict(it.callspec.params) if hasattr(it, "callspec") else {}
+            self.meta[it.nodeid] = (it.originalname, params)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.reports.append(report)
+
+
+def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
+    """Run the suite against every inventory host; return the table (raises if no inventory)."""
+    cdir = ClusterDir(name, root)
+    hosts_file = cdir.path / inventory.HOSTS_FILE
+    if not hosts_file.exists():
+        raise StackSprayError(
+            f"cluster {name!r} has no inventory at {hosts_file}: run `invoke create-cluster` first"
+        )
+    inv = yaml.safe_load(hosts_file.read_text())["all"]
+    groups = inv.get("children", {})
+    nodes = sorted((inv.get("hosts") or {}).keys())
+    cps = list((groups.get("kube_control_plane", {}).get("hosts") or {}).keys())
+    env = {
+        "STACKSPRAY_VERIFY_NODES": ",".join(nodes),
+        "STACKSPRAY_VERIFY_CONTROL_PLANE": ",".join(cps),
+        "STACKSPRAY_VERIFY_FIRST_CP": cps[0] if cps else "",
+        # testinfra calls ansible-inventory: the one installed beside this Python.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # testinfra's ansible backend builds its own ssh command: the cluster's known_hosts file.
+        "ANSIBLE_SSH_EXTRA_ARGS": f"-o UserKnownHostsFile={cdir.path / 'known_hosts'} "
+        "-o StrictHostKeyChecking=accept-new",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    collector = _Collector()
+    try:
+        pytest.main(
+            [
+                str(SUITE),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--hosts=ansible://all",
+                f"--ansible-inventory={hosts_file}",
+                "--no-header",
+            ],
+            plugins=[collector],
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    result = VerifyResult(name)
+    for r in collector.reports:
+        func, params = collector.meta.get(r.nodeid, ("", {}))
+        h = params.pop("_testinfra_host", None)
+        node = h.backend.get_hostname() if h is not None else ""
+        if not func or not node or r.outcome == "skipped":
+            continue
+        check = func.removeprefix("test_").replace("_", " ")
+        if params:
+            check += " (" + ", ".join(str(v) for v in params.values()) + ")"
+        if dict(r.user_properties).get("stand_in"):
+            check += " [stand-in: no Kubernetes on the sandbox]"
+        result.results.setdefault(node, {})[check] = "PASS" if r.outcome == "passed" else "FAIL"
+        if r.outcome != "passed":
+            crash = getattr(r.longrepr, "reprcrash", None)
+            msg = crash.message if crash else str(r.longrepr)
+            result.failures[f"{node}: {check}"] = msg.splitlines()[0][:300]
+    if not result.results:
+        raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
+    return result

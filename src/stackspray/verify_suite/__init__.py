@@ -1,0 +1,1 @@
+"""The pytest-testinfra suite `invoke verify` runs against every node of a cluster."""

@@ -1,0 +1,47 @@
+"""Which Kubespray playbook a plan's changes call for on a cluster that already runs Kubernetes."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackspray.kubespray import kubespray_step
+from stackspray.plan import Action
+
+CP = "c-control-plane-"
+
+
+def act(kind, resource, name, **detail):
+    return Action(kind, resource, name, "", detail)
+
+
+@pytest.mark.parametrize(
+    "actions, built, expected",
+    [
+        ([act("noop", "server", "c-workers-1")], False, ("build", [])),
+        ([act("noop", "server", "c-workers-1")], True, ("none", [])),
+        (
+            [
+                act("create", "server", "c-workers-2"),
+                act("create", "server", "c-workers-3"),
+                act("create", "server-group", "c-workers-2"),
+            ],
+            True,
+            ("scale", ["c-workers-2", "c-workers-3"]),
+        ),
+        (
+            [act("create", "server", "c-control-plane-2"), act("create", "server", "c-workers-2")],
+            True,
+            ("build", []),
+        ),
+        (
+            [act("delete", "server", "c-workers-3"), act("delete", "port", "c-workers-3-port")],
+            True,
+            ("none", []),
+        ),
+        ([act("create", "floating-ip", "c-fip")], True, ("build", [])),
+        ([act("create", "share", "c-share"), act("create", "access-rule", "c-share")], True, ("none", [])),
+    ],
+    ids=["first-build", "nothing", "new-workers", "new-control-plane", "removal", "new-fip", "share-only"],
+)
+def test_kubespray_step(actions, built, expected):
+    assert kubespray_step(actions, built, CP) == expected

@@ -20,7 +20,7 @@ import openstack
 from . import cost, kubespray, quota
 from .apply import Applier, Progress, server_record
 from .cloudops import act, read, wait_until
-from .errors import CloudError, ClusterNotFound, SpecError
+from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
 from .observe import META_CLUSTER, catalog, is_owned, observe
 from .plan import Action, changes, cluster_tag, conflicts, plan
 from .spec import CONTROL_PLANE, CloudCatalog, ClusterSpec, check_against_cloud
@@ -179,6 +179,27 @@ def create_cluster(
             return result
         kubeconfig = cdir.load().get("kubeconfig")
         built = kubernetes and bool(kubeconfig) and Path(kubeconfig).exists()
+        removed = [
+            a.name
+            for a in actions
+            if a.resource == "server" and a.kind == "delete" and not a.detail.get("recreate")
+        ]
+        live: dict[str, str] = {}
+        if built and (
+            removed or kubespray.kubespray_step(actions, built, f"{spec.name}-{CONTROL_PLANE}-")[0] != "none"
+        ):
+            live = {
+                s.name: s.status
+                for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers")
+                if (s.metadata or {}).get(META_CLUSTER) == spec.name
+            }
+            shelved = sorted(n for n, st in live.items() if st.startswith("SHELVED") and n not in removed)
+            if shelved:
+                raise StackSprayError(
+                    f"{len(shelved)} node(s) are shelved ({', '.join(shelved)}) and Kubespray needs every "
+                    f"node reachable for this change: `invoke scale --cluster {spec.name} --unshelve` "
+                    "first, then re-run (nothing was changed)"
+                )
         if changes(actions):
             state = cdir.load()
             state.update(
@@ -188,17 +209,8 @@ def create_cluster(
                 keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
             )
             cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
-            removed = [
-                a.name
-                for a in actions
-                if a.resource == "server" and a.kind == "delete" and not a.detail.get("recreate")
-            ]
             if built and removed:
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
-                live = {
-                    s.name: s.status
-                    for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers")
-                }
                 gone = [n for n in removed if live.get(n) != "ACTIVE"]
                 kubespray.remove_workers(conn, spec, cdir, progress, removed, gone)
             Applier(conn, spec, cdir, progress).run(actions)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, quiet
+from helpers import ROOT, quiet, respec
 from kubernetes import client
 
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
+from stackspray.errors import StackSprayError
 from stackspray.kube import Kube
 from stackspray.sandbox import faults
 from stackspray.scale import Request, scale_cluster
@@ -118,7 +119,9 @@ def cluster(sandbox, ssh_key, tmp_path_factory):
     inv = tmp / "inventories"
     try:
         result = create_cluster(load_spec(spec_file), progress=quiet(), root=inv)
-        yield Cluster(name, inv, result["kubeconfig"])
+        c = Cluster(name, inv, result["kubeconfig"])
+        c.spec_file = spec_file
+        yield c
     finally:
         faults.clear(sandbox.paths)
         destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
@@ -325,3 +328,22 @@ def test_schedule_installs_runs_lists_and_removes(conn, cluster, monkeypatch):
             subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
         else:
             subprocess.run(["crontab", "-r"], capture_output=True)
+
+
+def test_create_cluster_refuses_kubespray_while_workers_are_shelved(conn, cluster):
+    """Kubespray needs every node: a change that runs it waits for --unshelve, creating nothing."""
+    c = cluster
+    c.reset()
+    assert c.cli("--shelve", "--nodes", c.w[3]).returncode == 0
+    respec(c.spec_file, workers=5)
+    try:
+        with pytest.raises(StackSprayError, match=r"1 node\(s\) are shelved .*--unshelve"):
+            create_cluster(load_spec(c.spec_file), progress=quiet(), root=c.inv)
+        assert f"{c.name}-workers-5" not in server_status(conn, c.name)
+        # With nothing to change, create-cluster runs no playbook and does not mind shelved nodes.
+        respec(c.spec_file, workers=4)
+        rerun = quiet()
+        create_cluster(load_spec(c.spec_file), progress=rerun, root=c.inv)
+        assert not any("running " in line and ".yml" in line for line in rerun.lines)
+    finally:
+        respec(c.spec_file, workers=4)

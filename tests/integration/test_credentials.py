@@ -313,3 +313,59 @@ def test_schedule_installs_lists_and_removes(cluster):
             subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
         else:
             subprocess.run(["crontab", "-r"], capture_output=True)
+
+
+def test_operator_credential_near_expiry_is_warned_about(cluster, tmp_path):
+    """stackspray run with an (unrestricted) application credential of its own that expires in 5
+    days: refresh says so, while the cluster's own credential needs nothing."""
+    import datetime as dt
+
+    c = cluster
+    user = c.conn.current_user_id
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)
+    own = c.conn.identity.create_application_credential(
+        user=user,
+        name=f"operator-{uuid.uuid4().hex[:6]}",
+        unrestricted=True,
+        expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    try:
+        clouds = tmp_path / "clouds.yaml"
+        clouds.write_text(
+            yaml.safe_dump(
+                {
+                    "clouds": {
+                        "sandbox": {
+                            "auth_type": "v3applicationcredential",
+                            "auth": {
+                                "auth_url": c.auth_url,
+                                "application_credential_id": own.id,
+                                "application_credential_secret": own.secret,
+                            },
+                            "region_name": "RegionOne",
+                            "interface": "public",
+                            "identity_api_version": 3,
+                        }
+                    }
+                }
+            )
+        )
+        clouds.chmod(0o600)
+        out = subprocess.run(
+            [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", c.name, "--json"],
+            cwd=ROOT,
+            env=dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), OS_CLIENT_CONFIG_FILE=str(clouds)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        report = json.loads(out.stdout)
+        assert report["outcome"] == "ok"
+        assert any("operator) application credential expires in 5 day(s)" in w for w in report["warnings"]), (
+            report
+        )
+        assert "WARNING: your own (operator) application credential" in out.stderr
+        assert own.secret not in out.stdout + out.stderr
+    finally:
+        c.conn.identity.delete_application_credential(user, own.id)

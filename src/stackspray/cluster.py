@@ -354,9 +354,24 @@ def destroy_cluster(
         deleted = _destroy(conn, name, found, state, progress)
         state["destroyed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         state["servers"] = {}
+        state.pop("credential", None)
         cdir.save(state)
+        _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
         return {"deleted": deleted, "cloud": cloud}
+
+
+def _remove_schedules(name: str, progress: Progress) -> None:
+    """A destroyed cluster's scheduled scale/refresh jobs would fail every time: remove them."""
+    from . import schedule
+
+    try:
+        removed = schedule.remove(name)
+    except schedule.ScheduleError as exc:
+        progress(f"could not check for scheduled jobs of {name}: {exc}")
+        return
+    if removed:
+        progress(f"removed scheduled jobs: {', '.join(removed)}")
 
 
 def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
@@ -397,6 +412,15 @@ def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
     if kp.get("uploaded"):
         found = read(lambda: conn.compute.find_keypair(kp["name"]), "find keypair")
         out["keypairs"] = [found] if found else []
+    # The cluster credential(s): ours by name and the description stackspray gives them. A
+    # credential left behind would stay valid for months after the cluster is gone.
+    user = conn.current_user_id
+    out["application credentials"] = [
+        c
+        for c in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials")
+        if c.name.startswith(f"{name}-k8s-")
+        and (c.description or "").startswith(f"stackspray: Kubernetes cluster {name} ")
+    ]
     return out
 
 
@@ -475,6 +499,12 @@ def _destroy(conn, name: str, found: dict[str, list], state: dict, progress: Pro
             )
         for k in found["keypairs"]:
             act(lambda k=k: conn.compute.delete_keypair(k, ignore_missing=True), f"delete keypair {k.name}")
+        user = conn.current_user_id
+        for c in found["application credentials"]:
+            act(
+                lambda c=c: conn.identity.delete_application_credential(user, c.id, ignore_missing=True),
+                f"delete application credential {c.name}",
+            )
     for kind, items in found.items():
         if kind != "servers":
             deleted[kind] = len(items)

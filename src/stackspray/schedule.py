@@ -257,7 +257,7 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
                 (unit_dir() / f"{name}{suffix}").unlink(missing_ok=True)
         if ids:
             _systemctl("daemon-reload")
-    else:
+    elif ids:
         marks = {f"{MARK}{cluster}:{i}" for i in ids}
         _write_crontab([ln for ln in _crontab_lines() if not any(ln.endswith(m) for m in marks)])
     return ids

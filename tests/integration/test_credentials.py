@@ -369,3 +369,41 @@ def test_operator_credential_near_expiry_is_warned_about(cluster, tmp_path):
         assert own.secret not in out.stdout + out.stderr
     finally:
         c.conn.identity.delete_application_credential(user, own.id)
+
+
+def test_destroy_removes_the_cluster_credential_and_schedules(cluster):
+    """Last in this module: destroy leaves no valid credential and no timer behind."""
+    c = cluster
+    env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), STACKSPRAY_SCHEDULER="cron")
+    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    try:
+        for args in (["credentials.schedule"], ["scale.schedule", "--at", "20:00", "--workers", "0"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "invoke", *args, "--cluster", c.name],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+        cred = stored(c.cdir)
+        assert c.cluster_creds() == [cred.id]
+        out = subprocess.run(
+            [sys.executable, "-m", "invoke", "destroy-cluster", "--cluster", c.name, "--yes"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert c.cluster_creds() == []
+        assert not authenticates(c.auth_url, cred.id, cred.secret)
+        assert "removed scheduled jobs: credentials-refresh, scale-2000" in out.stdout
+        crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+        assert f"stackspray:{c.name}:" not in crontab
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True)

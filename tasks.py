@@ -449,8 +449,12 @@ def verify(c, cluster, json_=False):
                 print(f"  {outcome:<5} {check}")
         for where, msg in result.failures.items():
             print(f"FAIL {where}: {msg}")
-        total = sum(len(v) for v in result.results.values())
-        print(f"{total - len(result.failures)}/{total} checks passed on {len(result.results)} node(s)")
+        outcomes = [o for checks in result.results.values() for o in checks.values()]
+        na = outcomes.count("N/A")
+        print(
+            f"{outcomes.count('PASS')}/{len(outcomes) - na} checks passed on {len(result.results)} node(s)"
+            + (f"; {na} not applicable on stand-in nodes" if na else "")
+        )
     if not result.ok:
         raise Exit(f"verify: {len(result.failures)} check(s) failed", code=1)
 

@@ -120,7 +120,8 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     }
     cp_checks = result.results[f"{spec.name}-control-plane-1"]
     assert cp_checks["api server listens on the first control plane"] == "PASS"
-    assert any("stand-in" in c for c in cp_checks)
+    assert {o for c, o in cp_checks.items() if "stand-in node" in c} == {"N/A"}
+    assert sum(1 for c in cp_checks if "stand-in node" in c) == 2  # kubelet, containerd
     w2 = f"{spec.name}-workers-2"
     worker = testinfra.get_host(f"ansible://{w2}", ansible_inventory=str(cdir.path / "hosts.yml"), sudo=True)
     worker.run_test("hostname wrong-name")

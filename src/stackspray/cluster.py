@@ -345,9 +345,10 @@ def destroy_cluster(
     with cdir.lock("destroy-cluster"), run_log(cdir, "destroy-cluster"):
         conn = connect(cloud)
         found = _owned_resources(conn, name, state)
+        left = _unprovable_keypair(conn, name, state, progress)
         if not any(found.values()):
             progress(f"cluster {name}: nothing of it is left in cloud {cloud!r}")
-            return {"deleted": {}, "cloud": cloud}
+            return {"deleted": {}, "cloud": cloud, "left": left}
         listing = ", ".join(f"{len(v)} {k}" for k, v in found.items() if v)
         if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
             raise CloudError("destroy-cluster cancelled; nothing was deleted")
@@ -358,7 +359,22 @@ def destroy_cluster(
         cdir.save(state)
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
-        return {"deleted": deleted, "cloud": cloud}
+        return {"deleted": deleted, "cloud": cloud, "left": left}
+
+
+def _unprovable_keypair(conn, name: str, state: dict, progress: Progress) -> list[str]:
+    """Without a state file stackspray cannot tell a keypair it uploaded (`<name>-key`) from one
+    of the same name the user made (keypairs carry no tags): never delete it then, say so."""
+    if state.get("keypair"):
+        return []
+    kp = read(lambda: conn.compute.find_keypair(f"{name}-key"), "find keypair")
+    if kp is None:
+        return []
+    progress(
+        f"keypair {kp.name} is left: with no state file stackspray cannot tell whether it uploaded it; "
+        f"if it did, `openstack keypair delete {kp.name}`"
+    )
+    return [f"keypair {kp.name}"]
 
 
 def _remove_schedules(name: str, progress: Progress) -> None:

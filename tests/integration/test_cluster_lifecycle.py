@@ -187,3 +187,20 @@ def test_second_run_on_the_same_cluster_is_refused(make_spec):
     with ClusterDir(spec.name, inv).lock("test"):
         with pytest.raises(LockedError, match="is busy"):
             create_cluster(spec, progress=quiet(), root=inv)
+
+
+def test_destroy_with_the_state_lost_keeps_and_names_the_keypair(conn, make_spec):
+    """A lost state file: everything tagged goes; the keypair (untaggable) is named, not deleted."""
+    path, inv = make_spec(workers=1)
+    spec = load_spec(path)
+    create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
+    (ClusterDir(spec.name, inv).state_file).unlink()
+    try:
+        progress = quiet()
+        result = destroy_cluster(spec.name, cloud="sandbox", root=inv, progress=progress)
+        cloud = owned_in_cloud(conn, spec.name)
+        assert {k: v for k, v in cloud.items() if v} == {"keypairs": [f"{spec.name}-key"]}
+        assert result["left"] == [f"keypair {spec.name}-key"]
+        assert any(f"openstack keypair delete {spec.name}-key" in line for line in progress.lines)
+    finally:
+        conn.compute.delete_keypair(f"{spec.name}-key", ignore_missing=True)

@@ -76,7 +76,9 @@ def render(
     if fip:
         identity = f" -i {key}" if key else ""
         known = f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
-        jump = f'-o ProxyCommand="ssh -W %h:%p -q{identity} {known} {spec.ssh_user}@{fip}" {known}'
+        # ServerAlive: a proxy whose jump host vanished (deleted, shelved) exits instead of lingering.
+        alive = "-o ServerAliveInterval=10 -o ServerAliveCountMax=3"
+        jump = f'-o ProxyCommand="ssh -W %h:%p -q{identity} {known} {alive} {spec.ssh_user}@{fip}" {known}'
 
     hosts: dict[str, dict] = {}
     for name, srv in sorted(servers.items()):

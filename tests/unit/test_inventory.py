@@ -87,6 +87,7 @@ def test_groups_and_hosts(tmp_path, cp, workers, gpu):
     assert (
         "ProxyCommand" in hv[other]["ansible_ssh_common_args"]
         and "203.0.113.7" in hv[other]["ansible_ssh_common_args"]
+        and "ServerAliveInterval=10" in hv[other]["ansible_ssh_common_args"]
     )
     assert hv[other]["ansible_user"] == "ubuntu"
     # group_vars/all applies to every host

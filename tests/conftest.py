@@ -32,8 +32,29 @@ class Sandbox:
         return self.paths.clouds_yaml
 
 
+def stop_session_ssh(basetemp: Path) -> list[int]:
+    """Stop the ssh clients this session's Ansible runs left (jump-host proxies whose master is
+    gone wait for a peer that no longer exists; once the sandbox's routes are down their packets
+    would leave the machine). Only processes whose command line names this session's temp dir."""
+    stopped = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0] == b"ssh" and any(str(basetemp).encode() in a for a in argv):
+            try:
+                os.kill(int(proc.name), 15)
+                stopped.append(int(proc.name))
+            except ProcessLookupError:
+                pass
+    return stopped
+
+
 @pytest.fixture(scope="session")
-def sandbox():
+def sandbox(tmp_path_factory):
     """The running sandbox. One this session started is stopped at the very end, after every
     fixture that depends on it has cleaned up, and must leave nothing behind."""
     paths = SandboxPaths.default()
@@ -41,6 +62,7 @@ def sandbox():
     report = cloud.up(paths)
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(paths.clouds_yaml)
     yield Sandbox(paths, report, was_running)
+    stop_session_ssh(tmp_path_factory.getbasetemp())
     if not was_running:
         cloud.down(paths)
         left = cloud.leftovers(paths)

@@ -7,11 +7,14 @@ when this session started it, and checks again that nothing is left.
 
 from __future__ import annotations
 
+from conftest import stop_session_ssh
+
 from stackspray.sandbox import cloud
 
 
-def test_down_leaves_nothing_behind_and_up_restarts(sandbox, conn):
+def test_down_leaves_nothing_behind_and_up_restarts(sandbox, conn, tmp_path_factory):
     assert cloud.status(sandbox.paths)["running"]
+    stop_session_ssh(tmp_path_factory.getbasetemp())
     stopped = cloud.down(sandbox.paths)
     assert "keystone-api" in stopped and "node-agent" in stopped and "mariadb" in stopped
     assert cloud.leftovers(sandbox.paths) == {}

@@ -43,6 +43,15 @@ def connect(cloud: str):
         raise CloudError(f"cloud {cloud!r}: cannot authenticate: {exc}") from exc
 
 
+def owned_servers(conn, name: str) -> list:
+    """The cluster's servers: named for it and carrying its metadata mark."""
+    return [
+        s
+        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
+        if (s.metadata or {}).get(META_CLUSTER) == name
+    ]
+
+
 @contextmanager
 def run_log(cdir: ClusterDir, command: str):
     """Log this run to inventories/<name>/logs/<command>-<UTC time>.log."""
@@ -188,11 +197,7 @@ def create_cluster(
         if built and (
             removed or kubespray.kubespray_step(actions, built, f"{spec.name}-{CONTROL_PLANE}-")[0] != "none"
         ):
-            live = {
-                s.name: s.status
-                for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers")
-                if (s.metadata or {}).get(META_CLUSTER) == spec.name
-            }
+            live = {s.name: s.status for s in owned_servers(conn, spec.name)}
             shelved = sorted(n for n, st in live.items() if st.startswith("SHELVED") and n not in removed)
             if shelved:
                 raise StackSprayError(
@@ -249,9 +254,8 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
     state = cdir.load()
     servers = {}
     fips = floating_by_fixed(conn, spec.name)
-    for s in read(lambda: list(conn.compute.servers(name=f"^{spec.name}-")), "list servers"):
-        if (s.metadata or {}).get(META_CLUSTER) == spec.name:
-            servers[s.name] = server_record(s, fips)
+    for s in owned_servers(conn, spec.name):
+        servers[s.name] = server_record(s, fips)
     fip = obs.floating_ip
     state.update(
         cluster=spec.name,
@@ -296,9 +300,7 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
     flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
     nodes = []
     fips = floating_by_fixed(conn, name)
-    for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers"):
-        if (s.metadata or {}).get(META_CLUSTER) != name:
-            continue
+    for s in owned_servers(conn, name):
         rec = server_record(s, fips)
         vcpus = flavors[rec["flavor"]].vcpus if rec["flavor"] in flavors else 0
         rec.update(
@@ -394,11 +396,7 @@ def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
     tag = cluster_tag(name)
     net = conn.network
     out: dict[str, list] = {}
-    out["servers"] = [
-        s
-        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
-        if (s.metadata or {}).get(META_CLUSTER) == name
-    ]
+    out["servers"] = owned_servers(conn, name)
     out["floating IPs"] = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, tag)]
     out["ports"] = [p for p in read(lambda: list(net.ports()), "list ports") if is_owned(p, tag)]
     out["routers"] = [r for r in read(lambda: list(net.routers()), "list routers") if is_owned(r, tag)]

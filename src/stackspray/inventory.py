@@ -75,7 +75,7 @@ def render(
     jump = None
     if fip:
         identity = f" -i {key}" if key else ""
-        known = f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
+        known = known_hosts_opts(cluster_dir)
         # ServerAlive: a proxy whose jump host vanished (deleted, shelved) exits instead of lingering.
         alive = "-o ServerAliveInterval=10 -o ServerAliveCountMax=3"
         jump = f'-o ProxyCommand="ssh -W %h:%p -q{identity} {known} {alive} {spec.ssh_user}@{fip}" {known}'
@@ -148,6 +148,18 @@ def render(
         InventoryFile(VARS_FILE, _dump(variables, f"Kubespray variables of cluster {spec.name}"), 0o644),
         credential_file(spec.name, credential),
     ]
+
+
+def known_hosts_opts(cluster_dir: Path) -> str:
+    """ssh options: the cluster's own known_hosts file, new hosts accepted (their keys recorded)."""
+    return f"-o UserKnownHostsFile={cluster_dir / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
+
+
+def ssh_env(cluster_dir: Path) -> dict[str, str]:
+    """Environment for playbook runs on the cluster: connection reuse and its known_hosts file."""
+    return {
+        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=60s {known_hosts_opts(cluster_dir)}"
+    }
 
 
 def credential_file(cluster: str, credential: Credential) -> InventoryFile:

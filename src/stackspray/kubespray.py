@@ -106,13 +106,11 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     )
     inventory.write(cdir.path, files)
     (cdir.path / "artifacts").mkdir(exist_ok=True)
-    known_hosts = {
-        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=60s "
-        f"-o UserKnownHostsFile={cdir.path / 'known_hosts'} "
-        "-o StrictHostKeyChecking=accept-new"
-    }
     common = dict(
-        inventory=cdir.path / inventory.HOSTS_FILE, cluster_dir=cdir.path, say=say, envvars=known_hosts
+        inventory=cdir.path / inventory.HOSTS_FILE,
+        cluster_dir=cdir.path,
+        say=say,
+        envvars=inventory.ssh_env(cdir.path),
     )
     return project(conn, spec, say), common
 

@@ -184,17 +184,13 @@ class Rotation:
 
     def push_node_files(self) -> None:
         """The node files from the inventory's credential file (write_inventory first)."""
-        envvars = {
-            "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=60s "
-            f"-o UserKnownHostsFile={self.cdir.path / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
-        }
         playbook.run(
             "cloud-credential.yml",
             project_dir=PLAYBOOKS,
             inventory=self.hosts,
             cluster_dir=self.cdir.path,
             say=self.say,
-            envvars=envvars,
+            envvars=inventory.ssh_env(self.cdir.path),
         )
 
     def restart(self) -> None:

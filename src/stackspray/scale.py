@@ -27,7 +27,7 @@ from .apply import Progress
 from .cloudops import _pause_or_raise, read, wait_until
 from .errors import StackSprayError
 from .kube import Kube
-from .observe import META_CLUSTER, META_GROUP
+from .observe import META_GROUP
 from .spec import CONTROL_PLANE
 from .state import ClusterDir
 
@@ -235,11 +235,9 @@ class ScaleResult:
 
 
 def _servers(conn, name: str) -> dict:
-    return {
-        s.name: s
-        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
-        if (s.metadata or {}).get(META_CLUSTER) == name
-    }
+    from .cluster import owned_servers
+
+    return {s.name: s for s in owned_servers(conn, name)}
 
 
 def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], dict, set[str]]:

@@ -64,8 +64,7 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         # testinfra calls ansible-inventory: the one installed beside this Python.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # testinfra's ansible backend builds its own ssh command: the cluster's known_hosts file.
-        "ANSIBLE_SSH_EXTRA_ARGS": f"-o UserKnownHostsFile={cdir.path / 'known_hosts'} "
-        "-o StrictHostKeyChecking=accept-new",
+        "ANSIBLE_SSH_EXTRA_ARGS": inventory.known_hosts_opts(cdir.path),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -299,6 +299,21 @@ def scale(
         )
 
 
+def _print_schedule(result, cluster: str, *, list_: bool, remove: bool, json_: bool) -> None:
+    """What scale.schedule and credentials.schedule print for --list, --remove and an install."""
+    if json_:
+        print(json.dumps(result))
+    elif list_:
+        for j in result:
+            print(f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} invoke {j['command']}")
+        if not result:
+            print(f"cluster {cluster}: no scheduled jobs")
+    elif remove:
+        print(f"removed: {', '.join(result) or 'nothing'}")
+    else:
+        print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
+
+
 @task(
     positional=[],
     help={
@@ -329,17 +344,7 @@ def scale_schedule(c, cluster, at=None, workers=None, days=None, list_=False, re
         raise Exit(f"error: --workers: expected a number, got {workers!r}", code=1) from exc
     except Exception as exc:
         raise _fail(exc) from exc
-    if json_:
-        print(json.dumps(result))
-    elif list_:
-        for j in result:
-            print(f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} invoke {j['command']}")
-        if not result:
-            print(f"cluster {cluster}: no scheduled jobs")
-    elif remove:
-        print(f"removed: {', '.join(result) or 'nothing'}")
-    else:
-        print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
+    _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
 
 
 @task(
@@ -415,15 +420,7 @@ def credentials_schedule(c, cluster, at="03:17", days="sun", list_=False, remove
             )
     except Exception as exc:
         raise _fail(exc) from exc
-    if json_:
-        print(json.dumps(result))
-    elif list_:
-        for j in result:
-            print(f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} invoke {j['command']}")
-    elif remove:
-        print(f"removed: {', '.join(result) or 'nothing'}")
-    else:
-        print(f"scheduled {result['id']} ({result['when']}) with {result['backend']}: {result['where']}")
+    _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
 
 
 @task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})

@@ -24,6 +24,8 @@ APT_PACKAGES = [
     "kmod",
     # crontab: stackspray's schedules fall back to it where no systemd user manager runs (tests).
     "cron",
+    # openssl: the Kubespray stand-in makes the Kubernetes API stand-in's TLS certificate with it.
+    "openssl",
 ]
 
 

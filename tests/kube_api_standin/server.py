@@ -32,6 +32,20 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   `kubectl rollout status` reads. Stand-in-only control, for fault tests: the annotation
   `stand-in.stackspray.io/fail-next-rollouts: "N"` on a workload makes its next N rollouts
   never complete.
+- Discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`: APIVersions,
+  APIGroupList, APIResourceList) for the resources in RESOURCES, as the dynamic client of
+  Ansible's `kubernetes.core.k8s` module reads them (playbooks/manila-share.yml).
+- Any other object of those resources (Namespaces, ServiceAccounts, ConfigMaps, Secrets, RBAC,
+  CSIDriver, DaemonSets, Deployments, PersistentVolumes and Claims): create (409 AlreadyExists),
+  get, list, patch (merge; a strategic merge patch of a whole object has the same result),
+  replace, delete; a namespaced object needs its Namespace (404 otherwise, as the API server's
+  NamespaceLifecycle admission says). `stringData` of a Secret is folded into `data`. A patch
+  that changes nothing keeps the resourceVersion; a change of `spec` is a new generation.
+  Computed status, what the controllers would report: a DaemonSet is scheduled on every Node
+  and ready on the Ready ones; a Deployment's replicas are available; a claim naming a
+  PersistentVolume (`spec.volumeName`) is Bound to it when the volume exists, offers the claim's
+  access modes and at least its requested size (the PV controller's static binding), else
+  Pending; a volume is Bound (with `claimRef`) or Available.
 
 Run: server.py --config standin.json (nodes, listen address, TLS cert/key, bearer token, state).
 """
@@ -61,6 +75,53 @@ WORKLOADS = (
 )
 FAIL_ROLLOUTS = "stand-in.stackspray.io/fail-next-rollouts"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+# (group, version) -> (plural, kind, namespaced, verbs): what discovery lists.
+RW = ["create", "delete", "get", "list", "patch", "update"]
+RESOURCES = {
+    ("", "v1"): [
+        ("namespaces", "Namespace", False, RW),
+        ("nodes", "Node", False, ["get", "list", "patch"]),
+        ("pods", "Pod", True, ["create", "delete", "get", "list"]),
+        ("pods/eviction", "Eviction", True, ["create"]),
+        ("secrets", "Secret", True, RW),
+        ("configmaps", "ConfigMap", True, RW),
+        ("serviceaccounts", "ServiceAccount", True, RW),
+        ("persistentvolumes", "PersistentVolume", False, RW),
+        ("persistentvolumeclaims", "PersistentVolumeClaim", True, RW),
+    ],
+    ("apps", "v1"): [("daemonsets", "DaemonSet", True, RW), ("deployments", "Deployment", True, RW)],
+    ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, RW)],
+    ("rbac.authorization.k8s.io", "v1"): [
+        ("clusterroles", "ClusterRole", False, RW),
+        ("clusterrolebindings", "ClusterRoleBinding", False, RW),
+        ("roles", "Role", True, RW),
+        ("rolebindings", "RoleBinding", True, RW),
+    ],
+    ("storage.k8s.io", "v1"): [
+        ("csidrivers", "CSIDriver", False, RW),
+        ("storageclasses", "StorageClass", False, RW),
+    ],
+}
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | None:
+    for p, kind, namespaced, _verbs in RESOURCES.get((group, version), []):
+        if p == plural:
+            return kind, namespaced
+    return None
+
+
+def quantity(q) -> float:
+    """A resource.Quantity such as "1Gi", "500Mi", "2G" or 1024 in bytes."""
+    text = str(q)
+    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40), ("Pi", 2**50)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    for suffix, factor in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
 
 
 def now() -> str:
@@ -116,6 +177,8 @@ class Store:
         self.pdbs: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.workloads: dict[tuple[str, str], dict] = {}  # (kind plural, name) in kube-system
+        # Every other object: (group/version, plural, namespace or "", name) -> object.
+        self.objects: dict[tuple[str, str, str, str], dict] = {}
         self.applied_cloud_conf: str | None = None
         if os.path.exists(self.path):
             with open(self.path) as fh:
@@ -127,6 +190,11 @@ class Store:
             self.secrets = {(x["metadata"]["namespace"], x["metadata"]["name"]): x for x in saved["secrets"]}
             self.workloads = {(w["plural"], w["metadata"]["name"]): w for w in saved["workloads"]}
             self.applied_cloud_conf = saved.get("applied_cloud_conf")
+            self.objects = {tuple(k): v for k, v in saved.get("objects", [])}
+        for ns in SYSTEM_NAMESPACES:
+            key = ("v1", "namespaces", "", ns)
+            if key not in self.objects:
+                self.objects[key] = {"kind": "Namespace", "apiVersion": "v1", "metadata": self.meta(ns)}
         self.reconcile_nodes()
         self.apply_cloud_config()
 
@@ -142,6 +210,7 @@ class Store:
                     "secrets": list(self.secrets.values()),
                     "workloads": list(self.workloads.values()),
                     "applied_cloud_conf": self.applied_cloud_conf,
+                    "objects": [[list(k), v] for k, v in self.objects.items()],
                 },
                 fh,
             )
@@ -420,6 +489,112 @@ class Store:
             del self.pods[(ns, name)]
             self.save()
 
+    # -- every other object (see RESOURCES) --------------------------------------------------
+    def object_view(self, gv: str, plural: str, obj: dict) -> dict:
+        """The object with the status its controller would report."""
+        view = copy.deepcopy(obj)
+        gen = view["metadata"].get("generation", 1)
+        if plural == "daemonsets":
+            n = len(self.nodes)
+            ready = len([m for m in self.nodes if self.ready.get(m)])
+            view["status"] = {
+                "observedGeneration": gen,
+                "desiredNumberScheduled": n,
+                "currentNumberScheduled": n,
+                "numberMisscheduled": 0,
+                "numberReady": ready,
+                "updatedNumberScheduled": n,
+                "numberAvailable": ready,
+            }
+            if n - ready:
+                view["status"]["numberUnavailable"] = n - ready
+        elif plural == "deployments":
+            n = view.get("spec", {}).get("replicas", 1)
+            view["status"] = {
+                "observedGeneration": gen,
+                "replicas": n,
+                "updatedReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+            }
+        elif plural == "namespaces":
+            view["status"] = {"phase": "Active"}
+        return view
+
+    def bind_claims(self) -> None:
+        """The PV controller's static binding: a claim naming a volume is bound to it when the
+        volume offers the claim's access modes and at least the requested storage."""
+        volumes = {k[3]: v for k, v in self.objects.items() if k[1] == "persistentvolumes"}
+        bound: set[str] = set()
+        for key, pvc in self.objects.items():
+            if key[1] != "persistentvolumeclaims":
+                continue
+            spec = pvc.get("spec", {})
+            pv = volumes.get(spec.get("volumeName") or "")
+            status = {"phase": "Pending"}
+            if pv is not None:
+                ref = pv["spec"].get("claimRef")
+                mine = not ref or (ref.get("namespace"), ref.get("name")) == (key[2], key[3])
+                want = quantity(spec.get("resources", {}).get("requests", {}).get("storage", 0))
+                have = quantity(pv["spec"].get("capacity", {}).get("storage", 0))
+                modes_ok = set(spec.get("accessModes", [])) <= set(pv["spec"].get("accessModes", []))
+                if mine and modes_ok and have >= want:
+                    pv["spec"]["claimRef"] = {
+                        "kind": "PersistentVolumeClaim",
+                        "apiVersion": "v1",
+                        "namespace": key[2],
+                        "name": key[3],
+                        "uid": pvc["metadata"]["uid"],
+                    }
+                    status = {
+                        "phase": "Bound",
+                        "accessModes": pv["spec"].get("accessModes", []),
+                        "capacity": pv["spec"].get("capacity", {}),
+                    }
+                    bound.add(pv["metadata"]["name"])
+            pvc["status"] = status
+        for name, pv in volumes.items():
+            if name not in bound:
+                pv["spec"].pop("claimRef", None)
+            pv["status"] = {"phase": "Bound" if name in bound else "Available"}
+
+    def put_object(self, key: tuple[str, str, str, str], obj: dict, old: dict | None) -> dict:
+        """Store a created, patched or replaced object: metadata kept by the server, Secret
+        stringData folded into data, a new generation when spec changed, nothing new when
+        nothing changed."""
+        obj = copy.deepcopy(obj)
+        obj.pop("status", None)
+        if key[1] == "secrets" and "stringData" in obj:
+            data = obj.setdefault("data", {})
+            for k, v in obj.pop("stringData").items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+        meta = obj.setdefault("metadata", {})
+        if old is None:
+            fresh = self.meta(key[3], key[2] or None)
+            meta.update({k: fresh[k] for k in ("uid", "resourceVersion", "creationTimestamp")})
+            meta["name"] = key[3]
+            if key[2]:
+                meta["namespace"] = key[2]
+            if "spec" in obj:
+                meta["generation"] = 1
+        else:
+            for k in ("uid", "creationTimestamp", "resourceVersion", "generation"):
+                if k in old["metadata"]:
+                    meta[k] = old["metadata"][k]
+                else:
+                    meta.pop(k, None)
+            if "status" in old:
+                obj["status"] = old["status"]
+            if json.dumps(obj, sort_keys=True) == json.dumps(old, sort_keys=True):
+                return old  # a no-op keeps the resourceVersion, as the API server does
+            if json.dumps(obj.get("spec"), sort_keys=True) != json.dumps(old.get("spec"), sort_keys=True):
+                meta["generation"] = meta.get("generation", 1) + 1
+            self.touch(obj)
+        self.objects[key] = obj
+        self.bind_claims()
+        self.save()
+        return obj
+
 
 class Handler(BaseHTTPRequestHandler):
     store: Store
@@ -451,6 +626,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.dispatch("DELETE")
 
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
     def dispatch(self, method: str) -> None:
         # Read the whole body first: on a kept-alive connection unread bytes would corrupt the next request.
         self.raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -469,6 +647,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send(code, body)
 
     def route(self, method: str, parts: list[str], q: dict) -> tuple[int, dict]:
+        s = self.store
+        if method == "GET" and (discovery := self.discovery(parts)) is not None:
+            return 200, discovery
         if parts[:2] == ["api", "v1"]:
             rest = parts[2:]
             if rest[:1] == ["nodes"]:
@@ -478,14 +659,129 @@ class Handler(BaseHTTPRequestHandler):
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
                 return self.pods(method, rest[1], rest[3:], q)
             if rest[:1] == ["namespaces"] and len(rest) == 4 and rest[2] == "secrets":
-                return self.secret(method, rest[1], rest[3])
+                if (rest[1], rest[3]) in s.secrets:
+                    return self.secret(method, rest[1], rest[3])
+            return self.generic(method, "", "v1", rest, q)
         if parts[:3] == ["apis", "apps", "v1"] and len(parts) == 7 and parts[3] == "namespaces":
-            return self.workload(method, parts[4], parts[5], parts[6])
+            if parts[4] == "kube-system" and (parts[5], parts[6]) in s.workloads:
+                return self.workload(method, parts[4], parts[5], parts[6])
         if parts[:2] == ["apis", "policy"] and parts[2:3] == ["v1"]:
             rest = parts[3:]
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "poddisruptionbudgets":
                 return self.pdbs(method, rest[1], rest[3:])
+        if parts[:1] == ["apis"] and len(parts) >= 4:
+            return self.generic(method, parts[1], parts[2], parts[3:], q)
         raise ApiError(404, "NotFound", f"the stand-in does not serve {method} /{'/'.join(parts)}")
+
+    # Discovery (https://kubernetes.io/docs/concepts/overview/kubernetes-api/#discovery-api)
+    def discovery(self, parts: list[str]) -> dict | None:
+        if parts == ["version"]:
+            return {
+                "major": "1",
+                "minor": "33",
+                "gitVersion": "v1.33.0-stackspray-stand-in",
+                "platform": "linux",
+            }
+        if parts == ["api"]:
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if parts == ["apis"]:
+            groups = []
+            for group, version in RESOURCES:
+                if group:
+                    gv = {"groupVersion": f"{group}/{version}", "version": version}
+                    groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+            if (group, version) not in RESOURCES:
+                return None
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{group}/{version}" if group else version,
+                "resources": [
+                    {
+                        "name": plural,
+                        "singularName": "" if "/" in plural else kind.lower(),
+                        "namespaced": namespaced,
+                        "kind": kind,
+                        "verbs": verbs,
+                    }
+                    for plural, kind, namespaced, verbs in RESOURCES[(group, version)]
+                ],
+            }
+        return None
+
+    # Create, read, list, patch, replace, delete of any resource in RESOURCES
+    # (https://kubernetes.io/docs/reference/using-api/api-concepts/).
+    def generic(self, method: str, group: str, version: str, rest: list[str], q: dict) -> tuple[int, dict]:
+        s = self.store
+        gv = f"{group}/{version}" if group else version
+        ns = ""
+        if rest[:1] == ["namespaces"] and len(rest) >= 3:
+            ns, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 2 or resource_info(group, version, rest[0]) is None:
+            raise ApiError(404, "NotFound", f"the stand-in does not serve {method} {gv}/{'/'.join(rest)}")
+        plural = rest[0]
+        kind, namespaced = resource_info(group, version, plural)
+        if namespaced != bool(ns) and not (namespaced and method == "GET" and len(rest) == 1):
+            raise ApiError(404, "NotFound", f"{plural} is {'' if namespaced else 'not '}namespaced")
+        what = f"{plural}.{group}" if group else plural
+        if len(rest) == 1:
+            if method == "GET":
+                items = [
+                    s.object_view(gv, plural, o)
+                    for k, o in sorted(s.objects.items())
+                    if k[0] == gv and k[1] == plural and (not ns or k[2] == ns)
+                ]
+                return 200, {
+                    "kind": f"{kind}List",
+                    "apiVersion": gv,
+                    "metadata": {"resourceVersion": str(s.rv)},
+                    "items": items,
+                }
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
+            body = self.body()
+            name = (body.get("metadata") or {}).get("name")
+            if not name:
+                raise ApiError(422, "Invalid", f"{kind}: metadata.name: Required value")
+            if ns and ("v1", "namespaces", "", ns) not in s.objects:
+                raise ApiError(
+                    404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+                )
+            key = (gv, plural, ns, name)
+            if key in s.objects:
+                raise ApiError(
+                    409, "AlreadyExists", f'{what} "{name}" already exists', {"name": name, "kind": plural}
+                )
+            return 201, s.object_view(gv, plural, s.put_object(key, body, None))
+        name = rest[1]
+        key = (gv, plural, ns, name)
+        old = s.objects.get(key)
+        if old is None:
+            raise ApiError(404, "NotFound", f'{what} "{name}" not found', {"name": name, "kind": plural})
+        if method == "GET":
+            return 200, s.object_view(gv, plural, old)
+        if method == "PATCH":
+            merged = merge_patch({k: v for k, v in old.items() if k != "status"}, self.merge_body())
+            return 200, s.object_view(gv, plural, s.put_object(key, merged, old))
+        if method == "PUT":
+            body = self.body()
+            sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {what} "{name}": the object has been modified',
+                )
+            return 200, s.object_view(gv, plural, s.put_object(key, body, old))
+        if method == "DELETE":
+            del s.objects[key]
+            s.bind_claims()
+            s.save()
+            return 200, s.object_view(gv, plural, old)
+        raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
 
     def merge_body(self) -> dict:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0]

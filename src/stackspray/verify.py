@@ -45,6 +45,35 @@ class _Collector:
             self.reports.append(report)
 
 
+def _forget_testinfra_hosts() -> None:
+    """testinfra keeps the hosts (and the parsed inventory) of earlier runs in this process; the
+    cluster may have gained or lost nodes since, so each verify reads its inventory afresh."""
+    from testinfra.host import Host
+    from testinfra.utils.ansible_runner import AnsibleRunner
+
+    for cache in (AnsibleRunner._runners, Host._host_cache, Host._hosts_cache):
+        cache.clear()
+
+
+def _share_env(cluster_dir: Path) -> dict[str, str]:
+    """What the share checks need, from the share's inventory file (empty: no node mounts)."""
+    from .share import VARS_FILE
+
+    path = cluster_dir / VARS_FILE
+    if not path.exists():
+        return {"STACKSPRAY_VERIFY_SHARE": ""}
+    v = yaml.safe_load(path.read_text()) or {}
+    if not v.get("share_mount_on_nodes"):
+        return {"STACKSPRAY_VERIFY_SHARE": ""}
+    return {
+        "STACKSPRAY_VERIFY_SHARE": "1",
+        "STACKSPRAY_VERIFY_SHARE_PATH": v["share_mount_path"],
+        "STACKSPRAY_VERIFY_SHARE_SRC": v["share_export_path"],
+        "STACKSPRAY_VERIFY_SHARE_KEY_FILE": v["share_secret_file"],
+        "STACKSPRAY_VERIFY_SHARE_STATE": v["share_node_mount_state"],
+    }
+
+
 def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
     """Run the suite against every inventory host; return the table (raises if no inventory)."""
     cdir = ClusterDir(name, root)
@@ -66,8 +95,10 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         # testinfra's ansible backend builds its own ssh command: the cluster's known_hosts file.
         "ANSIBLE_SSH_EXTRA_ARGS": inventory.known_hosts_opts(cdir.path),
     }
+    env.update(_share_env(cdir.path))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    _forget_testinfra_hosts()
     collector = _Collector()
     try:
         pytest.main(
@@ -99,9 +130,11 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         if params:
             check += " (" + ", ".join(str(v) for v in params.values()) + ")"
         outcome = "PASS" if r.outcome == "passed" else "FAIL"
-        if dict(r.user_properties).get("stand_in") and outcome == "PASS":
+        stand_in = dict(r.user_properties).get("stand_in")
+        if stand_in and outcome == "PASS":
             # A node the Kubespray stand-in built has no kubelet/containerd to check: say so.
-            check += " [stand-in node: no Kubernetes on the sandbox]"
+            why = stand_in if isinstance(stand_in, str) else "no Kubernetes on the sandbox"
+            check += f" [stand-in node: {why}]"
             outcome = "N/A"
         result.results.setdefault(node, {})[check] = outcome
         if r.outcome != "passed":

@@ -12,9 +12,20 @@ import os
 import pytest
 
 STAND_IN = "/etc/kubernetes/STACKSPRAY-STAND-IN"
-CP = set(filter(None, os.environ.get("STACKSPRAY_VERIFY_CONTROL_PLANE", "").split(",")))
-FIRST_CP = os.environ.get("STACKSPRAY_VERIFY_FIRST_CP", "")
-ALL = set(filter(None, os.environ.get("STACKSPRAY_VERIFY_NODES", "").split(",")))
+
+
+# Read at test time, not import time: verify may run this suite several times in one process.
+def _env_set(name: str) -> set[str]:
+    return set(filter(None, os.environ.get(name, "").split(",")))
+
+
+def _first_cp() -> str:
+    return os.environ.get("STACKSPRAY_VERIFY_FIRST_CP", "")
+
+
+def _share_skip() -> None:
+    if os.environ.get("STACKSPRAY_VERIFY_SHARE") != "1":
+        pytest.skip("the spec does not mount the share on the nodes")
 
 
 def _name(host) -> str:
@@ -27,7 +38,7 @@ def test_hostname_is_the_inventory_name(host):
 
 def test_etc_hosts_lists_every_node(host):
     text = host.file("/etc/hosts").content_string
-    missing = sorted(n for n in ALL if n not in text)
+    missing = sorted(n for n in _env_set("STACKSPRAY_VERIFY_NODES") if n not in text)
     assert not missing, f"/etc/hosts lacks {missing}"
 
 
@@ -46,7 +57,7 @@ def test_kubernetes_services_run(host, service, record_property):
 
 
 def test_api_server_listens_on_the_first_control_plane(host):
-    if _name(host) != FIRST_CP:
+    if _name(host) != _first_cp():
         pytest.skip("not the first control-plane node")
     assert host.socket("tcp://0.0.0.0:6443").is_listening or host.socket("tcp://:::6443").is_listening
 
@@ -59,8 +70,44 @@ def test_api_server_listens_on_the_first_control_plane(host):
     ],
 )
 def test_cloud_config_present_and_private(host, path):
-    if _name(host) != FIRST_CP:
+    if _name(host) != _first_cp():
         pytest.skip("cloud config files live on the first control-plane node")
     f = host.file(path)
     assert f.exists, f"{path} is missing"
     assert f.user == "root" and f.mode & 0o007 == 0, f"{path} is readable by others (mode {oct(f.mode)})"
+
+
+def _fstab_entry(host) -> list[str] | None:
+    for line in host.file("/etc/fstab").content_string.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] == os.environ["STACKSPRAY_VERIFY_SHARE_PATH"]:
+            return fields
+    return None
+
+
+def test_share_in_fstab(host):
+    _share_skip()
+    fields = _fstab_entry(host)
+    path = os.environ["STACKSPRAY_VERIFY_SHARE_PATH"]
+    assert fields, f"/etc/fstab has no entry for {path}"
+    assert fields[0] == os.environ["STACKSPRAY_VERIFY_SHARE_SRC"], f"{path} mounts {fields[0]}, not the share"
+    assert fields[2] == "ceph", f"{path} is mounted as {fields[2]}, not ceph"
+
+
+def test_share_key_file_private(host):
+    _share_skip()
+    f = host.file(os.environ["STACKSPRAY_VERIFY_SHARE_KEY_FILE"])
+    assert f.exists, f"{f.path} is missing"
+    assert f.user == "root" and f.mode == 0o600, f"{f.path} must be root's, mode 0600 (is {oct(f.mode)})"
+
+
+def test_share_mounted(host, record_property):
+    _share_skip()
+    path = os.environ["STACKSPRAY_VERIFY_SHARE_PATH"]
+    if os.environ.get("STACKSPRAY_VERIFY_SHARE_STATE") == "present":
+        # The sandbox's node hosts have no CephFS client: the share is in fstab, not mounted.
+        record_property("stand_in", "no CephFS client on the sandbox, in /etc/fstab only")
+        assert host.file(path).is_directory, f"mount point {path} is missing"
+        return
+    mp = host.mount_point(path)
+    assert mp.exists and mp.filesystem == "ceph", f"{path} is not mounted (mount -a, see dmesg)"

@@ -151,6 +151,13 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
     )
     if result.get("kubeconfig"):
         print(f"kubeconfig (0600): export KUBECONFIG={result['kubeconfig']}")
+    if result.get("share"):
+        print(f"share: pods mount it with persistentVolumeClaim.claimName {_claim(result['share'])}")
+
+
+def _claim(share: dict) -> str:
+    ns, name = share["claim"].split("/", 1)
+    return f"{name} (namespace {ns}, ReadWriteMany)"
 
 
 @task
@@ -423,6 +430,32 @@ def credentials_schedule(c, cluster, at="03:17", days="sun", list_=False, remove
     _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
 
 
+@task(
+    positional=[],
+    help={
+        "spec": "path to the cluster spec (YAML) with a `share` section",
+        "force": "apply again even if nothing changed (e.g. someone deleted the claim)",
+        "json": "machine-readable output",
+    },
+)
+def share(c, spec, force=False, json_=False):
+    """Set up the cluster's Manila share in Kubernetes (CephFS CSI, static volume, RWX claim) and,
+    with share.mount_on_nodes, in the nodes' /etc/fstab. create-cluster does this too."""
+    from stackspray.share import apply_share
+
+    s = _load(spec)
+    try:
+        result = apply_share(s, force=force, progress=_progress(json_))
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if json_:
+        print(json.dumps(result))
+        return
+    print(f"share of {s.name}: pods mount it with persistentVolumeClaim.claimName {_claim(result)}")
+    if result["mount_on_nodes"]:
+        print(f"on the nodes: {s.share.mount_path} (/etc/fstab)")
+
+
 @task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})
 def verify(c, cluster, json_=False):
     """Check every node over SSH (testinfra): hostname, /etc/hosts, kubelet/containerd, API port,
@@ -468,6 +501,7 @@ ns.add_task(plan)
 ns.add_task(create_cluster, name="create-cluster")
 ns.add_task(status)
 ns.add_task(verify)
+ns.add_task(share)
 ns.add_task(destroy_cluster, name="destroy-cluster")
 scale_ns = Collection("scale")
 scale_ns.add_task(scale, name="scale", default=True)

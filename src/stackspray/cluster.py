@@ -17,7 +17,7 @@ from pathlib import Path
 
 import openstack
 
-from . import cost, kubespray, quota
+from . import cost, kubespray, quota, share
 from .apply import Applier, Progress, server_record
 from .cloudops import act, read, wait_until
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
@@ -233,6 +233,8 @@ def create_cluster(
                 kubespray.add_workers(conn, spec, cdir, progress, new_workers)
             elif changes(actions):
                 kubespray.write_inventory(conn, spec, cdir, progress)  # e.g. removed nodes leave it
+            if spec.share:
+                result["share"] = share.setup_share(conn, spec, cdir, progress)
             result["state"] = cdir.load()
         result["kubeconfig"] = result["state"].get("kubeconfig")
         return result
@@ -279,6 +281,7 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
     if spec.share and obs.share:
         exports = read(lambda: list(conn.shared_file_system.export_locations(obs.share.id)), "share exports")
         state["share"] = {
+            **{k: v for k, v in (state.get("share") or {}).items() if k in ("applied", "claim")},
             "id": obs.share.id,
             "status": obs.share.status,
             "access_rule": spec.share.access_rule,

@@ -31,6 +31,7 @@ WORKERS = "workers"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 GROUP_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 KUBESPRAY_GROUP_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+K8S_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class ShareSpec:
     size_gb: int
     share_type: str = DEFAULT_SHARE_TYPE
     access_rule: str = ""
+    # How Kubernetes sees it (playbooks/manila-share.yml): a ReadWriteMany claim in a namespace.
+    claim_name: str = ""
+    namespace: str = "default"
+    fs_name: str | None = None  # CephFS file system name, when the cloud has several
+    # Also mount it on every node (/etc/fstab), outside Kubernetes.
+    mount_on_nodes: bool = False
+    mount_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,7 +283,20 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
 
     share = None
     if data.get("share") is not None:
-        sh = c.mapping(data["share"], "share", {"size_gb", "share_type", "access_rule"})
+        sh = c.mapping(
+            data["share"],
+            "share",
+            {
+                "size_gb",
+                "share_type",
+                "access_rule",
+                "claim_name",
+                "namespace",
+                "fs_name",
+                "mount_on_nodes",
+                "mount_path",
+            },
+        )
         size = c.integer(sh.get("size_gb"), "share.size_gb", 1)
         if sh and size is None and "size_gb" not in sh:
             c.add("share.size_gb", "is required for a share (GiB)")
@@ -286,10 +307,33 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 f"{rule!r} must start with the cluster name {name!r}: "
                 "Manila rule names are global to the cloud",
             )
+        claim = c.string(sh.get("claim_name"), "share.claim_name", f"{name}-share")
+        namespace = c.string(sh.get("namespace"), "share.namespace", "default")
+        for where, value in (("share.claim_name", claim), ("share.namespace", namespace)):
+            if value and not K8S_NAME_RE.match(value):
+                c.add(
+                    where,
+                    f"{value!r} is not a Kubernetes name: lower-case letters, digits and '-', "
+                    "starting and ending with a letter or digit, at most 63 characters",
+                )
+        mount_on_nodes = sh.get("mount_on_nodes", False)
+        if not isinstance(mount_on_nodes, bool):
+            c.add("share.mount_on_nodes", f"must be true or false, got {mount_on_nodes!r}")
+            mount_on_nodes = False
+        mount_path = c.string(sh.get("mount_path"), "share.mount_path", f"/mnt/{name}-share")
+        if mount_path and (not mount_path.startswith("/") or mount_path.rstrip("/") in ("", "/")):
+            c.add("share.mount_path", f"{mount_path!r} must be an absolute path below /, e.g. /mnt/data")
+        elif mount_path and any(ch.isspace() for ch in mount_path):
+            c.add("share.mount_path", f"{mount_path!r} must not contain spaces (it goes into /etc/fstab)")
         share = ShareSpec(
             size or 1,
             c.string(sh.get("share_type"), "share.share_type", DEFAULT_SHARE_TYPE),
             rule or f"{name}-share-rw",
+            claim_name=claim or f"{name}-share",
+            namespace=namespace or "default",
+            fs_name=c.string(sh.get("fs_name"), "share.fs_name"),
+            mount_on_nodes=mount_on_nodes,
+            mount_path=(mount_path or f"/mnt/{name}-share").rstrip("/"),
         )
 
     k8s = data.get("kubernetes") or {}

@@ -24,7 +24,7 @@ def make_spec(tmp_path, ssh_key, sandbox):
     made: list[str] = []
     inv = tmp_path / "inventories"
 
-    def make(workers: int = 2, share: bool = False, **extra) -> tuple[Path, Path]:
+    def make(workers: int = 2, share: bool | dict = False, **extra) -> tuple[Path, Path]:
         name = f"it{uuid.uuid4().hex[:5]}"
         data = {
             "name": name,
@@ -37,7 +37,7 @@ def make_spec(tmp_path, ssh_key, sandbox):
             },
         }
         if share:
-            data["share"] = {"size_gb": 2}
+            data["share"] = {"size_gb": 2, **(share if isinstance(share, dict) else {})}
         data.update(extra)
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))

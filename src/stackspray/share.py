@@ -1,0 +1,172 @@
+"""The cluster's Manila (CephFS) share inside Kubernetes, and optionally on the nodes.
+
+create-cluster makes the share and its cephx access rule and keeps the rule's key (0600); here
+`playbooks/manila-share.yml` installs the Ceph CSI CephFS node plugin and binds the share to a
+static PersistentVolume and a ReadWriteMany claim (ceph-csi docs/static-pvc.md), and with
+`share.mount_on_nodes` also puts it in every node's /etc/fstab.
+
+`share_files()` is pure: the plain variables and the 0600 key file the playbook reads from the
+inventory (the key never goes on a command line). A fingerprint of what was applied is kept in
+the state, so a re-run with nothing changed runs no playbook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from . import inventory, kubespray, playbook
+from .errors import StackSprayError
+from .spec import ClusterSpec
+from .state import ClusterDir
+
+VARS_FILE = "group_vars/all/manila-share.yml"
+SECRET_FILE = "group_vars/all/manila-share-secret.yml"
+CSI_NAMESPACE = "ceph-csi-cephfs"
+# Images of the node plugin; override with kubernetes.share_cephcsi_image / share_registrar_image.
+CEPHCSI_IMAGE = "quay.io/cephcsi/cephcsi:v3.14.1"
+REGISTRAR_IMAGE = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.13.0"
+
+
+class ShareNotReady(StackSprayError):
+    pass
+
+
+def parse_export_path(path: str) -> tuple[list[str], str]:
+    """A CephFS export location `mon1:6789,mon2:6789:/volumes/_nogroup/<id>/<uuid>` ->
+    (monitors, root path)."""
+    at = path.find(":/")
+    if at <= 0:
+        raise ShareNotReady(
+            f"the share's export path {path!r} is not a CephFS path (monitors:/path); "
+            "is share.share_type a CephFS share type?"
+        )
+    monitors = [m.strip() for m in path[:at].split(",") if m.strip()]
+    return monitors, path[at + 1 :]
+
+
+def share_files(
+    spec: ClusterSpec, state: dict, *, access_key: str, kubeconfig: str, sandbox: bool
+) -> list[inventory.InventoryFile]:
+    """The inventory files playbooks/manila-share.yml reads (pure: no I/O)."""
+    sh = spec.share
+    rec = state.get("share") or {}
+    if sh is None or not rec.get("export_path"):
+        raise ShareNotReady(f"cluster {spec.name} has no share with an export path yet: run create-cluster")
+    monitors, root = parse_export_path(rec["export_path"])
+    attributes = {"clusterID": f"{spec.name}-manila", "staticVolume": "true", "rootPath": root}
+    if sh.fs_name:
+        attributes["fsName"] = sh.fs_name
+    variables = {
+        "stackspray_kubeconfig": kubeconfig,
+        "share_id": rec.get("id"),
+        "share_export_path": rec["export_path"],
+        "share_monitors": monitors,
+        "share_cluster_id": attributes["clusterID"],
+        "share_volume_attributes": attributes,
+        "share_size_gb": sh.size_gb,
+        "share_access_rule": sh.access_rule,
+        "share_csi_namespace": CSI_NAMESPACE,
+        "share_secret_name": f"{spec.name}-share-cephx",
+        "share_pv_name": f"{spec.name}-share",
+        "share_claim_name": sh.claim_name,
+        "share_namespace": sh.namespace,
+        "share_labels": {"app.kubernetes.io/managed-by": "stackspray", "stackspray.io/cluster": spec.name},
+        "share_cephcsi_image": CEPHCSI_IMAGE,
+        "share_registrar_image": REGISTRAR_IMAGE,
+        "share_mount_on_nodes": sh.mount_on_nodes,
+        "share_mount_path": sh.mount_path,
+        "share_secret_file": f"/etc/ceph/{sh.access_rule}.secret",
+        # The sandbox's node hosts have no CephFS client in their kernel and no package mirror:
+        # there the mount is written to /etc/fstab but not mounted.
+        "share_node_mount_state": "present" if sandbox else "mounted",
+        "share_install_ceph_client": not sandbox,
+    }
+    return [
+        inventory.InventoryFile(
+            VARS_FILE,
+            inventory._dump(variables, f"Manila share of cluster {spec.name} (playbooks/manila-share.yml)"),
+            0o644,
+        ),
+        inventory.InventoryFile(
+            SECRET_FILE,
+            inventory._dump(
+                {"share_access_key": access_key},
+                f"cephx access key of cluster {spec.name}'s share (SECRET, mode 0600)",
+            ),
+            0o600,
+        ),
+    ]
+
+
+def fingerprint(files: list[inventory.InventoryFile], hosts: list[str]) -> str:
+    """What was applied: the variables, the key and (for node mounts) the nodes."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.path.encode() + b"\0" + f.text.encode() + b"\0")
+    h.update(",".join(sorted(hosts)).encode())
+    return h.hexdigest()
+
+
+def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False) -> dict:
+    """Run playbooks/manila-share.yml unless what it would apply was applied already (force: run
+    anyway, e.g. after someone deleted the claim). Returns what the claim is and whether it ran."""
+    state = cdir.load()
+    kubeconfig = state.get("kubeconfig")
+    if not kubeconfig or not Path(kubeconfig).exists():
+        raise ShareNotReady(f"cluster {spec.name} has no kubeconfig yet: run create-cluster first")
+    key = cdir.read_secret("share-access-key")
+    if not key:
+        raise ShareNotReady(
+            f"the share's access key is missing from {cdir.secrets / 'share-access-key'}: "
+            "re-run create-cluster to fetch it from Manila"
+        )
+    sandbox = kubespray.is_sandbox(conn, spec)
+    files = share_files(spec, state, access_key=key.strip(), kubeconfig=kubeconfig, sandbox=sandbox)
+    hosts = sorted(state.get("servers") or {}) if spec.share and spec.share.mount_on_nodes else []
+    digest = fingerprint(files, hosts)
+    claim = f"{spec.share.namespace}/{spec.share.claim_name}"
+    result = {"claim": claim, "mount_on_nodes": spec.share.mount_on_nodes, "ran": False}
+    if not force and state["share"].get("applied") == digest:
+        say(f"share: claim {claim} is set up already (nothing changed since)")
+        return result
+    # The inventory (hosts, ssh options) as the playbook needs it, then the share's files.
+    kubespray.write_inventory(conn, spec, cdir, say)
+    inventory.write(cdir.path, files)
+    if spec.share.mount_on_nodes and sandbox:
+        say("sandbox: the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here)")
+    playbook.run(
+        "manila-share.yml",
+        project_dir=kubespray.PLAYBOOKS,
+        inventory=cdir.path / inventory.HOSTS_FILE,
+        cluster_dir=cdir.path,
+        say=say,
+        envvars=inventory.ssh_env(cdir.path),
+    )
+    state = cdir.load()
+    state["share"]["applied"] = digest
+    state["share"]["claim"] = claim
+    cdir.save(state)
+    say(f"share: pods mount it through the ReadWriteMany claim {claim}")
+    result["ran"] = True
+    return result
+
+
+def apply_share(spec: ClusterSpec, *, force: bool = False, progress=None, root: Path | None = None) -> dict:
+    """`invoke share`: (re)apply the share's Kubernetes objects and node mounts of a built cluster."""
+    from .apply import Progress
+    from .cluster import connect, run_log
+
+    say = progress or Progress()
+    if spec.share is None:
+        raise ShareNotReady(f"the spec of cluster {spec.name} has no `share` section")
+    cdir = ClusterDir(spec.name, root)
+    if not cdir.load():
+        raise ShareNotReady(
+            f"no cluster {spec.name!r} in {cdir.path}: create it with `invoke create-cluster`"
+        )
+    with cdir.lock("share"), run_log(cdir, "share") as logfile:
+        conn = connect(spec.cloud)
+        result = setup_share(conn, spec, cdir, say, force=force)
+        result["log"] = str(logfile)
+        return result

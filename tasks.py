@@ -166,9 +166,12 @@ def kubespray_install(c):
     from stackspray import kubespray
 
     try:
-        print(f"Kubespray {kubespray.pin()['tag']} installed in {kubespray.install()}")
+        got = kubespray.install()
     except Exception as exc:
         raise _fail(exc) from exc
+    print(f"Kubespray {got['tag']} (commit {got['commit']}) installed in {got['path']}")
+    if not got["commit_pinned"]:
+        print(f"warning: kubespray/PIN.yaml names no commit to check against; add `commit: {got['commit']}`")
 
 
 @task(

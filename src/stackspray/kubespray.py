@@ -37,39 +37,62 @@ def pin() -> dict:
     return yaml.safe_load(PIN_FILE.read_text())
 
 
-def cache_dir() -> Path:
+def cache_dir(p: dict | None = None) -> Path:
     base = Path(
         os.environ.get("STACKSPRAY_KUBESPRAY_CACHE", Path.home() / ".cache" / "stackspray" / "kubespray")
     )
-    return base / pin()["tag"]
+    return base / (p or pin())["tag"]
 
 
-def install() -> Path:
-    """Clone the pinned tag (verifying it is that tag) and install its requirements into this venv."""
-    p = pin()
-    target = cache_dir()
-    if not (target / "cluster.yml").exists():
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+
+def _check_checkout(checkout: Path, p: dict) -> str:
+    """The checkout is the pinned tag, at the pinned commit (when PIN.yaml names one). Returns the commit."""
+    tag = _git("-C", str(checkout), "describe", "--tags", "--exact-match")
+    if tag != p["tag"]:
+        raise KubesprayMissing(f"the Kubespray checkout {checkout} is at {tag or 'no tag'}, not {p['tag']}")
+    head = _git("-C", str(checkout), "rev-parse", "HEAD")
+    if p.get("commit") and head != p["commit"]:
+        raise KubesprayMissing(
+            f"Kubespray {p['tag']} from {p['repository']} is commit {head}, but kubespray/PIN.yaml pins "
+            f"{p['commit']}: the tag was moved or the repository is not the one pinned. Nothing was "
+            "installed; check the repository before changing the pin"
+        )
+    return head
+
+
+def install(p: dict | None = None) -> dict:
+    """Clone the pinned tag, check it is that tag and the pinned commit, and install its
+    requirements into this venv. Returns {"path", "tag", "commit", "commit_pinned"}."""
+    p = p or pin()
+    target = cache_dir(p)
+    if (target / "cluster.yml").exists():
+        head = _check_checkout(target, p)
+    else:
         tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(
-            ["git", "clone", "--depth", "1", "--branch", p["tag"], p["repository"], str(tmp)],
+            ["git", "clone", "--quiet", "--depth", "1", "--branch", p["tag"], p["repository"], str(tmp)],
             capture_output=True,
             text=True,
         )
         if out.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise KubesprayMissing(
                 f"cannot fetch Kubespray {p['tag']} from {p['repository']}: {out.stderr.strip()}"
             )
-        tag = subprocess.run(
-            ["git", "-C", str(tmp), "describe", "--tags", "--exact-match"], capture_output=True, text=True
-        ).stdout.strip()
-        if tag != p["tag"]:
-            raise KubesprayMissing(f"fetched Kubespray is at {tag or 'no tag'}, not {p['tag']}")
+        try:
+            head = _check_checkout(tmp, p)
+        except KubesprayMissing:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         tmp.rename(target)
     req = target / "requirements.txt"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(req)], check=True)
-    return target
+    return {"path": str(target), "tag": p["tag"], "commit": head, "commit_pinned": bool(p.get("commit"))}
 
 
 def is_sandbox(conn, spec: ClusterSpec) -> bool:

@@ -130,6 +130,18 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
     if not force and state["share"].get("applied") == digest:
         say(f"share: claim {claim} is set up already (nothing changed since)")
         return result
+    if spec.share.mount_on_nodes or not state["share"].get("applied"):
+        # The node plugin must get ready on every node and the mounts reach every node: a shelved
+        # node would make the run wait and fail (as Kubespray's would).
+        from .cluster import owned_servers
+
+        shelved = sorted(s.name for s in owned_servers(conn, spec.name) if s.status.startswith("SHELVED"))
+        if shelved:
+            raise ShareNotReady(
+                f"{len(shelved)} node(s) are shelved ({', '.join(shelved)}); the share setup needs "
+                f"every node: `invoke scale --cluster {spec.name} --unshelve` first, then re-run "
+                "(nothing was changed)"
+            )
     # The inventory (hosts, ssh options) as the playbook needs it, then the share's files.
     kubespray.write_inventory(conn, spec, cdir, say)
     inventory.write(cdir.path, files)

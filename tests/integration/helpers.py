@@ -4,15 +4,17 @@ what of a cluster exists in the cloud, quiet progress capture."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stackspray.apply import Progress
-from stackspray.cluster import destroy_cluster
+from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.plan import cluster_tag
 from stackspray.sandbox import faults
+from stackspray.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 _cidrs = iter(range(30, 99))
@@ -48,6 +50,31 @@ def make_spec(tmp_path, ssh_key, sandbox):
     faults.clear(sandbox.paths)
     for name in made:
         destroy_cluster(name, cloud="sandbox", root=inv, progress=Progress(emit=lambda m: None))
+
+
+@contextmanager
+def built_cluster(sandbox, ssh_key, tmp: Path, prefix: str, cidr: str, workers: int):
+    """A cluster built through the Kubespray stand-in for a whole test module; destroyed after.
+    Yields (name, inventories root, create_cluster's result, spec file)."""
+    name = f"{prefix}{uuid.uuid4().hex[:5]}"
+    spec_file = tmp / f"{name}.yaml"
+    spec = {
+        "name": name,
+        "cloud": "sandbox",
+        "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
+        "network": {"cidr": cidr},
+        "node_groups": {
+            "control-plane": {"flavor": "m3.small", "count": 1},
+            "workers": {"flavor": "m3.tiny", "count": workers},
+        },
+    }
+    spec_file.write_text(yaml.safe_dump(spec))
+    inv = tmp / "inventories"
+    try:
+        yield name, inv, create_cluster(load_spec(spec_file), progress=quiet(), root=inv), spec_file
+    finally:
+        faults.clear(sandbox.paths)
+        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
 
 
 def respec(path: Path, **node_counts) -> Path:

@@ -17,16 +17,14 @@ import uuid
 import pytest
 import testinfra
 import yaml
-from helpers import ROOT, quiet
+from helpers import ROOT, built_cluster, quiet
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
-from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.credentials import stored
 from stackspray.kube import Kube, KubeWorkloads
 from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
 from stackspray.sandbox import faults
-from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 
 NODE_FILES = (
@@ -116,30 +114,10 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(sandbox, conn, ssh_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cred")
-    name = f"cr{uuid.uuid4().hex[:5]}"
-    spec_file = tmp / f"{name}.yaml"
-    spec_file.write_text(
-        yaml.safe_dump(
-            {
-                "name": name,
-                "cloud": "sandbox",
-                "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
-                "network": {"cidr": "10.97.0.0/24"},
-                "node_groups": {
-                    "control-plane": {"flavor": "m3.small", "count": 1},
-                    "workers": {"flavor": "m3.tiny", "count": 1},
-                },
-            }
+    with built_cluster(sandbox, ssh_key, tmp, "cr", "10.97.0.0/24", workers=1) as (name, inv, result, _):
+        yield Cluster(
+            conn, name, inv, result["kubeconfig"], result["state"]["floating_ip"]["address"], ssh_key
         )
-    )
-    inv = tmp / "inventories"
-    try:
-        result = create_cluster(load_spec(spec_file), progress=quiet(), root=inv)
-        fip = result["state"]["floating_ip"]["address"]
-        yield Cluster(conn, name, inv, result["kubeconfig"], fip, ssh_key)
-    finally:
-        faults.clear(sandbox.paths)
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
 
 
 def test_rotation_end_to_end(cluster):

@@ -14,11 +14,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers import ROOT, quiet, respec
+from helpers import ROOT, built_cluster, quiet, respec
 from kubernetes import client
 
-from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
+from stackspray.cluster import cluster_status, create_cluster
 from stackspray.errors import StackSprayError
 from stackspray.kube import Kube
 from stackspray.sandbox import faults
@@ -100,31 +99,10 @@ def eventually(check, timeout: float = 20.0):
 def cluster(sandbox, ssh_key, tmp_path_factory):
     """A 1 control-plane + 4 worker cluster built through the Kubespray stand-in (module-wide)."""
     tmp = tmp_path_factory.mktemp("scale")
-    name = f"sc{uuid.uuid4().hex[:5]}"
-    spec_file = tmp / f"{name}.yaml"
-    spec_file.write_text(
-        yaml.safe_dump(
-            {
-                "name": name,
-                "cloud": "sandbox",
-                "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
-                "network": {"cidr": "10.99.0.0/24"},
-                "node_groups": {
-                    "control-plane": {"flavor": "m3.small", "count": 1},
-                    "workers": {"flavor": "m3.tiny", "count": 4},
-                },
-            }
-        )
-    )
-    inv = tmp / "inventories"
-    try:
-        result = create_cluster(load_spec(spec_file), progress=quiet(), root=inv)
+    with built_cluster(sandbox, ssh_key, tmp, "sc", "10.99.0.0/24", workers=4) as (name, inv, result, spec):
         c = Cluster(name, inv, result["kubeconfig"])
-        c.spec_file = spec_file
+        c.spec_file = spec
         yield c
-    finally:
-        faults.clear(sandbox.paths)
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
 
 
 def test_workers_1_then_4(conn, cluster):

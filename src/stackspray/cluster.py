@@ -235,6 +235,8 @@ def create_cluster(
                 kubespray.write_inventory(conn, spec, cdir, progress)  # e.g. removed nodes leave it
             if spec.share:
                 result["share"] = share.setup_share(conn, spec, cdir, progress)
+            else:
+                share.forget_files(cdir)  # a share removed from the spec: its key leaves the inventory
             result["state"] = cdir.load()
         result["kubeconfig"] = result["state"].get("kubeconfig")
         return result

@@ -108,6 +108,12 @@ def fingerprint(files: list[inventory.InventoryFile], hosts: list[str]) -> str:
     return h.hexdigest()
 
 
+def forget_files(cdir: ClusterDir) -> None:
+    """Remove the share's inventory files (the spec no longer has a share)."""
+    for rel in (VARS_FILE, SECRET_FILE):
+        (cdir.path / rel).unlink(missing_ok=True)
+
+
 def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False) -> dict:
     """Run playbooks/manila-share.yml unless what it would apply was applied already (force: run
     anyway, e.g. after someone deleted the claim). Returns what the claim is and whether it ran."""

@@ -8,12 +8,13 @@ import base64
 import json
 import stat
 
+import yaml
 from conftest import ssh
 from helpers import make_spec, quiet, respec  # noqa: F401 (make_spec is a fixture)
 from kubernetes import client, config
 
 from stackspray.cluster import create_cluster
-from stackspray.share import CSI_NAMESPACE, SECRET_FILE, apply_share
+from stackspray.share import CSI_NAMESPACE, SECRET_FILE, VARS_FILE, apply_share
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 from stackspray.verify import verify_cluster
@@ -115,3 +116,12 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
     ssh(new["fixed_ip"], ssh_key, f"sudo chmod 0644 /etc/ceph/{rule}.secret")
     bad = verify_cluster(spec.name, root=inv)
     assert not bad.ok and list(bad.failures) == [f"{spec.name}-workers-2: share key file private"]
+
+    # The share taken out of the spec: its key leaves the inventory; the share and its data stay
+    # (only destroy-cluster deletes them).
+    data = yaml.safe_load(path.read_text())
+    del data["share"]
+    path.write_text(yaml.safe_dump(data))
+    create_cluster(load_spec(path), progress=quiet(), root=inv)
+    assert not secret_file.exists() and not (cdir.path / VARS_FILE).exists()
+    assert core.read_persistent_volume(f"{spec.name}-share").spec.persistent_volume_reclaim_policy == "Retain"

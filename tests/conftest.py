@@ -235,7 +235,9 @@ def ssh_refused(address: str, key: Path, timeout: float = 4.0) -> bool:
             look_for_keys=False,
             allow_agent=False,
         )
-    except (OSError, paramiko.SSHException):
+    except (OSError, EOFError, paramiko.SSHException):
+        # EOFError: the TCP connection was taken and then dropped mid-handshake (a node being
+        # killed at that moment); no session was opened either.
         return True
     finally:
         client.close()

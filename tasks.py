@@ -137,6 +137,10 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
         result = create(s, dry_run=dry_run, progress=_progress(json_), kubernetes=not no_kubernetes)
     except Exception as exc:
         raise _fail(exc) from exc
+    _print_converged(s.name, result, dry_run=dry_run, json_=json_)
+
+
+def _print_converged(name: str, result: dict, *, dry_run: bool, json_: bool) -> None:
     if json_:
         print(json.dumps(result, default=str))
         return
@@ -146,9 +150,7 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
         return
     st = result["state"]
     fip = (st.get("floating_ip") or {}).get("address")
-    print(
-        f"cluster {s.name}: {len(st.get('servers', {}))} server(s), floating IP {fip}; log: {result['log']}"
-    )
+    print(f"cluster {name}: {len(st.get('servers', {}))} server(s), floating IP {fip}; log: {result['log']}")
     if result.get("kubeconfig"):
         print(f"kubeconfig (0600): export KUBECONFIG={result['kubeconfig']}")
     if result.get("share"):
@@ -158,6 +160,54 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
 def _claim(share: dict) -> str:
     ns, name = share["claim"].split("/", 1)
     return f"{name} (namespace {ns}, ReadWriteMany)"
+
+
+_RESIZE_HELP = {
+    "spec": "cluster spec: a YAML path or a name under clusters/ (its count is rewritten)",
+    "group": "the node group (default: workers)",
+    "count": "how many nodes (default 1)",
+    "dry_run": "print the plan with the new count; change neither the file nor the cloud",
+    "no_kubernetes": "provision the OpenStack side only (skip Kubespray)",
+    "json": "machine-readable output",
+}
+
+
+def _resize(
+    spec: str, group: str, count: int, remove: bool, dry_run: bool, no_kubernetes: bool, json_: bool
+) -> None:
+    from stackspray.resize import resize_group
+
+    try:
+        result = resize_group(
+            spec,
+            group,
+            count,
+            remove=remove,
+            dry_run=dry_run,
+            progress=_progress(json_),
+            kubernetes=not no_kubernetes,
+        )
+    except Exception as exc:
+        raise _fail(exc) from exc
+    r = result["resize"]
+    if not json_:
+        where = "would be" if dry_run else "is now"
+        print(f"{r['spec']}: node_groups.{r['group']}.count {where} {r['to']} (was {r['from']})")
+    _print_converged(r["cluster"], result, dry_run=dry_run, json_=json_)
+
+
+@task(positional=[], help=_RESIZE_HELP)
+def add_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
+    """Add nodes to a group: raise its count in the spec file (comments kept), then converge like
+    create-cluster (new workers join through Kubespray's scale.yml)."""
+    _resize(spec, group, int(count), False, dry_run, no_kubernetes, json_)
+
+
+@task(positional=[], help=_RESIZE_HELP)
+def remove_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
+    """Remove a group's highest-numbered nodes: lower its count in the spec file, then converge
+    (each leaves Kubernetes through Kubespray's remove-node.yml before its VM is deleted)."""
+    _resize(spec, group, int(count), True, dry_run, no_kubernetes, json_)
 
 
 @task
@@ -502,6 +552,8 @@ ns.add_collection(sandbox)
 ns.add_collection(Collection("kubespray", install=kubespray_install))
 ns.add_task(plan)
 ns.add_task(create_cluster, name="create-cluster")
+ns.add_task(add_nodes, name="add-nodes")
+ns.add_task(remove_nodes, name="remove-nodes")
 ns.add_task(status)
 ns.add_task(verify)
 ns.add_task(share)

@@ -160,14 +160,17 @@ def create_cluster(
     progress: Progress | None = None,
     root: Path | None = None,
     kubernetes: bool = True,
+    before_changes: Callable[[], None] | None = None,
+    command: str = "create-cluster",
 ) -> dict:
     """Converge the cloud on the spec, then (kubernetes=True) build the cluster with Kubespray.
 
-    Kubespray runs when the cloud changed or no kubeconfig exists yet.
-    Returns {"actions", "quota", "state", "log", "kubeconfig"}."""
+    Kubespray runs when the cloud changed or no kubeconfig exists yet. `before_changes` is called
+    (under the cluster's lock) once every check has passed and before anything is changed; it is
+    not called on a dry run. Returns {"actions", "quota", "state", "log", "kubeconfig"}."""
     progress = progress or Progress()
     cdir = ClusterDir(spec.name, root)
-    with cdir.lock("create-cluster"), run_log(cdir, "create-cluster") as logfile:
+    with cdir.lock(command), run_log(cdir, command) as logfile:
         progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
         conn = connect(spec.cloud)
         actions, cat = compute_plan(conn, spec)
@@ -205,6 +208,8 @@ def create_cluster(
                     f"node reachable for this change: `invoke scale --cluster {spec.name} --unshelve` "
                     "first, then re-run (nothing was changed)"
                 )
+        if before_changes:
+            before_changes()
         if changes(actions):
             state = cdir.load()
             state.update(

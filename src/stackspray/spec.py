@@ -418,13 +418,19 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
     return tuple(groups)
 
 
-def load_spec(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ClusterSpec:
-    """Read and validate a spec file (a path, or a name under ./clusters/)."""
+def spec_path(path: str | os.PathLike[str]) -> Path:
+    """The spec file meant by `path`: the path itself, or a bare name under ./clusters/."""
     p = Path(path)
     if not p.exists() and not p.suffix and (Path("clusters") / f"{p}.yaml").exists():
         p = Path("clusters") / f"{p}.yaml"
     if not p.is_file():
         raise SpecError(str(path), ["(file): not found — give a path or a name under clusters/"])
+    return p
+
+
+def load_spec(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ClusterSpec:
+    """Read and validate a spec file (a path, or a name under ./clusters/)."""
+    p = spec_path(path)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:

@@ -13,12 +13,13 @@ import pytest
 import testinfra
 import yaml
 from conftest import ssh
-from helpers import ROOT, make_spec, quiet, respec  # noqa: F401 (make_spec is a fixture)
+from helpers import ROOT, make_spec, quiet  # noqa: F401 (make_spec is a fixture)
 
 from stackspray.cluster import create_cluster
 from stackspray.inventory import SECRETS_FILE
 from stackspray.kube import Kube
 from stackspray.playbook import PlaybookFailed
+from stackspray.resize import resize_group
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 from stackspray.verify import verify_cluster
@@ -75,10 +76,22 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     create_cluster(spec, progress=again, root=inv)
     assert not any("running cluster.yml" in line for line in again.lines)
 
-    # Add two workers: Kubespray's facts.yml on every host, then scale.yml limited to the new ones.
+    # Add two workers with add-nodes: the spec's count is rewritten in place (the user's comment
+    # stays), then Kubespray's facts.yml on every host, then scale.yml limited to the new ones.
+    path.write_text("# workshop cluster: keep this comment\n" + path.read_text())
     kube = Kube(kubeconfig)
     grow = quiet()
-    create_cluster(load_spec(respec(path, workers=3)), progress=grow, root=inv)
+    grown = resize_group(path, "workers", 2, progress=grow, root=inv)
+    assert grown["resize"] == {
+        "cluster": spec.name,
+        "spec": str(path),
+        "group": "workers",
+        "from": 1,
+        "to": 3,
+    }
+    assert load_spec(path).group("workers").count == 3
+    assert path.read_text().startswith("# workshop cluster: keep this comment\n")
+    assert grow.lines[0].endswith("add-nodes: " + str(path) + ": node_groups.workers.count 1 -> 3")
     new = f"{spec.name}-workers-2,{spec.name}-workers-3"
     assert any(f"running scale.yml on {new}" in line for line in grow.lines), grow.lines
     assert any("running playbooks/facts.yml on all hosts" in line for line in grow.lines)
@@ -93,10 +106,27 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
         f"{spec.name}-workers-{i}" for i in (1, 2, 3)
     }
 
-    # Remove one: remove-node.yml first (the node leaves Kubernetes), then the VM goes.
-    shrink = quiet()
-    create_cluster(load_spec(respec(path, workers=2)), progress=shrink, root=inv)
-    text = "\n".join(shrink.lines)
+    # Remove one with the remove-nodes command: remove-node.yml first (the node leaves
+    # Kubernetes), then the VM goes; the spec file says 2.
+    env = dict(os.environ, STACKSPRAY_INVENTORIES=str(inv))
+    invoke = [sys.executable, "-m", "invoke"]
+    before = path.read_text()
+    refused = subprocess.run(
+        [*invoke, "add-nodes", "--spec", str(path), "--group", "control-plane"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1 and "node_groups.control-plane.count: 2 is even" in refused.stderr, refused
+    assert path.read_text() == before
+    out = subprocess.run(
+        [*invoke, "remove-nodes", "--spec", str(path)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    assert f"{path}: node_groups.workers.count is now 2 (was 3)" in text
+    assert load_spec(path).group("workers").count == 2
     assert "running remove-node.yml" in text
     assert text.index("running remove-node.yml") < text.index(f"deleted server {spec.name}-workers-3"), text
     hosts = yaml.safe_load((cdir.path / "hosts.yml").read_text())
@@ -126,11 +156,7 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     worker = testinfra.get_host(f"ansible://{w2}", ansible_inventory=str(cdir.path / "hosts.yml"), sudo=True)
     worker.run_test("hostname wrong-name")
     out = subprocess.run(
-        [sys.executable, "-m", "invoke", "verify", "--cluster", spec.name],
-        cwd=ROOT,
-        env=dict(os.environ, STACKSPRAY_INVENTORIES=str(inv)),
-        capture_output=True,
-        text=True,
+        [*invoke, "verify", "--cluster", spec.name], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"FAIL {w2}: hostname is the inventory name" in out.stdout

@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from .apply import Progress
 from .cluster import create_cluster
 from .errors import SpecError
-from .spec import load_spec, parse_spec, spec_path
+from .spec import parse_spec_text, spec_path
 
 INT_TAG = "tag:yaml.org,2002:int"
 
@@ -33,6 +33,10 @@ def _child(node: Node | None, key: str) -> Node | None:
         if isinstance(k, ScalarNode) and k.value == key:
             return v
     return None
+
+
+def _no_such_group(source: str, group: str, names: list[str]) -> SpecError:
+    return SpecError(source, [f"node_groups.{group}: no such group — the spec has: {', '.join(names)}"])
 
 
 def edit_count(text: str, group: str, count: int, source: str = "<spec>") -> str:
@@ -51,8 +55,7 @@ def edit_count(text: str, group: str, count: int, source: str = "<spec>") -> str
         raise SpecError(source, ["node_groups: is required"])
     node = _child(groups, group)
     if node is None:
-        names = ", ".join(k.value for k, _ in groups.value if isinstance(k, ScalarNode))
-        raise SpecError(source, [f"node_groups.{group}: no such group — the spec has: {names}"])
+        raise _no_such_group(source, group, [k.value for k, _ in groups.value if isinstance(k, ScalarNode)])
     value = _child(node, "count")
     if value is None:
         raise SpecError(source, [f"{field}: is required"])
@@ -109,19 +112,18 @@ def resize_group(
     if count < 1:
         raise SpecError(str(path), [f"--count: must be at least 1 (got {count})"])
     delta = -count if remove else count
-    text = path.read_text()
-    current = load_spec(path)
+    text = path.read_text()  # read once: what is parsed is what write_spec compares against
+    current = parse_spec_text(text, str(path))
     g = current.group(group)
     if g is None:
-        names = ", ".join(x.name for x in current.node_groups)
-        raise SpecError(str(path), [f"node_groups.{group}: no such group — the spec has: {names}"])
+        raise _no_such_group(str(path), group, [x.name for x in current.node_groups])
     new = g.count + delta
     if new < 0:
         raise SpecError(
             str(path), [f"node_groups.{group}.count: is {g.count}; removing {count} would leave fewer than 0"]
         )
     new_text = edit_count(text, group, new, str(path))
-    new_spec = parse_spec(yaml.safe_load(new_text), str(path))
+    new_spec = parse_spec_text(new_text, str(path))
     field = f"node_groups.{group}.count"
     progress(f"{command}: {path}: {field} {g.count} -> {new}")
 

@@ -428,14 +428,19 @@ def spec_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def parse_spec_text(text: str, source: str, env: dict[str, str] | None = None) -> ClusterSpec:
+    """Validate a spec given as YAML text (`source` names it in errors)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(source, [f"(file): not valid YAML: {exc}"]) from exc
+    return parse_spec(data, source, env)
+
+
 def load_spec(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ClusterSpec:
     """Read and validate a spec file (a path, or a name under ./clusters/)."""
     p = spec_path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(str(p), [f"(file): not valid YAML: {exc}"]) from exc
-    return parse_spec(data, str(p), env)
+    return parse_spec_text(p.read_text(), str(p), env)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
-
 from stackspray.apply import Progress
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.sandbox import faults
 from stackspray.sandbox.paths import SandboxPaths
+from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 CLI_SCRIPT = r"""
@@ -86,20 +85,8 @@ def calls() -> int:
 
 def run(workers: int, key: Path, cidr_octet: int, inv: Path, cli: bool = True) -> dict:
     name = f"bench{uuid.uuid4().hex[:4]}"
-    spec_path = inv / f"{name}.yaml"
-    spec_path.write_text(
-        yaml.safe_dump(
-            {
-                "name": name,
-                "cloud": "sandbox",
-                "keypair": {"public_key_file": str(key)},
-                "network": {"cidr": f"10.{cidr_octet}.0.0/24"},
-                "node_groups": {
-                    "control-plane": {"flavor": "m3.tiny", "count": 1},
-                    "workers": {"flavor": "m3.tiny", "count": workers},
-                },
-            }
-        )
+    spec_path = write_small_cluster_spec(
+        inv, name, key, f"10.{cidr_octet}.0.0/24", workers, control_plane_flavor="m3.tiny"
     )
     quiet = Progress(emit=lambda m: None)
     faults.reset_call_counts()

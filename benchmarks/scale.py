@@ -26,13 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openstack
-import yaml
 from kubernetes import client
 
 from stackspray.apply import Progress
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.kube import Kube
 from stackspray.sandbox.paths import SandboxPaths
+from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.scale import Request, scale_cluster
 from stackspray.spec import load_spec
 
@@ -71,21 +71,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     inv = tmp / "inventories"
     name = f"bs{uuid.uuid4().hex[:5]}"
-    spec = tmp / f"{name}.yaml"
-    spec.write_text(
-        yaml.safe_dump(
-            {
-                "name": name,
-                "cloud": "sandbox",
-                "keypair": {"public_key_file": str(paths.home / "demo_id_ed25519.pub")},
-                "network": {"cidr": "10.98.0.0/24"},
-                "node_groups": {
-                    "control-plane": {"flavor": "m3.small", "count": 1},
-                    "workers": {"flavor": "m3.tiny", "count": TOTAL},
-                },
-            }
-        )
-    )
+    spec = write_small_cluster_spec(tmp, name, paths.home / "demo_id_ed25519.pub", "10.98.0.0/24", TOTAL)
     rows = []
     try:
         result = create_cluster(load_spec(spec), progress=quiet, root=inv)

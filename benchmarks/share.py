@@ -20,11 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
-
 from stackspray.apply import Progress
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.sandbox.paths import SandboxPaths
+from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.share import apply_share
 from stackspray.spec import load_spec
 
@@ -43,32 +42,20 @@ def main() -> None:
     paths = SandboxPaths.default()
     os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
     quiet = Progress(emit=lambda m: None)
+    key = paths.home / "demo_id_ed25519.pub"
     rows = []
     for n in args.workers:
         tmp = Path(tempfile.mkdtemp(prefix="bench-share-"))
         inv = tmp / "inventories"
         name = f"bh{uuid.uuid4().hex[:5]}"
-        data = {
-            "name": name,
-            "cloud": "sandbox",
-            "keypair": {"public_key_file": str(paths.home / "demo_id_ed25519.pub")},
-            "network": {"cidr": "10.96.0.0/24"},
-            "node_groups": {
-                "control-plane": {"flavor": "m3.small", "count": 1},
-                "workers": {"flavor": "m3.tiny", "count": n},
-            },
-            "share": {"size_gb": 2, "mount_on_nodes": True},
-        }
-        spec_file = tmp / f"{name}.yaml"
-        spec_file.write_text(yaml.safe_dump(data))
         try:
-            create_cluster(load_spec(spec_file), progress=quiet, root=inv)
-            spec = load_spec(spec_file)
+            share = {"size_gb": 2, "mount_on_nodes": True}
+            spec = load_spec(write_small_cluster_spec(tmp, name, key, "10.96.0.0/24", n, share=share))
+            create_cluster(spec, progress=quiet, root=inv)
             t_nodes, r1 = timed(apply_share, spec, force=True, progress=quiet, root=inv)
             t_noop, r2 = timed(apply_share, spec, progress=quiet, root=inv)
-            data["share"]["mount_on_nodes"] = False
-            spec_file.write_text(yaml.safe_dump(data))
-            k8s_only = load_spec(spec_file)
+            share["mount_on_nodes"] = False
+            k8s_only = load_spec(write_small_cluster_spec(tmp, name, key, "10.96.0.0/24", n, share=share))
             t_k8s, r3 = timed(apply_share, k8s_only, force=True, progress=quiet, root=inv)
             assert r1["ran"] and not r2["ran"] and r3["ran"]
             rows.append(

@@ -14,6 +14,7 @@ from stackspray.apply import Progress
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.plan import cluster_tag
 from stackspray.sandbox import faults
+from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,21 +29,11 @@ def make_spec(tmp_path, ssh_key, sandbox):
 
     def make(workers: int = 2, share: bool | dict = False, **extra) -> tuple[Path, Path]:
         name = f"it{uuid.uuid4().hex[:5]}"
-        data = {
-            "name": name,
-            "cloud": "sandbox",
-            "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
-            "network": {"cidr": f"10.{next(_cidrs)}.0.0/24"},
-            "node_groups": {
-                "control-plane": {"flavor": "m3.small", "count": 1},
-                "workers": {"flavor": "m3.tiny", "count": workers},
-            },
-        }
         if share:
-            data["share"] = {"size_gb": 2, **(share if isinstance(share, dict) else {})}
-        data.update(extra)
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data))
+            extra["share"] = {"size_gb": 2, **(share if isinstance(share, dict) else {})}
+        path = write_small_cluster_spec(
+            tmp_path, name, ssh_key.with_suffix(".pub"), f"10.{next(_cidrs)}.0.0/24", workers, **extra
+        )
         made.append(name)
         return path, inv
 
@@ -57,18 +48,7 @@ def built_cluster(sandbox, ssh_key, tmp: Path, prefix: str, cidr: str, workers: 
     """A cluster built through the Kubespray stand-in for a whole test module; destroyed after.
     Yields (name, inventories root, create_cluster's result, spec file)."""
     name = f"{prefix}{uuid.uuid4().hex[:5]}"
-    spec_file = tmp / f"{name}.yaml"
-    spec = {
-        "name": name,
-        "cloud": "sandbox",
-        "keypair": {"public_key_file": str(ssh_key.with_suffix(".pub"))},
-        "network": {"cidr": cidr},
-        "node_groups": {
-            "control-plane": {"flavor": "m3.small", "count": 1},
-            "workers": {"flavor": "m3.tiny", "count": workers},
-        },
-    }
-    spec_file.write_text(yaml.safe_dump(spec))
+    spec_file = write_small_cluster_spec(tmp, name, ssh_key.with_suffix(".pub"), cidr, workers)
     inv = tmp / "inventories"
     try:
         yield name, inv, create_cluster(load_spec(spec_file), progress=quiet(), root=inv), spec_file

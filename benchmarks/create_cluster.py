@@ -21,8 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-from stackspray.apply import Progress
 from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.progress import Progress
 from stackspray.sandbox import faults
 from stackspray.sandbox.paths import SandboxPaths
 from stackspray.sandbox.specs import write_small_cluster_spec

@@ -28,9 +28,9 @@ from pathlib import Path
 import openstack
 from kubernetes import client
 
-from stackspray.apply import Progress
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.kube import Kube
+from stackspray.progress import Progress
 from stackspray.sandbox.paths import SandboxPaths
 from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.scale import Request, scale_cluster

@@ -10,38 +10,24 @@ so an interrupted run is finished by running again.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from .cloudops import act, ensure, read, wait_until
-from .errors import CloudError
-from .observe import META_CLUSTER, META_GROUP, flavor_name, is_owned, rule_tuple, sg_rules
-from .plan import OWNER_TAG, Action, cluster_tag
+from . import names
+from .cloudops import PARALLEL, SERVER_TIMEOUT, act, ensure, read, wait_gone, wait_until
+from .errors import CloudError, Conflict, NotFound
+from .names import ADOPTED_TAG, META_CLUSTER, META_GROUP, is_owned, owns_by_metadata
+from .observe import flavor_name, rule_tuple, sg_rules
+from .plan import DESTROY_ORDER, OWNER_TAG, Action, cluster_tag
+from .progress import Progress
 from .spec import ClusterSpec
 from .state import ClusterDir
 
 log = logging.getLogger(__name__)
 
-PARALLEL = 8
 BOOT_ATTEMPTS = 3
-SERVER_TIMEOUT = 900.0
-
-
-@dataclass
-class Progress:
-    """Receives progress events; the CLI prints them, tests capture them."""
-
-    emit: Callable[[str], None] = print
-    started: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, message: str) -> None:
-        with self.lock:
-            self.emit(f"[{time.monotonic() - self.started:7.1f}s] {message}")
-        log.info(message)
 
 
 class Applier:
@@ -51,7 +37,7 @@ class Applier:
         self.cdir = cdir
         self.say = progress
         self.tag = cluster_tag(spec.name)
-        self.tags = [OWNER_TAG, self.tag]
+        self.tags = names.owner_tags(spec.name)
         self.ids: dict[str, str] = {}
         self.pool = ThreadPoolExecutor(max_workers=PARALLEL)
         self.state_lock = threading.Lock()
@@ -59,7 +45,7 @@ class Applier:
     # -- helpers ---------------------------------------------------------------------------
 
     def _owned(self, items, name: str):
-        return next((i for i in items if i.name == name and is_owned(i, self.tag)), None)
+        return next((i for i in items if i.name == name and is_owned(i, self.spec.name)), None)
 
     def _tag(self, res) -> None:
         if set(self.tags) - set(getattr(res, "tags", None) or []):
@@ -120,19 +106,20 @@ class Applier:
             self.ids["subnet"] = subnets[0].id
             return
         d = self.tag  # the description: an ownership mark set atomically at creation
+        net_name, sub_name, router_name = names.network(c), names.subnet(c), names.router(c)
         n = self._neutron_ensure(
             "network",
-            f"{c}-net",
-            lambda: net.networks(name=f"{c}-net"),
-            lambda: net.create_network(name=f"{c}-net", description=d),
+            net_name,
+            lambda: net.networks(name=net_name),
+            lambda: net.create_network(name=net_name, description=d),
         )
         self.ids["network"] = n.id
         s = self._neutron_ensure(
             "subnet",
-            f"{c}-subnet",
-            lambda: net.subnets(name=f"{c}-subnet"),
+            sub_name,
+            lambda: net.subnets(name=sub_name),
             lambda: net.create_subnet(
-                name=f"{c}-subnet",
+                name=sub_name,
                 network_id=n.id,
                 ip_version=4,
                 cidr=self.spec.network.cidr,
@@ -144,24 +131,31 @@ class Applier:
         ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
         r = self._neutron_ensure(
             "router",
-            f"{c}-router",
-            lambda: net.routers(name=f"{c}-router"),
+            router_name,
+            lambda: net.routers(name=router_name),
             lambda: net.create_router(
-                name=f"{c}-router", description=d, external_gateway_info={"network_id": ext.id}
+                name=router_name, description=d, external_gateway_info={"network_id": ext.id}
             ),
         )
         self.ids["router"] = r.id
-        ifaces = read(
-            lambda: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
-            "list router interfaces",
-        )
-        if not any(ip["subnet_id"] == s.id for p in ifaces for ip in p.fixed_ips):
+
+        def attached() -> bool:
+            ifaces = read(
+                lambda: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
+                "list router interfaces",
+            )
+            return any(ip["subnet_id"] == s.id for p in ifaces for ip in p.fixed_ips)
+
+        if not attached():
             try:
-                act(lambda: net.add_interface_to_router(r, subnet=s.id), f"attach {c}-subnet to {c}-router")
-            except CloudError as exc:
-                if "already" not in str(exc).lower():
+                act(
+                    lambda: net.add_interface_to_router(r, subnet=s.id), f"attach {sub_name} to {router_name}"
+                )
+            except CloudError:
+                # An earlier attempt whose answer was lost may have attached it: look, don't guess.
+                if not attached():
                     raise
-            self.say(f"attached {c}-subnet to {c}-router")
+            self.say(f"attached {sub_name} to {router_name}")
 
     def security_group(self, a: Action) -> None:
         net = self.conn.network
@@ -187,9 +181,8 @@ class Applier:
                 body["remote_group_id"] = sg.id
             try:
                 act(lambda b=body: net.create_security_group_rule(**b), f"rule on {a.name}")
-            except CloudError as exc:
-                if "already exists" not in str(exc):
-                    raise
+            except Conflict:
+                pass  # Neutron's SecurityGroupRuleExists: an earlier attempt created it
         for rule in a.detail.get("remove", []):
             for r in current.security_group_rules:
                 if r["direction"] == "ingress" and rule_tuple(r, sg.id) == tuple(rule):
@@ -200,8 +193,9 @@ class Applier:
         self.say(f"security group {a.name}: {len(add)} rule(s) ensured")
 
     def security_group_ids(self) -> None:
+        wanted = set(names.security_groups(self.spec.name))
         for sg in read(lambda: list(self.conn.network.security_groups()), "list security groups"):
-            if sg.name.startswith(f"{self.spec.name}-"):
+            if sg.name in wanted and is_owned(sg, self.spec.name):
                 self.ids[f"sg:{sg.name}"] = sg.id
 
     def keypair(self) -> None:
@@ -239,7 +233,7 @@ class Applier:
 
     def server_group_ids(self) -> None:
         for g in read(lambda: list(self.conn.compute.server_groups()), "list server groups"):
-            if g.name.startswith(f"{self.spec.name}-"):
+            if any(names.is_server_group(self.spec.name, grp.name, g.name) for grp in self.spec.node_groups):
                 self.ids[f"sgroup:{g.name}"] = g.id
 
     def port(self, a: Action) -> None:
@@ -256,12 +250,12 @@ class Applier:
 
     def port_ids(self) -> None:
         for p in read(lambda: list(self.conn.network.ports(network_id=self.ids["network"])), "list ports"):
-            if p.name.startswith(f"{self.spec.name}-") and p.name.endswith("-port"):
+            if is_owned(p, self.spec.name):
                 self.ids[f"port:{p.name}"] = p.id
 
     def _find_server(self, name: str):
-        for s in self.conn.compute.servers(name=f"^{name}$"):
-            if (s.metadata or {}).get(META_CLUSTER) == self.spec.name:
+        for s in self.conn.compute.servers(name=f"^{re.escape(name)}$"):
+            if owns_by_metadata(s, self.spec.name):
                 return s
         return None
 
@@ -311,8 +305,8 @@ class Applier:
             def check():
                 found = {
                     s.name: s
-                    for s in self.conn.compute.servers(name=f"^{self.spec.name}-")
-                    if s.name in pending
+                    for s in self.conn.compute.servers(name=f"^{re.escape(self.spec.name)}-")
+                    if s.name in pending and owns_by_metadata(s, self.spec.name)
                 }
                 done = {n: s for n, s in found.items() if s.status in ("ACTIVE", "ERROR")}
                 return done or None
@@ -336,13 +330,7 @@ class Applier:
                     f"(attempt {attempts[name] + 1}/{BOOT_ATTEMPTS})"
                 )
                 act(lambda s=s: self.conn.compute.delete_server(s, ignore_missing=True), f"delete {name}")
-                wait_until(
-                    lambda s=s: (
-                        True if read(lambda: self.conn.compute.find_server(s.id), "find") is None else None
-                    ),
-                    f"{name} deleted",
-                    timeout=300,
-                )
+                wait_gone(lambda s=s: self.conn.compute.find_server(s.id), f"{name} deleted", timeout=300)
                 attempts[name] += 1
                 self._boot(pending[name])
             failed = [
@@ -360,23 +348,19 @@ class Applier:
         if s is None:
             return
         act(lambda: self.conn.compute.delete_server(s, ignore_missing=True), f"delete server {a.name}")
-        wait_until(
-            lambda: True if read(lambda: self._find_server(a.name), "find") is None else None,
-            f"{a.name} deleted",
-            timeout=300,
-        )
+        wait_gone(lambda: self._find_server(a.name), f"{a.name} deleted", timeout=300)
         self.say(f"deleted server {a.name} ({a.reason})")
 
     def delete_port(self, a: Action) -> None:
         for p in read(lambda: list(self.conn.network.ports(name=a.name)), f"find {a.name}"):
-            if is_owned(p, self.tag):
+            if is_owned(p, self.spec.name):
                 act(
                     lambda p=p: self.conn.network.delete_port(p, ignore_missing=True), f"delete port {a.name}"
                 )
 
     def floating_ip(self, a: Action) -> None:
         net = self.conn.network
-        port_id = self.ids[f"port:{a.detail['server']}-port"]
+        port_id = self.ids[f"port:{names.port(a.detail['server'])}"]
         if a.kind == "update":
             fip = next(iter(read(lambda: list(net.ips(tags=self.tag)), "list floating IPs")))
         elif "adopt" in a.detail:
@@ -384,15 +368,13 @@ class Applier:
             if fip is None:
                 raise CloudError(f"floating IP {a.detail['adopt']} is not allocated to this project")
             act(
-                lambda: net.set_tags(
-                    fip, sorted(set(fip.tags or []) | set(self.tags) | {"stackspray-adopted"})
-                ),
+                lambda: net.set_tags(fip, sorted(set(fip.tags or []) | set(self.tags) | {ADOPTED_TAG})),
                 "tag adopted floating IP",
             )
         else:
             ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
             fip, _ = ensure(
-                lambda: next((f for f in net.ips() if is_owned(f, self.tag)), None),
+                lambda: next((f for f in net.ips() if is_owned(f, self.spec.name)), None),
                 lambda: net.create_ip(floating_network_id=ext.id, description=self.tag),
                 "floating IP",
             )
@@ -403,15 +385,13 @@ class Applier:
     def share(self, actions: list[Action]) -> None:
         sfs = self.conn.shared_file_system
         sh_spec = self.spec.share
-        name = f"{self.spec.name}-share"
+        name = names.share(self.spec.name)
         for a in actions:
             if a.resource == "share" and a.kind == "delete":
                 old = self._find_share(name)
                 if old is not None:
                     act(lambda old=old: sfs.delete_share(old), f"delete share {name}")
-                    wait_until(
-                        lambda: True if self._find_share(name) is None else None, f"{name} deleted", 300
-                    )
+                    wait_gone(lambda: self._find_share(name), f"{name} deleted", timeout=300)
 
         share, created = ensure(
             lambda: self._find_share(name),
@@ -458,7 +438,7 @@ class Applier:
 
     def _find_share(self, name: str):
         for s in self.conn.shared_file_system.shares(details=True):
-            if s.name == name and (s.metadata or {}).get(META_CLUSTER) == self.spec.name:
+            if s.name == name and owns_by_metadata(s, self.spec.name):
                 return s
         return None
 
@@ -496,3 +476,98 @@ def server_record(s, floating_by_fixed: dict[str, str] | None = None) -> dict:
         "floating_ip": floating,
         "group": (s.metadata or {}).get(META_GROUP),
     }
+
+
+def destroy(conn, actions: list[Action], say: Progress) -> dict[str, int]:
+    """Carry out `plan.plan_destroy`'s actions, phase by phase in their order, each phase's
+    calls concurrently; every call is idempotent (a re-run after a kill finishes the job).
+    Returns how many of each kind were deleted (or released)."""
+    net, compute = conn.network, conn.compute
+    by: dict[str, list[Action]] = {}
+    for a in actions:
+        if a.kind != "noop":
+            by.setdefault(a.resource, []).append(a)
+
+    def server(a: Action) -> None:
+        act(lambda: compute.delete_server(a.detail["id"], ignore_missing=True), f"delete server {a.name}")
+        wait_gone(lambda: compute.find_server(a.detail["id"]), f"server {a.name} deleted", timeout=600)
+
+    def floating_ip(a: Action) -> None:
+        fid = a.detail["id"]
+        if a.kind == "update":  # adopted: release, keep the address and the user's own tags
+            act(lambda: net.update_ip(fid, port_id=None), f"disassociate adopted floating IP {a.name}")
+            keep = [t for t in a.detail.get("tags", []) if not t.startswith(OWNER_TAG)]
+            act(lambda: net.set_tags(net.get_ip(fid), keep), f"untag adopted floating IP {a.name}")
+        else:
+            act(lambda: net.delete_ip(fid, ignore_missing=True), f"delete floating IP {a.name}")
+
+    def router_interface(a: Action) -> None:
+        try:
+            act(
+                lambda: net.remove_interface_from_router(a.detail["id"], subnet=a.detail["subnet_id"]),
+                f"detach subnet from router {a.detail['router']}",
+            )
+        except NotFound:
+            pass  # already detached
+
+    def share(a: Action) -> None:
+        sfs = conn.shared_file_system
+        try:
+            act(lambda: sfs.delete_share(a.detail["id"]), f"delete share {a.name}")
+        except NotFound:
+            return
+        wait_gone(
+            lambda: next((x for x in sfs.shares() if x.id == a.detail["id"]), None),
+            f"share {a.name} deleted",
+            timeout=600,
+        )
+
+    def credential(a: Action) -> None:
+        act(
+            lambda: conn.identity.delete_application_credential(
+                a.detail["user"], a.detail["id"], ignore_missing=True
+            ),
+            f"delete application credential {a.name}",
+        )
+
+    run: dict[str, Callable[[Action], None]] = {
+        "server": server,
+        "floating-ip": floating_ip,
+        "port": lambda a: act(
+            lambda: net.delete_port(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "router-interface": router_interface,
+        "router": lambda a: act(
+            lambda: net.delete_router(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "subnet": lambda a: act(
+            lambda: net.delete_subnet(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "network": lambda a: act(
+            lambda: net.delete_network(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "security-group": lambda a: act(
+            lambda: net.delete_security_group(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "server-group": lambda a: act(
+            lambda: compute.delete_server_group(a.detail["id"], ignore_missing=True), f"delete {a.name}"
+        ),
+        "share": share,
+        "keypair": lambda a: act(
+            lambda: compute.delete_keypair(a.detail["id"], ignore_missing=True), f"delete keypair {a.name}"
+        ),
+        "application-credential": credential,
+    }
+    done: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        for kind in DESTROY_ORDER:
+            phase = by.get(kind, [])
+            if not phase:
+                continue
+            _results([pool.submit(run[kind], a) for a in phase])
+            done[kind] = len(phase)
+            say(
+                f"{'released' if kind == 'floating-ip' and phase[0].kind == 'update' else 'deleted'} "
+                f"{len(phase)} {kind}(s): {', '.join(a.name for a in phase)}"
+            )
+    return done

@@ -6,7 +6,11 @@
   getOrCreateServer — find (by name and ownership tag) first; create only when nothing is found;
   after a failed or interrupted create, *find again* before creating again, because the create
   may have succeeded on the server side. A create is never blindly repeated.
-- `wait_until(check, what)`: poll with backoff until `check()` returns a value or a failure.
+- `wait_until(check, what)`: poll with backoff until `check()` returns a value or a failure;
+  `wait_gone(find, what)` until a look-up finds nothing.
+
+Failures are raised as typed errors (errors.NotFound, Conflict, BadRequest, Forbidden, or
+CloudError) carrying the HTTP status, so callers never match message strings.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import TypeVar
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 
-from .errors import CloudError
+from .errors import CloudError, cloud_error_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,6 +33,9 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 ATTEMPTS = 6
 BASE_DELAY = 0.5
 MAX_DELAY = 15.0
+# How many cloud calls a command makes at once, and how long a server may take to change state.
+PARALLEL = 8
+SERVER_TIMEOUT = 900.0
 
 
 def _status(exc: BaseException) -> int | None:
@@ -57,10 +64,18 @@ def backoff(attempt: int) -> float:
     return min(MAX_DELAY, BASE_DELAY * 2**attempt) * (0.75 + random.random() / 2)
 
 
-def _pause_or_raise(exc: BaseException, attempt: int, what: str, doing: str) -> None:
-    """After a failed call: raise CloudError unless it is transient, else wait (Retry-After or backoff)."""
+def typed(exc: BaseException, what: str) -> CloudError:
+    """The typed error for a failed cloud call (an SDK or keystoneauth exception), naming `what`."""
+    if isinstance(exc, CloudError):
+        return exc
+    return cloud_error_for(_status(exc), f"{what}: {_describe(exc)}")
+
+
+def retry_or_raise(exc: BaseException, attempt: int, what: str, doing: str) -> None:
+    """After a failed call: raise its typed error unless it is transient, else wait (Retry-After
+    or backoff) so the caller can try again."""
     if not retryable(exc):
-        raise CloudError(f"{what}: {_describe(exc)}") from exc
+        raise typed(exc, what) from exc
     delay = retry_after(exc) or backoff(attempt)
     log.warning("%s: %s (%s); %s in %.1fs", what, doing, _describe(exc), "trying again", delay)
     time.sleep(delay)
@@ -72,10 +87,12 @@ def read(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     for attempt in range(attempts):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 (classified in _pause_or_raise)
+        except Exception as exc:  # noqa: BLE001 (classified in retry_or_raise)
             last = exc
-            _pause_or_raise(exc, attempt, what, "call failed")
-    raise CloudError(f"{what}: still failing after {attempts} attempts: {_describe(last)}")
+            retry_or_raise(exc, attempt, what, "call failed")
+    raise cloud_error_for(
+        _status(last), f"{what}: still failing after {attempts} attempts: {_describe(last)}"
+    )
 
 
 def ensure(
@@ -89,10 +106,12 @@ def ensure(
             return found, False
         try:
             return create(), True
-        except Exception as exc:  # noqa: BLE001 (classified in _pause_or_raise)
+        except Exception as exc:  # noqa: BLE001 (classified in retry_or_raise)
             last = exc
-            _pause_or_raise(exc, attempt, what, "create failed, will look for it again")
-    raise CloudError(f"{what}: create still failing after {attempts} attempts: {_describe(last)}")
+            retry_or_raise(exc, attempt, what, "create failed, will look for it again")
+    raise cloud_error_for(
+        _status(last), f"{what}: create still failing after {attempts} attempts: {_describe(last)}"
+    )
 
 
 def act(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
@@ -101,6 +120,11 @@ def act(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     A 404 on a delete means it is already gone and is not an error (callers pass ignore_missing).
     """
     return read(fn, what, attempts)
+
+
+def wait_gone(find: Callable[[], object | None], what: str, timeout: float = 600.0) -> None:
+    """Poll a look-up (retried like a read) until it finds nothing: a delete has completed."""
+    wait_until(lambda: True if read(find, f"{what} (look-up)") is None else None, what, timeout=timeout)
 
 
 class WaitFailed(CloudError):

@@ -11,64 +11,21 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-import openstack
-
-from . import cost, kubespray, quota, share
-from .apply import Applier, Progress, server_record
-from .cloudops import act, read, wait_until
+from . import apply, cost, kubespray, names, quota, schedule, share
+from .apply import Applier, server_record
+from .cloudops import read
+from .connection import connect
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
-from .observe import META_CLUSTER, catalog, is_owned, observe
-from .plan import Action, changes, cluster_tag, conflicts, plan
-from .spec import CONTROL_PLANE, CloudCatalog, ClusterSpec, check_against_cloud
+from .names import is_owned
+from .observe import catalog, observe, observe_owned, owned_servers
+from .plan import Action, changes, conflicts, plan, plan_destroy
+from .progress import Progress
+from .spec import CloudCatalog, ClusterSpec, check_against_cloud
 from .state import ClusterDir
 
 log = logging.getLogger("stackspray")
-
-
-def connect(cloud: str):
-    """openstacksdk connection to a clouds.yaml entry, with errors that say what to do."""
-    try:
-        conn = openstack.connect(cloud=cloud)
-        conn.authorize()
-        return conn
-    except openstack.exceptions.ConfigException as exc:
-        raise CloudError(
-            f"cloud {cloud!r}: not found in clouds.yaml ({exc}); set OS_CLOUD or `cloud:`"
-        ) from exc
-    except Exception as exc:  # keystoneauth errors
-        raise CloudError(f"cloud {cloud!r}: cannot authenticate: {exc}") from exc
-
-
-def owned_servers(conn, name: str) -> list:
-    """The cluster's servers: named for it and carrying its metadata mark."""
-    return [
-        s
-        for s in read(lambda: list(conn.compute.servers(name=f"^{name}-")), "list servers")
-        if (s.metadata or {}).get(META_CLUSTER) == name
-    ]
-
-
-@contextmanager
-def run_log(cdir: ClusterDir, command: str):
-    """Log this run to inventories/<name>/logs/<command>-<UTC time>.log."""
-    cdir.logs.mkdir(parents=True, exist_ok=True)
-    path = cdir.logs / f"{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.INFO)
-    try:
-        yield path
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        handler.close()
 
 
 def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
@@ -170,7 +127,8 @@ def create_cluster(
     not called on a dry run. Returns {"actions", "quota", "state", "log", "kubeconfig"}."""
     progress = progress or Progress()
     cdir = ClusterDir(spec.name, root)
-    with cdir.lock(command), run_log(cdir, command) as logfile:
+    with cdir.command(command) as run:
+        logfile = run.log
         progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
         conn = connect(spec.cloud)
         actions, cat = compute_plan(conn, spec)
@@ -198,7 +156,8 @@ def create_cluster(
         ]
         live: dict[str, str] = {}
         if built and (
-            removed or kubespray.kubespray_step(actions, built, f"{spec.name}-{CONTROL_PLANE}-")[0] != "none"
+            removed
+            or kubespray.kubespray_step(actions, built, names.control_plane_prefix(spec.name))[0] != "none"
         ):
             live = {s.name: s.status for s in owned_servers(conn, spec.name)}
             shelved = sorted(n for n, st in live.items() if st.startswith("SHELVED") and n not in removed)
@@ -231,7 +190,9 @@ def create_cluster(
             f"cluster {spec.name}: {len(result['state']['servers'])} server(s); state in {cdir.state_file}"
         )
         if kubernetes:
-            step, new_workers = kubespray.kubespray_step(actions, built, f"{spec.name}-{CONTROL_PLANE}-")
+            step, new_workers = kubespray.kubespray_step(
+                actions, built, names.control_plane_prefix(spec.name)
+            )
             if step == "build":
                 kubespray.build(conn, spec, cdir, progress)
             elif step == "scale":
@@ -249,11 +210,10 @@ def create_cluster(
 
 def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
     """Fixed IP -> floating IP of the cluster's addresses, from Neutron (Nova's cache may lag)."""
-    tag = cluster_tag(cluster)
     return {
         f.fixed_ip_address: f.floating_ip_address
         for f in read(lambda: list(conn.network.ips()), "list floating IPs")
-        if is_owned(f, tag) and f.fixed_ip_address
+        if is_owned(f, cluster) and f.fixed_ip_address
     }
 
 
@@ -344,8 +304,13 @@ def destroy_cluster(
     progress: Progress | None = None,
     root: Path | None = None,
     confirm: Callable[[str], bool] | None = None,
+    dry_run: bool = False,
 ) -> dict:
-    """Delete everything the cluster owns, in dependency order; safe to re-run after interruption."""
+    """Delete everything the cluster owns, in dependency order; safe to re-run after interruption.
+
+    Observes with `observe.observe_owned`, plans with `plan.plan_destroy` (printed by the CLI;
+    `dry_run` stops there), carries out with `apply.destroy`. Returns {"actions", "deleted",
+    "cloud", "left", "log"}."""
     progress = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -354,24 +319,38 @@ def destroy_cluster(
         raise ClusterNotFound(
             f"no state for cluster {name!r} in {cdir.path}; give --cloud to search the cloud"
         )
-    with cdir.lock("destroy-cluster"), run_log(cdir, "destroy-cluster"):
+    with cdir.command("destroy-cluster") as run:
         conn = connect(cloud)
-        found = _owned_resources(conn, name, state)
+        kp = state.get("keypair") or {}
+        owned = observe_owned(
+            conn,
+            name,
+            server_group_ids=set((state.get("server_groups") or {}).values()),
+            keypair=kp.get("name") if kp.get("uploaded") else None,
+        )
+        actions = plan_destroy(name, owned)
         left = _unprovable_keypair(conn, name, state, progress)
-        if not any(found.values()):
+        result = {"actions": [a.to_dict() for a in actions], "deleted": {}, "cloud": cloud, "left": left}
+        result["log"] = str(run.log)
+        if not changes(actions):
             progress(f"cluster {name}: nothing of it is left in cloud {cloud!r}")
-            return {"deleted": {}, "cloud": cloud, "left": left}
-        listing = ", ".join(f"{len(v)} {k}" for k, v in found.items() if v)
+            return result
+        if dry_run:
+            return result
+        counts: dict[str, int] = {}
+        for a in changes(actions):
+            counts[a.resource] = counts.get(a.resource, 0) + 1
+        listing = ", ".join(f"{n} {k}" for k, n in counts.items())
         if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
             raise CloudError("destroy-cluster cancelled; nothing was deleted")
-        deleted = _destroy(conn, name, found, state, progress)
+        result["deleted"] = apply.destroy(conn, actions, progress)
         state["destroyed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         state["servers"] = {}
         state.pop("credential", None)
         cdir.save(state)
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
-        return {"deleted": deleted, "cloud": cloud, "left": left}
+        return result
 
 
 def _unprovable_keypair(conn, name: str, state: dict, progress: Progress) -> list[str]:
@@ -379,7 +358,7 @@ def _unprovable_keypair(conn, name: str, state: dict, progress: Progress) -> lis
     of the same name the user made (keypairs carry no tags): never delete it then, say so."""
     if state.get("keypair"):
         return []
-    kp = read(lambda: conn.compute.find_keypair(f"{name}-key"), "find keypair")
+    kp = read(lambda: conn.compute.find_keypair(names.keypair(name)), "find keypair")
     if kp is None:
         return []
     progress(
@@ -391,8 +370,6 @@ def _unprovable_keypair(conn, name: str, state: dict, progress: Progress) -> lis
 
 def _remove_schedules(name: str, progress: Progress) -> None:
     """A destroyed cluster's scheduled scale/refresh jobs would fail every time: remove them."""
-    from . import schedule
-
     try:
         removed = schedule.remove(name)
     except schedule.ScheduleError as exc:
@@ -400,138 +377,3 @@ def _remove_schedules(name: str, progress: Progress) -> None:
         return
     if removed:
         progress(f"removed scheduled jobs: {', '.join(removed)}")
-
-
-def _owned_resources(conn, name: str, state: dict) -> dict[str, list]:
-    tag = cluster_tag(name)
-    net = conn.network
-    out: dict[str, list] = {}
-    out["servers"] = owned_servers(conn, name)
-    out["floating IPs"] = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, tag)]
-    out["ports"] = [p for p in read(lambda: list(net.ports()), "list ports") if is_owned(p, tag)]
-    out["routers"] = [r for r in read(lambda: list(net.routers()), "list routers") if is_owned(r, tag)]
-    out["subnets"] = [s for s in read(lambda: list(net.subnets()), "list subnets") if is_owned(s, tag)]
-    out["networks"] = [n for n in read(lambda: list(net.networks()), "list networks") if is_owned(n, tag)]
-    out["security groups"] = [
-        g for g in read(lambda: list(net.security_groups()), "list security groups") if is_owned(g, tag)
-    ]
-    # Server groups carry no tags: ours are those recorded in the state, or whose members are
-    # our servers (a name prefix would also match another cluster called "<name>-...").
-    recorded = set((state.get("server_groups") or {}).values())
-    our_servers = {s.id for s in out["servers"]}
-    out["server groups"] = [
-        g
-        for g in read(lambda: list(conn.compute.server_groups()), "list server groups")
-        if g.id in recorded or set(g.member_ids or []) & our_servers
-    ]
-    out["shares"] = []
-    if conn.has_service("shared-file-system"):
-        out["shares"] = [
-            s
-            for s in read(lambda: list(conn.shared_file_system.shares(details=True)), "list shares")
-            if (s.metadata or {}).get(META_CLUSTER) == name
-        ]
-    kp = state.get("keypair") or {}
-    out["keypairs"] = []
-    if kp.get("uploaded"):
-        found = read(lambda: conn.compute.find_keypair(kp["name"]), "find keypair")
-        out["keypairs"] = [found] if found else []
-    # The cluster credential(s): ours by name and the description stackspray gives them. A
-    # credential left behind would stay valid for months after the cluster is gone.
-    user = conn.current_user_id
-    out["application credentials"] = [
-        c
-        for c in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials")
-        if c.name.startswith(f"{name}-k8s-")
-        and (c.description or "").startswith(f"stackspray: Kubernetes cluster {name} ")
-    ]
-    return out
-
-
-def _destroy(conn, name: str, found: dict[str, list], state: dict, progress: Progress) -> dict[str, int]:
-    net = conn.network
-    deleted: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        servers = found["servers"]
-        list(
-            pool.map(
-                lambda s: act(
-                    lambda: conn.compute.delete_server(s, ignore_missing=True), f"delete server {s.name}"
-                ),
-                servers,
-            )
-        )
-        for s in servers:
-            wait_until(
-                lambda s=s: True if read(lambda: conn.compute.find_server(s.id), "find") is None else None,
-                f"server {s.name} deleted",
-                timeout=600,
-            )
-        deleted["servers"] = len(servers)
-        if servers:
-            progress(f"deleted {len(servers)} server(s)")
-        for f in found["floating IPs"]:
-            if "stackspray-adopted" in (f.tags or []):
-                act(lambda f=f: net.update_ip(f, port_id=None), "disassociate adopted floating IP")
-                keep = [t for t in (f.tags or []) if not t.startswith("stackspray")]
-                act(lambda f=f, keep=keep: net.set_tags(f, keep), "untag adopted floating IP")
-                progress(f"released adopted floating IP {f.floating_ip_address} (kept in the project)")
-            else:
-                act(lambda f=f: net.delete_ip(f, ignore_missing=True), "delete floating IP")
-                progress(f"deleted floating IP {f.floating_ip_address}")
-        list(
-            pool.map(
-                lambda p: act(lambda: net.delete_port(p, ignore_missing=True), f"delete port {p.name}"),
-                [p for p in found["ports"] if not p.device_owner.startswith("network:")],
-            )
-        )
-        for r in found["routers"]:
-            for p in read(
-                lambda r=r: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
-                "list router interfaces",
-            ):
-                for ip in p.fixed_ips:
-                    try:
-                        act(
-                            lambda ip=ip, r=r: net.remove_interface_from_router(r, subnet=ip["subnet_id"]),
-                            f"detach subnet from {r.name}",
-                        )
-                    except CloudError as exc:
-                        if "404" not in str(exc) and "not found" not in str(exc).lower():
-                            raise
-            act(lambda r=r: net.delete_router(r, ignore_missing=True), f"delete router {r.name}")
-        for s in found["subnets"]:
-            act(lambda s=s: net.delete_subnet(s, ignore_missing=True), f"delete subnet {s.name}")
-        for n in found["networks"]:
-            act(lambda n=n: net.delete_network(n, ignore_missing=True), f"delete network {n.name}")
-        for g in found["security groups"]:
-            act(
-                lambda g=g: net.delete_security_group(g, ignore_missing=True),
-                f"delete security group {g.name}",
-            )
-        for g in found["server groups"]:
-            act(lambda g=g: conn.compute.delete_server_group(g, ignore_missing=True), f"delete {g.name}")
-        for sh in found["shares"]:
-            act(lambda sh=sh: conn.shared_file_system.delete_share(sh), f"delete share {sh.name}")
-        for sh in found["shares"]:
-            wait_until(
-                lambda sh=sh: (
-                    True if not [x for x in conn.shared_file_system.shares() if x.id == sh.id] else None
-                ),
-                f"share {sh.name} deleted",
-                timeout=600,
-            )
-        for k in found["keypairs"]:
-            act(lambda k=k: conn.compute.delete_keypair(k, ignore_missing=True), f"delete keypair {k.name}")
-        user = conn.current_user_id
-        for c in found["application credentials"]:
-            act(
-                lambda c=c: conn.identity.delete_application_credential(user, c.id, ignore_missing=True),
-                f"delete application credential {c.name}",
-            )
-    for kind, items in found.items():
-        if kind != "servers":
-            deleted[kind] = len(items)
-    if any(deleted.values()):
-        progress("deleted: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
-    return deleted

@@ -13,8 +13,9 @@ import logging
 
 import yaml
 
+from . import names
 from .cloudops import ensure, read
-from .errors import CloudError
+from .errors import CloudError, NotFound
 from .inventory import SECRETS_FILE, Credential, credential_file, write
 from .state import ClusterDir
 
@@ -23,8 +24,7 @@ DEFAULT_EXPIRY_DAYS = 90
 
 
 def credential_name(cluster: str, now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{cluster}-k8s-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    return names.credential(cluster, now)
 
 
 def stored(cdir: ClusterDir) -> Credential | None:
@@ -52,7 +52,7 @@ def ensure_cluster_credential(
     recorded = state.get("credential") or {}
     have = stored(cdir)
     if have and recorded.get("id") == have.id:
-        found = read(lambda: _find(conn, user, have.id), "look up the cluster credential")
+        found = find_credential(conn, user, have.id)
         if found is not None:
             return have
         say(f"the recorded cluster credential {have.name} is gone from Keystone: creating a new one")
@@ -69,7 +69,7 @@ def ensure_cluster_credential(
             name=name,
             expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
             unrestricted=False,
-            description=f"stackspray: Kubernetes cluster {cluster} (cloud controller manager, Cinder CSI)",
+            description=names.credential_description(cluster),
         ),
         f"application credential {name}",
     )
@@ -86,16 +86,15 @@ def ensure_cluster_credential(
     say(f"created cluster credential {name} (restricted, expires {expires:%Y-%m-%d})")
     for orphan in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials"):
         # The previously recorded one may still be in the running cluster: only unrecorded ones go.
-        if orphan.name.startswith(f"{cluster}-k8s-") and orphan.id not in (cred.id, recorded.get("id")):
+        if names.is_cluster_credential(orphan, cluster) and orphan.id not in (cred.id, recorded.get("id")):
             read(lambda o=orphan: conn.identity.delete_application_credential(user, o.id), "delete orphan")
             say(f"deleted unrecorded cluster credential {orphan.name}")
     return credential
 
 
-def _find(conn, user: str, cred_id: str):
+def find_credential(conn, user: str, cred_id: str):
+    """The application credential with this id, or None when Keystone has none (retried reads)."""
     try:
-        return conn.identity.get_application_credential(user, cred_id)
-    except Exception as exc:  # noqa: BLE001
-        if getattr(exc, "status_code", None) == 404:
-            return None
-        raise
+        return read(lambda: conn.identity.get_application_credential(user, cred_id), "look up a credential")
+    except NotFound:
+        return None

@@ -31,7 +31,48 @@ class LockedError(StackSprayError):
 
 
 class CloudError(StackSprayError):
-    """An OpenStack operation failed after retries; the message names the resource."""
+    """An OpenStack operation failed (after retries where it is transient); the message names
+    the resource. `status` is the HTTP status when the cloud answered with one."""
+
+    status: int | None = None
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(CloudError):
+    """The cloud refused the request as malformed or not allowed in this state (HTTP 400)."""
+
+    status = 400
+
+
+class Forbidden(CloudError):
+    """The credential may not do this (HTTP 401/403): a policy or an access rule refused it."""
+
+    status = 403
+
+
+class NotFound(CloudError):
+    """The resource does not exist (HTTP 404)."""
+
+    status = 404
+
+
+class Conflict(CloudError):
+    """The resource is in the way (HTTP 409), or more than one resource matches one of our names
+    and marks: never pick one of them silently."""
+
+    status = 409
+
+
+def cloud_error_for(status: int | None, message: str) -> CloudError:
+    """The typed CloudError for an HTTP status."""
+    cls = {400: BadRequest, 401: Forbidden, 403: Forbidden, 404: NotFound, 409: Conflict}.get(
+        status or 0, CloudError
+    )
+    return cls(message, status)
 
 
 class ClusterNotFound(StackSprayError):

@@ -2,7 +2,7 @@
 
 The pinned release (kubespray/PIN.yaml) is fetched by `invoke kubespray.install` into a per-user
 cache. On the stackspray sandbox cloud (its image carries `stackspray_sandbox=true`) the stand-in
-playbooks in tests/kubespray_standin/ are run instead, and the progress says so plainly.
+playbooks in stackspray/sandbox/standins/kubespray/ are run instead, and the progress says so plainly.
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from . import inventory, playbook
 from .cloudops import read
 from .credentials import ensure_cluster_credential
 from .errors import StackSprayError
+from .paths import KUBESPRAY_STANDIN, PIN_FILE, PLAYBOOKS
 from .spec import ClusterSpec
 from .state import ClusterDir
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PIN_FILE = REPO_ROOT / "kubespray" / "PIN.yaml"
-STAND_IN = REPO_ROOT / "tests" / "kubespray_standin"
-PLAYBOOKS = REPO_ROOT / "playbooks"
 
 
 class KubesprayMissing(StackSprayError):
@@ -103,7 +99,7 @@ def is_sandbox(conn, spec: ClusterSpec) -> bool:
 def project(conn, spec: ClusterSpec, say) -> Path:
     if is_sandbox(conn, spec):
         say("sandbox cloud: running the Kubespray STAND-IN (no Kubernetes is installed on the sandbox)")
-        return STAND_IN
+        return KUBESPRAY_STANDIN
     target = cache_dir()
     if not (target / "cluster.yml").exists():
         raise KubesprayMissing(f"Kubespray {pin()['tag']} is not installed: run `invoke kubespray.install`")

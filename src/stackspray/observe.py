@@ -1,4 +1,4 @@
-"""Observing the cloud: what exists for a cluster, found by name and by our ownership tags.
+"""Observing the cloud: what exists for a cluster, found by name and by our ownership marks.
 
 Neutron resources carry the tags ``stackspray`` and ``stackspray-cluster=<name>``; servers and
 shares carry the metadata ``stackspray-cluster`` (and ``stackspray-group``). A resource with the
@@ -8,30 +8,31 @@ List calls are few and wide (one per resource kind) rather than one per resource
 
 from __future__ import annotations
 
+import re
+
+from . import names
 from .cloudops import read
-from .plan import Observed, Res, cluster_tag
+from .errors import Conflict
+from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
+from .plan import Observed, Res
 from .spec import CloudCatalog, ClusterSpec
 
-META_CLUSTER = "stackspray-cluster"
-META_GROUP = "stackspray-group"
+__all__ = ["META_CLUSTER", "META_GROUP", "is_owned", "observe", "observe_owned", "owned_servers"]
 
 
-def _tags(r) -> list[str]:
-    return list(getattr(r, "tags", None) or [])
-
-
-def is_owned(r, tag: str) -> bool:
-    """Ours: tagged, or carrying the description set atomically at creation (tags come after)."""
-    return tag in _tags(r) or (getattr(r, "description", "") or "") == tag
-
-
-def _pick(items, name: str, tag: str, **detail) -> Res | None:
-    matches = [i for i in items if i.name == name]
-    if not matches:
+def _pick(items, kind: str, cluster: str) -> Res | None:
+    """The one resource of this name: the owned one if any (more than one owned: Conflict),
+    else the first unowned one, which the planner reports as a conflict."""
+    if not items:
         return None
-    owned = [i for i in matches if is_owned(i, tag)]
-    chosen = owned[0] if owned else matches[0]
-    return Res(chosen.id, name, bool(owned), getattr(chosen, "status", "") or "", detail)
+    owned = [i for i in items if is_owned(i, cluster)]
+    if len(owned) > 1:
+        raise Conflict(
+            f"{len(owned)} {kind}s named {owned[0].name} carry cluster {cluster}'s mark "
+            f"({', '.join(i.id for i in owned)}): delete the extra one and re-run"
+        )
+    chosen = owned[0] if owned else items[0]
+    return Res(chosen.id, chosen.name, bool(owned), getattr(chosen, "status", "") or "")
 
 
 def rule_tuple(r: dict, sg_id: str) -> tuple:
@@ -60,21 +61,18 @@ def flavor_name(server) -> str | None:
 
 
 def observe(conn, spec: ClusterSpec) -> Observed:
-    """Everything of this cluster that exists in the cloud."""
+    """Everything of this cluster that exists in the cloud, looked up by the exact names of
+    `names` and judged by the exact marks; more than one owned match is a Conflict."""
     c = spec.name
-    tag = cluster_tag(c)
     net = conn.network
     obs = Observed()
 
     if not spec.network.existing:
         obs.network = _pick(
-            read(lambda: list(net.networks(name=f"{c}-net")), "list networks"), f"{c}-net", tag
+            read(lambda: list(net.networks(name=names.network(c))), "list networks"), "network", c
         )
-        obs.subnet = _pick(
-            read(lambda: list(net.subnets(name=f"{c}-subnet")), "list subnets"), f"{c}-subnet", tag
-        )
-        routers = read(lambda: list(net.routers(name=f"{c}-router")), "list routers")
-        obs.router = _pick(routers, f"{c}-router", tag)
+        obs.subnet = _pick(read(lambda: list(net.subnets(name=names.subnet(c))), "list subnets"), "subnet", c)
+        obs.router = _pick(read(lambda: list(net.routers(name=names.router(c))), "list routers"), "router", c)
         if obs.router is not None:
             ifaces = read(
                 lambda: list(net.ports(device_id=obs.router.id, device_owner="network:router_interface")),
@@ -83,33 +81,57 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             subnets = [ip["subnet_id"] for p in ifaces for ip in p.fixed_ips]
             obs.router = Res(obs.router.id, obs.router.name, obs.router.owned, "", {"interfaces": subnets})
 
+    wanted_sgs = set(names.security_groups(c))
+    by_name: dict[str, list] = {}
     for sg in read(lambda: list(net.security_groups()), "list security groups"):
-        if sg.name.startswith(f"{c}-"):
-            obs.security_groups[sg.name] = Res(sg.id, sg.name, is_owned(sg, tag), "", {"rules": sg_rules(sg)})
+        if sg.name in wanted_sgs:
+            by_name.setdefault(sg.name, []).append(sg)
+    for sg_name, found in by_name.items():
+        res = _pick(found, "security group", c)
+        chosen = next(g for g in found if g.id == res.id)
+        obs.security_groups[sg_name] = Res(res.id, sg_name, res.owned, "", {"rules": sg_rules(chosen)})
 
     kp = read(lambda: conn.compute.find_keypair(spec.keypair.name), "find keypair")
     if kp is not None:
         obs.keypair = Res(kp.name, kp.name, True, "", {"fingerprint": kp.fingerprint})
 
+    # Server groups carry no marks: ours are those with the exact names this spec gives.
+    groups: dict[str, list] = {}
     for sg in read(lambda: list(conn.compute.server_groups()), "list server groups"):
-        if sg.name.startswith(f"{c}-"):
-            obs.server_groups[sg.name] = Res(sg.id, sg.name, True)
+        if any(names.is_server_group(c, g.name, sg.name) for g in spec.node_groups):
+            groups.setdefault(sg.name, []).append(sg)
+    for g_name, found in groups.items():
+        if len(found) > 1:
+            raise Conflict(
+                f"{len(found)} server groups are named {g_name} ({', '.join(g.id for g in found)}): "
+                "delete the extra ones (`openstack server group delete ID`) and re-run"
+            )
+        obs.server_groups[g_name] = Res(found[0].id, g_name, True)
     quotas = read(lambda: conn.compute.get_quota_set(conn.current_project_id), "read compute quota")
     obs.server_group_limit = int(quotas.server_group_members)
 
     for p in read(lambda: list(net.ports()), "list ports"):
-        if not (p.name.startswith(f"{c}-") and is_owned(p, tag)):
+        if not is_owned(p, c):
             continue
+        if p.name in obs.ports:
+            raise Conflict(f"two ports of cluster {c} are named {p.name}: delete one and re-run")
         obs.ports[p.name] = Res(
             p.id, p.name, True, p.status, {"device_id": p.device_id, "fixed_ips": p.fixed_ips}
         )
 
-    servers = read(lambda: list(conn.compute.servers(name=f"^{c}-")), "list servers")
-    for s in servers:
+    wanted_servers = {n for g in spec.node_groups for n in spec.server_names(g)}
+    for s in read(lambda: list(conn.compute.servers(name=f"^{re.escape(c)}-")), "list servers"):
+        owned = owns_by_metadata(s, c)
+        if not owned and s.name not in wanted_servers:
+            continue  # another cluster's (or someone's) server that merely shares the prefix
+        if s.name in obs.servers and obs.servers[s.name].owned and owned:
+            raise Conflict(
+                f"two servers of cluster {c} are named {s.name} ({obs.servers[s.name].id}, {s.id}): "
+                "delete the one that should not exist and re-run"
+            )
+        if s.name in obs.servers and not owned:
+            continue  # keep the owned one
         meta = s.metadata or {}
-        owned = meta.get(META_CLUSTER) == c
-        if not owned and not s.name.startswith(f"{c}-"):
-            continue
         obs.servers[s.name] = Res(
             s.id,
             s.name,
@@ -123,7 +145,12 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             },
         )
 
-    fips = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, tag)]
+    fips = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, c)]
+    if len(fips) > 1:
+        raise Conflict(
+            f"cluster {c} owns {len(fips)} floating IPs ({', '.join(f.floating_ip_address for f in fips)}); "
+            "it uses one: release the others (`openstack floating ip delete ADDRESS`) and re-run"
+        )
     if fips:
         f = fips[0]
         obs.floating_ip = Res(
@@ -131,25 +158,36 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             f.floating_ip_address,
             True,
             f.status,
-            {
-                "address": f.floating_ip_address,
-                "port_id": f.port_id,
-                "adopted": "stackspray-adopted" in _tags(f),
-            },
+            {"address": f.floating_ip_address, "port_id": f.port_id, "adopted": is_adopted(f)},
         )
 
     if spec.share:
         sfs = conn.shared_file_system
         shares = read(lambda: list(sfs.shares(details=True)), "list shares")
-        mine = [s for s in shares if s.name == f"{c}-share"]
+        mine = [s for s in shares if s.name == names.share(c)]
+        owned = [s for s in mine if owns_by_metadata(s, c)]
+        if len(owned) > 1:
+            raise Conflict(
+                f"{len(owned)} shares of cluster {c} are named {names.share(c)}: delete the extra one "
+                "(`openstack share delete ID`) and re-run"
+            )
         if mine:
-            s = next((x for x in mine if (x.metadata or {}).get(META_CLUSTER) == c), mine[0])
-            obs.share = Res(s.id, s.name, (s.metadata or {}).get(META_CLUSTER) == c, s.status)
+            s = owned[0] if owned else mine[0]
+            obs.share = Res(s.id, s.name, bool(owned), s.status)
             rules = read(lambda: list(sfs.access_rules(s)), "list access rules")
             rule = next((r for r in rules if r.access_to == spec.share.access_rule), None)
             if rule is not None:
                 obs.access_rule = Res(rule.id, rule.access_to, True, rule.state)
     return obs
+
+
+def owned_servers(conn, name: str) -> list:
+    """The cluster's servers: named for it and carrying its metadata mark."""
+    return [
+        s
+        for s in read(lambda: list(conn.compute.servers(name=f"^{re.escape(name)}-")), "list servers")
+        if owns_by_metadata(s, name)
+    ]
 
 
 def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
@@ -177,3 +215,99 @@ def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
         floating_ips=fips,
         share_types=share_types,
     )
+
+
+# Destroy's look-up, beside create's: everything that carries the cluster's exact marks.
+DESTROY_KINDS = (
+    "server",
+    "floating-ip",
+    "port",
+    "router-interface",
+    "router",
+    "subnet",
+    "network",
+    "security-group",
+    "server-group",
+    "share",
+    "keypair",
+    "application-credential",
+)
+
+
+def observe_owned(
+    conn, cluster: str, *, server_group_ids: set[str] = frozenset(), keypair: str | None = None
+) -> dict[str, list[Res]]:
+    """Every resource of the cluster, by kind (`DESTROY_KINDS`), judged by the marks of `names`.
+
+    Server groups carry no marks: ours are the ones the state recorded (`server_group_ids`) or
+    whose members are our servers. Keypairs carry none either: only `keypair`, the one the state
+    says stackspray uploaded. Router interfaces are listed for every router holding one of our
+    subnets — a router we did not create keeps existing, our subnet is only detached from it."""
+    net = conn.network
+    out: dict[str, list[Res]] = {k: [] for k in DESTROY_KINDS}
+    servers = owned_servers(conn, cluster)
+    out["server"] = [Res(s.id, s.name, True, s.status) for s in servers]
+    for f in read(lambda: list(net.ips()), "list floating IPs"):
+        if is_owned(f, cluster):
+            out["floating-ip"].append(
+                Res(
+                    f.id,
+                    f.floating_ip_address,
+                    True,
+                    f.status,
+                    {"adopted": is_adopted(f), "tags": sorted(f.tags or [])},
+                )
+            )
+    for p in read(lambda: list(net.ports()), "list ports"):
+        if is_owned(p, cluster) and not (p.device_owner or "").startswith("network:"):
+            out["port"].append(Res(p.id, p.name, True, p.status))
+    subnets = [s for s in read(lambda: list(net.subnets()), "list subnets") if is_owned(s, cluster)]
+    out["subnet"] = [Res(s.id, s.name, True) for s in subnets]
+    our_subnets = {s.id: s.name for s in subnets}
+    routers = read(lambda: list(net.routers()), "list routers")
+    for r in routers:
+        ifaces = read(
+            lambda r=r: list(net.ports(device_id=r.id, device_owner="network:router_interface")),
+            "list router interfaces",
+        )
+        attached = sorted({ip["subnet_id"] for p in ifaces for ip in p.fixed_ips} & set(our_subnets))
+        for sid in attached:
+            out["router-interface"].append(
+                Res(r.id, f"{r.name}:{our_subnets[sid]}", True, "", {"router": r.name, "subnet_id": sid})
+            )
+        if is_owned(r, cluster):
+            out["router"].append(Res(r.id, r.name, True))
+    out["network"] = [
+        Res(n.id, n.name, True)
+        for n in read(lambda: list(net.networks()), "list networks")
+        if is_owned(n, cluster)
+    ]
+    out["security-group"] = [
+        Res(g.id, g.name, True)
+        for g in read(lambda: list(net.security_groups()), "list security groups")
+        if is_owned(g, cluster)
+    ]
+    our_servers = {s.id for s in servers}
+    out["server-group"] = [
+        Res(g.id, g.name, True)
+        for g in read(lambda: list(conn.compute.server_groups()), "list server groups")
+        if g.id in server_group_ids or set(g.member_ids or []) & our_servers
+    ]
+    if conn.has_service("shared-file-system"):
+        out["share"] = [
+            Res(s.id, s.name, True, s.status)
+            for s in read(lambda: list(conn.shared_file_system.shares(details=True)), "list shares")
+            if owns_by_metadata(s, cluster)
+        ]
+    if keypair:
+        kp = read(lambda: conn.compute.find_keypair(keypair), "find keypair")
+        if kp is not None:
+            out["keypair"] = [Res(kp.name, kp.name, True)]
+    # A cluster credential left behind would stay valid for months after the cluster is gone.
+    user = conn.current_user_id
+    out["application-credential"] = [
+        Res(c.id, c.name, True, "", {"user": user})
+        for c in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials")
+        if names.is_cluster_credential(c, cluster)
+    ]
+    return out

@@ -11,18 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from . import names
+from .names import OWNER_TAG, cluster_tag
 from .spec import ClusterSpec, NodeGroup
 
-OWNER_TAG = "stackspray"
+__all__ = ["OWNER_TAG", "cluster_tag", "plan", "plan_destroy"]
 Kind = Literal["create", "update", "delete", "noop", "conflict"]
 
 # Kubespray's OpenStack Terraform opens these (contrib/terraform/openstack/modules/network).
 NODEPORT_RANGE = (30000, 32767)
 API_PORT = 6443
-
-
-def cluster_tag(cluster: str) -> str:
-    return f"stackspray-cluster={cluster}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class Action:
 
 
 def sg_name(spec: ClusterSpec, role: str) -> str:
-    return f"{spec.name}-{role}"
+    return names.security_group(spec.name, role)
 
 
 def desired_security_groups(spec: ClusterSpec) -> dict[str, list[tuple]]:
@@ -99,10 +97,10 @@ def groups_for(spec: ClusterSpec, group: NodeGroup) -> list[str]:
 def server_group_of(spec: ClusterSpec, group: NodeGroup, limit: int) -> dict[str, str]:
     """Server name -> its server group. A group larger than Nova's server_group_members quota
     is spread over several soft-anti-affinity groups (<c>-<group>-1, -2, ...) of at most `limit`."""
-    names = spec.server_names(group)
+    servers = spec.server_names(group)
     if limit <= 0 or group.count <= limit:
-        return dict.fromkeys(names, f"{spec.name}-{group.name}")
-    return {n: f"{spec.name}-{group.name}-{i // limit + 1}" for i, n in enumerate(names)}
+        return dict.fromkeys(servers, names.server_group(spec.name, group.name))
+    return {n: names.server_group(spec.name, group.name, i // limit + 1) for i, n in enumerate(servers)}
 
 
 def _index(name: str) -> int:
@@ -137,34 +135,35 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
     if spec.network.existing:
         acts.append(Action("noop", "network", spec.network.existing, "existing network from the spec"))
     else:
-        net_name = f"{spec.name}-net"
+        net_name = names.network(spec.name)
         if not have("network", net_name, obs.network):
             acts.append(Action("create", "network", net_name, "missing"))
-        if not have("subnet", f"{spec.name}-subnet", obs.subnet):
+        sub_name, router_name = names.subnet(spec.name), names.router(spec.name)
+        if not have("subnet", sub_name, obs.subnet):
             acts.append(
                 Action(
                     "create",
                     "subnet",
-                    f"{spec.name}-subnet",
+                    sub_name,
                     "missing",
                     {"cidr": spec.network.cidr, "dns": list(spec.network.dns_nameservers)},
                 )
             )
-        if not have("router", f"{spec.name}-router", obs.router):
+        if not have("router", router_name, obs.router):
             acts.append(
                 Action(
                     "create",
                     "router",
-                    f"{spec.name}-router",
+                    router_name,
                     "missing",
                     {"external_network": spec.network.external_network},
                 )
             )
         ifaces = obs.router.detail.get("interfaces", []) if obs.router else []
         if obs.subnet and obs.subnet.id in ifaces:
-            acts.append(Action("noop", "router-interface", f"{spec.name}-router", "subnet attached"))
+            acts.append(Action("noop", "router-interface", router_name, "subnet attached"))
         else:
-            acts.append(Action("create", "router-interface", f"{spec.name}-router", "subnet not attached"))
+            acts.append(Action("create", "router-interface", router_name, "subnet not attached"))
 
     # security groups and their rules
     for name, rules in desired_security_groups(spec).items():
@@ -211,7 +210,7 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
             if not have("server-group", sgname, obs.server_groups.get(sgname)):
                 acts.append(Action("create", "server-group", sgname, "missing (soft-anti-affinity)"))
         for sname in wanted:
-            pname = f"{sname}-port"
+            pname = names.port(sname)
             if not have("port", pname, obs.ports.get(pname)):
                 acts.append(
                     Action(
@@ -267,10 +266,11 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                 )
                 continue
             acts.append(Action("delete", "server", sname, f"beyond {group.name}.count={group.count}"))
-            if f"{sname}-port" in obs.ports:
-                acts.append(Action("delete", "port", f"{sname}-port", "its server is removed"))
-        if group.count == 0 and f"{spec.name}-{group.name}" in obs.server_groups and not extra:
-            acts.append(Action("noop", "server-group", f"{spec.name}-{group.name}", "kept (count is 0)"))
+            if names.port(sname) in obs.ports:
+                acts.append(Action("delete", "port", names.port(sname), "its server is removed"))
+        whole = names.server_group(spec.name, group.name)
+        if group.count == 0 and whole in obs.server_groups and not extra:
+            acts.append(Action("noop", "server-group", whole, "kept (count is 0)"))
 
     # floating IP on the first control-plane node
     first = spec.server_names(spec.control_plane)[0]
@@ -287,9 +287,11 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                 )
             )
         else:
-            acts.append(Action("create", "floating-ip", f"{spec.name}-fip", "allocate", {"server": first}))
+            acts.append(
+                Action("create", "floating-ip", names.floating_ip(spec.name), "allocate", {"server": first})
+            )
     else:
-        port = obs.ports.get(f"{first}-port")
+        port = obs.ports.get(names.port(first))
         if port is not None and fip.detail.get("port_id") == port.id:
             acts.append(Action("noop", "floating-ip", fip.detail.get("address", fip.name), f"on {first}"))
         else:
@@ -305,7 +307,7 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
 
     # share
     if spec.share:
-        sname = f"{spec.name}-share"
+        sname = names.share(spec.name)
         if obs.share is None:
             acts.append(
                 Action(
@@ -349,3 +351,43 @@ def summary(actions: list[Action]) -> dict[str, int]:
     for a in actions:
         out[a.kind] += 1
     return out
+
+
+# The order resources go in: each only after everything that uses it.
+DESTROY_ORDER = (
+    "server",
+    "floating-ip",
+    "port",
+    "router-interface",
+    "router",
+    "subnet",
+    "network",
+    "security-group",
+    "server-group",
+    "share",
+    "keypair",
+    "application-credential",
+)
+
+
+def plan_destroy(cluster: str, owned: dict[str, list[Res]]) -> list[Action]:
+    """The actions that remove everything the cluster owns, in dependency order (pure).
+
+    `owned` is what `observe.observe_owned` found, by kind. An adopted floating IP is released
+    (kept in the project), never deleted; a router interface is a detach, not a router's delete.
+    Nothing found: one explicit no-op."""
+    acts: list[Action] = []
+    for kind in DESTROY_ORDER:
+        for r in sorted(owned.get(kind, []), key=lambda r: r.name):
+            detail = {"id": r.id, **r.detail}
+            if kind == "floating-ip" and r.detail.get("adopted"):
+                acts.append(
+                    Action("update", kind, r.name, "adopted: release it (kept in the project)", detail)
+                )
+            elif kind == "router-interface":
+                acts.append(Action("delete", kind, r.name, "detach the cluster's subnet", detail))
+            else:
+                acts.append(Action("delete", kind, r.name, f"owned by cluster {cluster}", detail))
+    if not acts:
+        acts.append(Action("noop", "cluster", cluster, "nothing of it is left in the cloud"))
+    return acts

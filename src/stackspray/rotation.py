@@ -30,16 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import openstack
 import yaml
 
-from . import inventory, playbook
-from .apply import Progress
+from . import inventory, names, playbook
 from .cloudops import read
-from .credentials import DEFAULT_EXPIRY_DAYS, _find, credential_name, stored
-from .errors import CloudError, StackSprayError
+from .connection import connect, connect_with_credential
+from .credentials import DEFAULT_EXPIRY_DAYS, credential_name, find_credential, stored
+from .errors import CloudError, NotFound, StackSprayError
 from .inventory import Credential
 from .kube import Kube, KubeWorkloads
+from .paths import PLAYBOOKS
+from .progress import Progress
 from .state import ClusterDir
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ WORKLOADS = (
     ("deployments", "csi-cinder-controllerplugin"),
     ("daemonsets", "csi-cinder-nodeplugin"),
 )
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 DEFAULT_THRESHOLD_DAYS = 30
 PENDING_FILE = "credential-pending.yml"
 PREVIOUS_FILE = "credential-previous.yml"
@@ -118,20 +118,11 @@ def days_left(expires_at: str | None, now: dt.datetime | None = None) -> float:
 def verify_credential(conn, cred: Credential, attempts: int = 4) -> list[str]:
     """Authenticate with `cred` and make one read call per service the cluster uses (the ones this
     cloud has). Returns the services checked; raises CloudError naming the one that failed."""
-    auth_url = conn.config.get_auth_args()["auth_url"]
     last: Exception | None = None
     for attempt in range(attempts):
         try:
-            c = openstack.connect(
-                auth_type="v3applicationcredential",
-                auth={
-                    "auth_url": auth_url,
-                    "application_credential_id": cred.id,
-                    "application_credential_secret": cred.secret,
-                },
-                region_name=conn.config.region_name,
-            )
-            c.authorize()
+            # Only the new credential: never clouds.yaml or OS_* (OS_CLOUD's auth would be mixed in).
+            c = connect_with_credential(conn, cred.id, cred.secret)
             checked = []
             reads = {
                 "compute": lambda c=c: next(iter(c.compute.servers(limit=1)), None),
@@ -160,17 +151,16 @@ class Rotation:
 
     # -- the places a credential lives -------------------------------------------------------
     def keystone_has(self, cred_id: str) -> bool:
-        return read(lambda: _find(self.conn, self.user, cred_id), "look up a credential") is not None
+        return find_credential(self.conn, self.user, cred_id) is not None
 
     def delete(self, cred_id: str, name: str) -> None:
-        def go():
-            try:
-                self.conn.identity.delete_application_credential(self.user, cred_id)
-            except Exception as exc:  # noqa: BLE001
-                if getattr(exc, "status_code", None) != 404:
-                    raise
-
-        read(go, f"delete application credential {name}")
+        try:
+            read(
+                lambda: self.conn.identity.delete_application_credential(self.user, cred_id),
+                f"delete application credential {name}",
+            )
+        except NotFound:
+            pass  # gone already
         self.say(f"deleted application credential {name}")
 
     def write_inventory(self, cred: Credential) -> None:
@@ -237,7 +227,7 @@ def _operator_warning(conn, threshold: float) -> str | None:
     if not cred_id:
         return None
     try:
-        own = _find(conn, conn.current_user_id, cred_id)
+        own = find_credential(conn, conn.current_user_id, cred_id)
     except Exception as exc:  # noqa: BLE001 (a warning must not fail the command)
         log.warning("cannot read the operator credential's expiry: %s", exc)
         return None
@@ -262,8 +252,6 @@ def refresh(
     observer: Callable[[str], None] | None = None,
 ) -> RefreshResult:
     """Rotate the cluster credential when it is near expiry (or forced). See the module doc."""
-    from .cluster import connect, run_log
-
     say = progress or Progress()
     seen = observer or (lambda step: None)
     cdir = ClusterDir(cluster, root)
@@ -273,7 +261,7 @@ def refresh(
             f"cluster {cluster!r} has no recorded credential or kubeconfig in {cdir.path}: "
             "run `invoke create-cluster` first"
         )
-    with cdir.lock("credentials.refresh"), run_log(cdir, "credentials-refresh"):
+    with cdir.command("credentials.refresh"):
         conn = connect(state["cloud"])
         rot = Rotation(conn, cdir, Kube(state["kubeconfig"]), say, rollout_timeout)
         warnings = [w for w in [_operator_warning(conn, threshold_days)] if w]
@@ -340,7 +328,7 @@ def _rotate(rot: Rotation, cdir: ClusterDir, cluster: str, old: Credential, old_
                 name=name,
                 expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
                 unrestricted=False,
-                description=f"stackspray: Kubernetes cluster {cluster} (cloud controller, Cinder CSI)",
+                description=names.credential_description(cluster),
             ),
             f"create application credential {name}",
             attempts=3,
@@ -457,5 +445,5 @@ def _recover(rot: Rotation, cdir: ClusterDir) -> str | None:
 def _delete_orphans(rot: Rotation, cluster: str, keep: set[str]) -> None:
     """Credentials named for this cluster that are not the recorded one (left by killed runs)."""
     for c in read(lambda: list(rot.conn.identity.application_credentials(user=rot.user)), "list credentials"):
-        if c.name.startswith(f"{cluster}-k8s-") and c.id not in keep:
+        if names.is_cluster_credential(c, cluster) and c.id not in keep:
             rot.delete(c.id, c.name)

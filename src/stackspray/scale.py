@@ -23,17 +23,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import cost
-from .apply import Progress
-from .cloudops import _pause_or_raise, read, wait_until
-from .errors import StackSprayError
+from . import schedule as sched
+from .cloudops import PARALLEL, SERVER_TIMEOUT, read, retry_or_raise, typed, wait_until
+from .connection import connect
+from .errors import Conflict, StackSprayError
 from .kube import Kube
-from .observe import META_GROUP
+from .observe import META_GROUP, flavor_name, owned_servers
+from .progress import Progress
 from .spec import CONTROL_PLANE
 from .state import ClusterDir
 
-PARALLEL = 8
 SHELVED = ("SHELVED_OFFLOADED", "SHELVED")
-SERVER_TIMEOUT = 900.0
 
 
 class ScaleError(StackSprayError):
@@ -235,15 +235,11 @@ class ScaleResult:
 
 
 def _servers(conn, name: str) -> dict:
-    from .cluster import owned_servers
-
     return {s.name: s for s in owned_servers(conn, name)}
 
 
 def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], dict, set[str]]:
     """(node views, servers by name, names Kubernetes knows)."""
-    from .observe import flavor_name
-
     servers = _servers(conn, name)
     if not servers:
         raise ScaleError(f"cluster {name!r} has no servers in the cloud: nothing to scale")
@@ -281,10 +277,10 @@ def _server_action(conn, server_id: str, action: str, done: tuple[str, ...], wha
         try:
             fn(server_id)
             return
-        except Exception as exc:  # noqa: BLE001
-            if getattr(exc, "status_code", None) == 409:
+        except Exception as exc:  # noqa: BLE001 (typed below)
+            if isinstance(typed(exc, what), Conflict):
                 continue  # state changed under us: look again
-            _pause_or_raise(exc, attempt, what, f"{action} failed, will look again")
+            retry_or_raise(exc, attempt, what, f"{action} failed, will look again")
     raise StackSprayError(f"{what}: {action} still not accepted after 6 attempts")
 
 
@@ -397,14 +393,13 @@ def scale_cluster(
     force: bool = False,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`."""
-    from .cluster import connect, run_log
-
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
     if not state:
         raise ScaleError(f"no cluster {name!r} in {cdir.path}: create it with `invoke create-cluster`")
-    with cdir.lock("scale"), run_log(cdir, "scale") as logfile:
+    with cdir.command("scale") as run:
+        logfile = run.log
         say(f"observing cluster {name!r}")
         conn = connect(state["cloud"])
         kubeconfig = state.get("kubeconfig")
@@ -470,8 +465,6 @@ def schedule(
     cluster: str, *, at: str, workers: int, days: str | None = None, root: Path | None = None
 ) -> dict:
     """Install a timer (or crontab entry) running `invoke scale --cluster C --workers N` at `at`."""
-    from . import schedule as sched
-
     if not ClusterDir(cluster, root).exists():
         raise ScaleError(f"no cluster {cluster!r} here: create it with `invoke create-cluster` first")
     if workers < 0:

@@ -25,11 +25,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import names
 from .errors import StackSprayError
+from .paths import REPO_ROOT
 from .state import ClusterDir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MARK = "# stackspray:"
 DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
 SYSTEMD_DAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 0: "Sun"}
 # Environment a scheduled run needs to find the cloud (never a secret: the path, not the content).
@@ -140,7 +140,7 @@ def unit_dir() -> Path:
 
 
 def unit_name(job: Job) -> str:
-    return f"stackspray-{job.cluster}-{job.id}"
+    return names.schedule_unit(job.cluster, job.id)
 
 
 def render_units(job: Job) -> dict[str, str]:
@@ -149,10 +149,11 @@ def render_units(job: Job) -> dict[str, str]:
     service = (
         "[Unit]\n"
         f"Description=stackspray {' '.join(job.args)}\n"
-        f"# stackspray:{job.cluster}:{job.id}\n"
+        f"{names.schedule_mark(job.cluster, job.id)}\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"ExecStart=/bin/sh -c {shlex.quote(command_line(job))}\n"
+        # systemd.unit(5): % starts a specifier in ExecStart; %% is a literal %.
+        f"ExecStart=/bin/sh -c {shlex.quote(command_line(job)).replace('%', '%%')}\n"
     )
     timer = (
         "[Unit]\n"
@@ -198,8 +199,8 @@ def install(job: Job) -> dict:
         _systemctl("enable", "--now", f"{unit_name(job)}.timer")
         where = str(d / f"{unit_name(job)}.timer")
     else:
-        mark = f"{MARK}{job.cluster}:{job.id}"
-        lines = [ln for ln in _crontab_lines() if not ln.endswith(mark)]
+        mark = names.schedule_mark(job.cluster, job.id)
+        lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (job.cluster, job.id)]
         # crontab(5): an unescaped % ends the command.
         lines.append(f"{job.when.cron()} {command_line(job).replace('%', chr(92) + '%')} {mark}")
         _write_crontab(lines)
@@ -212,17 +213,20 @@ def list_jobs(cluster: str) -> list[dict]:
     which = backend()
     jobs = []
     if which == "systemd":
-        for timer in sorted(unit_dir().glob(f"stackspray-{cluster}-*.timer")):
-            text = timer.read_text()
+        for timer in sorted(unit_dir().glob("stackspray-*.timer")):
             service = timer.with_suffix(".service")
-            cmd = (
-                re.search(r"^Description=stackspray (.*)$", service.read_text(), re.M)
-                if service.exists()
-                else None
-            )
+            if not service.exists():
+                continue
+            stext = service.read_text()
+            # Ours by the exact mark line, never by the file name: `demo`'s glob also matches demo-2.
+            marks = [m for ln in stext.splitlines() if (m := names.parse_schedule_mark(ln))]
+            if not marks or marks[0][0] != cluster:
+                continue
+            text = timer.read_text()
+            cmd = re.search(r"^Description=stackspray (.*)$", stext, re.M)
             jobs.append(
                 {
-                    "id": timer.stem.removeprefix(f"stackspray-{cluster}-"),
+                    "id": marks[0][1],
                     "backend": which,
                     "when": re.search(r"^OnCalendar=(.*)$", text, re.M)[1],
                     "command": cmd[1] if cmd else "?",
@@ -230,8 +234,8 @@ def list_jobs(cluster: str) -> list[dict]:
             )
     else:
         for ln in _crontab_lines():
-            m = re.search(rf"{re.escape(MARK)}{re.escape(cluster)}:(\S+)$", ln)
-            if m:
+            m = names.parse_schedule_mark(ln)
+            if m and m[0] == cluster:
                 run = re.search(r"flock -w \d+ \S+ \S+ (.*?) >>", ln)
                 jobs.append(
                     {
@@ -251,13 +255,18 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
         raise ScheduleError(f"cluster {cluster!r} has no scheduled job {job_id!r} (see --list)")
     if backend() == "systemd":
         for i in ids:
-            name = f"stackspray-{cluster}-{i}"
+            name = names.schedule_unit(cluster, i)
             subprocess.run(["systemctl", "--user", "disable", "--now", f"{name}.timer"], capture_output=True)
             for suffix in (".timer", ".service"):
                 (unit_dir() / f"{name}{suffix}").unlink(missing_ok=True)
         if ids:
             _systemctl("daemon-reload")
     elif ids:
-        marks = {f"{MARK}{cluster}:{i}" for i in ids}
-        _write_crontab([ln for ln in _crontab_lines() if not any(ln.endswith(m) for m in marks)])
+        _write_crontab(
+            [
+                ln
+                for ln in _crontab_lines()
+                if not ((m := names.parse_schedule_mark(ln)) and m[0] == cluster and m[1] in ids)
+            ]
+        )
     return ids

@@ -16,7 +16,11 @@ import hashlib
 from pathlib import Path
 
 from . import inventory, kubespray, playbook
+from .connection import connect
 from .errors import StackSprayError
+from .observe import owned_servers
+from .paths import PLAYBOOKS
+from .progress import Progress
 from .spec import ClusterSpec
 from .state import ClusterDir
 
@@ -139,8 +143,6 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
     if spec.share.mount_on_nodes or not state["share"].get("applied"):
         # The node plugin must get ready on every node and the mounts reach every node: a shelved
         # node would make the run wait and fail (as Kubespray's would).
-        from .cluster import owned_servers
-
         shelved = sorted(s.name for s in owned_servers(conn, spec.name) if s.status.startswith("SHELVED"))
         if shelved:
             raise ShareNotReady(
@@ -155,7 +157,7 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
         say("sandbox: the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here)")
     playbook.run(
         "manila-share.yml",
-        project_dir=kubespray.PLAYBOOKS,
+        project_dir=PLAYBOOKS,
         inventory=cdir.path / inventory.HOSTS_FILE,
         cluster_dir=cdir.path,
         say=say,
@@ -172,9 +174,6 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
 
 def apply_share(spec: ClusterSpec, *, force: bool = False, progress=None, root: Path | None = None) -> dict:
     """`invoke share`: (re)apply the share's Kubernetes objects and node mounts of a built cluster."""
-    from .apply import Progress
-    from .cluster import connect, run_log
-
     say = progress or Progress()
     if spec.share is None:
         raise ShareNotReady(f"the spec of cluster {spec.name} has no `share` section")
@@ -183,7 +182,8 @@ def apply_share(spec: ClusterSpec, *, force: bool = False, progress=None, root: 
         raise ShareNotReady(
             f"no cluster {spec.name!r} in {cdir.path}: create it with `invoke create-cluster`"
         )
-    with cdir.lock("share"), run_log(cdir, "share") as logfile:
+    with cdir.command("share") as run:
+        logfile = run.log
         conn = connect(spec.cloud)
         result = setup_share(conn, spec, cdir, say, force=force)
         result["log"] = str(logfile)

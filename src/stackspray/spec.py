@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
+from . import names
 from .errors import SpecError
+from .names import CONTROL_PLANE
 
 DEFAULT_IMAGE = "Featured-Ubuntu24"
 DEFAULT_SSH_USER = "ubuntu"
@@ -26,7 +28,6 @@ DEFAULT_CIDR = "10.0.0.0/24"
 DEFAULT_SHARE_TYPE = "cephfsnativetype"
 DEFAULT_POD_CIDR = "10.233.64.0/18"
 DEFAULT_SERVICE_CIDR = "10.233.0.0/18"
-CONTROL_PLANE = "control-plane"
 WORKERS = "workers"
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 GROUP_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
@@ -110,7 +111,7 @@ class ClusterSpec:
 
     def server_names(self, group: NodeGroup) -> list[str]:
         """The names of a group's servers: <cluster>-<group>-<n>, n from 1."""
-        return [f"{self.name}-{group.name}-{i}" for i in range(1, group.count + 1)]
+        return [names.server(self.name, group.name, i) for i in range(1, group.count + 1)]
 
 
 TOP_KEYS = {
@@ -236,7 +237,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("keypair.public_key_file", f"{pub_path} is not an OpenSSH public key")
     if priv_path is None and pub_path is not None and pub_path.suffix == ".pub":
         priv_path = pub_path.with_suffix("")
-    keypair = KeypairSpec(kp_name or f"{name}-key", pub_path, priv_path)
+    keypair = KeypairSpec(kp_name or names.keypair(name), pub_path, priv_path)
 
     net = c.mapping(
         data.get("network"), "network", {"existing", "cidr", "external_network", "dns_nameservers"}
@@ -300,14 +301,14 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         size = c.integer(sh.get("size_gb"), "share.size_gb", 1)
         if sh and size is None and "size_gb" not in sh:
             c.add("share.size_gb", "is required for a share (GiB)")
-        rule = c.string(sh.get("access_rule"), "share.access_rule", f"{name}-share-rw")
+        rule = c.string(sh.get("access_rule"), "share.access_rule", names.share_access_rule(name))
         if rule and not rule.startswith(name):
             c.add(
                 "share.access_rule",
                 f"{rule!r} must start with the cluster name {name!r}: "
                 "Manila rule names are global to the cloud",
             )
-        claim = c.string(sh.get("claim_name"), "share.claim_name", f"{name}-share")
+        claim = c.string(sh.get("claim_name"), "share.claim_name", names.share(name))
         namespace = c.string(sh.get("namespace"), "share.namespace", "default")
         for where, value in (("share.claim_name", claim), ("share.namespace", namespace)):
             if value and not K8S_NAME_RE.match(value):
@@ -328,8 +329,8 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         share = ShareSpec(
             size or 1,
             c.string(sh.get("share_type"), "share.share_type", DEFAULT_SHARE_TYPE),
-            rule or f"{name}-share-rw",
-            claim_name=claim or f"{name}-share",
+            rule or names.share_access_rule(name),
+            claim_name=claim or names.share(name),
             namespace=namespace or "default",
             fs_name=c.string(sh.get("fs_name"), "share.fs_name"),
             mount_on_nodes=mount_on_nodes,

@@ -5,23 +5,34 @@
 - `secrets/`: files that hold secrets (mode 0600, folder 0700), e.g. the share's access key.
 - `.lock`: held (flock) for the whole of a command that changes the cluster; a second command on
   the same cluster refuses at once with the holder's PID.
+- `logs/<command>-<UTC>.log`: one log per run (`ClusterDir.command`), the failure included.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LockedError
+from .errors import LockedError, StackSprayError
+from .paths import inventories_root
+
+log = logging.getLogger("stackspray")
 
 
-def inventories_root() -> Path:
-    return Path(os.environ.get("STACKSPRAY_INVENTORIES", "inventories")).resolve()
+@dataclass(frozen=True)
+class Run:
+    """One command's run on a cluster: where its log is."""
+
+    command: str
+    log: Path
 
 
 class ClusterDir:
@@ -99,3 +110,37 @@ class ClusterDir:
             yield
         finally:
             fh.close()
+
+    @contextmanager
+    def run_log(self, command: str) -> Iterator[Path]:
+        """Log this run to logs/<command>-<UTC time>.log; a failure is logged (with its traceback
+        when it is not one of ours) before the log is closed."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = self.logs / f"{command.replace('.', '-')}-{stamp}.log"
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        old_level = root.level
+        root.setLevel(logging.INFO)
+        try:
+            yield path
+        except StackSprayError as exc:
+            log.error("%s failed: %s", command, exc)
+            raise
+        except BaseException:
+            log.exception("%s failed with an unexpected error", command)
+            raise
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            handler.close()
+
+    @contextmanager
+    def command(self, command: str) -> Iterator[Run]:
+        """A command that changes the cluster: hold its lock and log the run.
+
+        `with cdir.command("scale") as run:` — run.log is the log file."""
+        with self.lock(command), self.run_log(command) as path:
+            yield Run(command, path)

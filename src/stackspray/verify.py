@@ -14,9 +14,11 @@ import yaml
 
 from . import inventory
 from .errors import StackSprayError
+from .paths import VERIFY_SUITE
+from .share import VARS_FILE
 from .state import ClusterDir
 
-SUITE = Path(__file__).parent / "verify_suite" / "test_nodes.py"
+SUITE = VERIFY_SUITE
 
 
 @dataclass
@@ -57,8 +59,6 @@ def _forget_testinfra_hosts() -> None:
 
 def _share_env(cluster_dir: Path) -> dict[str, str]:
     """What the share checks need, from the share's inventory file (empty: no node mounts)."""
-    from .share import VARS_FILE
-
     path = cluster_dir / VARS_FILE
     if not path.exists():
         return {"STACKSPRAY_VERIFY_SHARE": ""}

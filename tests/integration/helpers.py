@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackspray.apply import Progress
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.plan import cluster_tag
+from stackspray.progress import Progress
 from stackspray.sandbox import faults
 from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import SRC
 from . import infra, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
@@ -391,7 +392,7 @@ def _discover_compute(paths: SandboxPaths, conn, timeout: float = 120) -> None:
 def helper_daemons(paths: SandboxPaths) -> dict[str, processes.Daemon]:
     """The fault proxy and the node agent: our own processes, run by this Python."""
     env = {"STACKSPRAY_SANDBOX_HOME": str(paths.home), "PYTHONUNBUFFERED": "1"}
-    src = str(Path(__file__).resolve().parents[2])
+    src = str(SRC)
     env["PYTHONPATH"] = src + (os.pathsep + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")
     return {
         "fault-proxy": processes.Daemon(

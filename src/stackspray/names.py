@@ -1,0 +1,174 @@
+"""Every name stackspray gives a cluster's resources, and every mark that makes one ours.
+
+One function per name (as cluster-api-provider-openstack keeps each in one place), and one
+rule of ownership: a resource is the cluster's when it carries the cluster's *exact* mark —
+a Neutron tag or description `stackspray-cluster=<name>`, the server/share metadata
+`stackspray-cluster: <name>`, a credential's exact name pattern *and* description, a schedule's
+exact `# stackspray:<cluster>:<job>` line. A name prefix never decides: cluster `lab` must not
+see `lab-k8s`'s credential or `lab-2`'s timers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+OWNER_TAG = "stackspray"
+ADOPTED_TAG = "stackspray-adopted"
+META_CLUSTER = "stackspray-cluster"
+META_GROUP = "stackspray-group"
+CONTROL_PLANE = "control-plane"
+SECURITY_GROUP_ROLES = ("cluster", "ssh", "api", "nodeport")
+
+
+def cluster_tag(cluster: str) -> str:
+    """The Neutron tag (and creation-time description) that marks a resource as the cluster's."""
+    return f"{META_CLUSTER}={cluster}"
+
+
+def owner_tags(cluster: str) -> list[str]:
+    return [OWNER_TAG, cluster_tag(cluster)]
+
+
+# -- resource names ------------------------------------------------------------------------------
+
+
+def network(cluster: str) -> str:
+    return f"{cluster}-net"
+
+
+def subnet(cluster: str) -> str:
+    return f"{cluster}-subnet"
+
+
+def router(cluster: str) -> str:
+    return f"{cluster}-router"
+
+
+def security_group(cluster: str, role: str) -> str:
+    return f"{cluster}-{role}"
+
+
+def security_groups(cluster: str) -> list[str]:
+    return [security_group(cluster, r) for r in SECURITY_GROUP_ROLES]
+
+
+def server(cluster: str, group: str, index: int) -> str:
+    return f"{cluster}-{group}-{index}"
+
+
+def server_index(cluster: str, group: str, name: str) -> int | None:
+    """The index of a server name of this cluster and group (None: not such a name)."""
+    m = re.fullmatch(rf"{re.escape(cluster)}-{re.escape(group)}-([1-9][0-9]*)", name)
+    return int(m[1]) if m else None
+
+
+def port(server_name: str) -> str:
+    return f"{server_name}-port"
+
+
+def server_group(cluster: str, group: str, part: int | None = None) -> str:
+    """A node group's soft-anti-affinity group; `part` when the group is split over several."""
+    return f"{cluster}-{group}" if part is None else f"{cluster}-{group}-{part}"
+
+
+def is_server_group(cluster: str, group: str, name: str) -> bool:
+    """A name `server_group` gives this cluster's group (whole, or one of its parts)."""
+    return re.fullmatch(rf"{re.escape(cluster)}-{re.escape(group)}(-[1-9][0-9]*)?", name) is not None
+
+
+def floating_ip(cluster: str) -> str:
+    return f"{cluster}-fip"
+
+
+def keypair(cluster: str) -> str:
+    return f"{cluster}-key"
+
+
+def share(cluster: str) -> str:
+    return f"{cluster}-share"
+
+
+def share_access_rule(cluster: str) -> str:
+    return f"{cluster}-share-rw"
+
+
+def first_control_plane(cluster: str) -> str:
+    return server(cluster, CONTROL_PLANE, 1)
+
+
+def control_plane_prefix(cluster: str) -> str:
+    return f"{cluster}-{CONTROL_PLANE}-"
+
+
+# -- ownership -----------------------------------------------------------------------------------
+
+
+def _tags(resource) -> list[str]:
+    return list(getattr(resource, "tags", None) or [])
+
+
+def is_owned(resource, cluster: str) -> bool:
+    """A Neutron resource of the cluster: its exact tag, or the description set atomically at
+    creation (tags are added by a second call, which a kill can separate from the create)."""
+    mark = cluster_tag(cluster)
+    return mark in _tags(resource) or (getattr(resource, "description", "") or "") == mark
+
+
+def is_adopted(resource) -> bool:
+    """A floating IP the user brought (spec `floating_ip.address`): released, never deleted."""
+    return ADOPTED_TAG in _tags(resource)
+
+
+def owns_by_metadata(resource, cluster: str) -> bool:
+    """A server or share of the cluster: metadata `stackspray-cluster` is exactly the name."""
+    return (getattr(resource, "metadata", None) or {}).get(META_CLUSTER) == cluster
+
+
+# -- the cluster credential ----------------------------------------------------------------------
+
+_STAMP = "%Y%m%dT%H%M%SZ"
+_STAMP_RE = r"[0-9]{8}T[0-9]{6}Z"
+CREDENTIAL_DESCRIPTION = "stackspray: Kubernetes cluster {cluster} (cloud controller manager, Cinder CSI)"
+# Descriptions earlier releases gave (rotation wrote a shorter one): still ours.
+_LEGACY_DESCRIPTIONS = ("stackspray: Kubernetes cluster {cluster} (cloud controller, Cinder CSI)",)
+
+
+def credential(cluster: str, now: dt.datetime | None = None) -> str:
+    """`<cluster>-k8s-<UTC time>`: a new cluster credential's name."""
+    return f"{cluster}-k8s-{(now or dt.datetime.now(dt.UTC)).strftime(_STAMP)}"
+
+
+def credential_description(cluster: str) -> str:
+    return CREDENTIAL_DESCRIPTION.format(cluster=cluster)
+
+
+def is_cluster_credential(cred, cluster: str) -> bool:
+    """Exactly this cluster's credential: the name is `<cluster>-k8s-<stamp>` to the letter and
+    the description is the one stackspray gives (cluster `lab` never matches `lab-k8s-k8s-…`)."""
+    name = getattr(cred, "name", "") or ""
+    if not re.fullmatch(rf"{re.escape(cluster)}-k8s-{_STAMP_RE}", name):
+        return False
+    desc = getattr(cred, "description", "") or ""
+    return desc in {d.format(cluster=cluster) for d in (CREDENTIAL_DESCRIPTION, *_LEGACY_DESCRIPTIONS)}
+
+
+# -- scheduled jobs ------------------------------------------------------------------------------
+
+SCHEDULE_MARK = "# stackspray:"
+
+
+def schedule_mark(cluster: str, job: str) -> str:
+    """The line that marks a crontab entry or a systemd unit as this cluster's job."""
+    return f"{SCHEDULE_MARK}{cluster}:{job}"
+
+
+def parse_schedule_mark(line: str) -> tuple[str, str] | None:
+    """(cluster, job) of a mark line (or a crontab line ending in one); None when it has none."""
+    m = re.search(rf"{re.escape(SCHEDULE_MARK)}([a-z][a-z0-9-]*):(\S+)$", line.strip())
+    return (m[1], m[2]) if m else None
+
+
+def schedule_unit(cluster: str, job: str) -> str:
+    """The systemd unit name of a job (without .service/.timer)."""
+    return f"stackspray-{cluster}-{job}"

@@ -69,33 +69,68 @@ def _progress(json_: bool):
 
 
 def _load(spec: str):
-    from stackspray.errors import StackSprayError
     from stackspray.spec import load_spec
 
-    try:
-        return load_spec(spec)
-    except StackSprayError as exc:
-        raise Exit(str(exc), code=exc.exit_code) from exc
+    return load_spec(spec)
 
 
-def _fail(exc) -> Exit:
-    """A user-facing failure: the message, and its exit code (1 unless the error says otherwise)."""
+def _int(value, flag: str) -> int:
+    """A whole-number flag, or a clear error naming it."""
     from stackspray.errors import StackSprayError
 
-    if isinstance(exc, Exit):
-        return exc
-    if not isinstance(exc, StackSprayError):
-        import logging
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StackSprayError(f"--{flag}: expected a whole number, got {value!r}") from None
 
-        logging.getLogger("stackspray").exception("unexpected error")
-        return Exit(f"unexpected error: {exc!r} (details in the cluster's run log)", code=2)
-    return Exit(f"error: {exc}", code=exc.exit_code)
+
+def _number(value, flag: str) -> float:
+    from stackspray.errors import StackSprayError
+
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise StackSprayError(f"--{flag}: expected a number, got {value!r}") from None
+
+
+def _call(json_: bool, command: str, call):
+    """Run one library call: the one error path of every command. A failure exits non-zero with
+    its message (exit code from the error; 2 for an unexpected one) and, with --json, prints one
+    JSON error document on stdout first, so a machine always gets an answer."""
+    from stackspray.errors import StackSprayError
+
+    try:
+        return call()
+    except Exit:
+        raise
+    except Exception as exc:
+        if isinstance(exc, StackSprayError):
+            code, message = exc.exit_code, f"error: {exc}"
+        else:
+            code = 2
+            message = f"unexpected error: {exc!r} (its traceback is in the cluster's run log, if it has one)"
+        if json_:
+            doc = {
+                "command": command,
+                "ok": False,
+                "error": {"type": type(exc).__name__, "message": str(exc)},
+            }
+            doc["exit_code"] = code
+            print(json.dumps(doc))
+        raise Exit(message, code=code) from exc
+
+
+def _cluster(name: str) -> str:
+    """--cluster, validated like a spec's `name` (it becomes a folder, unit and crontab name)."""
+    from stackspray.spec import check_cluster_name
+
+    return check_cluster_name(name, "--cluster")
 
 
 def _print_actions(actions: list[dict]) -> None:
     marks = {"create": "+", "update": "~", "delete": "-", "noop": "=", "conflict": "!"}
     for a in actions:
-        print(f"  {marks[a['kind']]} {a['kind']:<8} {a['resource']:<16} {a['name']:<32} {a['reason']}")
+        print(f"  {marks[a['kind']]} {a['kind']:<8} {a['resource']:<22} {a['name']:<32} {a['reason']}")
     counts = {k: sum(1 for a in actions if a["kind"] == k) for k in marks}
     print("plan: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
 
@@ -108,11 +143,9 @@ def plan(c, spec, json_=False):
     """Show what create-cluster would create, change or leave (and why); creates nothing."""
     from stackspray.cluster import create_cluster
 
-    s = _load(spec)
-    try:
-        result = create_cluster(s, dry_run=True, progress=_progress(json_))
-    except Exception as exc:
-        raise _fail(exc) from exc
+    result = _call(
+        json_, "plan", lambda: create_cluster(_load(spec), dry_run=True, progress=_progress(json_))
+    )
     if json_:
         print(json.dumps({"actions": result["actions"], "quota": result["quota"]}))
     else:
@@ -132,11 +165,12 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     from stackspray.cluster import create_cluster as create
 
-    s = _load(spec)
-    try:
-        result = create(s, dry_run=dry_run, progress=_progress(json_), kubernetes=not no_kubernetes)
-    except Exception as exc:
-        raise _fail(exc) from exc
+    s = _call(json_, "create-cluster", lambda: _load(spec))
+    result = _call(
+        json_,
+        "create-cluster",
+        lambda: create(s, dry_run=dry_run, progress=_progress(json_), kubernetes=not no_kubernetes),
+    )
     _print_converged(s.name, result, dry_run=dry_run, json_=json_)
 
 
@@ -173,22 +207,23 @@ _RESIZE_HELP = {
 
 
 def _resize(
-    spec: str, group: str, count: int, remove: bool, dry_run: bool, no_kubernetes: bool, json_: bool
+    spec: str, group: str, count, remove: bool, dry_run: bool, no_kubernetes: bool, json_: bool
 ) -> None:
     from stackspray.resize import resize_group
 
-    try:
-        result = resize_group(
+    result = _call(
+        json_,
+        "remove-nodes" if remove else "add-nodes",
+        lambda: resize_group(
             spec,
             group,
-            count,
+            _int(count, "count"),
             remove=remove,
             dry_run=dry_run,
             progress=_progress(json_),
             kubernetes=not no_kubernetes,
-        )
-    except Exception as exc:
-        raise _fail(exc) from exc
+        ),
+    )
     r = result["resize"]
     if not json_:
         where = "would be" if dry_run else "is now"
@@ -200,14 +235,14 @@ def _resize(
 def add_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
     """Add nodes to a group: raise its count in the spec file (comments kept), then converge like
     create-cluster (new workers join through Kubespray's scale.yml)."""
-    _resize(spec, group, int(count), False, dry_run, no_kubernetes, json_)
+    _resize(spec, group, count, False, dry_run, no_kubernetes, json_)
 
 
 @task(positional=[], help=_RESIZE_HELP)
 def remove_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
     """Remove a group's highest-numbered nodes: lower its count in the spec file, then converge
     (each leaves Kubernetes through Kubespray's remove-node.yml before its VM is deleted)."""
-    _resize(spec, group, int(count), True, dry_run, no_kubernetes, json_)
+    _resize(spec, group, count, True, dry_run, no_kubernetes, json_)
 
 
 @task
@@ -215,10 +250,7 @@ def kubespray_install(c):
     """Fetch the pinned Kubespray release into the user cache and install its requirements."""
     from stackspray import kubespray
 
-    try:
-        got = kubespray.install()
-    except Exception as exc:
-        raise _fail(exc) from exc
+    got = _call(False, "kubespray.install", kubespray.install)
     print(f"Kubespray {got['tag']} (commit {got['commit']}) installed in {got['path']}")
     if not got["commit_pinned"]:
         print(f"warning: kubespray/PIN.yaml names no commit to check against; add `commit: {got['commit']}`")
@@ -236,10 +268,7 @@ def status(c, cluster, cloud=None, json_=False):
     """Show every node (role, flavor, status, IPs) and the cost in Service Units."""
     from stackspray.cluster import cluster_status
 
-    try:
-        st = cluster_status(cluster, cloud=cloud)
-    except Exception as exc:
-        raise _fail(exc) from exc
+    st = _call(json_, "status", lambda: cluster_status(_cluster(cluster), cloud=cloud))
     if json_:
         print(json.dumps(st))
         return
@@ -265,10 +294,11 @@ def status(c, cluster, cloud=None, json_=False):
         "cluster": "cluster name",
         "cloud": "clouds.yaml entry (default: from the state file)",
         "yes": "do not ask for confirmation",
+        "dry_run": "print what would be deleted (or released) and stop",
         "json": "machine-readable output",
     },
 )
-def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
+def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, json_=False):
     """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
     from stackspray.cluster import destroy_cluster as destroy
 
@@ -279,12 +309,18 @@ def destroy_cluster(c, cluster, cloud=None, yes=False, json_=False):
             raise Exit(f"{question}\nrefusing without a terminal: pass --yes", code=1)
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
-    try:
-        result = destroy(cluster, cloud=cloud, progress=_progress(json_), confirm=confirm)
-    except Exception as exc:
-        raise _fail(exc) from exc
+    result = _call(
+        json_,
+        "destroy-cluster",
+        lambda: destroy(
+            _cluster(cluster), cloud=cloud, progress=_progress(json_), confirm=confirm, dry_run=dry_run
+        ),
+    )
     if json_:
         print(json.dumps(result))
+    elif dry_run:
+        _print_actions(result["actions"])
+        print("dry run: nothing was deleted")
 
 
 @task(
@@ -319,23 +355,24 @@ def scale(
     """Soft scaling: shelve idle workers (0 SU) and unshelve them, cordoning and draining first."""
     from stackspray.scale import make_request, scale_cluster
 
-    try:
-        req = make_request(
-            shelve=shelve, unshelve=unshelve, workers=None if workers is None else int(workers), nodes=nodes
-        )
-        result = scale_cluster(
-            cluster,
-            req,
+    result = _call(
+        json_,
+        "scale",
+        lambda: scale_cluster(
+            _cluster(cluster),
+            make_request(
+                shelve=shelve,
+                unshelve=unshelve,
+                workers=None if workers is None else _int(workers, "workers"),
+                nodes=nodes,
+            ),
             dry_run=dry_run,
             progress=_progress(json_),
-            drain_timeout=float(drain_timeout),
-            ready_timeout=float(ready_timeout),
+            drain_timeout=_number(drain_timeout, "drain-timeout"),
+            ready_timeout=_number(ready_timeout, "ready-timeout"),
             force=force,
-        )
-    except ValueError as exc:
-        raise Exit(f"error: --workers: expected a number, got {workers!r}", code=1) from exc
-    except Exception as exc:
-        raise _fail(exc) from exc
+        ),
+    )
     if json_:
         print(json.dumps(result.to_dict()))
     else:
@@ -391,19 +428,17 @@ def scale_schedule(c, cluster, at=None, workers=None, days=None, list_=False, re
     from stackspray import schedule as sched
     from stackspray.scale import schedule as schedule_scale
 
-    try:
+    def run():
+        name = _cluster(cluster)
         if list_:
-            result = sched.list_jobs(cluster)
-        elif remove:
-            result = sched.remove(cluster, None if remove == "all" else remove)
-        elif at is None or workers is None:
+            return sched.list_jobs(name)
+        if remove:
+            return sched.remove(name, None if remove == "all" else remove)
+        if at is None or workers is None:
             raise Exit("error: give --at HH:MM and --workers N (or --list, or --remove ID)", code=1)
-        else:
-            result = schedule_scale(cluster, at=at, workers=int(workers), days=days)
-    except ValueError as exc:
-        raise Exit(f"error: --workers: expected a number, got {workers!r}", code=1) from exc
-    except Exception as exc:
-        raise _fail(exc) from exc
+        return schedule_scale(name, at=at, workers=_int(workers, "workers"), days=days)
+
+    result = _call(json_, "scale.schedule", run)
     _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
 
 
@@ -425,19 +460,18 @@ def credentials_refresh(
     1 failed and rolled back, 2 failed and needs attention)."""
     from stackspray.rotation import refresh
 
-    try:
-        result = refresh(
-            cluster,
+    result = _call(
+        json_,
+        "credentials.refresh",
+        lambda: refresh(
+            _cluster(cluster),
             force=force,
-            threshold_days=float(threshold_days),
-            expiry_days=int(expiry_days),
-            rollout_timeout=float(rollout_timeout),
+            threshold_days=_number(threshold_days, "threshold-days"),
+            expiry_days=_int(expiry_days, "expiry-days"),
+            rollout_timeout=_number(rollout_timeout, "rollout-timeout"),
             progress=_progress(json_),
-        )
-    except Exception as exc:
-        if json_:
-            print(json.dumps({"cluster": cluster, "outcome": "failed", "error": str(exc)}))
-        raise _fail(exc) from exc
+        ),
+    )
     if json_:
         print(json.dumps(result.to_dict()))
     elif result.outcome == "ok":
@@ -464,22 +498,21 @@ def credentials_schedule(c, cluster, at="03:17", days="sun", list_=False, remove
     """Run credentials.refresh on a schedule (systemd user timer, or crontab), weekly by default."""
     from stackspray import schedule as sched
 
-    try:
+    def run():
+        name = _cluster(cluster)
         if list_:
-            result = [j for j in sched.list_jobs(cluster) if j["id"].startswith("credentials")]
-        elif remove:
-            result = sched.remove(cluster, "credentials-refresh")
-        else:
-            result = sched.install(
-                sched.Job(
-                    cluster,
-                    "credentials-refresh",
-                    ("credentials.refresh", "--cluster", cluster),
-                    sched.parse_when(at, days),
-                )
-            )
-    except Exception as exc:
-        raise _fail(exc) from exc
+            return [j for j in sched.list_jobs(name) if j["id"].startswith("credentials")]
+        if remove:
+            return sched.remove(name, "credentials-refresh")
+        job = sched.Job(
+            name,
+            "credentials-refresh",
+            ("credentials.refresh", "--cluster", name),
+            sched.parse_when(at, days),
+        )
+        return sched.install(job)
+
+    result = _call(json_, "credentials.schedule", run)
     _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
 
 
@@ -496,11 +529,8 @@ def share(c, spec, force=False, json_=False):
     with share.mount_on_nodes, in the nodes' /etc/fstab. create-cluster does this too."""
     from stackspray.share import apply_share
 
-    s = _load(spec)
-    try:
-        result = apply_share(s, force=force, progress=_progress(json_))
-    except Exception as exc:
-        raise _fail(exc) from exc
+    s = _call(json_, "share", lambda: _load(spec))
+    result = _call(json_, "share", lambda: apply_share(s, force=force, progress=_progress(json_)))
     if json_:
         print(json.dumps(result))
         return
@@ -515,10 +545,7 @@ def verify(c, cluster, json_=False):
     cloud config files; print a pass/fail table (exit 1 on any failure)."""
     from stackspray.verify import verify_cluster
 
-    try:
-        result = verify_cluster(cluster)
-    except Exception as exc:
-        raise _fail(exc) from exc
+    result = _call(json_, "verify", lambda: verify_cluster(_cluster(cluster)))
     if json_:
         print(
             json.dumps(

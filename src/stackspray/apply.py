@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import names
 from .cloudops import PARALLEL, SERVER_TIMEOUT, act, ensure, read, wait_gone, wait_until
+from .cluster_state import Server
 from .errors import CloudError, Conflict, NotFound
 from .names import ADOPTED_TAG, META_CLUSTER, META_GROUP, is_owned, owns_by_metadata
 from .observe import flavor_name, rule_tuple, sg_rules
@@ -228,7 +229,7 @@ class Applier:
         """Record an id in the state file at once (server groups carry no ownership mark)."""
         with self.state_lock:
             state = self.cdir.load()
-            state.setdefault(section, {})[name] = rid
+            getattr(state, section)[name] = rid
             self.cdir.save(state)
 
     def server_group_ids(self) -> None:
@@ -458,7 +459,7 @@ def _results(futures: list[Future]) -> list:
     return results
 
 
-def server_record(s, floating_by_fixed: dict[str, str] | None = None) -> dict:
+def server_record(s, floating_by_fixed: dict[str, str] | None = None) -> Server:
     """What the state file keeps of a server (floating IPs from Neutron when given)."""
     fixed, floating = None, None
     for addrs in (s.addresses or {}).values():
@@ -468,14 +469,14 @@ def server_record(s, floating_by_fixed: dict[str, str] | None = None) -> dict:
             elif ad.get("version") == 4 and fixed is None:
                 fixed = ad["addr"]
     floating = (floating_by_fixed or {}).get(fixed, floating)
-    return {
-        "id": s.id,
-        "status": s.status,
-        "flavor": flavor_name(s),
-        "fixed_ip": fixed,
-        "floating_ip": floating,
-        "group": (s.metadata or {}).get(META_GROUP),
-    }
+    return Server(
+        id=s.id,
+        status=s.status,
+        flavor=flavor_name(s),
+        fixed_ip=fixed,
+        floating_ip=floating,
+        group=(s.metadata or {}).get(META_GROUP),
+    )
 
 
 def destroy(conn, actions: list[Action], say: Progress) -> dict[str, int]:

@@ -7,15 +7,17 @@ only then acts. `tasks.py` parses flags and prints; nothing here prints except t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import apply, cost, kubespray, names, quota, schedule, share
+from . import apply, cost, kubespray, names, quota, rotation, schedule, share
 from .apply import Applier, server_record
 from .cloudops import read
+from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .connection import connect
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
 from .names import is_owned
@@ -144,10 +146,18 @@ def create_cluster(
             "log": str(logfile),
         }
         quota.check(rows)
+        pending_rotation = cdir.load().rotation is not None
         if dry_run:
-            result["state"] = cdir.load()
+            if pending_rotation:
+                progress("an unfinished credential rotation would be settled first (credentials.refresh)")
+            result["state"] = cdir.load().to_dict()
             return result
-        kubeconfig = cdir.load().get("kubeconfig")
+        if pending_rotation and kubernetes:
+            # Before anything touches the credential: it would otherwise issue a third one and
+            # delete the pending one the cluster's Secrets may already hold.
+            settled = rotation.recover_pending(conn, cdir, progress)
+            progress(f"credential: {settled}")
+        kubeconfig = cdir.load().kubeconfig
         built = kubernetes and bool(kubeconfig) and Path(kubeconfig).exists()
         removed = [
             a.name
@@ -171,12 +181,8 @@ def create_cluster(
             before_changes()
         if changes(actions):
             state = cdir.load()
-            state.update(
-                cluster=spec.name,
-                cloud=spec.cloud,
-                spec=spec.source,
-                keypair={"name": spec.keypair.name, "uploaded": spec.keypair.public_key_file is not None},
-            )
+            state.cluster, state.cloud, state.spec = spec.name, spec.cloud, spec.source
+            state.keypair = Keypair(spec.keypair.name, uploaded=spec.keypair.public_key_file is not None)
             cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
             if built and removed:
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
@@ -185,10 +191,9 @@ def create_cluster(
             Applier(conn, spec, cdir, progress).run(actions)
         else:
             progress("nothing to change: the cloud matches the spec")
-        result["state"] = record_state(conn, spec, cdir)
-        progress(
-            f"cluster {spec.name}: {len(result['state']['servers'])} server(s); state in {cdir.state_file}"
-        )
+        state = record_state(conn, spec, cdir)
+        result["state"] = state.to_dict()
+        progress(f"cluster {spec.name}: {len(state.servers)} server(s); state in {cdir.state_file}")
         if kubernetes:
             step, new_workers = kubespray.kubespray_step(
                 actions, built, names.control_plane_prefix(spec.name)
@@ -203,7 +208,7 @@ def create_cluster(
                 result["share"] = share.setup_share(conn, spec, cdir, progress)
             else:
                 share.forget_files(cdir)  # a share removed from the spec: its key leaves the inventory
-            result["state"] = cdir.load()
+            result["state"] = cdir.load().to_dict()
         result["kubeconfig"] = result["state"].get("kubeconfig")
         return result
 
@@ -217,44 +222,37 @@ def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
     }
 
 
-def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> dict:
+def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> ClusterState:
     """Observe again and write what later steps need (ids, IPs, flavors) to the state file."""
     obs = observe(conn, spec)
     state = cdir.load()
-    servers = {}
     fips = floating_by_fixed(conn, spec.name)
-    for s in owned_servers(conn, spec.name):
-        servers[s.name] = server_record(s, fips)
     fip = obs.floating_ip
-    state.update(
-        cluster=spec.name,
-        cloud=spec.cloud,
-        ssh_user=spec.ssh_user,
-        network={
-            "id": obs.network.id if obs.network else None,
-            "subnet": obs.subnet.id if obs.subnet else None,
-            "router": obs.router.id if obs.router else None,
-            "cidr": spec.network.cidr,
-            "existing": spec.network.existing,
-        },
-        security_groups={n: r.id for n, r in obs.security_groups.items()},
-        server_groups={n: r.id for n, r in obs.server_groups.items()},
-        servers=servers,
-        floating_ip={"id": fip.id, "address": fip.detail["address"], "adopted": fip.detail["adopted"]}
-        if fip
-        else None,
-        kubernetes={"pod_cidr": spec.kubernetes.pod_cidr, "service_cidr": spec.kubernetes.service_cidr},
+    state.cluster, state.cloud, state.ssh_user = spec.name, spec.cloud, spec.ssh_user
+    state.network = Network(
+        id=obs.network.id if obs.network else None,
+        subnet=obs.subnet.id if obs.subnet else None,
+        router=obs.router.id if obs.router else None,
+        cidr=spec.network.cidr,
+        existing=spec.network.existing,
     )
+    state.security_groups = {n: r.id for n, r in obs.security_groups.items()}
+    state.server_groups = {n: r.id for n, r in obs.server_groups.items()}
+    state.servers = {s.name: server_record(s, fips) for s in owned_servers(conn, spec.name)}
+    state.floating_ip = FloatingIp(fip.id, fip.detail["address"], fip.detail["adopted"]) if fip else None
+    state.kubernetes = KubernetesRanges(spec.kubernetes.pod_cidr, spec.kubernetes.service_cidr)
     if spec.share and obs.share:
         exports = read(lambda: list(conn.shared_file_system.export_locations(obs.share.id)), "share exports")
-        state["share"] = {
-            **{k: v for k, v in (state.get("share") or {}).items() if k in ("applied", "claim")},
-            "id": obs.share.id,
-            "status": obs.share.status,
-            "access_rule": spec.share.access_rule,
-            "export_path": exports[0].path if exports else None,
-            "access_key_file": str(cdir.secrets / "share-access-key"),
-        }
+        old = state.share or Share()
+        state.share = Share(
+            id=obs.share.id,
+            status=obs.share.status,
+            access_rule=spec.share.access_rule,
+            export_path=exports[0].path if exports else None,
+            access_key_file=str(cdir.secrets / "share-access-key"),
+            applied=old.applied,
+            claim=old.claim,
+        )
     cdir.save(state)
     return state
 
@@ -263,7 +261,7 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
     """Every node with role, flavor, status, IPs and SU/hour; the share and the floating IP."""
     cdir = ClusterDir(name, root)
     state = cdir.load()
-    cloud = cloud or state.get("cloud") or os.environ.get("OS_CLOUD")
+    cloud = cloud or state.cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ClusterNotFound(f"no state for cluster {name!r} in {cdir.path} and no --cloud/OS_CLOUD given")
     conn = connect(cloud)
@@ -271,7 +269,7 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
     nodes = []
     fips = floating_by_fixed(conn, name)
     for s in owned_servers(conn, name):
-        rec = server_record(s, fips)
+        rec = dataclasses.asdict(server_record(s, fips))
         vcpus = flavors[rec["flavor"]].vcpus if rec["flavor"] in flavors else 0
         rec.update(
             name=s.name,
@@ -292,8 +290,8 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
         "su_per_hour": now,
         "su_per_month": now * cost.HOURS_PER_MONTH,
         "su_saved_per_hour": full - now,
-        "floating_ip": state.get("floating_ip"),
-        "share": state.get("share"),
+        "floating_ip": dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
+        "share": dataclasses.asdict(state.share) if state.share else None,
     }
 
 
@@ -314,19 +312,19 @@ def destroy_cluster(
     progress = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
-    cloud = cloud or state.get("cloud") or os.environ.get("OS_CLOUD")
+    cloud = cloud or state.cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ClusterNotFound(
             f"no state for cluster {name!r} in {cdir.path}; give --cloud to search the cloud"
         )
     with cdir.command("destroy-cluster") as run:
         conn = connect(cloud)
-        kp = state.get("keypair") or {}
+        kp = state.keypair
         owned = observe_owned(
             conn,
             name,
-            server_group_ids=set((state.get("server_groups") or {}).values()),
-            keypair=kp.get("name") if kp.get("uploaded") else None,
+            server_group_ids=set(state.server_groups.values()),
+            keypair=kp.name if kp and kp.uploaded else None,
         )
         actions = plan_destroy(name, owned)
         left = _unprovable_keypair(conn, name, state, progress)
@@ -344,19 +342,20 @@ def destroy_cluster(
         if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
             raise CloudError("destroy-cluster cancelled; nothing was deleted")
         result["deleted"] = apply.destroy(conn, actions, progress)
-        state["destroyed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        state["servers"] = {}
-        state.pop("credential", None)
-        cdir.save(state)
+        if state:
+            state.destroyed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            state.servers = {}
+            state.credential = None
+            cdir.save(state)
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
         return result
 
 
-def _unprovable_keypair(conn, name: str, state: dict, progress: Progress) -> list[str]:
+def _unprovable_keypair(conn, name: str, state: ClusterState, progress: Progress) -> list[str]:
     """Without a state file stackspray cannot tell a keypair it uploaded (`<name>-key`) from one
     of the same name the user made (keypairs carry no tags): never delete it then, say so."""
-    if state.get("keypair"):
+    if state.keypair:
         return []
     kp = read(lambda: conn.compute.find_keypair(names.keypair(name)), "find keypair")
     if kp is None:

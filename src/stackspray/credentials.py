@@ -15,6 +15,7 @@ import yaml
 
 from . import names
 from .cloudops import ensure, read
+from .cluster_state import Credential as StateCredential
 from .errors import CloudError, NotFound
 from .inventory import SECRETS_FILE, Credential, credential_file, write
 from .state import ClusterDir
@@ -49,9 +50,10 @@ def ensure_cluster_credential(
     """Reuse the recorded credential while Keystone still has it; otherwise create one."""
     user = conn.current_user_id
     state = cdir.load()
-    recorded = state.get("credential") or {}
+    recorded = state.credential
+    recorded_id = recorded.id if recorded else None
     have = stored(cdir)
-    if have and recorded.get("id") == have.id:
+    if have and recorded_id == have.id:
         found = find_credential(conn, user, have.id)
         if found is not None:
             return have
@@ -81,12 +83,12 @@ def ensure_cluster_credential(
     credential = Credential(cred.id, name, cred.secret)
     write(cdir.path, [credential_file(cluster, credential)])  # at once: Keystone never shows it again
     state = cdir.load()
-    state["credential"] = {"id": cred.id, "name": name, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    state.credential = StateCredential(cred.id, name, expires.strftime("%Y-%m-%dT%H:%M:%SZ"))
     cdir.save(state)
     say(f"created cluster credential {name} (restricted, expires {expires:%Y-%m-%d})")
     for orphan in read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials"):
         # The previously recorded one may still be in the running cluster: only unrecorded ones go.
-        if names.is_cluster_credential(orphan, cluster) and orphan.id not in (cred.id, recorded.get("id")):
+        if names.is_cluster_credential(orphan, cluster) and orphan.id not in (cred.id, recorded_id):
             read(lambda o=orphan: conn.identity.delete_application_credential(user, o.id), "delete orphan")
             say(f"deleted unrecorded cluster credential {orphan.name}")
     return credential

@@ -17,12 +17,14 @@ extra-vars (those end up in `ps` and in ansible-runner's artifacts).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .cluster_state import ClusterState
+from .errors import StackSprayError
+from .files import atomic_write
 from .spec import CONTROL_PLANE, ClusterSpec
 
 SECRETS_FILE = "group_vars/all/openstack-credential.yml"
@@ -56,7 +58,7 @@ def _dump(data: dict, header: str) -> str:
 
 def render(
     spec: ClusterSpec,
-    state: dict,
+    state: ClusterState,
     *,
     auth_url: str,
     region: str,
@@ -65,12 +67,12 @@ def render(
     network_mtu: int = 1450,
 ) -> list[InventoryFile]:
     """Every inventory file for this cluster (pure: no I/O)."""
-    servers = state.get("servers") or {}
+    servers = state.servers
     cp_names = [n for n in spec.server_names(spec.control_plane) if n in servers]
     if not cp_names:
-        raise ValueError("the state has no control-plane server yet: run create-cluster first")
+        raise StackSprayError("the state has no control-plane server yet: run create-cluster first")
     first_cp = cp_names[0]
-    fip = (state.get("floating_ip") or {}).get("address")
+    fip = state.floating_ip.address if state.floating_ip else None
     key = str(spec.keypair.private_key_file) if spec.keypair.private_key_file else None
     jump = None
     if fip:
@@ -82,11 +84,11 @@ def render(
 
     hosts: dict[str, dict] = {}
     for name, srv in sorted(servers.items()):
-        h = {"ip": srv["fixed_ip"], "access_ip": srv["fixed_ip"], "ansible_user": spec.ssh_user}
+        h = {"ip": srv.fixed_ip, "access_ip": srv.fixed_ip, "ansible_user": spec.ssh_user}
         if name == first_cp and fip:
             h["ansible_host"] = fip
         else:
-            h["ansible_host"] = srv["fixed_ip"]
+            h["ansible_host"] = srv.fixed_ip
             if jump:
                 h["ansible_ssh_common_args"] = jump
         hosts[name] = h
@@ -183,13 +185,5 @@ def write(cluster_dir: Path, files: list[InventoryFile]) -> list[Path]:
     """Write the files (secrets created 0600 from the start, never world-readable for a moment)."""
     written = []
     for f in files:
-        path = cluster_dir / f.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, f.mode)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f.text)
-        os.chmod(tmp, f.mode)
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(atomic_write(cluster_dir / f.path, f.text, f.mode))
     return written

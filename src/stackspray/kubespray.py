@@ -112,8 +112,8 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     credential = ensure_cluster_credential(conn, spec.name, cdir, say)
     auth = conn.config.get_auth_args()
     net_mtu = 1450
-    if state.get("network", {}).get("id"):
-        net_mtu = read(lambda: conn.network.get_network(state["network"]["id"]), "read network").mtu or 1450
+    if state.network and state.network.id:
+        net_mtu = read(lambda: conn.network.get_network(state.network.id), "read network").mtu or 1450
     files = inventory.render(
         spec,
         state,
@@ -150,7 +150,7 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     kubeconfig = cdir.path / "kubeconfig"
     inventory.write(cdir.path, [inventory.InventoryFile("kubeconfig", admin.read_text(), 0o600)])
     state = cdir.load()
-    state["kubeconfig"] = str(kubeconfig)
+    state.kubeconfig = str(kubeconfig)
     cdir.save(state)
     return kubeconfig
 
@@ -172,7 +172,7 @@ def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[s
     state = cdir.load()
     # The inventory must still list the nodes being removed: widen each group to its highest server.
     highest: dict[str, int] = {}
-    for sname in state.get("servers", {}):
+    for sname in state.servers:
         for g in spec.node_groups:
             prefix = f"{spec.name}-{g.name}-"
             if sname.startswith(prefix) and sname[len(prefix) :].isdigit():

@@ -15,9 +15,15 @@ one — the old, or the new one that was verified before it was handed out:
    and wait until they are Ready;
 7. only then delete the old credential, and record the rotation (never the secret).
 
-A failure in 3–6 puts the old credential back everywhere it had reached, deletes the new one and
-raises RotationFailed (exit 1). If putting it back fails too: RotationNeedsAttention (exit 2),
-and the pending rotation stays recorded; the next run finishes the rollback first.
+Steps 3–6 are one table, `STEPS`: each names the place it puts a credential and whether a
+rollback puts the old one back there. The forward run, the rollback and the recovery of a killed
+run all walk that table, so they cannot disagree on what a rotation touches.
+
+A failure in 3–6 puts the old credential back everywhere the new one reached (in the table's
+order, the restart last), deletes the new one and raises RotationFailed (exit 1). If putting it
+back fails too: RotationNeedsAttention (exit 2), and the pending rotation stays recorded; the
+next run — of credentials.refresh, create-cluster or add-nodes — settles it first. An old
+credential that has expired (or is gone) is never put back: the run then goes forward.
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
 from . import inventory, names, playbook
 from .cloudops import read
+from .cluster_state import Credential as StateCredential
+from .cluster_state import CredentialRef, CredentialRotation
+from .cluster_state import Rotation as PendingRotation
 from .connection import connect, connect_with_credential
 from .credentials import DEFAULT_EXPIRY_DAYS, credential_name, find_credential, stored
 from .errors import CloudError, NotFound, StackSprayError
@@ -141,7 +150,22 @@ def verify_credential(conn, cred: Credential, attempts: int = 4) -> list[str]:
     raise CloudError(f"the new credential {cred.name} does not work: {last}")
 
 
-class Rotation:
+def _expired(expires_at) -> bool:
+    return days_left(str(expires_at) if expires_at else None) <= 0
+
+
+class NotReached(Exception):
+    """A step failed before it changed anything (e.g. the node play's checks): nothing to undo."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class Places:
+    """Where a cluster credential lives, and Keystone: what the rotation table acts on. The real
+    cluster's; a unit test gives a fake with the same methods."""
+
     def __init__(self, conn, cdir: ClusterDir, kube: Kube, say: Progress, rollout_timeout: float) -> None:
         self.conn, self.cdir, self.say = conn, cdir, say
         self.user = conn.current_user_id
@@ -149,9 +173,28 @@ class Rotation:
         self.rollout_timeout = rollout_timeout
         self.hosts = cdir.path / inventory.HOSTS_FILE
 
-    # -- the places a credential lives -------------------------------------------------------
-    def keystone_has(self, cred_id: str) -> bool:
+    # -- Keystone ----------------------------------------------------------------------------
+    def exists(self, cred_id: str) -> bool:
         return find_credential(self.conn, self.user, cred_id) is not None
+
+    def alive(self, cred_id: str) -> bool:
+        """In Keystone and not expired: a credential that can still authenticate."""
+        found = find_credential(self.conn, self.user, cred_id)
+        return found is not None and not _expired(getattr(found, "expires_at", None))
+
+    def create(self, cluster: str, name: str, expires: dt.datetime) -> Credential:
+        made = read(
+            lambda: self.conn.identity.create_application_credential(
+                user=self.user,
+                name=name,
+                expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
+                unrestricted=False,
+                description=names.credential_description(cluster),
+            ),
+            f"create application credential {name}",
+            attempts=3,
+        )
+        return Credential(made.id, name, made.secret)
 
     def delete(self, cred_id: str, name: str) -> None:
         try:
@@ -163,6 +206,17 @@ class Rotation:
             pass  # gone already
         self.say(f"deleted application credential {name}")
 
+    def cluster_credentials(self, cluster: str) -> list:
+        listed = read(
+            lambda: list(self.conn.identity.application_credentials(user=self.user)), "list credentials"
+        )
+        return [c for c in listed if names.is_cluster_credential(c, cluster)]
+
+    # -- the places, in the table's order ------------------------------------------------------
+    def verify(self, cred: Credential) -> None:
+        checked = verify_credential(self.conn, cred)
+        self.say(f"verified {cred.name}: authenticates, reads {', '.join(checked)}")
+
     def write_inventory(self, cred: Credential) -> None:
         inventory.write(self.cdir.path, [inventory.credential_file(self.cdir.name, cred)])
 
@@ -172,52 +226,253 @@ class Rotation:
             self.work.set_secret_text(name, SECRET_KEY, with_credential(conf, cred))
         self.say(f"Secrets {', '.join('kube-system/' + s for s in SECRETS)} hold {cred.name}")
 
-    def push_node_files(self) -> None:
-        """The node files from the inventory's credential file (write_inventory first)."""
-        playbook.run(
-            "cloud-credential.yml",
-            project_dir=PLAYBOOKS,
-            inventory=self.hosts,
-            cluster_dir=self.cdir.path,
-            say=self.say,
-            envvars=inventory.ssh_env(self.cdir.path),
-        )
+    def push_node_files(self, cred: Credential) -> None:
+        """The node files, from the inventory's credential file (written by the step before)."""
+        try:
+            playbook.run(
+                "cloud-credential.yml",
+                project_dir=PLAYBOOKS,
+                inventory=self.hosts,
+                cluster_dir=self.cdir.path,
+                say=self.say,
+                envvars=inventory.ssh_env(self.cdir.path),
+            )
+        except playbook.PlaybookFailed as exc:
+            if all(f.task.startswith("Check ") for f in exc.failures):
+                raise NotReached(exc) from exc  # the playbook checks every file before writing any
+            raise
 
-    def restart(self) -> None:
+    def restart(self, cred: Credential) -> None:
         for kind, name in WORKLOADS:
             self.work.restart(kind, name)
         for kind, name in WORKLOADS:
             self.work.wait_rollout(kind, name, self.rollout_timeout)
         self.say("cloud controller manager and Cinder CSI restarted and Ready")
 
-    def secret_credential_ids(self) -> set[str | None]:
-        return {credential_in(self.work.secret_text(n, SECRET_KEY))[0] for n in SECRETS}
-
-    # -- putting the old one back ------------------------------------------------------------
-    def roll_back(self, old: Credential, new: Credential | None, reached: set[str]) -> None:
-        """Put `old` back wherever the new one reached (everywhere when unsure), delete `new`."""
-        self.say(f"rolling back to {old.name}")
-        self.write_inventory(old)
-        if "secrets" in reached:
-            self.push_secrets(old)
-        if "nodes" in reached:
-            self.push_node_files()
-        if "restart" in reached:
-            self.restart()
-        if new is not None and self.keystone_has(new.id):
-            self.delete(new.id, new.name)
+    def check(self, cred: Credential) -> None:
+        ids = {credential_in(self.work.secret_text(n, SECRET_KEY))[0] for n in SECRETS}
+        if ids != {cred.id}:
+            raise StackSprayError(
+                f"after the restart the Secrets hold {sorted(map(str, ids))}, not {cred.id}"
+            )
 
 
-def _cred_file(cdir: ClusterDir, name: str) -> Credential | None:
+@dataclass(frozen=True)
+class Step:
+    """One step of a rotation: `Places.<method>(credential)` puts the credential in a place."""
+
+    name: str  # as recorded in the state's pending rotation
+    method: str
+    label: str  # in messages: "<label> failed: ..."
+    undo: bool  # a rollback puts the old credential back here
+    event: str | None  # what the observer is told when it is done
+
+
+STEPS: tuple[Step, ...] = (
+    Step("verify", "verify", "verify", undo=False, event="verified"),
+    Step("inventory", "write_inventory", "inventory", undo=True, event="inventory"),
+    Step("secrets", "push_secrets", "Secrets", undo=True, event="secrets"),
+    Step("nodes", "push_node_files", "node files", undo=True, event="nodes"),
+    Step("restart", "restart", "restart", undo=True, event="restart"),
+    Step("check", "check", "check", undo=False, event=None),
+)
+DELETE_OLD = "delete old"
+
+
+def _cred_file(cdir: ClusterDir, name: str, expect_id: str | None) -> Credential | None:
+    """A kept credential (secrets/<name>), only if it is the one the pending rotation names: a
+    file a killed run left from an earlier rotation must never be taken for this one."""
     text = cdir.read_secret(name)
     if not text:
         return None
-    d = yaml.safe_load(text)
-    return Credential(d["id"], d["name"], d["secret"])
+    try:
+        d = yaml.safe_load(text)
+        cred = Credential(d["id"], d["name"], d["secret"])
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    return cred if expect_id and cred.id == expect_id else None
 
 
 def _keep(cdir: ClusterDir, name: str, cred: Credential) -> None:
     cdir.write_secret(name, yaml.safe_dump({"id": cred.id, "name": cred.name, "secret": cred.secret}))
+
+
+def _forget_files(cdir: ClusterDir) -> None:
+    for f in (PENDING_FILE, PREVIOUS_FILE):
+        (cdir.secrets / f).unlink(missing_ok=True)
+
+
+def _journal(cdir: ClusterDir, step: str | None, **fields) -> None:
+    """Record how far the pending rotation got (None: no rotation pending any more)."""
+    state = cdir.load()
+    if step is None:
+        state.rotation = None
+    else:
+        if state.rotation is None:
+            state.rotation = fields.pop("rotation")
+        for k, v in fields.items():
+            setattr(state.rotation, k, v)
+        state.rotation.step = step
+    cdir.save(state)
+
+
+def roll_back(places, old: Credential, new: Credential | None, reached: set[str], new_id: str | None = None):
+    """Put `old` back in every place of the table that the new one reached (in order: the restart
+    comes last), then delete the new credential from Keystone."""
+    places.say(f"rolling back to {old.name}")
+    for step in STEPS:
+        if step.undo and step.name in reached:
+            getattr(places, step.method)(old)
+    cid = new.id if new else new_id
+    if cid and places.exists(cid):
+        places.delete(cid, new.name if new else cid)
+
+
+def _finish(cdir: ClusterDir, old_id: str, new: Credential, expires_at: str | None) -> None:
+    state = cdir.load()
+    state.credential = StateCredential(new.id, new.name, expires_at)
+    state.credential_rotations.append(
+        CredentialRotation(
+            at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            old_id=old_id,
+            new_id=new.id,
+            expires_at=expires_at,
+        )
+    )
+    state.rotation = None
+    cdir.save(state)
+    _forget_files(cdir)
+
+
+def rotate(places, cdir: ClusterDir, cluster: str, old: Credential, old_alive: bool, days: int, seen):
+    """Walk the table forward with a new credential; on a failure roll back (or, when the old
+    credential is dead, keep going forward on the next run). Returns the new credential's record."""
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    name = credential_name(cluster)
+    expires_at = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    (cdir.secrets / PENDING_FILE).unlink(missing_ok=True)  # never let a stale one be taken for this run's
+    _keep(cdir, PREVIOUS_FILE, old)
+    pending = PendingRotation(CredentialRef(old.id, old.name), StateCredential(None, name, expires_at))
+    _journal(cdir, "create", rotation=pending)  # before the create: a killed run finds what it made
+    try:
+        new = places.create(cluster, name, expires)
+    except Exception as exc:
+        _journal(cdir, None)
+        for c in places.cluster_credentials(cluster):
+            if c.id != old.id:
+                places.delete(c.id, c.name)
+        raise RotationFailed(
+            f"creating the new credential failed: {exc}; the cluster keeps {old.name}"
+        ) from exc
+    _keep(cdir, PENDING_FILE, new)
+    _journal(cdir, "created", new=StateCredential(new.id, name, expires_at))
+    places.say(f"created {name} (restricted, expires {expires:%Y-%m-%d})")
+    seen("created")
+    reached: set[str] = set()
+    for step in STEPS:
+        _journal(cdir, step.name)
+        reached.add(step.name)
+        try:
+            getattr(places, step.method)(new)
+        except Exception as exc:
+            if isinstance(exc, NotReached):
+                reached.discard(step.name)
+                exc = exc.cause
+            _failed(places, cdir, old, old_alive, new, reached, step, exc, seen)
+        if step.event:
+            seen(step.event)
+    _journal(cdir, DELETE_OLD)
+    if old_alive or places.exists(old.id):
+        places.delete(old.id, old.name)
+    seen("old deleted")
+    return StateCredential(new.id, name, expires_at), new
+
+
+def _failed(places, cdir, old, old_alive, new, reached, step: Step, exc: BaseException, seen):
+    what = f"{step.label} failed: {exc}"
+    places.say(f"FAILED: {what}")
+    if not old_alive:
+        if step.name == "verify":
+            places.delete(new.id, new.name)
+            _journal(cdir, None)
+            (cdir.secrets / PENDING_FILE).unlink(missing_ok=True)
+            raise RotationFailed(
+                f"{what}; the cluster's credential {old.name} has expired or is gone, and the new one "
+                f"does not work either (deleted): check the operator credential's roles, then re-run"
+            ) from exc
+        raise RotationNeedsAttention(
+            f"{what}; the cluster's old credential {old.name} has expired or is gone, so it is not put "
+            f"back: re-run `invoke credentials.refresh --cluster {cdir.name}` to finish with {new.name}"
+        ) from exc
+    try:
+        roll_back(places, old, new, reached)
+    except Exception as again:
+        raise RotationNeedsAttention(
+            f"{what}; rolling back to {old.name} ALSO failed: {again}. The old credential is still "
+            "valid in Keystone; re-run `invoke credentials.refresh` to finish the rollback"
+        ) from exc
+    _journal(cdir, None)
+    (cdir.secrets / PENDING_FILE).unlink(missing_ok=True)
+    seen("rolled back")
+    raise RotationFailed(
+        f"{what}; rolled back: the cluster uses {old.name} again, {new.name} was deleted"
+    ) from exc
+
+
+def recover(places, cdir: ClusterDir) -> str | None:
+    """Settle a rotation an earlier run left pending (killed, or its rollback failed), walking
+    the same table: back to the old credential while it is alive, else forward to the new one."""
+    pending = cdir.load().rotation
+    if pending is None:
+        return None
+    old = _cred_file(cdir, PREVIOUS_FILE, pending.old.id)
+    if old is None:
+        have = stored(cdir)
+        old = have if have and have.id == pending.old.id else None
+    new = _cred_file(cdir, PENDING_FILE, pending.new.id)
+    if pending.step == DELETE_OLD and new is not None:
+        places.say(f"an earlier rotation put {new.name} everywhere: finishing it")
+        if places.exists(pending.old.id):
+            places.delete(pending.old.id, pending.old.name)
+        _finish(cdir, pending.old.id, new, pending.new.expires_at)
+        return f"finished an interrupted rotation to {new.name}"
+    if old is not None and places.alive(old.id):
+        places.say(f"an earlier rotation did not finish: going back to {old.name} first")
+        roll_back(places, old, new, {s.name for s in STEPS}, new_id=pending.new.id)
+        state = cdir.load()
+        if state.credential is not None:
+            state.credential.id, state.credential.name = old.id, old.name
+        state.rotation = None
+        cdir.save(state)
+        _forget_files(cdir)
+        return f"rolled back an unfinished rotation to {old.name}"
+    if new is None or not places.alive(new.id):
+        raise RotationNeedsAttention(
+            "an earlier rotation did not finish, its old credential has expired or is gone from Keystone and "
+            "the new one's secret was never kept (or it is gone too): run `invoke create-cluster` with the "
+            "cluster's spec to issue a new credential"
+        )
+    places.say(f"an earlier rotation deleted or outlived the old credential: finishing it with {new.name}")
+    for step in STEPS:
+        if step.name != "verify":
+            getattr(places, step.method)(new)
+    if places.exists(pending.old.id):
+        places.delete(pending.old.id, pending.old.name)
+    _finish(cdir, pending.old.id, new, pending.new.expires_at)
+    return f"finished an interrupted rotation to {new.name}"
+
+
+def recover_pending(conn, cdir: ClusterDir, say: Progress, rollout_timeout: float = 300.0) -> str | None:
+    """For create-cluster and add-nodes: settle a pending rotation before they touch the
+    credential (they would otherwise issue a third one and delete the one the Secrets hold)."""
+    state = cdir.load()
+    if state.rotation is None:
+        return None
+    if not state.kubeconfig:
+        raise RotationNeedsAttention(
+            f"cluster {cdir.name} has an unfinished credential rotation but no kubeconfig to finish it with"
+        )
+    return recover(Places(conn, cdir, Kube(state.kubeconfig), say, rollout_timeout), cdir)
 
 
 def _operator_warning(conn, threshold: float) -> str | None:
@@ -256,194 +511,47 @@ def refresh(
     seen = observer or (lambda step: None)
     cdir = ClusterDir(cluster, root)
     state = cdir.load()
-    if not state.get("credential") or not state.get("kubeconfig"):
+    if not state.credential or not state.kubeconfig:
         raise StackSprayError(
             f"cluster {cluster!r} has no recorded credential or kubeconfig in {cdir.path}: "
             "run `invoke create-cluster` first"
         )
     with cdir.command("credentials.refresh"):
-        conn = connect(state["cloud"])
-        rot = Rotation(conn, cdir, Kube(state["kubeconfig"]), say, rollout_timeout)
+        conn = connect(state.cloud)
+        places = Places(conn, cdir, Kube(state.kubeconfig), say, rollout_timeout)
         warnings = [w for w in [_operator_warning(conn, threshold_days)] if w]
         for w in warnings:
             say(f"WARNING: {w}")
-        recovered = _recover(rot, cdir)
-        state = cdir.load()
-        current = state["credential"]
+        recovered = recover(places, cdir)
+        current = cdir.load().credential
         old = stored(cdir)
-        if old is None or old.id != current["id"]:
+        if old is None or old.id != current.id:
             raise RotationNeedsAttention(
                 f"the credential file {cdir.path / inventory.SECRETS_FILE} does not hold the recorded "
-                f"credential {current['name']}: run `invoke create-cluster` to rebuild it"
+                f"credential {current.name}: run `invoke create-cluster` to rebuild it"
             )
-        _delete_orphans(rot, cluster, keep={current["id"]})
-        left = days_left(current.get("expires_at"))
-        alive = rot.keystone_has(current["id"])
+        for c in places.cluster_credentials(cluster):  # left by killed runs
+            if c.id != current.id:
+                places.delete(c.id, c.name)
+        left = days_left(current.expires_at)
+        alive = places.alive(current.id)
+        record = asdict(current)
         if alive and left > threshold_days and not force:
-            say(f"ok: credential {current['name']} expires in {left:.0f} days (threshold {threshold_days:g})")
+            say(f"ok: credential {current.name} expires in {left:.0f} days (threshold {threshold_days:g})")
             return RefreshResult(
-                cluster, "ok", current, round(left, 1), warnings=warnings, recovered=recovered
+                cluster, "ok", record, round(left, 1), warnings=warnings, recovered=recovered
             )
         if not alive:
-            say(f"the recorded credential {current['name']} is gone from Keystone: rotating now")
-        new_rec, new = _rotate(rot, cdir, cluster, old, alive, expiry_days, seen)
-        state = cdir.load()
-        state["credential"] = new_rec
-        state.setdefault("credential_rotations", []).append(
-            {
-                "at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "old_id": old.id,
-                "new_id": new.id,
-                "expires_at": new_rec["expires_at"],
-            }
-        )
-        state.pop("rotation", None)
-        cdir.save(state)
-        for f in (PENDING_FILE, PREVIOUS_FILE):
-            (cdir.secrets / f).unlink(missing_ok=True)
-        say(f"rotated: {old.name} → {new.name} (expires {new_rec['expires_at']})")
+            say(f"the recorded credential {current.name} has expired or is gone from Keystone: rotating now")
+        new_rec, new = rotate(places, cdir, cluster, old, alive, expiry_days, seen)
+        _finish(cdir, old.id, new, new_rec.expires_at)
+        say(f"rotated: {old.name} → {new.name} (expires {new_rec.expires_at})")
         return RefreshResult(
             cluster,
             "rotated",
-            new_rec,
-            round(days_left(new_rec["expires_at"]), 1),
+            asdict(new_rec),
+            round(days_left(new_rec.expires_at), 1),
             previous={"id": old.id, "name": old.name},
             warnings=warnings,
             recovered=recovered,
         )
-
-
-def _rotate(rot: Rotation, cdir: ClusterDir, cluster: str, old: Credential, old_alive: bool, days: int, seen):
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
-    name = credential_name(cluster)
-    _keep(cdir, PREVIOUS_FILE, old)
-    rec = {"id": None, "name": name, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    state = cdir.load()
-    state["rotation"] = {"old": {"id": old.id, "name": old.name}, "new": rec, "step": "create"}
-    cdir.save(state)  # before the create: an interrupted run finds and deletes what it made
-    try:
-        made = read(
-            lambda: rot.conn.identity.create_application_credential(
-                user=rot.user,
-                name=name,
-                expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
-                unrestricted=False,
-                description=names.credential_description(cluster),
-            ),
-            f"create application credential {name}",
-            attempts=3,
-        )
-    except Exception as exc:
-        state = cdir.load()
-        state.pop("rotation", None)
-        cdir.save(state)
-        _delete_orphans(rot, cluster, keep={old.id})
-        raise RotationFailed(
-            f"creating the new credential failed: {exc}; the cluster keeps {old.name}"
-        ) from exc
-    new = Credential(made.id, name, made.secret)
-    _keep(cdir, PENDING_FILE, new)
-    rec["id"] = new.id
-    state = cdir.load()
-    state["rotation"]["new"] = rec
-    cdir.save(state)
-    rot.say(f"created {name} (restricted, expires {expires:%Y-%m-%d})")
-    seen("created")
-    reached: set[str] = set()
-    step = "verify"
-    try:
-        checked = verify_credential(rot.conn, new)
-        rot.say(f"verified {name}: authenticates, reads {', '.join(checked)}")
-        seen("verified")
-        step = "inventory"
-        rot.write_inventory(new)
-        seen("inventory")
-        step = "Secrets"
-        reached.add("secrets")
-        rot.push_secrets(new)
-        seen("secrets")
-        step = "node files"
-        reached.add("nodes")
-        try:
-            rot.push_node_files()
-        except playbook.PlaybookFailed as exc:
-            if all(f.task.startswith("Check ") for f in exc.failures):
-                reached.discard("nodes")  # the playbook checks every file before writing any
-            raise
-        seen("nodes")
-        step = "restart"
-        reached.add("restart")
-        rot.restart()
-        seen("restart")
-        step = "check"
-        ids = rot.secret_credential_ids()
-        if ids != {new.id}:
-            raise StackSprayError(f"after the restart the Secrets hold {sorted(map(str, ids))}, not {new.id}")
-    except Exception as exc:
-        what = f"{step} failed: {exc}"
-        rot.say(f"FAILED: {what}")
-        try:
-            rot.roll_back(old, new, reached | ({"secrets"} if step == "check" else set()))
-        except Exception as again:
-            raise RotationNeedsAttention(
-                f"{what}; rolling back to {old.name} ALSO failed: {again}. The old credential is still "
-                "valid in Keystone; re-run `invoke credentials.refresh` to finish the rollback"
-            ) from exc
-        state = cdir.load()
-        state.pop("rotation", None)
-        cdir.save(state)
-        (cdir.secrets / PENDING_FILE).unlink(missing_ok=True)
-        seen("rolled back")
-        raise RotationFailed(
-            f"{what}; rolled back: the cluster uses {old.name} again, {name} was deleted"
-        ) from exc
-    state = cdir.load()
-    state["rotation"]["step"] = "delete old"
-    cdir.save(state)
-    if old_alive:
-        rot.delete(old.id, old.name)
-    seen("old deleted")
-    return rec, new
-
-
-def _recover(rot: Rotation, cdir: ClusterDir) -> str | None:
-    """Finish or undo a rotation an earlier run left pending (it was killed or failed to roll back)."""
-    state = cdir.load()
-    pending = state.get("rotation")
-    if not pending:
-        return None
-    old = _cred_file(cdir, PREVIOUS_FILE) or stored(cdir)
-    new = _cred_file(cdir, PENDING_FILE)
-    if old and rot.keystone_has(old.id):
-        rot.say(f"an earlier rotation did not finish: going back to {old.name} first")
-        rot.roll_back(old, new, {"secrets", "nodes", "restart"})
-        state = cdir.load()
-        state["credential"] = {**state["credential"], "id": old.id, "name": old.name}
-        state.pop("rotation", None)
-        cdir.save(state)
-        (cdir.secrets / PENDING_FILE).unlink(missing_ok=True)
-        return f"rolled back an unfinished rotation to {old.name}"
-    if new is None:
-        raise RotationNeedsAttention(
-            "an earlier rotation did not finish, its old credential is gone from Keystone and the new one's "
-            "secret was never kept: run `invoke create-cluster` to issue a new credential"
-        )
-    rot.say(f"an earlier rotation deleted the old credential: finishing it with {new.name}")
-    rot.write_inventory(new)
-    rot.push_secrets(new)
-    rot.push_node_files()
-    rot.restart()
-    state = cdir.load()
-    state["credential"] = pending["new"]
-    state.pop("rotation", None)
-    cdir.save(state)
-    for f in (PENDING_FILE, PREVIOUS_FILE):
-        (cdir.secrets / f).unlink(missing_ok=True)
-    return f"finished an interrupted rotation to {new.name}"
-
-
-def _delete_orphans(rot: Rotation, cluster: str, keep: set[str]) -> None:
-    """Credentials named for this cluster that are not the recorded one (left by killed runs)."""
-    for c in read(lambda: list(rot.conn.identity.application_credentials(user=rot.user)), "list credentials"):
-        if names.is_cluster_credential(c, cluster) and c.id not in keep:
-            rot.delete(c.id, c.name)

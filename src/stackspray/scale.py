@@ -25,6 +25,7 @@ from pathlib import Path
 from . import cost
 from . import schedule as sched
 from .cloudops import PARALLEL, SERVER_TIMEOUT, read, retry_or_raise, typed, wait_until
+from .cluster_state import ScaleRun
 from .connection import connect
 from .errors import Conflict, StackSprayError
 from .kube import Kube
@@ -401,8 +402,8 @@ def scale_cluster(
     with cdir.command("scale") as run:
         logfile = run.log
         say(f"observing cluster {name!r}")
-        conn = connect(state["cloud"])
-        kubeconfig = state.get("kubeconfig")
+        conn = connect(state.cloud)
+        kubeconfig = state.kubeconfig
         if not kubeconfig:
             raise ScaleError(
                 f"cluster {name!r} has no kubeconfig (was it created with --no-kubernetes?): nodes cannot "
@@ -450,14 +451,14 @@ def scale_cluster(
 
 def _record(cdir: ClusterDir, result: ScaleResult) -> None:
     state = cdir.load()
-    state.setdefault("scale_runs", []).append(
-        {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "changed": {s.node: f"{s.action}:{s.outcome}" for s in result.steps if s.action != "noop"},
-            "su_per_hour_after": result.su_per_hour_after,
-        }
+    state.scale_runs.append(
+        ScaleRun(
+            at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            changed={s.node: f"{s.action}:{s.outcome}" for s in result.steps if s.action != "noop"},
+            su_per_hour_after=result.su_per_hour_after,
+        )
     )
-    state["scale_runs"] = state["scale_runs"][-20:]
+    state.scale_runs = state.scale_runs[-20:]
     cdir.save(state)
 
 

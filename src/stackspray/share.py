@@ -16,6 +16,7 @@ import hashlib
 from pathlib import Path
 
 from . import inventory, kubespray, playbook
+from .cluster_state import ClusterState
 from .connection import connect
 from .errors import StackSprayError
 from .observe import owned_servers
@@ -50,21 +51,21 @@ def parse_export_path(path: str) -> tuple[list[str], str]:
 
 
 def share_files(
-    spec: ClusterSpec, state: dict, *, access_key: str, kubeconfig: str, sandbox: bool
+    spec: ClusterSpec, state: ClusterState, *, access_key: str, kubeconfig: str, sandbox: bool
 ) -> list[inventory.InventoryFile]:
     """The inventory files playbooks/manila-share.yml reads (pure: no I/O)."""
     sh = spec.share
-    rec = state.get("share") or {}
-    if sh is None or not rec.get("export_path"):
+    rec = state.share
+    if sh is None or rec is None or not rec.export_path:
         raise ShareNotReady(f"cluster {spec.name} has no share with an export path yet: run create-cluster")
-    monitors, root = parse_export_path(rec["export_path"])
+    monitors, root = parse_export_path(rec.export_path)
     attributes = {"clusterID": f"{spec.name}-manila", "staticVolume": "true", "rootPath": root}
     if sh.fs_name:
         attributes["fsName"] = sh.fs_name
     variables = {
         "stackspray_kubeconfig": kubeconfig,
-        "share_id": rec.get("id"),
-        "share_export_path": rec["export_path"],
+        "share_id": rec.id,
+        "share_export_path": rec.export_path,
         "share_monitors": monitors,
         "share_cluster_id": attributes["clusterID"],
         "share_volume_attributes": attributes,
@@ -122,7 +123,7 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
     """Run playbooks/manila-share.yml unless what it would apply was applied already (force: run
     anyway, e.g. after someone deleted the claim). Returns what the claim is and whether it ran."""
     state = cdir.load()
-    kubeconfig = state.get("kubeconfig")
+    kubeconfig = state.kubeconfig
     if not kubeconfig or not Path(kubeconfig).exists():
         raise ShareNotReady(f"cluster {spec.name} has no kubeconfig yet: run create-cluster first")
     key = cdir.read_secret("share-access-key")
@@ -133,14 +134,14 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
         )
     sandbox = kubespray.is_sandbox(conn, spec)
     files = share_files(spec, state, access_key=key.strip(), kubeconfig=kubeconfig, sandbox=sandbox)
-    hosts = sorted(state.get("servers") or {}) if spec.share and spec.share.mount_on_nodes else []
+    hosts = sorted(state.servers) if spec.share and spec.share.mount_on_nodes else []
     digest = fingerprint(files, hosts)
     claim = f"{spec.share.namespace}/{spec.share.claim_name}"
     result = {"claim": claim, "mount_on_nodes": spec.share.mount_on_nodes, "ran": False}
-    if not force and state["share"].get("applied") == digest:
+    if not force and state.share.applied == digest:
         say(f"share: claim {claim} is set up already (nothing changed since)")
         return result
-    if spec.share.mount_on_nodes or not state["share"].get("applied"):
+    if spec.share.mount_on_nodes or not state.share.applied:
         # The node plugin must get ready on every node and the mounts reach every node: a shelved
         # node would make the run wait and fail (as Kubespray's would).
         shelved = sorted(s.name for s in owned_servers(conn, spec.name) if s.status.startswith("SHELVED"))
@@ -164,8 +165,8 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
         envvars=inventory.ssh_env(cdir.path),
     )
     state = cdir.load()
-    state["share"]["applied"] = digest
-    state["share"]["claim"] = claim
+    state.share.applied = digest
+    state.share.claim = claim
     cdir.save(state)
     say(f"share: pods mount it through the ReadWriteMany claim {claim}")
     result["ran"] = True

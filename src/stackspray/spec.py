@@ -8,6 +8,7 @@ each as "field: what is wrong — how to fix it". Defaults are Jetstream2's.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from . import names
-from .errors import SpecError
+from .errors import SpecError, StackSprayError
 from .names import CONTROL_PLANE
 
 DEFAULT_IMAGE = "Featured-Ubuntu24"
@@ -33,6 +34,17 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 GROUP_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 KUBESPRAY_GROUP_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 K8S_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
+
+
+NAME_RULE = "1-32 lowercase letters, digits or '-', starting with a letter and not ending in '-'"
+
+
+def check_cluster_name(name: object, flag: str = "--cluster") -> str:
+    """A cluster name given on the command line, checked like a spec's `name` (it becomes a
+    folder under inventories/, a unit and a crontab name): anything else is refused, naming the flag."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise StackSprayError(f"{flag}: {name!r} is not a cluster name: it must be {NAME_RULE}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,6 @@ class _Checker:
 
 
 def _closest(word: str, options: set[str]) -> str | None:
-    import difflib
 
     match = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
     return match[0] if match else None
@@ -210,11 +221,9 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
     c.mapping(data, "", TOP_KEYS)
 
     name = c.string(data.get("name"), "name", required=True) or "invalid"
-    if name != "invalid" and not NAME_RE.match(name):
+    if name != "invalid" and not NAME_RE.fullmatch(name):
         c.add(
-            "name",
-            f"{name!r} must be 1-32 lowercase letters, digits or '-', starting with a letter "
-            "(it prefixes every resource and becomes part of hostnames)",
+            "name", f"{name!r} must be {NAME_RULE} (it prefixes every resource and becomes part of hostnames)"
         )
 
     cloud = c.string(data.get("cloud"), "cloud", default=env.get("OS_CLOUD"))
@@ -311,7 +320,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         claim = c.string(sh.get("claim_name"), "share.claim_name", names.share(name))
         namespace = c.string(sh.get("namespace"), "share.namespace", "default")
         for where, value in (("share.claim_name", claim), ("share.namespace", namespace)):
-            if value and not K8S_NAME_RE.match(value):
+            if value and not K8S_NAME_RE.fullmatch(value):
                 c.add(
                     where,
                     f"{value!r} is not a Kubernetes name: lower-case letters, digits and '-', "
@@ -382,7 +391,7 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
     groups = []
     for gname, g in raw.items():
         where = f"node_groups.{gname}"
-        if not isinstance(gname, str) or not GROUP_RE.match(gname):
+        if not isinstance(gname, str) or not GROUP_RE.fullmatch(gname):
             c.add(where, "group names are lowercase letters, digits and '-' (at most 21)")
             continue
         g = c.mapping(g, where, GROUP_KEYS)
@@ -396,7 +405,7 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
             c.add(f"{where}.extra_groups", "must be a list of Kubespray group names")
             extra = []
         for i, e in enumerate(extra):
-            if not isinstance(e, str) or not KUBESPRAY_GROUP_RE.match(e):
+            if not isinstance(e, str) or not KUBESPRAY_GROUP_RE.fullmatch(e):
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is not a valid Ansible group name")
             elif e in ("kube_control_plane", "kube_node", "etcd", "k8s_cluster", "bastion"):
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is managed by stackspray — remove it")

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from .cluster_state import ClusterState, StateError
 from .errors import LockedError, StackSprayError
+from .files import atomic_write
 from .paths import inventories_root
 
 log = logging.getLogger("stackspray")
@@ -57,29 +58,39 @@ class ClusterDir:
     def exists(self) -> bool:
         return self.state_file.exists()
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> ClusterState:
+        """The cluster's state (an empty, falsy ClusterState when there is no state file yet)."""
         try:
-            return json.loads(self.state_file.read_text())
+            text = self.state_file.read_text()
         except FileNotFoundError:
-            return {}
+            return ClusterState()
+        except UnicodeDecodeError:
+            text = None
+        if not text or not text.strip():
+            raise StateError(
+                f"{self.state_file} is empty or unreadable (a crash while it was written?): move it aside "
+                "and re-run `invoke create-cluster` with the cluster's spec, which finds the cluster's "
+                "resources by their marks and writes it again"
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(
+                f"{self.state_file} is not valid JSON ({exc}): move it aside and re-run "
+                "`invoke create-cluster` with the cluster's spec to write it again"
+            ) from None
+        return ClusterState.from_dict(data, str(self.state_file))
 
-    def save(self, state: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        state = dict(state, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.state_file)
+    def save(self, state: ClusterState) -> None:
+        """Write the state atomically and durably (fsync of the file and the folder)."""
+        state.updated_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        atomic_write(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n", 0o644)
 
     def write_secret(self, name: str, value: str) -> Path:
-        """Write a secret file (0600 in a 0700 folder); the value is never logged."""
+        """Write a secret file (0600 in a 0700 folder), durably; the value is never logged."""
         self.secrets.mkdir(parents=True, exist_ok=True)
         self.secrets.chmod(0o700)
-        path = self.secrets / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value)
-        path.chmod(0o600)
-        return path
+        return atomic_write(self.secrets / name, value, 0o600)
 
     def read_secret(self, name: str) -> str | None:
         try:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testinfra.host import Host
+from testinfra.utils.ansible_runner import AnsibleRunner
 
 from . import inventory
 from .errors import StackSprayError
@@ -50,9 +52,6 @@ class _Collector:
 def _forget_testinfra_hosts() -> None:
     """testinfra keeps the hosts (and the parsed inventory) of earlier runs in this process; the
     cluster may have gained or lost nodes since, so each verify reads its inventory afresh."""
-    from testinfra.host import Host
-    from testinfra.utils.ansible_runner import AnsibleRunner
-
     for cache in (AnsibleRunner._runners, Host._host_cache, Host._hosts_cache):
         cache.clear()
 

@@ -56,7 +56,7 @@ def test_create_status_rerun_scale_destroy(conn, admin_conn, make_spec, ssh_key)
     assert fip.port_id == cp_port.id
 
     # State file and the share's secret.
-    state = ClusterDir(name, inv).load()
+    state = ClusterDir(name, inv).load().to_dict()
     assert set(state["servers"]) == set(cloud["servers"])
     assert state["floating_ip"]["address"] == fip.floating_ip_address
     key_file = Path(state["share"]["access_key_file"])

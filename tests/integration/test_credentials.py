@@ -137,7 +137,7 @@ def test_rotation_end_to_end(cluster):
     assert all(g > gens[n] for n, g in c.generations().items()), "all three workloads were restarted"
     assert not authenticates(c.auth_url, old.id, old.secret), "the old credential is deleted"
     assert c.cluster_creds() == [new.id]
-    state = c.cdir.load()
+    state = c.cdir.load().to_dict()
     assert state["credential_rotations"][-1]["old_id"] == old.id
     assert new.secret not in json.dumps(state)
     # Node files keep Kubespray's modes.
@@ -161,7 +161,7 @@ def _assert_rolled_back(c: Cluster, old) -> None:
     assert stored(c.cdir) == old, "the inventory's credential file holds the old credential again"
     assert c.assert_valid_in_cluster() == old.id
     assert c.cluster_creds() == [old.id], "the new credential was deleted"
-    assert c.cdir.load().get("rotation") is None
+    assert c.cdir.load().rotation is None
 
 
 def test_keystone_failure_on_create_changes_nothing(cluster):

@@ -41,7 +41,7 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == f"https://{fip}:6443"
 
     # The credential: recorded without its secret; the secret only in the 0600 file.
-    cred = cdir.load()["credential"]
+    cred = cdir.load().to_dict()["credential"]
     assert cred["name"].startswith(f"{spec.name}-k8s-") and "secret" not in cred
     secret_file = cdir.path / SECRETS_FILE
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
@@ -166,7 +166,7 @@ def test_a_failing_task_is_summarised_and_a_rerun_continues(make_spec, ssh_key):
     path, inv = make_spec(workers=1)
     spec = load_spec(path)
     create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
-    fip = ClusterDir(spec.name, inv).load()["floating_ip"]["address"]
+    fip = ClusterDir(spec.name, inv).load().to_dict()["floating_ip"]["address"]
     # Break the first control-plane node: /etc/kubernetes is a file, so the stand-in cannot use it.
     ssh(fip, ssh_key, "sudo rm -rf /etc/kubernetes && sudo touch /etc/kubernetes")
     with pytest.raises(PlaybookFailed) as err:

@@ -34,7 +34,7 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
     progress = quiet()
     result = create_cluster(spec, progress=progress, root=inv)
     cdir = ClusterDir(spec.name, inv)
-    state = cdir.load()
+    state = cdir.load().to_dict()
     text = "\n".join(progress.lines)
     assert result["share"]["ran"] and "running manila-share.yml" in text
     assert f"share: pods mount it through the ReadWriteMany claim default/{spec.name}-share" in text
@@ -110,7 +110,7 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
     grown = quiet()
     create_cluster(load_spec(respec(path, workers=2)), progress=grown, root=inv)
     assert any("running manila-share.yml" in line for line in grown.lines)
-    new = cdir.load()["servers"][f"{spec.name}-workers-2"]
+    new = cdir.load().to_dict()["servers"][f"{spec.name}-workers-2"]
     assert _fstab_line(new["fixed_ip"], ssh_key, "/mnt/data")[:3] == [export, "/mnt/data", "ceph"]
     # A hand-made mistake on a node is found by verify: the key file opened to everyone.
     ssh(new["fixed_ip"], ssh_key, f"sudo chmod 0644 /etc/ceph/{rule}.secret")

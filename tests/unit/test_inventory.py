@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from stackspray import inventory
+from stackspray.cluster_state import ClusterState
+from stackspray.errors import StackSprayError
 from stackspray.inventory import Credential
 from stackspray.spec import parse_spec
 
@@ -40,9 +42,11 @@ def make(cp: int, workers: int, gpu: int = 0, tmp: Path = Path("/tmp/x")):
     n = 10
     for g in spec.node_groups:
         for name in spec.server_names(g):
-            servers[name] = {"fixed_ip": f"10.0.0.{n}", "group": g.name}
+            servers[name] = {"id": f"id-{n}", "fixed_ip": f"10.0.0.{n}", "group": g.name}
             n += 1
-    state = {"servers": servers, "floating_ip": {"address": "203.0.113.7"}}
+    state = ClusterState.from_dict(
+        {"servers": servers, "floating_ip": {"id": "f1", "address": "203.0.113.7"}}
+    )
     files = inventory.render(
         spec,
         state,
@@ -119,7 +123,7 @@ def test_secrets_only_in_the_0600_file(tmp_path):
 
 def test_inventory_needs_a_control_plane_server(tmp_path):
     spec, _ = make(1, 1, tmp=tmp_path)
-    with pytest.raises(ValueError, match="run create-cluster first"):
+    with pytest.raises(StackSprayError, match="run create-cluster first"):
         inventory.render(
-            spec, {"servers": {}}, auth_url="u", region="r", credential=CRED, cluster_dir=tmp_path
+            spec, ClusterState(), auth_url="u", region="r", credential=CRED, cluster_dir=tmp_path
         )

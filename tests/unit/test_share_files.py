@@ -9,6 +9,7 @@ import jinja2
 import pytest
 import yaml
 
+from stackspray.cluster_state import ClusterState
 from stackspray.errors import SpecError
 from stackspray.share import (
     SECRET_FILE,
@@ -42,7 +43,7 @@ def spec_with(share: dict | None = None):
 def render(spec, *, sandbox=False, export=EXPORT):
     files = share_files(
         spec,
-        {"share": {"id": "s1", "export_path": export}},
+        ClusterState.from_dict({"share": {"id": "s1", "export_path": export}}),
         access_key=KEY,
         kubeconfig="/x/kubeconfig",
         sandbox=sandbox,
@@ -101,7 +102,7 @@ def test_node_mounts_are_mounted_on_a_real_cloud_and_only_written_to_fstab_on_th
 
 def test_no_share_or_no_export_path_yet_is_a_clear_error():
     with pytest.raises(ShareNotReady, match="run create-cluster"):
-        share_files(spec_with(), {}, access_key=KEY, kubeconfig="k", sandbox=False)
+        share_files(spec_with(), ClusterState(), access_key=KEY, kubeconfig="k", sandbox=False)
 
 
 def test_fingerprint_changes_with_key_variables_and_nodes():

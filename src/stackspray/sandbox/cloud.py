@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import openstack
 import yaml
 
 from ..paths import SRC
-from . import infra, nodeimage, processes, services
+from . import infra, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
 from .shell import run
@@ -237,8 +238,6 @@ def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str]) -> Path:
 
 def admin_connection(paths: SandboxPaths, *, internal: bool = False):
     """An openstacksdk connection as the sandbox admin (internal=True bypasses the fault proxy)."""
-    import openstack
-
     secrets = load_secrets(paths)
     auth_url = APIS["keystone"].internal_url() if internal else APIS["keystone"].public_url()
     return openstack.connect(
@@ -506,7 +505,6 @@ def down(paths: SandboxPaths | None = None) -> list[str]:
     State (databases, node disks) is kept for a warm restart; nothing is left running, mounted
     or attached.
     """
-    from . import nodehost
 
     paths = paths or SandboxPaths.default()
 
@@ -526,7 +524,6 @@ def down(paths: SandboxPaths | None = None) -> list[str]:
 
 def leftovers(paths: SandboxPaths | None = None) -> dict[str, list[str]]:
     """What of the sandbox still runs or is attached: processes, namespaces, links, mounts."""
-    from . import nodehost
 
     paths = paths or SandboxPaths.default()
     found: dict[str, list[str]] = {"processes": [], **nodehost.host_leftovers(paths)}
@@ -539,7 +536,6 @@ def leftovers(paths: SandboxPaths | None = None) -> dict[str, list[str]]:
 
 def status(paths: SandboxPaths | None = None) -> dict:
     """Each daemon's PID and readiness, the node hosts, and where clouds.yaml is."""
-    from . import nodehost
 
     paths = paths or SandboxPaths.default()
     daemons = {**services.daemons(paths), **helper_daemons(paths)} if paths.venv.exists() else {}

@@ -1,0 +1,233 @@
+"""The cluster's state file, typed: what `inventories/<name>/state.json` holds, field by field.
+
+Written by create-cluster (the resources it observed), Kubespray (the kubeconfig), the share
+step, credentials.refresh (the credential and any rotation in progress) and scale (its recent
+runs); read by every later command. The schema is this module: `ClusterState.from_dict` reads a
+file of any schema version this release knows (migrating older ones), `to_dict` writes the
+current one. A file from a newer stackspray, or one that is not a state file at all, is refused
+with `StateError`, naming the file and what to do — never a traceback.
+
+Schema versions:
+- 1: the files stackspray wrote before the schema was written down (no `schema_version` key).
+- 2: `schema_version` added; the same fields, each with its type below. Unknown keys a newer
+  release added are kept in `extra` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StackSprayError
+
+SCHEMA_VERSION = 2
+
+
+class StateError(StackSprayError):
+    """The state file cannot be read as a cluster state."""
+
+
+@dataclass
+class Keypair:
+    name: str
+    uploaded: bool = False  # stackspray uploaded it (then it goes with destroy-cluster)
+
+
+@dataclass
+class Network:
+    id: str | None = None
+    subnet: str | None = None
+    router: str | None = None
+    cidr: str | None = None
+    existing: str | None = None  # the spec's network.existing
+
+
+@dataclass
+class Server:
+    id: str
+    status: str = ""
+    flavor: str | None = None
+    fixed_ip: str | None = None
+    floating_ip: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class FloatingIp:
+    id: str
+    address: str
+    adopted: bool = False
+
+
+@dataclass
+class KubernetesRanges:
+    pod_cidr: str | None = None
+    service_cidr: str | None = None
+
+
+@dataclass
+class Credential:
+    """The cluster's application credential (its secret is only ever in the 0600 files)."""
+
+    id: str | None
+    name: str
+    expires_at: str | None = None
+
+
+@dataclass
+class CredentialRef:
+    id: str
+    name: str
+
+
+@dataclass
+class Rotation:
+    """A credential rotation in progress (credentials.refresh): what to finish or undo."""
+
+    old: CredentialRef
+    new: Credential
+    step: str = "create"
+
+
+@dataclass
+class CredentialRotation:
+    at: str
+    old_id: str
+    new_id: str
+    expires_at: str | None = None
+
+
+@dataclass
+class Share:
+    id: str | None = None
+    status: str | None = None
+    access_rule: str | None = None
+    export_path: str | None = None
+    access_key_file: str | None = None
+    applied: str | None = None  # fingerprint of what manila-share.yml applied
+    claim: str | None = None  # namespace/name of the claim
+
+
+@dataclass
+class ScaleRun:
+    at: str
+    changed: dict[str, str] = field(default_factory=dict)
+    su_per_hour_after: float = 0.0
+
+
+@dataclass
+class ClusterState:
+    """Everything stackspray keeps about one cluster between commands."""
+
+    cluster: str = ""
+    cloud: str | None = None
+    spec: str | None = None  # the spec file it was created from
+    ssh_user: str | None = None
+    keypair: Keypair | None = None
+    network: Network | None = None
+    security_groups: dict[str, str] = field(default_factory=dict)  # name -> id
+    server_groups: dict[str, str] = field(default_factory=dict)  # name -> id
+    servers: dict[str, Server] = field(default_factory=dict)  # name -> record
+    floating_ip: FloatingIp | None = None
+    kubernetes: KubernetesRanges | None = None
+    kubeconfig: str | None = None
+    credential: Credential | None = None
+    rotation: Rotation | None = None
+    credential_rotations: list[CredentialRotation] = field(default_factory=list)
+    share: Share | None = None
+    scale_runs: list[ScaleRun] = field(default_factory=list)
+    destroyed_at: str | None = None
+    updated_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer schema, kept as they are
+
+    def __bool__(self) -> bool:
+        """A state that records a cluster (an empty one stands for "no state file")."""
+        return bool(self.cluster or self.cloud or self.servers)
+
+    @classmethod
+    def from_dict(cls, data: object, source: str = "state.json") -> ClusterState:
+        """Read a state document of any known schema version (older ones are migrated)."""
+        if not isinstance(data, dict):
+            raise StateError(
+                f"{source}: not a stackspray state file (a JSON object was expected, got "
+                f"{type(data).__name__}); move it aside and re-run `invoke create-cluster` with the "
+                "cluster's spec, which finds the cluster's resources by their marks and rewrites it"
+            )
+        data = migrate(dict(data), source)
+        try:
+            return _build(cls, data, source)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise StateError(
+                f"{source}: the state file does not match schema {SCHEMA_VERSION} ({exc}); move it aside "
+                "and re-run `invoke create-cluster` with the cluster's spec to rewrite it"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document written to state.json (current schema version; `extra` merged back)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return {**self.extra, **out}
+
+
+def migrate(data: dict[str, Any], source: str = "state.json") -> dict[str, Any]:
+    """Bring a state document to the current schema version."""
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise StateError(f"{source}: schema_version {version!r} is not a version stackspray wrote")
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{source}: written by a newer stackspray (schema {version}, this one knows up to "
+            f"{SCHEMA_VERSION}): upgrade stackspray to manage this cluster"
+        )
+    if version == 1:
+        # Version 1 had no version key and the same fields; its `credential` of a cluster built
+        # before the first rotation may lack `expires_at`, which the dataclass defaults.
+        data["schema_version"] = 2
+    return data
+
+
+# -- a small typed reader: dataclass fields from their annotations ------------------------------
+
+
+def _build(cls: type, data: dict[str, Any], where: str):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    unknown = {k: v for k, v in data.items() if k not in names}
+    for f in dataclasses.fields(cls):
+        if f.name in data and f.name != "extra":
+            kwargs[f.name] = _value(hints[f.name], data[f.name], f"{where}: {f.name}")
+    if "extra" in names:
+        kwargs["extra"] = unknown
+    return cls(**kwargs)
+
+
+def _value(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _value(args[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} should be an object, not {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} should be an object, not {type(value).__name__}")
+        return {k: _value(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        (vt,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise TypeError(f"{where} should be a list, not {type(value).__name__}")
+        return [_value(vt, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (str, int, bool) and not isinstance(value, tp):
+        raise TypeError(f"{where} should be {tp.__name__}, not {type(value).__name__}")
+    return value

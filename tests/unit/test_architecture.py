@@ -1,0 +1,111 @@
+"""The layering of src/stackspray (docs/architecture.md): read from the source with `ast`.
+
+- no import cycle between stackspray's modules;
+- no import inside a function (a lazy import hides a cycle or a layering mistake);
+- nothing imports from tests/ (the product runs without its test suite);
+- no module finds the project's files by counting parent folders (stackspray.paths does that).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PKG = SRC / "stackspray"
+# Files that are not stackspray's Python modules: the API stand-in runs on a node host by itself,
+# the verify suite is a pytest file run against the nodes.
+NOT_MODULES = {PKG / "sandbox" / "standins" / "kube_api" / "server.py"}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for f in PKG.rglob("*.py"):
+        if f in NOT_MODULES:
+            continue
+        rel = f.relative_to(SRC).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out[".".join(parts)] = f
+    return out
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found |= {f"{mod}.{a.name}" for a in node.names}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {n: {i for i in imports_of(n, p) if i in mods and i != n} for n, p in mods.items()}
+
+
+def test_no_import_cycle():
+    g = graph()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for m in sorted(g[n]):
+            if state.get(m) == 1:
+                cycles.append(stack[stack.index(m) :] + [m])
+            elif m not in state:
+                visit(m, stack + [m])
+        state[n] = 2
+
+    for n in sorted(g):
+        if n not in state:
+            visit(n, [n])
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_import_inside_a_function():
+    lazy = []
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Import | ast.ImportFrom):
+                        lazy.append(f"{path.relative_to(SRC)}:{sub.lineno} {ast.unparse(sub)}")
+    assert not lazy, "imports inside functions:\n" + "\n".join(lazy)
+
+
+def test_nothing_imports_from_tests_or_points_into_tests():
+    bad = []
+    for name, path in modules().items():
+        text = path.read_text()
+        if any(i == "tests" or i.startswith("tests.") for i in imports_of(name, path)):
+            bad.append(f"{path}: imports tests")
+        if '"tests"' in text or "'tests'" in text or "tests/" in text.replace("# ", ""):
+            bad.append(f"{path}: names tests/")
+    assert not bad, bad
+
+
+def test_only_paths_counts_parent_folders():
+    bad = [
+        str(p.relative_to(SRC))
+        for n, p in modules().items()
+        if ".parents[" in p.read_text() and p != PKG / "paths.py"
+    ]
+    assert not bad, f"use stackspray.paths instead: {bad}"
+
+
+def test_the_graph_is_what_the_scan_reads():
+    """The scan itself can fail: it sees the known edges."""
+    g = graph()
+    assert "stackspray.names" in g["stackspray.plan"] and "stackspray.cloudops" in g["stackspray.apply"]
+    assert "stackspray.cluster" not in g["stackspray.scale"]

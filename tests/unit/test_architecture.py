@@ -1,4 +1,5 @@
-"""The layering of src/stackspray (docs/architecture.md): read from the source with `ast`.
+"""The layering of src/stackspray (docs/architecture.md), read from the source with `ast` by
+scripts/import_graph.py (the script that prints the doc's figure).
 
 - no import cycle between stackspray's modules;
 - no import inside a function (a lazy import hides a cycle or a layering mistake);
@@ -9,48 +10,15 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-PKG = SRC / "stackspray"
-# Files that are not stackspray's Python modules: the API stand-in runs on a node host by itself,
-# the verify suite is a pytest file run against the nodes.
-NOT_MODULES = {PKG / "sandbox" / "standins" / "kube_api" / "server.py"}
-
-
-def modules() -> dict[str, Path]:
-    out = {}
-    for f in PKG.rglob("*.py"):
-        if f in NOT_MODULES:
-            continue
-        rel = f.relative_to(SRC).with_suffix("")
-        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-        out[".".join(parts)] = f
-    return out
-
-
-def imports_of(name: str, path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            found.add(mod)
-            found |= {f"{mod}.{a.name}" for a in node.names}
-    return found
-
-
-def graph() -> dict[str, set[str]]:
-    mods = modules()
-    return {n: {i for i in imports_of(n, p) if i in mods and i != n} for n, p in mods.items()}
+_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_graph.py"
+_spec = importlib.util.spec_from_file_location("import_graph", _SCRIPT)
+import_graph = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(import_graph)
+SRC, PKG = import_graph.SRC, import_graph.PKG
+modules, imports_of, graph = import_graph.modules, import_graph.imports_of, import_graph.graph
 
 
 def test_no_import_cycle():

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
-from stackspray.schedule import Job, ScheduleError, When, command_line, parse_when, render_units
+from stackspray.schedule import (
+    Job,
+    ScheduleError,
+    When,
+    command_line,
+    install,
+    list_jobs,
+    parse_when,
+    remove,
+    render_units,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +84,41 @@ def test_a_failed_run_says_so_in_one_line_and_keeps_its_exit_code(monkeypatch, t
     ok = Job("demo", "y", ("-c", "echo fine"), When(1, 0))
     out = subprocess.run(["sh", "-c", command_line(ok)], capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (0, "")
+
+
+def _fake_systemctl(tmp_path, monkeypatch):
+    """systemctl's place on PATH: records its arguments, succeeds. What is under test is which
+    unit files stackspray picks, not systemd (the integration test runs real timers)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "systemctl.calls"
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "systemd")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    return calls
+
+
+def test_systemd_jobs_of_demo_never_include_demo_2s(tmp_path, monkeypatch):
+    """destroy-cluster demo used to remove demo-2's timers: the unit files were globbed by name."""
+    _fake_systemctl(tmp_path, monkeypatch)
+    for cluster in ("demo", "demo-2"):
+        install(Job(cluster, "scale-2000", ("scale", "--cluster", cluster, "--workers", "0"), When(20, 0)))
+    assert [j["id"] for j in list_jobs("demo")] == ["scale-2000"]
+    assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 0"]
+    assert remove("demo") == ["scale-2000"]
+    left = sorted(p.name for p in (tmp_path / "config" / "systemd" / "user").iterdir())
+    assert left == ["stackspray-demo-2-scale-2000.service", "stackspray-demo-2-scale-2000.timer"]
+    assert [j["id"] for j in list_jobs("demo-2")] == ["scale-2000"]
+
+
+def test_a_percent_sign_reaches_the_shell_as_itself_in_a_systemd_unit(tmp_path, monkeypatch):
+    """systemd.unit(5): '%' starts a specifier in ExecStart; a literal one is written '%%'."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", "/home/u/100%/clouds.yaml")
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
+    job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
+    service = render_units(job)["stackspray-demo-scale-2000.service"]
+    exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
+    assert "100%%/clouds.yaml" in exec_start and "100%/" not in exec_start.replace("%%", "")

@@ -207,3 +207,23 @@ def test_cloud_check_names_what_is_missing(data, message):
 
 def test_cloud_check_passes_for_a_good_spec():
     check_against_cloud(parse_spec(BASE, env={}), CATALOG)
+
+
+@pytest.mark.parametrize("name", ["demo\n", "Demo", "demo-", "-demo", "a" * 33, "de mo", "demo/x"])
+def test_a_cluster_name_must_match_entirely(name):
+    """`re.match` with `$` let "demo\\n" through; the name becomes hostnames and file names."""
+    data = copy.deepcopy(BASE)
+    data["name"] = name
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, env={})
+    assert any(p.startswith("name:") for p in err.value.problems)
+
+
+@pytest.mark.parametrize("flag_value", ["../..", "demo\n* * * * * rm -rf ~", "a%b", "", "Demo"])
+def test_cluster_flags_are_checked_like_spec_names(flag_value):
+    from stackspray.errors import StackSprayError
+    from stackspray.spec import check_cluster_name
+
+    with pytest.raises(StackSprayError, match="--cluster"):
+        check_cluster_name(flag_value)
+    assert check_cluster_name("demo-2") == "demo-2"

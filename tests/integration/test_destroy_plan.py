@@ -1,0 +1,112 @@
+"""destroy-cluster as a plan, run as a user runs it: `OS_CLOUD` exported, from another folder.
+
+- `--dry-run --json` lists exactly what the destroy then deletes (same kinds, names and ids);
+- a cluster whose name is a prefix of another's (`x` and `x-2`) never touches the other's
+  resources, in the plan or in the cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from helpers import ROOT, owned_in_cloud, quiet
+
+from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.sandbox.specs import write_small_cluster_spec
+from stackspray.spec import load_spec
+
+
+def user_env(inv) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(
+        OS_CLIENT_CONFIG_FILE=os.environ["OS_CLIENT_CONFIG_FILE"],
+        OS_CLOUD="sandbox",
+        STACKSPRAY_INVENTORIES=str(inv),
+    )
+    return env
+
+
+def cli(tmp_path, inv, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+        cwd=tmp_path,
+        env=user_env(inv),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def ids_in_cloud(conn, name: str) -> set[str]:
+    """Ids of everything in the cloud that carries the cluster's exact mark."""
+    tag = f"stackspray-cluster={name}"
+
+    def mine(r):
+        return tag in (r.tags or []) or (r.description or "") == tag
+
+    ids = {s.id for s in conn.compute.servers() if (s.metadata or {}).get("stackspray-cluster") == name}
+    for lister in (conn.network.networks, conn.network.subnets, conn.network.routers, conn.network.ports):
+        ids |= {r.id for r in lister() if mine(r)}
+    ids |= {g.id for g in conn.network.security_groups() if mine(g)}
+    ids |= {f.id for f in conn.network.ips() if mine(f)}
+    return ids
+
+
+def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, sandbox, ssh_key, tmp_path):
+    base = f"dp{uuid.uuid4().hex[:5]}"
+    inv = tmp_path / "inventories"
+    names = [base, f"{base}-2"]
+    specs = []
+    for i, name in enumerate(names):
+        path = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), f"10.{60 + i}.0.0/24", 1)
+        specs.append(load_spec(path))
+    try:
+        for spec in specs:
+            create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
+        neighbour_before = owned_in_cloud(conn, names[1])
+        neighbour_ids = ids_in_cloud(conn, names[1])
+        assert neighbour_before["servers"] and neighbour_ids
+
+        dry = cli(tmp_path, inv, "destroy-cluster", "--cluster", base, "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        planned = json.loads(dry.stdout)["actions"]
+        assert ids_in_cloud(conn, base), "a dry run deletes nothing"
+        assert {a["detail"]["id"] for a in planned} & neighbour_ids == set(), "the plan names a neighbour's"
+        kinds = {a["resource"] for a in planned}
+        assert {"server", "port", "network", "subnet", "router", "security-group", "floating-ip"} <= kinds
+
+        real = cli(tmp_path, inv, "destroy-cluster", "--cluster", base, "--yes", "--json")
+        assert real.returncode == 0, real.stdout + real.stderr
+        done = json.loads(real.stdout)
+        assert [(a["resource"], a["name"], a["detail"]["id"]) for a in done["actions"]] == [
+            (a["resource"], a["name"], a["detail"]["id"]) for a in planned
+        ], "destroy carried out the plan the dry run showed"
+        counts: dict[str, int] = {}
+        for a in planned:
+            counts[a["resource"]] = counts.get(a["resource"], 0) + 1
+        assert done["deleted"] == counts
+
+        assert not any(owned_in_cloud(conn, base).values()), "nothing of the cluster is left"
+        assert owned_in_cloud(conn, names[1]) == neighbour_before, "the neighbour is untouched"
+        assert ids_in_cloud(conn, names[1]) == neighbour_ids
+
+        again = cli(tmp_path, inv, "destroy-cluster", "--cluster", base, "--yes", "--json")
+        assert again.returncode == 0 and json.loads(again.stdout)["actions"][0]["kind"] == "noop"
+    finally:
+        for name in names:
+            destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
+
+
+def test_a_failed_command_with_json_prints_one_error_document(tmp_path):
+    inv = tmp_path / "inventories"
+    out = cli(tmp_path, inv, "destroy-cluster", "--cluster", "../..", "--json")
+    assert out.returncode == 1
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["command"] == "destroy-cluster" and doc["exit_code"] == 1
+    assert "--cluster" in doc["error"]["message"]
+    missing = cli(tmp_path, inv, "create-cluster", "--spec", str(tmp_path / "nope.yaml"), "--json")
+    assert missing.returncode == 1 and json.loads(missing.stdout)["ok"] is False

@@ -14,7 +14,7 @@ from . import names
 from .cloudops import read
 from .errors import Conflict
 from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
-from .plan import Observed, Res
+from .plan import DESTROY_ORDER, Observed, Res
 from .spec import CloudCatalog, ClusterSpec
 
 __all__ = ["META_CLUSTER", "META_GROUP", "is_owned", "observe", "observe_owned", "owned_servers"]
@@ -218,20 +218,7 @@ def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
 
 
 # Destroy's look-up, beside create's: everything that carries the cluster's exact marks.
-DESTROY_KINDS = (
-    "server",
-    "floating-ip",
-    "port",
-    "router-interface",
-    "router",
-    "subnet",
-    "network",
-    "security-group",
-    "server-group",
-    "share",
-    "keypair",
-    "application-credential",
-)
+DESTROY_KINDS = DESTROY_ORDER
 
 
 def observe_owned(

@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from .apply import Progress
 from .cluster import create_cluster
 from .errors import SpecError
+from .progress import Progress
 from .spec import parse_spec_text, spec_path
 
 INT_TAG = "tag:yaml.org,2002:int"

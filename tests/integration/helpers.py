@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackspray import names
 from stackspray.cluster import create_cluster, destroy_cluster
-from stackspray.plan import cluster_tag
+from stackspray.names import cluster_tag
 from stackspray.progress import Progress
 from stackspray.sandbox import faults
 from stackspray.sandbox.specs import write_small_cluster_spec
@@ -82,8 +83,13 @@ def owned_in_cloud(conn, name: str) -> dict[str, list[str]]:
         "ports": sorted(p.name for p in conn.network.ports() if mine(p)),
         "security_groups": sorted(g.name for g in conn.network.security_groups() if mine(g)),
         "floating_ips": [f.floating_ip_address for f in conn.network.ips() if mine(f)],
-        "server_groups": [g.name for g in conn.compute.server_groups() if g.name.startswith(f"{name}-")],
-        "shares": [s.name for s in conn.shared_file_system.shares() if s.name.startswith(f"{name}-")],
+        # Server groups carry no mark: exactly the names stackspray gives this cluster's groups.
+        "server_groups": [
+            g.name
+            for g in conn.compute.server_groups()
+            if any(names.is_server_group(name, grp, g.name) for grp in ("control-plane", "workers"))
+        ],
+        "shares": [s.name for s in conn.shared_file_system.shares() if s.name == names.share(name)],
         "keypairs": [k.name for k in conn.compute.keypairs() if k.name == f"{name}-key"],
     }
 

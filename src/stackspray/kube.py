@@ -79,7 +79,19 @@ class Kube:
                 f"kubeconfig {path} does not exist: run `invoke create-cluster` first (it writes it)"
             )
         try:
-            self.api = config.new_client_from_config(config_file=str(path))
+            # The client writes the kubeconfig's client key to temporary files for its TLS context:
+            # in a 0700 folder beside the kubeconfig, never /tmp, where a killed run leaves them.
+            private = path.parent / ".kube-tmp"
+            private.mkdir(mode=0o700, exist_ok=True)
+            private.chmod(0o700)
+            cfg = client.Configuration()
+            config.load_kube_config(
+                config_file=str(path),
+                client_configuration=cfg,
+                persist_config=False,
+                temp_file_path=str(private),
+            )
+            self.api = client.ApiClient(configuration=cfg)
         except Exception as exc:  # noqa: BLE001 (the config loader raises several kinds)
             raise KubeError(f"kubeconfig {path} cannot be used: {exc}") from exc
         self.server = self.api.configuration.host

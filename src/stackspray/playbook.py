@@ -6,6 +6,15 @@ Artifacts of every run stay in `inventories/<name>/runner/artifacts/<run id>/`; 
 per cluster (`inventories/<name>/fact_cache`) so that `facts.yml` followed by a limited
 `scale.yml` sees every host. Nothing secret is passed as extra-vars (they end up in `ps` and in
 the artifacts' command file): secrets reach Ansible only through the 0600 inventory file.
+
+What a run leaves on disk holds no secret, whatever Kubespray prints (stackspray.redact):
+- ansible-runner writes neither its stdout file nor its per-event JSON files; the event handler
+  writes `artifacts/<id>/stdout` itself, each event's text scrubbed first;
+- Ansible sees an allow-list of the environment (`ENV_ALLOWED`), not stackspray's: nothing a
+  shell exports (an openrc's password, an API key) reaches the artifacts' `command` file;
+- Ansible's and Python's temporary files go to the cluster's `runner/tmp` (0700), not /tmp,
+  where a killed run would leave them readable;
+- only the newest `KEEP_ARTIFACTS` runs' artifacts are kept.
 """
 
 from __future__ import annotations
@@ -13,17 +22,25 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ansible_runner
 
 from .errors import StackSprayError
+from .redact import Redactor, secrets_of
 
 log = logging.getLogger(__name__)
-SECRET_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE", re.IGNORECASE)
+SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|KEY", re.IGNORECASE)
+# The environment a playbook run may see: what Ansible, ssh and Python need to work as the user,
+# and ANSIBLE_* settings (verbosity, config) unless they name a secret.
+ENV_ALLOWED = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "SHELL", "SSH_AUTH_SOCK"}
+ENV_ALLOWED_PREFIXES = ("LC_", "ANSIBLE_")
+KEEP_ARTIFACTS = 10
 
 
 @dataclass(frozen=True)
@@ -65,18 +82,39 @@ class PlaybookResult:
 
 
 class _Events:
-    """Turns ansible-runner events into progress lines and a list of failures."""
+    """Turns ansible-runner events into progress lines, a list of failures and a scrubbed stdout
+    file; returns False so that ansible-runner writes no event file of its own."""
 
-    def __init__(self, say) -> None:
+    def __init__(self, say, redactor: Redactor, stdout: Path | None = None) -> None:
         self.say = say
+        self.redactor = redactor
+        self.stdout_path = stdout
+        self.out = None
         self.failures: list[HostFailure] = []
         self.tasks = 0
         self.changed: dict[str, int] = {}
         self.t0 = time.monotonic()
 
+    def write(self, text: str) -> None:
+        if self.out is None:
+            if self.stdout_path is None:
+                return
+            self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.stdout_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.out = os.fdopen(fd, "a")
+        self.out.write(self.redactor.scrub(text) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
     def __call__(self, event: dict) -> bool:
         kind = event.get("event")
         data = event.get("event_data") or {}
+        if event.get("stdout"):
+            self.write(event["stdout"])
         if kind == "playbook_on_play_start":
             self.say(f"play: {data.get('play') or data.get('name', '')}")
         elif kind == "playbook_on_task_start":
@@ -93,12 +131,12 @@ class _Events:
             failure = HostFailure(
                 data.get("host", "?"),
                 data.get("task", "?"),
-                str(msg).strip()[:500],
+                self.redactor.scrub(str(msg).strip())[:500],
                 kind == "runner_on_unreachable",
             )
             self.failures.append(failure)
             self.say(f"  ! {failure}")
-        return True
+        return False  # ansible-runner's own event files would hold unscrubbed results
 
 
 def run(
@@ -117,30 +155,46 @@ def run(
     if extravars:
         for key in extravars:
             if any(word in key.lower() for word in ("secret", "password", "token")):
-                raise ValueError(
+                raise StackSprayError(
                     f"refusing to pass {key!r} as an extra-var: secrets go in the 0600 inventory file"
                 )
     private = cluster_dir / "runner"
     private.mkdir(parents=True, exist_ok=True)
+    # ansible-runner writes no stdout file of its own (the event handler writes a scrubbed one).
+    # It must be in env/settings: without that file ansible-runner drops a `settings` argument
+    # (ansible_runner/config/_base.py, _prepare_env).
+    (private / "env").mkdir(exist_ok=True)
+    (private / "env" / "settings").write_text("suppress_output_file: true\n")
+    tmp = private / "tmp"
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    tmp.chmod(0o700)
     (cluster_dir / "fact_cache").mkdir(exist_ok=True)
-    events = _Events(say)
+    ident = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{Path(playbook).stem}-{uuid.uuid4().hex[:6]}"
+    events = _Events(say, Redactor(secrets_of(cluster_dir)), private / "artifacts" / ident / "stdout")
     t0 = time.monotonic()
     say(f"running {playbook} on {limit or 'all hosts'}")
     env = {
         "ANSIBLE_FORCE_COLOR": "false",
+        "ANSIBLE_NOCOLOR": "true",
         "ANSIBLE_STDOUT_CALLBACK": "default",
         "ANSIBLE_RETRY_FILES_ENABLED": "false",
         "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_LOCAL_TEMP": str(tmp),
+        "TMPDIR": str(tmp),
         **(envvars or {}),
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    # ansible-runner writes its whole environment into artifacts/<id>/command: secrets an
-    # operator keeps in the environment (an openrc's OS_PASSWORD, ...) must not be there.
-    hidden = {k: os.environ.pop(k) for k in list(os.environ) if SECRET_ENV.search(k)}
+    # ansible-runner hands Ansible our whole environment and writes it into artifacts/<id>/command:
+    # only an allow-list stays for the run (restored after).
+    hidden = {k: os.environ.pop(k) for k in list(os.environ) if not _env_allowed(k)}
     try:
-        r = _run(private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events)
+        r = _run(
+            private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident
+        )
     finally:
         os.environ.update(hidden)
+        events.close()
+        _prune(private / "artifacts", KEEP_ARTIFACTS)
     stats = r.stats or {}
     result = PlaybookResult(
         playbook=playbook,
@@ -163,9 +217,25 @@ def run(
     return result
 
 
-def _run(private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events):
+def _env_allowed(name: str) -> bool:
+    if SECRET_ENV.search(name):
+        return False
+    return name in ENV_ALLOWED or name.startswith(ENV_ALLOWED_PREFIXES)
+
+
+def _prune(artifacts: Path, keep: int) -> None:
+    """Remove all but the newest `keep` runs' artifacts."""
+    if not artifacts.is_dir():
+        return
+    runs = sorted((d for d in artifacts.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run(private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident):
     return ansible_runner.run(
         private_data_dir=str(private),
+        ident=ident,
         project_dir=str(project_dir),
         playbook=playbook,
         inventory=str(inventory),

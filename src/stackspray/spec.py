@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,37 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 GROUP_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 KUBESPRAY_GROUP_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 K8S_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123 label
+# useradd(8)'s default NAME_REGEX (Debian's adduser.conf): what `ssh_user` may be. It reaches a
+# shell through ssh's ProxyCommand, so nothing else is let through.
+POSIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Manila cephx access rule names, CephFS names and mount paths: plain characters only (they
+# become file names on the nodes, fstab fields and CSI attributes).
+PLAIN_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
+MOUNT_PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
+ANSIBLE_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Jinja2's delimiters: a spec string holding one would be rendered by Ansible on this machine.
+JINJA = ("{{", "{%", "{#")
+# A hard cap per node group and for the whole cluster, before the quota is even asked: a typo
+# (40000 for 4) must not make stackspray plan, print and try to boot tens of thousands of VMs.
+MAX_GROUP_COUNT = 100
+MAX_NODES = 200
+MAX_SPEC_BYTES = 256 * 1024
+MAX_ALIASES = 50
+# Kubespray variables stackspray sets itself: under `kubernetes:` they would silently override
+# it (or break the cluster). Value: the spec field to use instead, or None (nothing to set).
+OWNED_KUBESPRAY_VARS: dict[str, str | None] = {
+    "cloud_provider": None,
+    "external_cloud_provider": None,
+    "kube_pods_subnet": "kubernetes.pod_cidr",
+    "kube_service_addresses": "kubernetes.service_cidr",
+    "supplementary_addresses_in_ssl_keys": None,
+    "kubeconfig_localhost": None,
+    "kubeconfig_localhost_ansible_host": None,
+    "artifacts_dir": None,
+    "persistent_volumes_enabled": None,
+    "calico_veth_mtu": None,
+}
+OWNED_KUBESPRAY_PREFIXES = ("external_openstack_", "cinder_", "ansible_")
 
 
 NAME_RULE = "1-32 lowercase letters, digits or '-', starting with a letter and not ending in '-'"
@@ -158,8 +190,9 @@ class _Checker:
         for key in value:
             if key not in allowed:
                 hint = _closest(str(key), allowed)
+                label = key if isinstance(key, str) and key.strip() and len(key) <= 60 else _show(key)
                 self.add(
-                    f"{where}.{key}" if where else str(key),
+                    f"{where}.{label}" if where else label,
                     f"unknown key — remove it{f' (did you mean {hint!r}?)' if hint else ''}",
                 )
         return value
@@ -172,28 +205,41 @@ class _Checker:
                 self.add(where, "is required")
             return default
         if not isinstance(value, str) or not value.strip():
-            self.add(where, f"must be a non-empty string, got {value!r}")
+            self.add(where, f"must be a non-empty string, got {_show(value)}")
+            return default
+        if any(j in value for j in JINJA):
+            self.add(where, f"{_show(value)} contains a Jinja2 delimiter ({{{{, {{% or {{#}}: remove it")
             return default
         return value
 
-    def integer(self, value: Any, where: str, minimum: int, default: int | None = None) -> int | None:
+    def integer(
+        self, value: Any, where: str, minimum: int, default: int | None = None, maximum: int | None = None
+    ) -> int | None:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(where, f"must be a whole number, got {value!r}")
+            self.add(where, f"must be a whole number, got {_show(value)}")
             return default
         if value < minimum:
             self.add(where, f"must be at least {minimum}, got {value}")
             return default
+        if maximum is not None and value > maximum:
+            self.add(where, f"must be at most {maximum}, got {_show(value)}")
+            return default
         return value
 
     def cidr(self, value: Any, where: str, default: str) -> str:
+        """An IPv4 range: stackspray's subnets, security group rules and Kubernetes ranges are IPv4."""
         text = self.string(value, where, default)
         try:
-            return str(ipaddress.ip_network(text, strict=True))
+            net = ipaddress.ip_network(text, strict=True)
         except (ValueError, TypeError):
-            self.add(where, f"{text!r} is not a network address in CIDR form, e.g. 10.0.0.0/24")
+            self.add(where, f"{_show(text)} is not a network address in CIDR form, e.g. 10.0.0.0/24")
             return default
+        if net.version != 4:
+            self.add(where, f"{text} is an IPv6 range: stackspray supports IPv4 ranges only here")
+            return default
+        return str(net)
 
     def cidr_list(self, value: Any, where: str) -> tuple[str, ...]:
         if value is None:
@@ -231,6 +277,13 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("cloud", "no cloud given and $OS_CLOUD is not set — name a clouds.yaml entry")
     image = c.string(data.get("image"), "image", DEFAULT_IMAGE)
     ssh_user = c.string(data.get("ssh_user"), "ssh_user", DEFAULT_SSH_USER)
+    if ssh_user and not POSIX_USER_RE.fullmatch(ssh_user):
+        c.add(
+            "ssh_user",
+            f"{_show(ssh_user)} is not a user name: lowercase letters, digits, '_' or '-', starting with "
+            "a letter or '_', at most 32 (e.g. ubuntu)",
+        )
+        ssh_user = DEFAULT_SSH_USER
 
     kp = c.mapping(data.get("keypair"), "keypair", {"name", "public_key_file", "private_key_file"})
     kp_pub = c.string(kp.get("public_key_file"), "keypair.public_key_file")
@@ -238,12 +291,12 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
     kp_name = c.string(kp.get("name"), "keypair.name")
     if not kp_name and not kp_pub:
         c.add("keypair", "give `name` (an existing keypair) or `public_key_file` (to upload)")
-    pub_path = Path(kp_pub).expanduser() if kp_pub else None
-    priv_path = Path(kp_priv).expanduser() if kp_priv else None
-    if pub_path and not pub_path.is_file():
+    pub_path = _path(c, kp_pub, "keypair.public_key_file")
+    priv_path = _path(c, kp_priv, "keypair.private_key_file")
+    if pub_path and not _is_file(pub_path):
         c.add("keypair.public_key_file", f"{pub_path} does not exist — point it at your .pub file")
-    elif pub_path and not pub_path.read_text().startswith(("ssh-", "ecdsa-")):
-        c.add("keypair.public_key_file", f"{pub_path} is not an OpenSSH public key")
+    elif pub_path and not _text_head(pub_path).startswith(("ssh-", "ecdsa-")):
+        c.add("keypair.public_key_file", f"{pub_path} is not an OpenSSH public key (a UTF-8 text file)")
     if priv_path is None and pub_path is not None and pub_path.suffix == ".pub":
         priv_path = pub_path.with_suffix("")
     keypair = KeypairSpec(kp_name or names.keypair(name), pub_path, priv_path)
@@ -260,9 +313,10 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         dns = []
     for i, d in enumerate(dns):
         try:
-            ipaddress.ip_address(d)
+            if not isinstance(d, str) or ipaddress.ip_address(d).version != 4:
+                raise ValueError(d)
         except ValueError:
-            c.add(f"network.dns_nameservers[{i}]", f"{d!r} is not an IP address")
+            c.add(f"network.dns_nameservers[{i}]", f"{_show(d)} is not an IPv4 address")
     network = NetworkSpec(
         existing=existing,
         cidr=c.cidr(net.get("cidr"), "network.cidr", DEFAULT_CIDR),
@@ -283,9 +337,11 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("floating_ip", "must be a mapping, e.g. {address: 149.165.0.10} to adopt one, or omitted")
     if fip_address:
         try:
-            ipaddress.ip_address(fip_address)
+            if ipaddress.ip_address(fip_address).version != 4:
+                raise ValueError(fip_address)
         except ValueError:
-            c.add("floating_ip.address", f"{fip_address!r} is not an IP address")
+            c.add("floating_ip.address", f"{_show(fip_address)} is not an IPv4 address")
+            fip_address = None
 
     cidrs = c.mapping(data.get("allowed_cidrs"), "allowed_cidrs", {"ssh", "api"})
     ssh_cidrs = c.cidr_list(cidrs.get("ssh"), "allowed_cidrs.ssh")
@@ -307,11 +363,14 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 "mount_path",
             },
         )
-        size = c.integer(sh.get("size_gb"), "share.size_gb", 1)
-        if sh and size is None and "size_gb" not in sh:
-            c.add("share.size_gb", "is required for a share (GiB)")
+        size = c.integer(sh.get("size_gb"), "share.size_gb", 1, maximum=100_000)
+        if size is None and "size_gb" not in sh:
+            c.add("share.size_gb", "is required for a share (GiB), e.g. size_gb: 10")
         rule = c.string(sh.get("access_rule"), "share.access_rule", names.share_access_rule(name))
-        if rule and not rule.startswith(name):
+        if rule and not PLAIN_RE.fullmatch(rule):
+            c.add("share.access_rule", f"{_show(rule)} may hold only letters, digits, '.', '_' and '-'")
+            rule = None
+        elif rule and not rule.startswith(name):
             c.add(
                 "share.access_rule",
                 f"{rule!r} must start with the cluster name {name!r}: "
@@ -328,20 +387,27 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 )
         mount_on_nodes = sh.get("mount_on_nodes", False)
         if not isinstance(mount_on_nodes, bool):
-            c.add("share.mount_on_nodes", f"must be true or false, got {mount_on_nodes!r}")
+            c.add("share.mount_on_nodes", f"must be true or false, got {_show(mount_on_nodes)}")
             mount_on_nodes = False
         mount_path = c.string(sh.get("mount_path"), "share.mount_path", f"/mnt/{name}-share")
         if mount_path and (not mount_path.startswith("/") or mount_path.rstrip("/") in ("", "/")):
-            c.add("share.mount_path", f"{mount_path!r} must be an absolute path below /, e.g. /mnt/data")
-        elif mount_path and any(ch.isspace() for ch in mount_path):
-            c.add("share.mount_path", f"{mount_path!r} must not contain spaces (it goes into /etc/fstab)")
+            c.add("share.mount_path", f"{_show(mount_path)} must be an absolute path below /, e.g. /mnt/data")
+        elif mount_path and not MOUNT_PATH_RE.fullmatch(mount_path):
+            c.add(
+                "share.mount_path",
+                f"{_show(mount_path)} may hold only letters, digits, '.', '_', '-' and '/' (it goes into "
+                "/etc/fstab)",
+            )
+        fs_name = c.string(sh.get("fs_name"), "share.fs_name")
+        if fs_name and not PLAIN_RE.fullmatch(fs_name):
+            c.add("share.fs_name", f"{_show(fs_name)} may hold only letters, digits, '.', '_' and '-'")
         share = ShareSpec(
             size or 1,
             c.string(sh.get("share_type"), "share.share_type", DEFAULT_SHARE_TYPE),
             rule or names.share_access_rule(name),
             claim_name=claim or names.share(name),
             namespace=namespace or "default",
-            fs_name=c.string(sh.get("fs_name"), "share.fs_name"),
+            fs_name=fs_name,
             mount_on_nodes=mount_on_nodes,
             mount_path=(mount_path or f"/mnt/{name}-share").rstrip("/"),
         )
@@ -361,6 +427,29 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
             if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)):
                 c.add(kb, f"{b} overlaps {ka} {a} — choose a range that does not")
     options = {k: v for k, v in k8s.items() if k not in ("pod_cidr", "service_cidr")}
+    for key in options:
+        where = f"kubernetes.{key}"
+        if not isinstance(key, str) or not ANSIBLE_VAR_RE.fullmatch(key):
+            c.add(where, "is not a Kubespray variable name (letters, digits and '_')")
+        elif key in OWNED_KUBESPRAY_VARS or key.startswith(OWNED_KUBESPRAY_PREFIXES):
+            instead = OWNED_KUBESPRAY_VARS.get(key)
+            c.add(
+                where,
+                "is set by stackspray itself"
+                + (f": use the spec field `{instead}` instead" if instead else ": remove it"),
+            )
+
+    total = sum(g.count for g in groups)
+    if total > MAX_NODES:
+        c.add("node_groups", f"{total} nodes in all: stackspray builds at most {MAX_NODES} per cluster")
+    if not existing and total and network.cidr:
+        room = ipaddress.ip_network(network.cidr).num_addresses - 4  # network, broadcast, gateway, DHCP
+        if room < total:
+            c.add(
+                "network.cidr",
+                f"{network.cidr} has room for {max(room, 0)} node(s), the spec has {total}: use a larger "
+                "range, e.g. a /24",
+            )
 
     if c.problems:
         raise SpecError(source, c.problems)
@@ -390,23 +479,26 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
         return ()
     groups = []
     for gname, g in raw.items():
-        where = f"node_groups.{gname}"
+        where = f"node_groups.{gname}" if isinstance(gname, str) else "node_groups"
         if not isinstance(gname, str) or not GROUP_RE.fullmatch(gname):
-            c.add(where, "group names are lowercase letters, digits and '-' (at most 21)")
+            c.add(
+                f"node_groups.{_show(gname)}",
+                "group names are lowercase letters, digits and '-' (at most 21)",
+            )
             continue
         g = c.mapping(g, where, GROUP_KEYS)
         flavor = c.string(g.get("flavor"), f"{where}.flavor", required=True)
-        count = c.integer(g.get("count"), f"{where}.count", 0, default=None)
+        count = c.integer(g.get("count"), f"{where}.count", 0, default=None, maximum=MAX_GROUP_COUNT)
         if count is None and "count" not in g:
             c.add(f"{where}.count", "is required")
-        vol = c.integer(g.get("boot_volume_gb"), f"{where}.boot_volume_gb", 1)
+        vol = c.integer(g.get("boot_volume_gb"), f"{where}.boot_volume_gb", 1, maximum=10_000)
         extra = g.get("extra_groups") or []
         if not isinstance(extra, list):
             c.add(f"{where}.extra_groups", "must be a list of Kubespray group names")
             extra = []
         for i, e in enumerate(extra):
             if not isinstance(e, str) or not KUBESPRAY_GROUP_RE.fullmatch(e):
-                c.add(f"{where}.extra_groups[{i}]", f"{e!r} is not a valid Ansible group name")
+                c.add(f"{where}.extra_groups[{i}]", f"{_show(e)} is not a valid Ansible group name")
             elif e in ("kube_control_plane", "kube_node", "etcd", "k8s_cluster", "bastion"):
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is managed by stackspray — remove it")
         groups.append(NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra)))
@@ -416,7 +508,7 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
     if WORKERS not in names and isinstance(raw, dict) and WORKERS not in raw:
         c.add("node_groups", f"`{WORKERS}` is required (count may be 0)")
     cp = next((g for g in groups if g.is_control_plane), None)
-    if cp is not None and "count" in (raw.get(CONTROL_PLANE) or {}):
+    if cp is not None and isinstance(raw.get(CONTROL_PLANE), dict) and "count" in raw[CONTROL_PLANE]:
         if cp.count < 1:
             c.add(f"node_groups.{CONTROL_PLANE}.count", "must be at least 1")
         elif cp.count % 2 == 0:
@@ -438,19 +530,107 @@ def spec_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what a spec never needs and a hostile file would use:
+    duplicate keys (the later one silently won) and more than MAX_ALIASES aliases (a small
+    "billion laughs" file expands ×10 per level)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name): refused", event.start_mark
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key {key_node.value!r} appears twice (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
 def parse_spec_text(text: str, source: str, env: dict[str, str] | None = None) -> ClusterSpec:
     """Validate a spec given as YAML text (`source` names it in errors)."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(source, [f"(file): {len(text)} characters; a spec is at most {MAX_SPEC_BYTES}"])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise SpecError(source, [f"(file): not valid YAML: {exc}"]) from exc
+        raise SpecError(source, [f"(file): not valid YAML: {_show_text(str(exc))}"]) from None
+    except RecursionError:
+        raise SpecError(source, ["(file): nested too deeply to be a cluster spec"]) from None
     return parse_spec(data, source, env)
 
 
 def load_spec(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> ClusterSpec:
     """Read and validate a spec file (a path, or a name under ./clusters/)."""
     p = spec_path(path)
-    return parse_spec_text(p.read_text(), str(p), env)
+    raw = p.read_bytes()
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(str(p), [f"(file): {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES}"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(p), [f"(file): not UTF-8 text (byte {exc.start}): save it as UTF-8"]) from None
+    return parse_spec_text(text, str(p), env)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 3, 3, 3, 3
+_REPR.maxstring = _REPR.maxother = 50
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A value in a message, cut short without walking all of it: a message (and the time to
+    write it) must not grow with a hostile input, e.g. an alias bomb's billion-element list."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show_text(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _path(c: _Checker, value: str | None, where: str) -> Path | None:
+    if not value:
+        return None
+    if "\0" in value or "\n" in value:
+        c.add(where, f"{_show(value)} is not a usable path")
+        return None
+    return Path(value).expanduser()
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _text_head(p: Path) -> str:
+    """The start of a small text file ('' when it cannot be read as UTF-8 text)."""
+    try:
+        with p.open("rb") as fh:
+            return fh.read(4096).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 @dataclass(frozen=True)

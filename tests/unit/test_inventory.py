@@ -127,3 +127,61 @@ def test_inventory_needs_a_control_plane_server(tmp_path):
         inventory.render(
             spec, ClusterState(), auth_url="u", region="r", credential=CRED, cluster_dir=tmp_path
         )
+
+
+def test_spec_values_reach_ansible_as_data_never_as_templates(tmp_path):
+    """A `{{ lookup('pipe', …) }}` in a Kubespray variable of the spec is written `!unsafe`:
+    Ansible prints it as it is and runs nothing (before, it ran the command on this machine)."""
+    marker = tmp_path / "ran"
+    spec = parse_spec(
+        {
+            "name": "demo",
+            "cloud": "c",
+            "keypair": {"name": "k", "private_key_file": "/keys/my key"},
+            "node_groups": {
+                "control-plane": {"flavor": "m", "count": 1},
+                "workers": {"flavor": "m", "count": 1},
+            },
+            "kubernetes": {
+                "my_setting": f"{{{{ lookup('pipe', 'touch {marker}') }}}}",
+                "my_list": ["{{ x }}"],
+            },
+        },
+        env={},
+    )
+    state = ClusterState.from_dict(
+        {
+            "servers": {
+                "demo-control-plane-1": {"id": "1", "fixed_ip": "10.0.0.10"},
+                "demo-workers-1": {"id": "2", "fixed_ip": "10.0.0.11"},
+            },
+            "floating_ip": {"id": "f", "address": "203.0.113.7"},
+        }
+    )
+    files = inventory.render(
+        spec, state, auth_url="u", region="r", credential=CRED, cluster_dir=tmp_path / "c d"
+    )
+    inventory.write(tmp_path, files)
+    exe = Path(sys.executable).with_name("ansible")
+    out = subprocess.run(
+        [
+            str(exe),
+            "-i",
+            str(tmp_path / "hosts.yml"),
+            "demo-workers-1",
+            "-m",
+            "debug",
+            "-a",
+            "var=my_setting",
+            "-e",
+            "ansible_connection=local",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="False"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lookup('pipe'" in out.stdout and not marker.exists(), out.stdout
+    worker = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
+    args = worker["ansible_ssh_common_args"]
+    assert "-i '/keys/my key'" in args and f"UserKnownHostsFile='{tmp_path}/c d/known_hosts'" in args

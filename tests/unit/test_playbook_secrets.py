@@ -1,0 +1,138 @@
+"""No secret in what a playbook run leaves: tasks shaped like Kubespray's that print the cloud
+config, the admin kubeconfig and the join token, run for real through ansible-runner on this
+machine (localhost, ansible_connection=local) at ANSIBLE_VERBOSITY=4, with an operator's
+secrets exported in the environment."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackspray import inventory, playbook
+from stackspray.inventory import Credential
+from stackspray.progress import Progress
+from stackspray.state import ClusterDir
+
+PLAYBOOKS = Path(__file__).parent / "playbooks"
+SECRET = "Zm9vYmFyYmF6cXV4LXNlY3JldC1vZi10aGUtY3JlZGVudGlhbC0xMjM0NTY3ODkw"
+SHARE_KEY = "AQBshare0key0cephx0value0000000000000000=="
+OPERATOR = {"OS_PASSWORD": "operator-password-0001", "FOO_API_KEY": "operator-api-key-0002"}
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    cdir = ClusterDir("leak", tmp_path / "inventories")
+    cdir.path.mkdir(parents=True)
+    cred = Credential("0123456789abcdef0123456789abcdef", "leak-k8s-20261201T000000Z", SECRET)
+    inventory.write(cdir.path, [inventory.credential_file("leak", cred)])
+    cdir.write_secret("share-access-key", SHARE_KEY)
+    inventory.write(
+        cdir.path,
+        [
+            inventory.InventoryFile(
+                "group_vars/all/share-secret.yml", yaml.safe_dump({"share_access_key": SHARE_KEY}), 0o600
+            )
+        ],
+    )
+    key = subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519"], capture_output=True, text=True, check=True
+    )
+    admin = {
+        "users": [
+            {"name": "admin", "user": {"client-key-data": base64.b64encode(key.stdout.encode()).decode()}}
+        ]
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "admin.conf").write_text(yaml.safe_dump(admin))
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "work_dir": str(work),
+    }
+    hosts = {"all": {"hosts": {"localhost": local}}}
+    inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(hosts), 0o644)])
+    monkeypatch.setenv("ANSIBLE_VERBOSITY", "4")
+    for k, v in OPERATOR.items():
+        monkeypatch.setenv(k, v)
+    return cdir, key.stdout, work
+
+
+def secrets_left(cdir: ClusterDir, values: list[str]) -> list[str]:
+    leaks = []
+    for p in cdir.path.rglob("*"):
+        if not p.is_file() or (p.stat().st_mode & 0o077 == 0 and "artifacts" not in p.parts):
+            continue  # the 0600 secret files themselves
+        text = p.read_text(errors="ignore")
+        leaks += [f"{p.relative_to(cdir.path)}: {v[:12]}…" for v in values if v in text]
+    return leaks
+
+
+def run(cdir: ClusterDir, **extravars):
+    lines: list[str] = []
+    return lines, lambda: playbook.run(
+        "kubespray-shaped-leaks.yml",
+        project_dir=PLAYBOOKS,
+        inventory=cdir.path / "hosts.yml",
+        cluster_dir=cdir.path,
+        say=Progress(emit=lines.append),
+        extravars=extravars or None,
+    )
+
+
+def test_a_verbose_run_leaves_no_secret_in_artifacts_logs_or_tmp(cluster):
+    cdir, private_key, work = cluster
+    tmp_before = set(os.listdir("/tmp"))
+    lines, go = run(cdir)
+    result = go()
+    stdout = (result.artifacts / "stdout").read_text()
+    assert "External OpenStack Cloud Controller" in stdout and "<redacted>" in stdout, (
+        "the output is kept, scrubbed"
+    )
+    b64_conf = base64.b64encode((work / "cloud.conf").read_bytes()).decode()
+    values = [
+        SECRET,
+        SHARE_KEY,
+        b64_conf,
+        private_key.strip().splitlines()[1],
+        "0123456789abcdef",
+        *OPERATOR.values(),
+    ]
+    assert secrets_left(cdir, values) == []
+    assert not any(v in "\n".join(lines) for v in values)
+    assert not list((result.artifacts).glob("job_events/*.json")), "no unscrubbed event files"
+    command = (result.artifacts / "command").read_text()
+    assert "OS_PASSWORD" not in command and "FOO_API_KEY" not in command, "the environment is an allow-list"
+    new_tmp = set(os.listdir("/tmp")) - tmp_before
+    for name in new_tmp:
+        p = Path("/tmp") / name
+        if p.is_file():
+            assert not any(v in p.read_text(errors="ignore") for v in values), f"/tmp/{name}"
+    tmp = cdir.path / "runner" / "tmp"
+    assert tmp.stat().st_mode & 0o777 == 0o700, "Ansible's temporary files are private"
+    assert os.environ["OS_PASSWORD"] == OPERATOR["OS_PASSWORD"], "the environment is restored"
+
+
+def test_a_failure_message_holding_a_secret_is_scrubbed(cluster):
+    cdir, _, _ = cluster
+    lines, go = run(cdir, fail_with_key="true")
+    with pytest.raises(playbook.PlaybookFailed) as err:
+        go()
+    assert "could not mount with key <redacted>" in str(err.value)
+    assert SHARE_KEY not in str(err.value) and not any(SHARE_KEY in line for line in lines)
+    assert secrets_left(cdir, [SHARE_KEY]) == []
+
+
+def test_only_the_newest_runs_artifacts_are_kept(cluster, monkeypatch):
+    cdir, _, _ = cluster
+    monkeypatch.setattr(playbook, "KEEP_ARTIFACTS", 2)
+    for _ in range(4):
+        run(cdir)[1]()
+    runs = sorted(p.name for p in (cdir.path / "runner" / "artifacts").iterdir())
+    assert len(runs) == 2

@@ -249,9 +249,50 @@ def _api_message(exc: ApiException) -> str:
 # -- Secrets and workloads (credential rotation) ----------------------------------------------
 
 
-def rollout_complete(kind: str, obj: dict) -> bool:
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint (k8s.io/api/core/v1/toleration.go)."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration["key"] != taint.get("key"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    if op == "Exists":
+        return True
+    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+# What the DaemonSet controller adds to every daemon pod (pkg/controller/daemon/util/
+# daemonset_util.go, AddOrUpdateDaemonPodTolerations).
+DAEMON_POD_TOLERATIONS = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+)
+
+
+def daemon_pod_fits(template_spec: dict, node: dict) -> bool:
+    """Whether the DaemonSet controller places a pod of this template on this node (its node
+    selector matches, every NoSchedule/NoExecute taint is tolerated): NodeShouldRunDaemonPod in
+    pkg/controller/daemon/daemon_controller.go. Required node affinity is not evaluated."""
+    labels = node.get("metadata", {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in (template_spec.get("nodeSelector") or {}).items()):
+        return False
+    tolerations = [*(template_spec.get("tolerations") or []), *DAEMON_POD_TOLERATIONS]
+    return all(
+        any(tolerates(tol, taint) for tol in tolerations)
+        for taint in (node.get("spec") or {}).get("taints") or []
+        if taint.get("effect") in ("NoSchedule", "NoExecute")
+    )
+
+
+def rollout_complete(kind: str, obj: dict, unavailable_nodes: int = 0) -> bool:
     """What `kubectl rollout status` waits for: the controller saw the newest generation and every
-    replica (DaemonSet: every scheduled pod) is updated and available, with no old one left."""
+    replica (DaemonSet: every scheduled pod) is updated and available, with no old one left —
+    except, for a DaemonSet, the pods of `unavailable_nodes` NotReady nodes, which cannot become
+    available before those nodes come back."""
     meta, spec, st = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status") or {}
     if st.get("observedGeneration", 0) < meta.get("generation", 0):
         return False
@@ -262,7 +303,10 @@ def rollout_complete(kind: str, obj: dict) -> bool:
             updated >= want and st.get("replicas", 0) == updated and st.get("availableReplicas", 0) >= updated
         )
     desired = st.get("desiredNumberScheduled", 0)
-    return st.get("updatedNumberScheduled", 0) >= desired and st.get("numberAvailable", 0) >= desired
+    return (
+        st.get("updatedNumberScheduled", 0) >= desired
+        and st.get("numberAvailable", 0) >= desired - unavailable_nodes
+    )
 
 
 class KubeWorkloads:
@@ -299,19 +343,64 @@ class KubeWorkloads:
         )
         return json.loads(resp.data)
 
-    def restart(self, kind: str, name: str) -> None:
-        """`kubectl rollout restart`: a new pod template annotation, so every pod is replaced."""
+    def not_ready_nodes_for(self, ds: dict) -> list[str]:
+        """NotReady nodes this DaemonSet's pods are placed on (its pod can never become available
+        there: a shelved node)."""
+        nodes = self.kube._call("list nodes", self.kube.core.list_node, _preload_content=False)
+        template = (ds.get("spec") or {}).get("template", {}).get("spec") or {}
+        out = []
+        for node in json.loads(nodes.data).get("items", []):
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (node.get("status") or {}).get("conditions") or []
+            )
+            if not ready and daemon_pod_fits(template, node):
+                out.append(node["metadata"]["name"])
+        return sorted(out)
+
+    def restart(self, kind: str, name: str) -> list[str]:
+        """`kubectl rollout restart`: a new pod template annotation, so every pod is replaced.
+
+        A DaemonSet with pods on NotReady (shelved) nodes would never finish: the controller
+        replaces available pods only while fewer than maxUnavailable daemon pods are unavailable
+        (pkg/controller/daemon/update.go), and a shelved node's pod is never available. So its
+        maxUnavailable is raised by the number of such nodes for the restart (the value before
+        kept in an annotation, and put back by `wait_rollout`): the Ready nodes roll one at a time
+        as usual, the shelved ones get the new pod when they come back. Returns those nodes."""
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        body: dict = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        away: list[str] = []
+        if kind == "daemonsets":
+            ds = self.get(kind, name)
+            away = self.not_ready_nodes_for(ds)
+            annotations = ds["metadata"].get("annotations") or {}
+            rolling = (ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}
+            before = annotations.get(MAX_UNAVAILABLE_BEFORE, json.dumps(rolling.get("maxUnavailable")))
+            if (
+                away
+                and (ds["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+            ):
+                base = json.loads(before)
+                limit = (base if isinstance(base, int) else 1) + len(away)
+                body["metadata"] = {"annotations": {MAX_UNAVAILABLE_BEFORE: before}}
+                body["spec"]["updateStrategy"] = {"rollingUpdate": {"maxUnavailable": limit}}
         _, patch_fn = self._fns(kind)
         self.kube._call(
             f"restart {kind} {self.ns}/{name}", patch_fn, name, self.ns, body, _preload_content=False
         )
+        return away
 
     def wait_rollout(self, kind: str, name: str, timeout: float) -> None:
+        """Until the restarted pods are updated and available — on every node that can run them
+        (a DaemonSet's pods on NotReady nodes start when those nodes come back) — then put back a
+        maxUnavailable that `restart` raised."""
         deadline = time.monotonic() + timeout
         delay = 0.5
-        while not rollout_complete(kind, self.get(kind, name)):
+        while True:
+            obj = self.get(kind, name)
+            away = self.not_ready_nodes_for(obj) if kind == "daemonsets" else []
+            if rollout_complete(kind, obj, unavailable_nodes=len(away)):
+                break
             if time.monotonic() + delay > deadline:
                 raise KubeError(
                     f"{kind} {self.ns}/{name}: the restarted pods are not Ready after {timeout:.0f}s "
@@ -319,6 +408,22 @@ class KubeWorkloads:
                 )
             time.sleep(delay)
             delay = min(5.0, delay * 1.5)
+        before = (obj["metadata"].get("annotations") or {}).get(MAX_UNAVAILABLE_BEFORE)
+        if kind == "daemonsets" and before is not None:
+            body = {
+                "metadata": {"annotations": {MAX_UNAVAILABLE_BEFORE: None}},
+                "spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": json.loads(before)}}},
+            }
+            _, patch_fn = self._fns(kind)
+            self.kube._call(
+                f"restore maxUnavailable of {kind} {self.ns}/{name}",
+                patch_fn,
+                name,
+                self.ns,
+                body,
+                _preload_content=False,
+            )
 
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+MAX_UNAVAILABLE_BEFORE = "stackspray.io/max-unavailable-before"

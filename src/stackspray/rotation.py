@@ -243,11 +243,17 @@ class Places:
             raise
 
     def restart(self, cred: Credential) -> None:
+        away: set[str] = set()
         for kind, name in WORKLOADS:
-            self.work.restart(kind, name)
+            away.update(self.work.restart(kind, name))
         for kind, name in WORKLOADS:
             self.work.wait_rollout(kind, name, self.rollout_timeout)
         self.say("cloud controller manager and Cinder CSI restarted and Ready")
+        if away:
+            self.say(
+                f"{len(away)} NotReady (shelved) node(s) start the new pods with {cred.name} when they come "
+                f"back: {', '.join(sorted(away))}"
+            )
 
     def check(self, cred: Credential) -> None:
         ids = {credential_in(self.work.secret_text(n, SECRET_KEY))[0] for n in SECRETS}

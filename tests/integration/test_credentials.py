@@ -22,9 +22,10 @@ from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 from stackspray.credentials import stored
-from stackspray.kube import Kube, KubeWorkloads
+from stackspray.kube import Kube, KubeWorkloads, rollout_complete
 from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
 from stackspray.sandbox import faults
+from stackspray.scale import Request, scale_cluster
 from stackspray.state import ClusterDir
 
 NODE_FILES = (
@@ -248,6 +249,58 @@ def test_killed_run_converges_and_no_secret_is_ever_shown(cluster):
             assert not any(s in content for s in secrets), f"a secret is in {p}"
     for p in [*allowed, *c.cdir.secrets.glob("*")]:
         assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"
+
+
+def test_refresh_while_a_worker_is_shelved_succeeds_and_the_worker_gets_it_back(cluster):
+    """A weekly refresh meets shelved workers (the documented schedules shelve on evenings and
+    weekends). The Cinder node plugin tolerates every taint, so the DaemonSet controller keeps a
+    pod on the shelved node that can never become available, which holds a plain rollout of every
+    other node (maxUnavailable 1): `kubectl rollout status` never returns. The refresh must finish
+    all the same, and the shelved node run the new credential when it comes back."""
+    c = cluster
+    worker = f"{c.name}-workers-1"
+    old = stored(c.cdir)
+    scaled = scale_cluster(c.name, Request(shelve="all"), progress=quiet(), root=c.inv)
+    assert scaled.ok, scaled.to_dict()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and c.work.kube.node(worker).ready:
+            time.sleep(0.5)  # the node lifecycle: NotReady once the kubelet stops answering
+        assert not c.work.kube.node(worker).ready
+        before = c.work.get("daemonsets", "csi-cinder-nodeplugin")["status"]
+        assert before["desiredNumberScheduled"] == 2 and before["numberAvailable"] == 1, before
+        # What a plain `kubectl rollout restart` + `rollout status` meets: it never completes.
+        c.work.apps.patch_namespaced_daemon_set(
+            "csi-cinder-nodeplugin",
+            "kube-system",
+            {"spec": {"template": {"metadata": {"annotations": {"probe": str(time.time())}}}}},
+            _preload_content=False,
+        )
+        time.sleep(2.5)
+        stuck = c.work.get("daemonsets", "csi-cinder-nodeplugin")
+        assert not rollout_complete("daemonsets", stuck), stuck["status"]
+        assert stuck["status"]["updatedNumberScheduled"] < 2, "the Ready node is held at maxUnavailable 1"
+
+        progress = quiet()
+        result = refresh(c.name, force=True, progress=progress, root=c.inv, rollout_timeout=60)
+        assert result.outcome == "rotated" and stored(c.cdir).id != old.id
+        assert any(worker in line and "come back" in line for line in progress.lines), progress.lines
+        ds = c.work.get("daemonsets", "csi-cinder-nodeplugin")
+        assert ds["status"]["updatedNumberScheduled"] == 2 and ds["status"]["numberAvailable"] == 1
+        strategy = ds["spec"].get("updateStrategy") or {}
+        assert (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1) in (1, None), strategy
+        assert "stackspray.io/max-unavailable-before" not in (ds["metadata"].get("annotations") or {})
+        assert c.assert_valid_in_cluster() == stored(c.cdir).id
+    finally:
+        back = scale_cluster(c.name, Request(unshelve="all"), progress=quiet(), root=c.inv)
+        assert back.ok, back.to_dict()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = c.work.get("daemonsets", "csi-cinder-nodeplugin")["status"]
+        if st["numberAvailable"] == 2:
+            break
+        time.sleep(1)
+    assert st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2, st
 
 
 def test_schedule_installs_lists_and_removes(cluster):

@@ -28,10 +28,19 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
 - The credential's three workloads (apps/v1): DaemonSet `openstack-cloud-controller-manager`,
   Deployment `csi-cinder-controllerplugin`, DaemonSet `csi-cinder-nodeplugin`, in kube-system:
   get and merge-patch. A change of `spec.template` (what `kubectl rollout restart` makes) is a new
-  generation whose rollout completes after about a second, reported in the status fields
-  `kubectl rollout status` reads. Stand-in-only control, for fault tests: the annotation
+  generation. The two DaemonSets are placed as Kubespray v2.31.0 places them (the node plugin
+  tolerates every taint, the cloud controller runs on control-plane nodes) and rolled out as the
+  DaemonSet controller does (pkg/controller/daemon/update.go, rollingUpdate): one pod per node
+  that should run it — a NotReady (shelved) node too, since its `node.kubernetes.io/unreachable`
+  taints are tolerated — Ready about a second after it is created on a Ready node and never on a
+  NotReady one; old pods replaced within `maxUnavailable` (default 1), so while a node is
+  NotReady the rollout of the other nodes waits unless maxUnavailable allows for it, and
+  `kubectl rollout status` never returns. The Deployment's rollout completes after about a
+  second. Stand-in-only control, for fault tests: the annotation
   `stand-in.stackspray.io/fail-next-rollouts: "N"` on a workload makes its next N rollouts
   never complete.
+- Nodes carry the taints the node lifecycle controller adds: `node.kubernetes.io/unreachable`
+  (NoSchedule and NoExecute) while NotReady, `node.kubernetes.io/unschedulable` while cordoned.
 - Discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`: APIVersions,
   APIGroupList, APIResourceList) for the resources in RESOURCES, as the dynamic client of
   Ansible's `kubernetes.core.k8s` module reads them (playbooks/manila-share.yml).
@@ -75,6 +84,67 @@ WORKLOADS = (
 )
 FAIL_ROLLOUTS = "stand-in.stackspray.io/fail-next-rollouts"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+# Where Kubespray v2.31.0 places the two credential DaemonSets' pods (tolerations, nodeSelector):
+# roles/kubernetes-apps/csi_driver/cinder/templates/cinder-csi-nodeplugin.yml.j2 (every taint:
+# `operator: Exists`) and roles/kubernetes-apps/external_cloud_controller/openstack/templates/
+# external-openstack-cloud-controller-manager-ds.yml.j2 (control-plane nodes only). Neither sets
+# a rollingUpdate, so the apps/v1 default applies: maxUnavailable 1.
+KUBESPRAY_POD_PLACEMENT = {
+    "csi-cinder-nodeplugin": {"tolerations": [{"operator": "Exists"}]},
+    "openstack-cloud-controller-manager": {
+        "nodeSelector": {CONTROL_PLANE_LABEL: ""},
+        "tolerations": [
+            {
+                "key": "node.cloudprovider.kubernetes.io/uninitialized",
+                "value": "true",
+                "effect": "NoSchedule",
+            },
+            {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"},
+        ],
+    },
+}
+# The tolerations the DaemonSet controller adds to every daemon pod
+# (pkg/controller/daemon/util/daemonset_util.go, AddOrUpdateDaemonPodTolerations).
+DAEMON_POD_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+]
+# The taints the node lifecycle controller puts on a node whose kubelet stopped posting status
+# (pkg/controller/nodelifecycle/node_lifecycle_controller.go: UnreachableTaintTemplate and the
+# NoSchedule taint of the same key), and on a cordoned node (TaintNodeUnschedulable).
+UNREACHABLE_TAINTS = [
+    {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+]
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+POD_STARTUP = 1.0  # seconds a new daemon pod takes to become Ready on a Ready node
+
+
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint (k8s.io/api/core/v1/toleration.go)."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration["key"] != taint.get("key"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    if op == "Exists":
+        return True
+    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def max_unavailable(spec: dict, desired: int) -> int:
+    """spec.updateStrategy.rollingUpdate.maxUnavailable (default 1; a percentage rounds up:
+    intstr.GetScaledValueFromIntOrPercent with roundUp, as the DaemonSet controller calls it)."""
+    value = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", 1)
+    if isinstance(value, str) and value.endswith("%"):
+        return math.ceil(int(value[:-1]) * desired / 100)
+    return int(value)
+
+
 # (group, version) -> (plural, kind, namespaced, verbs): what discovery lists.
 RW = ["create", "delete", "get", "list", "patch", "update"]
 RESOURCES = {
@@ -274,6 +344,9 @@ class Store:
                     self.secrets[("kube-system", name)] = sec
                 self.applied_cloud_conf = conf
             for plural, name in WORKLOADS:
+                w = self.workloads.get((plural, name))
+                if w is not None and name in KUBESPRAY_POD_PLACEMENT:
+                    w["spec"]["template"]["spec"].update(copy.deepcopy(KUBESPRAY_POD_PLACEMENT[name]))
                 if (plural, name) not in self.workloads:
                     self.workloads[(plural, name)] = {
                         "plural": plural,
@@ -285,7 +358,10 @@ class Store:
                             selector={"matchLabels": {"app": name}},
                             template={
                                 "metadata": {"labels": {"app": name}, "annotations": {}},
-                                "spec": {"containers": [{"name": name, "image": "stand-in"}]},
+                                "spec": dict(
+                                    {"containers": [{"name": name, "image": "stand-in"}]},
+                                    **KUBESPRAY_POD_PLACEMENT.get(name, {}),
+                                ),
                             },
                         ),
                         "rollout": {"generation": 1, "at": 0.0, "fails": False},
@@ -294,7 +370,7 @@ class Store:
 
     def workload_view(self, w: dict) -> dict:
         """The object with the status fields `kubectl rollout status` reads."""
-        view = {k: copy.deepcopy(v) for k, v in w.items() if k not in ("plural", "rollout")}
+        view = {k: copy.deepcopy(v) for k, v in w.items() if k not in ("plural", "rollout", "pods")}
         gen = w["metadata"]["generation"]
         ro = w["rollout"]
         done = not ro["fails"] and time.time() - ro["at"] >= 1.0
@@ -308,21 +384,9 @@ class Store:
                 "availableReplicas": n,
             }
         else:
-            ready_nodes = [m for m, r in self.ready.items() if r and m in self.nodes]
-            if w["metadata"]["name"] == "openstack-cloud-controller-manager":
-                ready_nodes = [
-                    m for m in ready_nodes if CONTROL_PLANE_LABEL in self.nodes[m]["metadata"]["labels"]
-                ]
-            n = len(ready_nodes)
-            view["status"] = {
-                "observedGeneration": gen,
-                "desiredNumberScheduled": n,
-                "currentNumberScheduled": n,
-                "numberMisscheduled": 0,
-                "numberReady": n,
-                "updatedNumberScheduled": n if done else 0,
-                "numberAvailable": n,
-            }
+            with self.lock:
+                view["status"] = self.sync_daemonset(w)
+        view.pop("pods", None)
         return view
 
     def patch_workload(self, w: dict, patch: dict) -> None:
@@ -391,7 +455,85 @@ class Store:
             "lastTransitionTime": now(),
         }
         node["status"]["conditions"] = [cond]
+        node["spec"]["taints"] = self.node_taints(node)
         return node
+
+    def node_taints(self, node: dict) -> list[dict]:
+        """The node's own taints plus those the node lifecycle controller adds (see above)."""
+        taints = [
+            x for x in node["spec"].get("taints") or [] if not x["key"].startswith("node.kubernetes.io/")
+        ]
+        if not self.ready.get(node["metadata"]["name"]):
+            taints += copy.deepcopy(UNREACHABLE_TAINTS)
+        if node["spec"].get("unschedulable"):
+            taints.append(dict(UNSCHEDULABLE_TAINT))
+        return taints
+
+    # -- the DaemonSet controller for the credential DaemonSets --------------------------------
+    def should_run(self, template_spec: dict, node: dict) -> bool:
+        """NodeShouldRunDaemonPod (pkg/controller/daemon/daemon_controller.go): the node selector
+        matches and every NoSchedule/NoExecute taint is tolerated, the controller's own daemon pod
+        tolerations included."""
+        labels = node["metadata"].get("labels") or {}
+        if any(labels.get(k) != v for k, v in (template_spec.get("nodeSelector") or {}).items()):
+            return False
+        tolerations = list(template_spec.get("tolerations") or []) + DAEMON_POD_TOLERATIONS
+        return all(
+            any(tolerates(tol, taint) for tol in tolerations)
+            for taint in self.node_taints(node)
+            if taint.get("effect") in ("NoSchedule", "NoExecute")
+        )
+
+    def sync_daemonset(self, w: dict) -> dict:
+        """One pass of the DaemonSet controller over the credential DaemonSet `w`: a pod on every
+        node that should run one (manage), the rolling update of rollingUpdate() in
+        pkg/controller/daemon/update.go — old pods that are unavailable are always replaced, old
+        available ones only while fewer than maxUnavailable daemon pods are unavailable (so an
+        unreachable node, whose pod can never be available, holds the rollout of every other node
+        at maxUnavailable 1) — and the status updateDaemonSetStatus reports."""
+        gen = w["metadata"]["generation"]
+        ro = w["rollout"]
+        pods = w.setdefault("pods", {})  # node -> {"generation", "since"}
+        t = time.time()
+        eligible = [
+            m for m, node in self.nodes.items() if self.should_run(w["spec"]["template"]["spec"], node)
+        ]
+        for m in [m for m in pods if m not in eligible]:
+            del pods[m]
+        for m in eligible:
+            if m not in pods:
+                pods[m] = {"generation": gen, "since": t}
+
+        def available(m: str) -> bool:
+            pod = pods[m]
+            failing = ro["fails"] and pod["generation"] == ro["generation"]
+            return bool(self.ready.get(m)) and not failing and t - pod["since"] >= POD_STARTUP
+
+        strategy = (w["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy == "RollingUpdate":
+            limit = max_unavailable(w["spec"], len(eligible))
+            unavailable = sum(1 for m in eligible if not available(m))
+            old = [m for m in eligible if pods[m]["generation"] != gen]
+            for m in [m for m in old if not available(m)]:
+                pods[m] = {"generation": gen, "since": t}
+            for m in sorted(m for m in old if available(m)):
+                if unavailable >= limit:
+                    break
+                pods[m] = {"generation": gen, "since": t}
+                unavailable += 1
+        ready = [m for m in eligible if available(m)]
+        status = {
+            "observedGeneration": gen,
+            "desiredNumberScheduled": len(eligible),
+            "currentNumberScheduled": len(eligible),
+            "numberMisscheduled": 0,
+            "numberReady": len(ready),
+            "updatedNumberScheduled": sum(1 for m in eligible if pods[m]["generation"] == gen),
+            "numberAvailable": len(ready),
+        }
+        if len(eligible) - len(ready):
+            status["numberUnavailable"] = len(eligible) - len(ready)
+        return status
 
     def pod_view(self, pod: dict) -> dict:
         pod = copy.deepcopy(pod)

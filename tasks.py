@@ -147,9 +147,11 @@ def plan(c, spec, json_=False):
         json_, "plan", lambda: create_cluster(_load(spec), dry_run=True, progress=_progress(json_))
     )
     if json_:
-        print(json.dumps({"actions": result["actions"], "quota": result["quota"]}))
+        print(json.dumps({k: result[k] for k in ("actions", "quota", "warnings")}))
     else:
         _print_actions(result["actions"])
+        for w in result["warnings"]:
+            print(f"warning: {w}")
 
 
 @task(

@@ -37,6 +37,24 @@ def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
     return plan(spec, observe(conn, spec)), cat
 
 
+def exposure_warnings(spec: ClusterSpec) -> list[str]:
+    """What the security groups open to the whole internet: SSH and the Kubernetes API (and the
+    NodePorts, which follow `allowed_cidrs.api`) default to 0.0.0.0/0 so a first cluster works
+    from anywhere; a careful operator narrows them to the networks they work from."""
+    out = []
+    if "0.0.0.0/0" in spec.ssh_cidrs:
+        out.append(
+            "SSH (port 22) is open to the whole internet (allowed_cidrs.ssh is 0.0.0.0/0): set "
+            "allowed_cidrs.ssh to the networks you connect from, e.g. [203.0.113.0/24]"
+        )
+    if "0.0.0.0/0" in spec.api_cidrs:
+        out.append(
+            "the Kubernetes API (6443) and the NodePorts (30000-32767) are open to the whole internet "
+            "(allowed_cidrs.api is 0.0.0.0/0): set allowed_cidrs.api to the networks that need them"
+        )
+    return out
+
+
 def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog) -> list[quota.QuotaRow]:
     flavors = cat.flavors
     new = [a for a in actions if a.resource == "server" and a.kind == "create"]
@@ -139,12 +157,17 @@ def create_cluster(
             raise CloudError(
                 "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
             )
+        if kubernetes:
+            kubespray.preflight(conn, spec)
         rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],
             "quota": [r.__dict__ for r in rows],
             "log": str(logfile),
+            "warnings": exposure_warnings(spec),
         }
+        for w in result["warnings"]:
+            progress(f"WARNING: {w}")
         quota.check(rows)
         pending_rotation = cdir.load().rotation is not None
         if dry_run:

@@ -91,6 +91,28 @@ def install(p: dict | None = None) -> dict:
     return {"path": str(target), "tag": p["tag"], "commit": head, "commit_pinned": bool(p.get("commit"))}
 
 
+def check_installed(p: dict | None = None) -> Path:
+    """The pinned Kubespray is installed, at the pinned tag and commit; else KubesprayMissing saying
+    what to run. Checked before anything is created: its absence must not be found after the VMs
+    are booted and billing."""
+    p = p or pin()
+    target = cache_dir(p)
+    if not (target / "cluster.yml").exists():
+        raise KubesprayMissing(
+            f"Kubespray {p['tag']} is not installed in {target}: run `invoke kubespray.install` first "
+            "(nothing was created)"
+        )
+    _check_checkout(target, p)
+    return target
+
+
+def preflight(conn, spec: ClusterSpec) -> None:
+    """Before create-cluster, add-nodes or plan touch anything: on a real cloud the pinned
+    Kubespray must be installed (the sandbox runs the stand-in instead)."""
+    if not is_sandbox(conn, spec):
+        check_installed()
+
+
 def is_sandbox(conn, spec: ClusterSpec) -> bool:
     image = read(lambda: conn.image.find_image(spec.image), "find image")
     return bool(image and str((image.properties or {}).get("stackspray_sandbox", "")).lower() == "true")

@@ -16,6 +16,8 @@ Backends:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shlex
@@ -34,6 +36,8 @@ DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
 SYSTEMD_DAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 0: "Sun"}
 # Environment a scheduled run needs to find the cloud (never a secret: the path, not the content).
 CARRIED_ENV = ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD", "STACKSPRAY_INVENTORIES")
+LOCK_WAIT = 600  # seconds a job waits for the previous one of its cluster
+LOCK_TIMEOUT_EXIT = 75  # flock -E: its exit code when the wait ran out (EX_TEMPFAIL)
 
 
 class ScheduleError(StackSprayError):
@@ -105,11 +109,18 @@ def command_line(job: Job) -> str:
     run = " ".join(shlex.quote(a) for a in (_invoke(), *job.args))
     prefix = env + " " if env else ""
     failed = shlex.quote(f"stackspray: invoke {shlex.join(job.args)} failed with exit")
+    timed_out = shlex.quote(
+        f"stackspray: waited {LOCK_WAIT}s for the cluster's schedule lock "
+        "(an earlier job still runs): skipped"
+    )
+    qlog = shlex.quote(str(log))
     return (
         f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
-        f"{prefix}flock -w 600 {shlex.quote(str(lock))} {run} >> {shlex.quote(str(log))} 2>&1"
-        # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code.
-        f" || {{ rc=$?; echo {failed} $rc\\; see {shlex.quote(str(log))}; exit $rc; }}"
+        f"{prefix}flock -w {LOCK_WAIT} -E {LOCK_TIMEOUT_EXIT} {shlex.quote(str(lock))} {run} >> {qlog} 2>&1"
+        # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code;
+        # a lock that stayed taken is written to the job's log too (flock itself says nothing).
+        f" || {{ rc=$?; [ $rc -ne {LOCK_TIMEOUT_EXIT} ] || echo {timed_out} >> {qlog}; "
+        f"echo {failed} $rc\\; see {qlog}; exit $rc; }}"
     )
 
 
@@ -181,6 +192,17 @@ def _crontab_lines() -> list[str]:
     return out.stdout.splitlines() if out.returncode == 0 else []
 
 
+@contextlib.contextmanager
+def _crontab_lock():
+    """crontab -l / edit / crontab - is a read-modify-write of the user's whole crontab: two
+    stackspray commands doing it at once would lose one's job. One lock per user serializes them."""
+    path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stackspray" / "crontab.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def _write_crontab(lines: list[str]) -> None:
     out = subprocess.run(["crontab", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
     if out.returncode != 0:
@@ -200,10 +222,11 @@ def install(job: Job) -> dict:
         where = str(d / f"{unit_name(job)}.timer")
     else:
         mark = names.schedule_mark(job.cluster, job.id)
-        lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (job.cluster, job.id)]
-        # crontab(5): an unescaped % ends the command.
-        lines.append(f"{job.when.cron()} {command_line(job).replace('%', chr(92) + '%')} {mark}")
-        _write_crontab(lines)
+        with _crontab_lock():
+            lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (job.cluster, job.id)]
+            # crontab(5): an unescaped % ends the command.
+            lines.append(f"{job.when.cron()} {command_line(job).replace('%', chr(92) + '%')} {mark}")
+            _write_crontab(lines)
         where = "crontab"
     return {"backend": which, "id": job.id, "when": job.when.on_calendar(), "where": where}
 
@@ -262,11 +285,12 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
         if ids:
             _systemctl("daemon-reload")
     elif ids:
-        _write_crontab(
-            [
-                ln
-                for ln in _crontab_lines()
-                if not ((m := names.parse_schedule_mark(ln)) and m[0] == cluster and m[1] in ids)
-            ]
-        )
+        with _crontab_lock():
+            _write_crontab(
+                [
+                    ln
+                    for ln in _crontab_lines()
+                    if not ((m := names.parse_schedule_mark(ln)) and m[0] == cluster and m[1] in ids)
+                ]
+            )
     return ids

@@ -45,3 +45,21 @@ def act(kind, resource, name, **detail):
 )
 def test_kubespray_step(actions, built, expected):
     assert kubespray_step(actions, built, CP) == expected
+
+
+def test_kubespray_missing_is_refused_naming_the_command(tmp_path, monkeypatch):
+    """Checked before anything is created (create-cluster, add-nodes and plan on a real cloud)."""
+    import pytest
+
+    from stackspray import kubespray
+
+    monkeypatch.setenv("STACKSPRAY_KUBESPRAY_CACHE", str(tmp_path))
+    with pytest.raises(kubespray.KubesprayMissing, match=r"invoke kubespray.install.*nothing was created"):
+        kubespray.check_installed()
+
+
+def test_the_pin_names_v2_31_0_and_its_commit():
+    from stackspray import kubespray
+
+    p = kubespray.pin()
+    assert p["tag"] == "v2.31.0" and p["commit"] == "1c9add48975060f45396b34d8e022c30d7f80dab"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -61,7 +62,7 @@ def test_units_and_command(monkeypatch, tmp_path):
     job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
     cmd = command_line(job)
     assert "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
-    assert f"flock -w 600 {tmp_path}/demo/.schedule.lock" in cmd
+    assert f"flock -w 600 -E 75 {tmp_path}/demo/.schedule.lock" in cmd
     log = f"{tmp_path}/demo/logs/scheduled-scale-2000.log"
     assert f"scale --cluster demo --workers 0 >> {log} 2>&1 || " in cmd
     units = render_units(job)
@@ -122,3 +123,48 @@ def test_a_percent_sign_reaches_the_shell_as_itself_in_a_systemd_unit(tmp_path, 
     service = render_units(job)["stackspray-demo-scale-2000.service"]
     exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
     assert "100%%/clouds.yaml" in exec_start and "100%/" not in exec_start.replace("%%", "")
+
+
+def test_a_lock_that_stays_taken_is_logged_not_silent(monkeypatch, tmp_path):
+    """`flock -w` gives up with exit 1 and no word; the job's log now says why it did not run."""
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
+    monkeypatch.setattr("stackspray.schedule._invoke", lambda: "sh")
+    monkeypatch.setattr("stackspray.schedule.LOCK_WAIT", 1)
+    job = Job("demo", "x", ("-c", "echo ran"), When(1, 0))
+    lock = tmp_path / "demo" / ".schedule.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "5"])
+    try:
+        time.sleep(0.3)
+        out = subprocess.run(["sh", "-c", command_line(job)], capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 75
+    log = (tmp_path / "demo" / "logs" / "scheduled-x.log").read_text()
+    assert "waited 1s for the cluster's schedule lock" in log and "ran" not in log
+
+
+def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):
+    """Two installs at once used to lose one job (crontab -l, edit, crontab - raced)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    table = tmp_path / "crontab"
+    # crontab's place on PATH, slow like a real one under load: -l prints, - replaces.
+    (bin_dir / "crontab").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-l" ]; then\n  [ -f {table} ] && cat {table} && exit 0\n'
+        '  echo "no crontab" >&2; exit 1\n'
+        f"else sleep 0.2; cat > {table}; fi\n"
+    )
+    (bin_dir / "crontab").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    jobs = [Job(f"c{i}", "scale-2000", ("scale", "--cluster", f"c{i}"), When(20, 0)) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(install, jobs))
+    assert sorted(ln.rsplit(":", 2)[1] for ln in table.read_text().splitlines()) == ["c0", "c1", "c2", "c3"]

@@ -227,3 +227,13 @@ def test_cluster_flags_are_checked_like_spec_names(flag_value):
     with pytest.raises(StackSprayError, match="--cluster"):
         check_cluster_name(flag_value)
     assert check_cluster_name("demo-2") == "demo-2"
+
+
+def test_plan_warns_when_ssh_or_the_api_is_open_to_the_world():
+    from stackspray.cluster import exposure_warnings
+
+    open_spec = parse_spec(copy.deepcopy(BASE), env={})
+    assert [w.split(" ")[0] for w in exposure_warnings(open_spec)] == ["SSH", "the"]
+    narrowed = copy.deepcopy(BASE)
+    narrowed["allowed_cidrs"] = {"ssh": ["203.0.113.0/24"], "api": ["203.0.113.0/24"]}
+    assert exposure_warnings(parse_spec(narrowed, env={})) == []

@@ -34,9 +34,7 @@ o() { openstack "$@" >/dev/null; }
 N=$1; C=$2; KEY=$3; CIDR=$4
 o network create $C-net
 o subnet create --network $C-net --subnet-range $CIDR $C-subnet
-o router create $C-router
-o router set --external-gateway public $C-router
-o router add subnet $C-router $C-subnet
+o router add subnet auto_allocated_router $C-subnet
 o security group create $C-cluster
 o security group rule create --ingress --ethertype IPv4 --remote-group $C-cluster $C-cluster
 o security group create $C-ssh
@@ -70,7 +68,7 @@ o() { openstack "$@" >/dev/null 2>&1 || true; }
 for s in $(openstack server list --name "^$C-" -f value -c ID); do o server delete --wait $s; done
 o floating ip delete $FIP
 for p in $(openstack port list -f value -c Name | grep "^$C-"); do o port delete $p; done
-o router remove subnet $C-router $C-subnet; o router delete $C-router
+o router remove subnet auto_allocated_router $C-subnet
 o network delete $C-net
 for g in cluster ssh api nodeport; do o security group delete $C-$g; done
 for g in $(openstack server group list -f value -c Name | grep "^$C-"); do o server group delete $g; done

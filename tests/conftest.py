@@ -114,7 +114,7 @@ class Net:
 
 @pytest.fixture
 def make_network(conn):
-    """Factory: a network + subnet (distinct CIDR) + router on `public`; deleted after the test."""
+    """Factory: a network + subnet (distinct CIDR) on the project's router; deleted after the test."""
     created: list[Net] = []
 
     def make() -> Net:
@@ -125,8 +125,9 @@ def make_network(conn):
             name=name, network_id=net.id, ip_version=4, cidr=f"10.{next(_cidr_counter)}.0.0/24"
         )
         created[-1].subnet = sub
-        public = conn.network.find_network("public")
-        router = conn.network.create_router(name=name, external_gateway_info={"network_id": public.id})
+        # As on Jetstream2, the project has one router (quota 1), the auto-allocated one: join it.
+        router = conn.network.find_router("auto_allocated_router")
+        assert router is not None, "the sandbox project has no auto_allocated_router"
         created[-1].router = router
         conn.network.add_interface_to_router(router, subnet=sub.id)
         return created[-1]
@@ -139,7 +140,6 @@ def make_network(conn):
                     conn.network.remove_interface_from_router(n.router, subnet=n.subnet.id)
                 except openstack.exceptions.NotFoundException:
                     pass
-            conn.network.delete_router(n.router, ignore_missing=True)
         _wait_no_compute_ports(conn, n.network.id)
         conn.network.delete_network(n.network, ignore_missing=True)
 

@@ -73,7 +73,7 @@ class Applier:
             a.resource in ("share", "access-rule") and a.kind != "noop" for a in actions
         ):
             share_job = self.pool.submit(self.share, actions)
-        self.network()
+        self.network(actions)
         jobs = [
             self.pool.submit(self.security_group, a)
             for a in actions
@@ -95,7 +95,7 @@ class Applier:
         if share_job is not None:
             share_job.result()
 
-    def network(self) -> None:
+    def network(self, actions: list[Action]) -> None:
         net = self.conn.network
         c = self.spec.name
         if self.spec.network.existing:
@@ -129,15 +129,22 @@ class Applier:
             ),
         )
         self.ids["subnet"] = s.id
-        ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
-        r = self._neutron_ensure(
-            "router",
-            router_name,
-            lambda: net.routers(name=router_name),
-            lambda: net.create_router(
-                name=router_name, description=d, external_gateway_info={"network_id": ext.id}
-            ),
-        )
+        target = next((a for a in actions if a.resource == "router-interface"), None)
+        own = any(a.resource == "router" and a.kind == "create" for a in actions)
+        if target is not None and target.detail.get("router_id") and not own:
+            # The project's router (or our own from an earlier run): attach to it, never change it.
+            r = read(lambda: net.get_router(target.detail["router_id"]), f"read router {target.name}")
+            router_name = r.name
+        else:
+            ext = read(lambda: net.find_network(self.spec.network.external_network), "find external network")
+            r = self._neutron_ensure(
+                "router",
+                router_name,
+                lambda: net.routers(name=router_name),
+                lambda: net.create_router(
+                    name=router_name, description=d, external_gateway_info={"network_id": ext.id}
+                ),
+            )
         self.ids["router"] = r.id
 
         def attached() -> bool:

@@ -8,6 +8,7 @@ only then acts. `tasks.py` parses flags and prints; nothing here prints except t
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import time
@@ -34,7 +35,44 @@ def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
     """Validate the spec against the cloud and plan (creates nothing); also return the catalog."""
     cat = catalog(conn, spec)
     check_against_cloud(spec, cat)
-    return plan(spec, observe(conn, spec)), cat
+    obs = observe(conn, spec)
+    check_router_ranges(conn, spec, obs)
+    return plan(spec, obs), cat
+
+
+def check_router_ranges(conn, spec: ClusterSpec, obs) -> None:
+    """A subnet joining a router the project already uses must not overlap the subnets on it
+    (Neutron refuses the attach, after the network exists), and the router must reach the
+    external network (else no floating IP works): refused before anything is created."""
+    if obs.router_mode != "existing" or obs.router is None:
+        return
+    router = read(lambda: conn.network.get_router(obs.router.id), f"read router {obs.router.name}")
+    gateway = (router.external_gateway_info or {}).get("network_id")
+    ext = read(lambda: conn.network.find_network(spec.network.external_network), "find external network")
+    if ext is None or gateway != ext.id:
+        raise SpecError(
+            spec.source,
+            [
+                f"network.router: router {router.name} has no gateway on {spec.network.external_network!r}, "
+                "so the cluster's floating IP would not work: give its gateway one "
+                f"(`openstack router set --external-gateway {spec.network.external_network} {router.name}`), "
+                "or name another router"
+            ],
+        )
+    mine = obs.subnet.id if obs.subnet else None
+    wanted = ipaddress.ip_network(spec.network.cidr)
+    for sid in obs.router.detail.get("interfaces", []):
+        if sid == mine:
+            continue
+        sub = read(lambda sid=sid: conn.network.get_subnet(sid), "read subnet")
+        if sub.ip_version == 4 and ipaddress.ip_network(sub.cidr).overlaps(wanted):
+            raise SpecError(
+                spec.source,
+                [
+                    f"network.cidr: {spec.network.cidr} overlaps {sub.name or sub.id} ({sub.cidr}), which is "
+                    f"already on router {router.name}: choose a range that does not, e.g. 10.42.0.0/24"
+                ],
+            )
 
 
 def exposure_warnings(spec: ClusterSpec) -> list[str]:

@@ -12,7 +12,7 @@ import re
 
 from . import names
 from .cloudops import read
-from .errors import Conflict
+from .errors import Conflict, NotFound
 from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
 from .plan import DESTROY_ORDER, Observed, Res
 from .spec import CloudCatalog, ClusterSpec
@@ -33,6 +33,48 @@ def _pick(items, kind: str, cluster: str) -> Res | None:
         )
     chosen = owned[0] if owned else items[0]
     return Res(chosen.id, chosen.name, bool(owned), getattr(chosen, "status", "") or "")
+
+
+def _router(net, spec: ClusterSpec) -> tuple[Res | None, str]:
+    """The router the cluster's subnet goes on, and whether it is the cluster's own:
+
+    - `network.create_router`: the cluster's own `<c>-router` (found, or None: to create);
+    - `network.router: NAME`: that router of the project (exactly one must have the name);
+    - neither: the cluster's own router if an earlier stackspray made one, else the project's
+      only router that is not another cluster's (Jetstream2: auto_allocated_router, which holds
+      the project's router quota of 1), else None: one of its own is created. Several candidates
+      are a Conflict: the spec must name one."""
+    c = spec.name
+    own = _pick(read(lambda: list(net.routers(name=names.router(c))), "list routers"), "router", c)
+    if spec.network.create_router or (own is not None and own.owned):
+        return own, "own"
+    if spec.network.router:
+        found = read(lambda: list(net.routers(name=spec.network.router)), "list routers")
+        if not found:
+            raise NotFound(
+                f"network.router: no router named {spec.network.router!r} in this project "
+                "(`openstack router list`)"
+            )
+        if len(found) > 1:
+            raise Conflict(
+                f"network.router: {len(found)} routers are named {spec.network.router!r} "
+                f"({', '.join(r.id for r in found)}): rename one, or give the router's id instead"
+            )
+        return Res(found[0].id, found[0].name, False), "existing"
+    theirs = [
+        r
+        for r in read(lambda: list(net.routers()), "list routers")
+        if not any(t.startswith(f"{names.META_CLUSTER}=") for t in (r.tags or []))
+        and not (r.description or "").startswith(f"{names.META_CLUSTER}=")
+    ]
+    if not theirs:
+        return own, "own"
+    if len(theirs) > 1:
+        raise Conflict(
+            f"the project has {len(theirs)} routers ({', '.join(sorted(r.name for r in theirs))}): name "
+            "the one for this cluster in the spec as network.router, or set network.create_router: true"
+        )
+    return Res(theirs[0].id, theirs[0].name, False), "existing"
 
 
 def rule_tuple(r: dict, sg_id: str) -> tuple:
@@ -72,7 +114,7 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             read(lambda: list(net.networks(name=names.network(c))), "list networks"), "network", c
         )
         obs.subnet = _pick(read(lambda: list(net.subnets(name=names.subnet(c))), "list subnets"), "subnet", c)
-        obs.router = _pick(read(lambda: list(net.routers(name=names.router(c))), "list routers"), "router", c)
+        obs.router, obs.router_mode = _router(net, spec)
         if obs.router is not None:
             ifaces = read(
                 lambda: list(net.ports(device_id=obs.router.id, device_owner="network:router_interface")),

@@ -40,7 +40,10 @@ class Observed:
 
     network: Res | None = None
     subnet: Res | None = None
-    router: Res | None = None  # detail: {"gateway": bool, "interfaces": [subnet ids]}
+    router: Res | None = None  # detail: {"interfaces": [subnet ids]}
+    # "own": the cluster's `<c>-router` (found, or to create); "existing": `router` is one of the
+    # project's (Jetstream2's auto_allocated_router): never ours, only our subnet is attached.
+    router_mode: str = "own"
     security_groups: dict[str, Res] = field(default_factory=dict)  # detail: {"rules": [rule tuples]}
     keypair: Res | None = None
     server_groups: dict[str, Res] = field(default_factory=dict)
@@ -149,7 +152,18 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                     {"cidr": spec.network.cidr, "dns": list(spec.network.dns_nameservers)},
                 )
             )
-        if not have("router", router_name, obs.router):
+        if obs.router_mode == "existing" and obs.router is not None:
+            router_name = obs.router.name
+            acts.append(
+                Action(
+                    "noop",
+                    "router",
+                    router_name,
+                    f"the project's router ({obs.router.id}): the cluster's subnet is attached to it; "
+                    "it is never changed or deleted",
+                )
+            )
+        elif not have("router", router_name, obs.router):
             acts.append(
                 Action(
                     "create",
@@ -160,10 +174,11 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                 )
             )
         ifaces = obs.router.detail.get("interfaces", []) if obs.router else []
+        router_id = {"router_id": obs.router.id} if obs.router else {}
         if obs.subnet and obs.subnet.id in ifaces:
-            acts.append(Action("noop", "router-interface", router_name, "subnet attached"))
+            acts.append(Action("noop", "router-interface", router_name, "subnet attached", router_id))
         else:
-            acts.append(Action("create", "router-interface", router_name, "subnet not attached"))
+            acts.append(Action("create", "router-interface", router_name, "subnet not attached", router_id))
 
     # security groups and their rules
     for name, rules in desired_security_groups(spec).items():

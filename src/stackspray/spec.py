@@ -105,6 +105,11 @@ class NetworkSpec:
     cidr: str = DEFAULT_CIDR
     external_network: str = DEFAULT_EXTERNAL_NETWORK
     dns_nameservers: tuple[str, ...] = ()
+    # The router the cluster's subnet is attached to: a named one of the project's, or (None) the
+    # project's only router; `create_router` makes one of the cluster's own instead. Jetstream2
+    # gives a project one router (quota 1), already used by its auto_allocated_network.
+    router: str | None = None
+    create_router: bool = False
 
 
 @dataclass(frozen=True)
@@ -302,11 +307,22 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
     keypair = KeypairSpec(kp_name or names.keypair(name), pub_path, priv_path)
 
     net = c.mapping(
-        data.get("network"), "network", {"existing", "cidr", "external_network", "dns_nameservers"}
+        data.get("network"),
+        "network",
+        {"existing", "cidr", "external_network", "dns_nameservers", "router", "create_router"},
     )
     existing = c.string(net.get("existing"), "network.existing")
     if existing and "cidr" in net:
         c.add("network", "give either `existing` (use that network) or `cidr` (create one), not both")
+    router = c.string(net.get("router"), "network.router")
+    create_router = net.get("create_router", False)
+    if not isinstance(create_router, bool):
+        c.add("network.create_router", f"must be true or false, got {_show(create_router)}")
+        create_router = False
+    if router and create_router:
+        c.add("network", "give either `router` (attach to that router) or `create_router: true`, not both")
+    if existing and (router or create_router):
+        c.add("network", "`router`/`create_router` apply to a network stackspray creates, not to `existing`")
     dns = net.get("dns_nameservers") or []
     if not isinstance(dns, list):
         c.add("network.dns_nameservers", "must be a list of IP addresses")
@@ -324,6 +340,8 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
             net.get("external_network"), "network.external_network", DEFAULT_EXTERNAL_NETWORK
         ),
         dns_nameservers=tuple(str(d) for d in dns),
+        router=router,
+        create_router=create_router,
     )
 
     groups = _node_groups(c, data.get("node_groups"))

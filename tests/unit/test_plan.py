@@ -26,6 +26,7 @@ def observed(d: dict) -> Observed:
     for key in ("security_groups", "server_groups", "ports", "servers"):
         setattr(obs, key, {k: res(v) for k, v in d.get(key, {}).items()})
     obs.server_group_limit = d.get("server_group_limit", -1)
+    obs.router_mode = d.get("router_mode", "own")
     return obs
 
 

@@ -343,6 +343,36 @@ def _ensure_network_resources(conn) -> None:
         )
 
 
+# What `openstack network auto allocated topology create` leaves in a Jetstream2 project (Neutron's
+# auto_allocate service plugin: these names), created here directly for the sandbox project.
+AUTO_NETWORK = "auto_allocated_network"
+AUTO_SUBNET = "auto_allocated_subnet_v4"
+AUTO_ROUTER = "auto_allocated_router"
+AUTO_CIDR = "10.1.0.0/24"
+
+
+def _ensure_auto_allocated_topology(conn) -> None:
+    """The project's own network, subnet and router on `public` — the router that holds the
+    project's router quota of 1, as on a fresh Jetstream2 allocation."""
+    net_api = conn.network
+    project = conn.identity.find_project(PROJECT)
+    public = net_api.find_network(EXTERNAL_NETWORK)
+    net = next(
+        iter(net_api.networks(name=AUTO_NETWORK, project_id=project.id)), None
+    ) or net_api.create_network(name=AUTO_NETWORK, project_id=project.id)
+    sub = next(iter(net_api.subnets(name=AUTO_SUBNET, network_id=net.id)), None) or net_api.create_subnet(
+        name=AUTO_SUBNET, network_id=net.id, project_id=project.id, ip_version=4, cidr=AUTO_CIDR
+    )
+    router = next(iter(net_api.routers(name=AUTO_ROUTER, project_id=project.id)), None)
+    if router is None:
+        router = net_api.create_router(
+            name=AUTO_ROUTER, project_id=project.id, external_gateway_info={"network_id": public.id}
+        )
+    ifaces = net_api.ports(device_id=router.id, device_owner="network:router_interface")
+    if not any(ip["subnet_id"] == sub.id for p in ifaces for ip in p.fixed_ips):
+        net_api.add_interface_to_router(router, subnet=sub.id)
+
+
 def _ensure_share_type(conn) -> None:
     sfs = conn.shared_file_system
     resp = sfs.get("/types", microversion="2.46")
@@ -457,6 +487,7 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
     with _Timer(report, "cloud resources"):
         _ensure_compute_resources(conn, paths)
         _ensure_network_resources(conn)
+        _ensure_auto_allocated_topology(conn)
         _ensure_share_type(conn)
         _wait_share_service(conn)
     with _Timer(report, "node agent"):

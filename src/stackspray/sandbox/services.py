@@ -65,6 +65,7 @@ QUOTA_CORES = 150
 QUOTA_RAM_MB = 585 * 1024
 QUOTA_INSTANCES = 100
 QUOTA_FLOATING_IPS = 10
+QUOTA_ROUTERS = 1
 
 
 def db_url(name: str, password: str) -> str:
@@ -176,7 +177,9 @@ def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
             "database": {"connection": db_url("neutron", secrets["db"])},
             "keystone_authtoken": _authtoken(secrets, "neutron"),
             "nova": _service_auth(secrets, "neutron"),
-            "quotas": {"quota_floatingip": QUOTA_FLOATING_IPS},
+            # Jetstream2's project defaults: 10 floating IPs, ONE router (general/policies.md,
+            # "Router Quota Policies"), which the auto-allocated topology already uses.
+            "quotas": {"quota_floatingip": QUOTA_FLOATING_IPS, "quota_router": QUOTA_ROUTERS},
             "oslo_concurrency": locks,
             "oslo_messaging_notifications": {"driver": "noop"},
         }

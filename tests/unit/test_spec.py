@@ -237,3 +237,18 @@ def test_plan_warns_when_ssh_or_the_api_is_open_to_the_world():
     narrowed = copy.deepcopy(BASE)
     narrowed["allowed_cidrs"] = {"ssh": ["203.0.113.0/24"], "api": ["203.0.113.0/24"]}
     assert exposure_warnings(parse_spec(narrowed, env={})) == []
+
+
+def test_the_jetstream2_example_spec_is_valid(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from stackspray.spec import load_spec
+
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3Nza example\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spec = load_spec(
+        Path(__file__).resolve().parents[2] / "clusters" / "jetstream2-example.yaml", env={"OS_CLOUD": "js2"}
+    )
+    assert spec.cloud == "js2" and spec.network.router is None and not spec.network.create_router
+    assert spec.ssh_cidrs == ("203.0.113.0/24",) and [g.flavor for g in spec.node_groups] == ["m3.medium"] * 2

@@ -20,6 +20,7 @@ from .apply import Applier, server_record
 from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .connection import connect
+from .credentials import check_operator_credential
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
 from .names import is_owned
 from .observe import catalog, observe, observe_owned, owned_servers
@@ -197,6 +198,7 @@ def create_cluster(
             )
         if kubernetes:
             kubespray.preflight(conn, spec)
+            check_operator_credential(conn, spec.cloud)
         rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],

@@ -94,6 +94,32 @@ def ensure_cluster_credential(
     return credential
 
 
+def check_operator_credential(conn, cloud: str) -> None:
+    """The operator's credential must be able to create the cluster's own credential: on
+    Jetstream2 the command line authenticates with application credentials only, and only an
+    *unrestricted* one may create application credentials. Refused before anything is created
+    (it would otherwise fail after every VM is booted and billing)."""
+    auth = conn.config.get_auth_args()
+    cred_id, cred_name = auth.get("application_credential_id"), auth.get("application_credential_name")
+    if not (cred_id or cred_name):
+        return  # a password or token: Keystone's policy lets a user create their own
+    user = conn.current_user_id
+    if cred_id:
+        own = find_credential(conn, user, cred_id)
+    else:
+        listed = read(lambda: list(conn.identity.application_credentials(user=user)), "list credentials")
+        own = next((c for c in listed if c.name == cred_name), None)
+    if own is None or getattr(own, "unrestricted", False):
+        return
+    raise CloudError(
+        f"cloud {cloud!r} authenticates with the restricted application credential {own.name!r}, which "
+        "cannot create the cluster's own credential. In Horizon (Identity → Application Credentials) "
+        "create one with 'Unrestricted (dangerous)' ticked, keep it on this machine only, and put it in "
+        "clouds.yaml: stackspray needs it to give every cluster a restricted, expiring credential of its "
+        "own — the only one that ever reaches the cluster's nodes (nothing was created)"
+    )
+
+
 def find_credential(conn, user: str, cred_id: str):
     """The application credential with this id, or None when Keystone has none (retried reads)."""
     try:

@@ -303,6 +303,51 @@ def test_refresh_while_a_worker_is_shelved_succeeds_and_the_worker_gets_it_back(
     assert st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2, st
 
 
+# A progress line each step prints as it starts or ends, in order (see rotation.STEPS).
+KILL_POINTS = (
+    "created ",  # the new credential exists, its secret is kept
+    "verified ",
+    "Secrets kube-system/",  # the Secrets hold the new one
+    "running cloud-credential.yml",  # the node files are being written
+    "restarted and Ready",
+    "deleted application credential",  # the old one is gone
+)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_at_every_step_a_rerun_leaves_exactly_one_valid_credential(cluster, point):
+    """SIGKILL `credentials.refresh --force` right after each step, then run it again (as the
+    schedule would): afterwards exactly one credential of the cluster exists in Keystone, it
+    authenticates, and the Secrets, the node files and the inventory's file all hold it."""
+    c = cluster
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", c.name, "--force"],
+        cwd=ROOT,
+        env=dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = ""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if point in line or not line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert point in seen, seen
+    again = c.cli()
+    assert again.returncode == 0, again.stdout + again.stderr
+    final = stored(c.cdir)
+    assert c.cluster_creds() == [final.id], "exactly one credential of the cluster is left"
+    assert c.assert_valid_in_cluster(point) == final.id
+    assert c.node_ids() == {final.id}
+    assert c.cdir.load().rotation is None
+    assert not (c.cdir.secrets / "credential-pending.yml").exists()
+
+
 def test_schedule_installs_lists_and_removes(cluster):
     from stackspray.sandbox.infra import install_apt_packages
 

@@ -152,3 +152,39 @@ def test_two_clusters_share_the_projects_one_router_and_leave_it_as_it_was(sandb
         openstack(sandbox, "network", "show", "auto_allocated_network")["subnets"]
         == network_before["subnets"]
     )
+
+
+def test_a_restricted_operator_credential_is_refused_before_anything_exists(sandbox, conn, ssh_key, tmp_path):
+    """With OS_CLOUD=sandbox-restricted, plan and create-cluster stop at once, naming the
+    credential and what to create in Horizon; afterwards nothing of the cluster exists."""
+    name = f"rs{uuid.uuid4().hex[:5]}"
+    spec = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), "10.57.0.0/24", 1)
+    data = yaml.safe_load(spec.read_text())
+    del data["cloud"]
+    spec.write_text(yaml.safe_dump(data))
+    env = {
+        **user_env(sandbox),
+        "OS_CLOUD": "sandbox-restricted",
+        "STACKSPRAY_INVENTORIES": str(tmp_path / "inv"),
+    }
+    for command in ("plan", "create-cluster"):
+        out = subprocess.run(
+            [str(BIN / "invoke"), "-r", str(ROOT), command, "--spec", str(spec)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        text = out.stdout + out.stderr
+        assert out.returncode == 1, text
+        assert (
+            "restricted application credential 'sandbox-operator-restricted'" in text
+            and "Unrestricted" in text
+        )
+    left = owned_in_cloud(conn, name)
+    assert not any(left.values()), left
+    assert not [k for k in conn.compute.keypairs() if k.name == f"{name}-key"]
+    assert not [
+        c for c in conn.identity.application_credentials(user=conn.current_user_id) if c.name.startswith(name)
+    ]

@@ -28,11 +28,25 @@ def app_cred_connection(cred_id: str, secret: str):
     )
 
 
-def test_password_auth_gives_project_scoped_token(conn):
+def test_password_auth_gives_project_scoped_token(sandbox):
+    conn = openstack.connect(cloud="sandbox-password")
     token = conn.session.get_token()
     assert token
     assert conn.current_project.name == "sandbox"
     assert conn.identity.get_user(conn.current_user_id).name == "sandbox-member"
+
+
+def test_the_sandbox_entry_is_an_unrestricted_application_credential_as_on_jetstream2(sandbox, conn):
+    """Jetstream2's command line authenticates with application credentials only."""
+    auth = conn.config.get_auth_args()
+    assert "application_credential_id" in auth and "password" not in auth
+    own = conn.identity.get_application_credential(conn.current_user_id, auth["application_credential_id"])
+    assert own.unrestricted is True and conn.current_project.name == "sandbox"
+    restricted = openstack.connect(cloud="sandbox-restricted")
+    rid = restricted.config.get_auth_args()["application_credential_id"]
+    assert (
+        restricted.identity.get_application_credential(restricted.current_user_id, rid).unrestricted is False
+    )
 
 
 def test_wrong_password_is_refused(sandbox):

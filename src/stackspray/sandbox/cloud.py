@@ -200,13 +200,78 @@ def _keystone_setup(paths: SandboxPaths, secrets: dict[str, str]) -> None:
     marker.touch()
 
 
-def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str]) -> Path:
-    """clouds.yaml with `sandbox` (member) and `sandbox-admin` entries (mode 0600)."""
+OPERATOR_CREDENTIALS = {
+    "sandbox": ("sandbox-operator", True),
+    "sandbox-restricted": ("sandbox-operator-restricted", False),
+}
+
+
+def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, dict]:
+    """The member's application credentials, as a Jetstream2 user makes them in Horizon: an
+    unrestricted one (what stackspray needs: it creates each cluster's own credential) and a
+    restricted one (for the test that it is refused). Kept 0600 in the sandbox home; made again
+    when Keystone no longer has them."""
+    store = paths.home / "operator-credentials.json"
+    member = openstack.connect(
+        auth_url=APIS["keystone"].internal_url(),
+        username=MEMBER_USER,
+        password=secrets["member"],
+        project_name=PROJECT,
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name=REGION,
+        interface="internal",
+        load_yaml_config=False,
+        load_envvars=False,
+    )
+    user = member.current_user_id
+    have = json.loads(store.read_text()) if store.exists() else {}
+    existing = {c.name: c for c in member.identity.application_credentials(user=user)}
+    out = {}
+    for entry, (name, unrestricted) in OPERATOR_CREDENTIALS.items():
+        known = have.get(entry)
+        if known and name in existing and existing[name].id == known["id"]:
+            out[entry] = known
+            continue
+        if name in existing:
+            member.identity.delete_application_credential(user, existing[name].id)
+        made = member.identity.create_application_credential(
+            user=user,
+            name=name,
+            unrestricted=unrestricted,
+            description="the sandbox operator's credential, as a Jetstream2 user makes one in Horizon",
+        )
+        out[entry] = {"id": made.id, "secret": made.secret}
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(out, fh)
+    return out
+
+
+def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str], operator: dict[str, dict]) -> Path:
+    """clouds.yaml (mode 0600): `sandbox`, an unrestricted application credential of the member,
+    as Jetstream2 users authenticate (its command line takes application credentials only);
+    `sandbox-restricted`, a restricted one; `sandbox-password`, the member's password; and
+    `sandbox-admin`."""
     auth_url = APIS["keystone"].public_url()
     common = {"region_name": REGION, "interface": "public", "identity_api_version": 3}
+
+    def app_credential(entry: str) -> dict:
+        return {
+            "auth_type": "v3applicationcredential",
+            "auth": {
+                "auth_url": auth_url,
+                "application_credential_id": operator[entry]["id"],
+                "application_credential_secret": operator[entry]["secret"],
+            },
+            **common,
+        }
+
     data = {
         "clouds": {
-            "sandbox": {
+            "sandbox": app_credential("sandbox"),
+            "sandbox-restricted": app_credential("sandbox-restricted"),
+            "sandbox-password": {
                 "auth": {
                     "auth_url": auth_url,
                     "username": MEMBER_USER,
@@ -493,7 +558,7 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
     with _Timer(report, "node agent"):
         processes.start(paths, helpers["node-agent"])
         processes.wait_ready(paths, helpers["node-agent"])
-    report.clouds_yaml = str(write_clouds_yaml(paths, secrets))
+    report.clouds_yaml = str(write_clouds_yaml(paths, secrets, _ensure_operator_credentials(paths, secrets)))
     demo_key(paths)
     return report
 

@@ -259,7 +259,7 @@ def list_jobs(cluster: str) -> list[dict]:
         for ln in _crontab_lines():
             m = names.parse_schedule_mark(ln)
             if m and m[0] == cluster:
-                run = re.search(r"flock -w \d+ \S+ \S+ (.*?) >>", ln)
+                run = re.search(r"flock -w \d+ (?:-E \d+ )?\S+ \S+ (.*?) >>", ln)
                 jobs.append(
                     {
                         "id": m[1],

@@ -77,7 +77,16 @@ def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, 
         assert ids_in_cloud(conn, base), "a dry run deletes nothing"
         assert {a["detail"]["id"] for a in planned} & neighbour_ids == set(), "the plan names a neighbour's"
         kinds = {a["resource"] for a in planned}
-        assert {"server", "port", "network", "subnet", "router", "security-group", "floating-ip"} <= kinds
+        assert {
+            "server",
+            "port",
+            "network",
+            "subnet",
+            "router-interface",
+            "security-group",
+            "floating-ip",
+        } <= kinds
+        assert "router" not in kinds, "the project's router is only detached from, never deleted"
 
         real = cli(tmp_path, inv, "destroy-cluster", "--cluster", base, "--yes", "--json")
         assert real.returncode == 0, real.stdout + real.stderr

@@ -168,3 +168,19 @@ def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(install, jobs))
     assert sorted(ln.rsplit(":", 2)[1] for ln in table.read_text().splitlines()) == ["c0", "c1", "c2", "c3"]
+
+
+def test_a_crontab_line_lists_the_command_it_runs(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    table = tmp_path / "crontab"
+    (bin_dir / "crontab").write_text(
+        f'#!/bin/sh\nif [ "$1" = "-l" ]; then cat {table} 2>/dev/null || exit 1; else cat > {table}; fi\n'
+    )
+    (bin_dir / "crontab").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    install(Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0)))
+    assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 0"]

@@ -175,7 +175,9 @@ def test_a_crontab_line_lists_the_command_it_runs(tmp_path, monkeypatch):
     bin_dir.mkdir()
     table = tmp_path / "crontab"
     (bin_dir / "crontab").write_text(
-        f'#!/bin/sh\nif [ "$1" = "-l" ]; then cat {table} 2>/dev/null || exit 1; else cat > {table}; fi\n'
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-l" ]; then cat {table} 2>/dev/null || {{ echo "no crontab" >&2; exit 1; }}\n'
+        f"else cat > {table}; fi\n"
     )
     (bin_dir / "crontab").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")

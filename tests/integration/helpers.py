@@ -3,6 +3,10 @@ what of a cluster exists in the cloud, quiet progress capture."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +60,29 @@ def built_cluster(sandbox, ssh_key, tmp: Path, prefix: str, cidr: str, workers: 
     finally:
         faults.clear(sandbox.paths)
         destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
+
+
+def kill_when(args: list[str], env: dict, marker: str, timeout: float = 180) -> str:
+    """Run `invoke ARGS` from the checkout, SIGKILL it as soon as a line holding `marker` is
+    printed (a user's Ctrl-\\, a crash, a machine that goes down), and return what it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if marker in line or not line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return seen
 
 
 def respec(path: Path, **node_counts) -> Path:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ssh
-from helpers import make_spec, owned_in_cloud, quiet, respec  # noqa: F401 (make_spec is a fixture)
+from helpers import kill_when, make_spec, owned_in_cloud, quiet, respec  # noqa: F401 (make_spec is a fixture)
 
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.errors import LockedError, QuotaError, SpecError
@@ -127,23 +125,7 @@ def test_api_faults_and_boot_error_converge(conn, sandbox, make_spec):
 def test_killed_run_converges_on_rerun(conn, make_spec):
     path, inv = make_spec(workers=3)
     env = dict(os.environ, STACKSPRAY_INVENTORIES=str(inv))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "create-cluster", "--spec", str(path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen += line
-        if "booting" in line or not line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    seen = kill_when(["create-cluster", "--spec", str(path)], env, "booting", timeout=120)
     assert "booting" in seen, seen
     spec = load_spec(path)
     create_cluster(spec, progress=quiet(), root=inv)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import uuid
 import pytest
 import testinfra
 import yaml
-from helpers import ROOT, built_cluster, quiet
+from helpers import ROOT, built_cluster, kill_when, quiet
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
@@ -211,23 +210,7 @@ def test_killed_run_converges_and_no_secret_is_ever_shown(cluster):
     c = cluster
     old = stored(c.cdir)
     env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), ANSIBLE_VERBOSITY="4")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", c.name, "--force"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen += line
-        if "Secrets kube-system/" in line or not line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    seen = kill_when(["credentials.refresh", "--cluster", c.name, "--force"], env, "Secrets kube-system/")
     assert "Secrets kube-system/" in seen, seen
     assert len(c.cluster_creds()) == 2, "killed mid-way: old and new both exist"
 
@@ -320,23 +303,11 @@ def test_killed_at_every_step_a_rerun_leaves_exactly_one_valid_credential(cluste
     schedule would): afterwards exactly one credential of the cluster exists in Keystone, it
     authenticates, and the Secrets, the node files and the inventory's file all hold it."""
     c = cluster
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "credentials.refresh", "--cluster", c.name, "--force"],
-        cwd=ROOT,
-        env=dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    seen = kill_when(
+        ["credentials.refresh", "--cluster", c.name, "--force"],
+        dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv)),
+        point,
     )
-    seen = ""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen += line
-        if point in line or not line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert point in seen, seen
     again = c.cli()
     assert again.returncode == 0, again.stdout + again.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, built_cluster, quiet, respec
+from helpers import ROOT, built_cluster, kill_when, quiet, respec
 from kubernetes import client
 
 from stackspray.cluster import cluster_status, create_cluster
@@ -218,23 +217,11 @@ def test_killed_run_converges_on_rerun(conn, cluster):
     c.reset()
     # Slow the shelve calls down so the kill lands while they are under way.
     faults.inject("nova", method="POST", path=r"/servers/[^/]+/action$", kind="delay", delay=3, count=3)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "scale", "--cluster", c.name, "--workers", "1"],
-        cwd=ROOT,
-        env=dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    seen = kill_when(
+        ["scale", "--cluster", c.name, "--workers", "1"],
+        dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv)),
+        ": shelving",
     )
-    seen = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen += line
-        if ": shelving" in line or not line:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert ": shelving" in seen, seen
     faults.clear()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -145,25 +146,31 @@ def test_a_lock_that_stays_taken_is_logged_not_silent(monkeypatch, tmp_path):
     assert "waited 1s for the cluster's schedule lock" in log and "ran" not in log
 
 
-def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):
-    """Two installs at once used to lose one job (crontab -l, edit, crontab - raced)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _fake_crontab(tmp_path, monkeypatch, write_delay: float = 0.0) -> Path:
+    """crontab's place on PATH (cron is the backend under test, not the cron daemon): `-l` prints
+    the table or says "no crontab" like the real one, `-` replaces it (after `write_delay`, to
+    make a race show). Returns the table file."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     table = tmp_path / "crontab"
-    # crontab's place on PATH, slow like a real one under load: -l prints, - replaces.
     (bin_dir / "crontab").write_text(
         "#!/bin/sh\n"
-        f'if [ "$1" = "-l" ]; then\n  [ -f {table} ] && cat {table} && exit 0\n'
-        '  echo "no crontab" >&2; exit 1\n'
-        f"else sleep 0.2; cat > {table}; fi\n"
+        f'if [ "$1" = "-l" ]; then cat {table} 2>/dev/null || {{ echo "no crontab" >&2; exit 1; }}\n'
+        f"else sleep {write_delay}; cat > {table}; fi\n"
     )
     (bin_dir / "crontab").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    return table
+
+
+def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):
+    """Two installs at once used to lose one job (crontab -l, edit, crontab - raced)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    table = _fake_crontab(tmp_path, monkeypatch, write_delay=0.2)
     jobs = [Job(f"c{i}", "scale-2000", ("scale", "--cluster", f"c{i}"), When(20, 0)) for i in range(4)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(install, jobs))
@@ -171,18 +178,6 @@ def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):
 
 
 def test_a_crontab_line_lists_the_command_it_runs(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    table = tmp_path / "crontab"
-    (bin_dir / "crontab").write_text(
-        "#!/bin/sh\n"
-        f'if [ "$1" = "-l" ]; then cat {table} 2>/dev/null || {{ echo "no crontab" >&2; exit 1; }}\n'
-        f"else cat > {table}; fi\n"
-    )
-    (bin_dir / "crontab").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    _fake_crontab(tmp_path, monkeypatch)
     install(Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0)))
     assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 0"]

@@ -15,7 +15,9 @@ def sandbox_up(c, json_=False):
     from stackspray.sandbox.errors import SandboxError
 
     try:
-        report = cloud.up()
+        report = cloud.up(
+            progress=lambda line: print(line, file=sys.stderr if json_ else sys.stdout, flush=True)
+        )
     except SandboxError as exc:
         raise Exit(f"sandbox.up failed: {exc}", code=1) from exc
     if json_:

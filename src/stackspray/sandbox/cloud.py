@@ -16,7 +16,9 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,17 +85,21 @@ class UpReport:
 
 
 class _Timer:
-    def __init__(self, report: UpReport, name: str):
-        self.report, self.name = report, name
+    """One stage of `up`: said when it starts and when it ends (with its time), and recorded."""
+
+    def __init__(self, report: UpReport, name: str, say: Callable[[str], None]):
+        self.report, self.name, self.say = report, name, say
 
     def __enter__(self):
         self.t0 = time.monotonic()
-        log.info("sandbox: %s ...", self.name)
+        self.say(f"{self.name} …")
         return self
 
     def __exit__(self, *exc):
         self.report.steps[self.name] = round(time.monotonic() - self.t0, 1)
-        log.info("sandbox: %s done in %.1fs", self.name, self.report.steps[self.name])
+        self.say(
+            f"{self.name}: {'done' if exc[0] is None else 'FAILED'} in {self.report.steps[self.name]:.1f}s"
+        )
 
 
 def load_secrets(paths: SandboxPaths) -> dict[str, str]:
@@ -503,37 +509,74 @@ def helper_daemons(paths: SandboxPaths) -> dict[str, processes.Daemon]:
     }
 
 
-def up(paths: SandboxPaths | None = None) -> UpReport:
-    """Install what is missing, start what is not running, bootstrap the cloud. Idempotent."""
+def up(paths: SandboxPaths | None = None, progress: Callable[[str], None] | None = None) -> UpReport:
+    """Install what is missing, start what is not running, bootstrap the cloud. Idempotent.
+
+    Each stage is said as it starts and ends (`progress`, e.g. the terminal) and written to
+    `<state>/logs/up-<UTC>.log`, so a first run's long installs can be told from a hang."""
     paths = paths or SandboxPaths.default()
-    report = UpReport()
     paths.home.mkdir(parents=True, exist_ok=True)
     paths.home.chmod(0o700)
-    with _Timer(report, "installs (apt, services venv, node base image)"):
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    handler = logging.FileHandler(paths.logs / f"up-{stamp}.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    t0 = time.monotonic()
+    lock = threading.Lock()
+
+    def say(message: str) -> None:
+        line = f"[{time.monotonic() - t0:6.1f}s] {message}"
+        with lock:
+            log.info(line)
+            if progress is not None:
+                progress(line)
+
+    try:
+        return _up(paths, say)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
+    report = UpReport()
+    with _Timer(report, "installs (apt, services venv, node base image)", say):
         # pip needs nothing from apt; debootstrap does: two lanes side by side.
+        def services_lane() -> None:
+            say("pip: the OpenStack services' venv (first time: a few minutes; cached afterwards)")
+            if install_services(paths):
+                say("pip: services installed")
+
         def apt_then_base() -> None:
+            missing = infra.missing_apt_packages()
+            if missing:
+                say(f"apt: installing {', '.join(missing)}")
             report.installed_apt = infra.install_apt_packages()
+            if not nodeimage.base_ready(paths.base_image):
+                say("node base image: debootstrap of Debian 12 (first time: a few minutes)")
             nodeimage.build_base(paths.base_image)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            lanes = [pool.submit(install_services, paths), pool.submit(apt_then_base)]
+            lanes = [pool.submit(services_lane), pool.submit(apt_then_base)]
             for lane in lanes:
                 lane.result()
     secrets = load_secrets(paths)
     for d in services.state_dirs(paths):
         d.mkdir(parents=True, exist_ok=True)
     services.write_configs(paths, secrets)
-    with _Timer(report, "mariadb + rabbitmq"):
+    with _Timer(report, "mariadb + rabbitmq", say):
         with ThreadPoolExecutor(max_workers=2) as pool:
             a = pool.submit(infra.start_mariadb, paths, secrets)
             b = pool.submit(infra.start_rabbitmq, paths, secrets)
             a.result()
             b.result()
-    with _Timer(report, "database schemas"):
+    with _Timer(report, "database schemas", say):
         _sync_databases(paths)
     daemons = services.daemons(paths)
     helpers = helper_daemons(paths)
-    with _Timer(report, "keystone"):
+    with _Timer(report, "keystone", say):
         _keystone_setup(paths, secrets)
         processes.start(paths, daemons["keystone-api"])
         processes.start(paths, helpers["fault-proxy"])
@@ -541,7 +584,7 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
         processes.wait_ready(paths, helpers["fault-proxy"])
         conn = admin_connection(paths, internal=True)
         _ensure_identity(conn, secrets)
-    with _Timer(report, "openstack services"):
+    with _Timer(report, "openstack services", say):
         for group in SERVICE_GROUPS:
             for name in group:
                 processes.start(paths, daemons[name])
@@ -549,13 +592,13 @@ def up(paths: SandboxPaths | None = None) -> UpReport:
                 processes.wait_ready(paths, daemons[name], timeout=180)
         conn = admin_connection(paths, internal=True)
         _discover_compute(paths, conn)
-    with _Timer(report, "cloud resources"):
+    with _Timer(report, "cloud resources", say):
         _ensure_compute_resources(conn, paths)
         _ensure_network_resources(conn)
         _ensure_auto_allocated_topology(conn)
         _ensure_share_type(conn)
         _wait_share_service(conn)
-    with _Timer(report, "node agent"):
+    with _Timer(report, "node agent", say):
         processes.start(paths, helpers["node-agent"])
         processes.wait_ready(paths, helpers["node-agent"])
     report.clouds_yaml = str(write_clouds_yaml(paths, secrets, _ensure_operator_credentials(paths, secrets)))

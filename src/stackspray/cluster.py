@@ -199,6 +199,7 @@ def create_cluster(
         if kubernetes:
             kubespray.preflight(conn, spec)
             check_operator_credential(conn, spec.cloud)
+            kubespray.validate_inventory(conn, spec, cdir, progress)
         rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],

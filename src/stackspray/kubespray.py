@@ -8,6 +8,7 @@ playbooks in stackspray/sandbox/standins/kubespray/ are run instead, and the pro
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -18,8 +19,9 @@ import yaml
 
 from . import inventory, playbook
 from .cloudops import read
+from .cluster_state import ClusterState, FloatingIp, Server
 from .credentials import ensure_cluster_credential
-from .errors import StackSprayError
+from .errors import SpecError, StackSprayError
 from .paths import KUBESPRAY_STANDIN, PIN_FILE, PLAYBOOKS
 from .spec import ClusterSpec
 from .state import ClusterDir
@@ -154,6 +156,58 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
         envvars=inventory.ssh_env(cdir.path),
     )
     return project(conn, spec, say), common
+
+
+def validate_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
+    """Kubespray's own inventory validation (playbooks/boilerplate.yml: roles dynamic_groups and
+    validate_inventory) on the inventory this spec would get, before any VM exists: on this
+    machine only (ansible_connection=local, no SSH), the planned hosts at placeholder addresses
+    of the subnet, a placeholder credential. On the sandbox the stand-in's boilerplate.yml makes
+    the same assertions. A refusal is a SpecError naming the `kubernetes.*` field it is about."""
+    servers = [n for g in spec.node_groups for n in spec.server_names(g)]
+    hosts = ipaddress.ip_network(spec.network.cidr).hosts()
+    next(hosts)  # the gateway
+    state = ClusterState(
+        cluster=spec.name,
+        servers={n: Server(id="planned", fixed_ip=str(next(hosts))) for n in servers},
+        floating_ip=FloatingIp("planned", "192.0.2.10"),
+    )
+    work = cdir.path / "runner" / "validate"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, mode=0o700)
+    files = inventory.render(
+        spec,
+        state,
+        auth_url="https://keystone.invalid/v3",
+        region="validation",
+        credential=inventory.Credential("planned", "planned", "not-a-secret"),
+        cluster_dir=work,
+    )
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    files.append(
+        inventory.InventoryFile("group_vars/all/zz-validate-locally.yml", yaml.safe_dump(local), 0o644)
+    )
+    inventory.write(work, files)
+    try:
+        playbook.run(
+            "playbooks/boilerplate.yml",
+            project_dir=project(conn, spec, lambda _m: None),
+            inventory=work / inventory.HOSTS_FILE,
+            cluster_dir=cdir.path,
+            say=lambda _m: None,
+        )
+    except playbook.PlaybookFailed as exc:
+        problems = []
+        for f in exc.failures:
+            field = next((k for k in spec.kubernetes.options if k in f.message or k in f.task), None)
+            where = f"kubernetes.{field}" if field else "kubernetes"
+            problems.append(f"{where}: Kubespray {pin()['tag']} refuses it ({f.task}): {f.message}")
+        raise SpecError(
+            spec.source, problems or [f"kubernetes: Kubespray's inventory validation failed: {exc}"]
+        ) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"Kubespray {pin()['tag']} accepts the inventory (playbooks/boilerplate.yml, before any VM)")
 
 
 def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:

@@ -128,6 +128,8 @@ class _Events:
                 return True
             res = data.get("res") or {}
             msg = res.get("msg") or res.get("stderr") or res.get("reason") or "no message"
+            if res.get("assertion"):  # ansible.builtin.assert names the condition that was false
+                msg = f"{msg} (assertion: {res['assertion']})"
             failure = HostFailure(
                 data.get("host", "?"),
                 data.get("task", "?"),

@@ -41,7 +41,8 @@ def test_the_sandbox_entry_is_an_unrestricted_application_credential_as_on_jetst
     auth = conn.config.get_auth_args()
     assert "application_credential_id" in auth and "password" not in auth
     own = conn.identity.get_application_credential(conn.current_user_id, auth["application_credential_id"])
-    assert own.unrestricted is True and conn.current_project.name == "sandbox"
+    # An application-credential token names its project by id only.
+    assert own.unrestricted is True and conn.identity.get_project(conn.current_project_id).name == "sandbox"
     restricted = openstack.connect(cloud="sandbox-restricted")
     rid = restricted.config.get_auth_args()["application_credential_id"]
     assert (

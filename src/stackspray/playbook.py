@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ansible_runner
+import yaml
 
 from .errors import StackSprayError
 from .redact import Redactor, secrets_of
@@ -41,6 +42,12 @@ SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|KEY", re.IGNORECA
 ENV_ALLOWED = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "SHELL", "SSH_AUTH_SOCK"}
 ENV_ALLOWED_PREFIXES = ("LC_", "ANSIBLE_")
 KEEP_ARTIFACTS = 10
+# Ansible runs a task on `forks` hosts at a time (default 5; Kubespray's ansible.cfg sets none):
+# stackspray runs as wide as the inventory, at least 5 and at most MAX_FORKS, so a 20-node
+# cluster does not take every task in four batches.
+MIN_FORKS = 5
+STATS_KEYS = ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
+MAX_FORKS = 50
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class _Events:
         self.redactor = redactor
         self.stdout_path = stdout
         self.out = None
+        self.stats: dict = {}
         self.failures: list[HostFailure] = []
         self.tasks = 0
         self.changed: dict[str, int] = {}
@@ -115,6 +123,9 @@ class _Events:
         data = event.get("event_data") or {}
         if event.get("stdout"):
             self.write(event["stdout"])
+        if kind == "playbook_on_stats":
+            # ansible-runner's own `stats` reads the event files, which are not written (see above).
+            self.stats = {k: data.get(k) or {} for k in STATS_KEYS}
         if kind == "playbook_on_play_start":
             self.say(f"play: {data.get('play') or data.get('name', '')}")
         elif kind == "playbook_on_task_start":
@@ -191,13 +202,24 @@ def run(
     hidden = {k: os.environ.pop(k) for k in list(os.environ) if not _env_allowed(k)}
     try:
         r = _run(
-            private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident
+            private,
+            project_dir,
+            playbook,
+            inventory,
+            limit,
+            tags,
+            extravars,
+            env,
+            cluster_dir,
+            events,
+            ident,
+            forks_for(inventory, limit),
         )
     finally:
         os.environ.update(hidden)
         events.close()
         _prune(private / "artifacts", KEEP_ARTIFACTS)
-    stats = r.stats or {}
+    stats = events.stats or r.stats or {}
     result = PlaybookResult(
         playbook=playbook,
         status=r.status,
@@ -219,6 +241,20 @@ def run(
     return result
 
 
+def forks_for(inventory: Path, limit: str | None = None) -> int:
+    """How many hosts Ansible works on at once: every host of the inventory (or of `limit`),
+    between MIN_FORKS and MAX_FORKS."""
+    if limit:
+        hosts = len([h for h in limit.split(",") if h])
+    else:
+        try:
+            data = yaml.safe_load(inventory.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            data = {}
+        hosts = len(((data.get("all") or {}).get("hosts")) or {})
+    return max(MIN_FORKS, min(MAX_FORKS, hosts))
+
+
 def _env_allowed(name: str) -> bool:
     if SECRET_ENV.search(name):
         return False
@@ -234,10 +270,13 @@ def _prune(artifacts: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _run(private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident):
+def _run(
+    private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident, forks
+):
     return ansible_runner.run(
         private_data_dir=str(private),
         ident=ident,
+        forks=forks,
         project_dir=str(project_dir),
         playbook=playbook,
         inventory=str(inventory),

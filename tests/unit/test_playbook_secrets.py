@@ -6,6 +6,7 @@ secrets exported in the environment."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -136,3 +137,26 @@ def test_only_the_newest_runs_artifacts_are_kept(cluster, monkeypatch):
         run(cdir)[1]()
     runs = sorted(p.name for p in (cdir.path / "runner" / "artifacts").iterdir())
     assert len(runs) == 2
+
+
+@pytest.mark.parametrize("hosts, forks", [(1, 5), (20, 20), (80, 50)])
+def test_ansible_runs_as_wide_as_the_inventory(tmp_path, hosts, forks):
+    """Ansible's default is 5 hosts at a time and Kubespray's ansible.cfg sets no `forks`: every
+    run is as wide as its inventory (at least 5, at most playbook.MAX_FORKS), as the command
+    line ansible-runner used shows (artifacts/<run>/command)."""
+    cdir = ClusterDir("wide", tmp_path / "inventories")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = {"all": {"hosts": {f"n{i}": dict(local) for i in range(hosts)}}}
+    inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(inv), 0o644)])
+    book = tmp_path / "noop.yml"
+    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    result = playbook.run(
+        "noop.yml",
+        project_dir=tmp_path,
+        inventory=cdir.path / "hosts.yml",
+        cluster_dir=cdir.path,
+        say=Progress(emit=lambda _m: None),
+    )
+    command = json.loads((result.artifacts / "command").read_text())["command"]
+    assert command[command.index("--forks") + 1] == str(forks)
+    assert len(result.stats.get("ok", {})) == hosts

@@ -47,10 +47,9 @@ def check_router_ranges(conn, spec: ClusterSpec, obs) -> None:
     external network (else no floating IP works): refused before anything is created."""
     if obs.router_mode != "existing" or obs.router is None:
         return
-    router = read(lambda: conn.network.get_router(obs.router.id), f"read router {obs.router.name}")
-    gateway = (router.external_gateway_info or {}).get("network_id")
+    router = obs.router
     ext = read(lambda: conn.network.find_network(spec.network.external_network), "find external network")
-    if ext is None or gateway != ext.id:
+    if ext is None or router.detail.get("gateway") != ext.id:
         raise SpecError(
             spec.source,
             [
@@ -197,9 +196,9 @@ def create_cluster(
                 "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
             )
         if kubernetes:
-            kubespray.preflight(conn, spec)
+            kubespray_dir = kubespray.preflight(conn, spec)
             check_operator_credential(conn, spec.cloud)
-            kubespray.validate_inventory(conn, spec, cdir, progress)
+            kubespray.validate_inventory(spec, cdir, progress, kubespray_dir)
         rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],

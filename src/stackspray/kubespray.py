@@ -108,11 +108,10 @@ def check_installed(p: dict | None = None) -> Path:
     return target
 
 
-def preflight(conn, spec: ClusterSpec) -> None:
+def preflight(conn, spec: ClusterSpec) -> Path:
     """Before create-cluster, add-nodes or plan touch anything: on a real cloud the pinned
-    Kubespray must be installed (the sandbox runs the stand-in instead)."""
-    if not is_sandbox(conn, spec):
-        check_installed()
+    Kubespray must be installed (the sandbox runs the stand-in instead). Returns its folder."""
+    return project(conn, spec, lambda _m: None)
 
 
 def is_sandbox(conn, spec: ClusterSpec) -> bool:
@@ -124,10 +123,7 @@ def project(conn, spec: ClusterSpec, say) -> Path:
     if is_sandbox(conn, spec):
         say("sandbox cloud: running the Kubespray STAND-IN (no Kubernetes is installed on the sandbox)")
         return KUBESPRAY_STANDIN
-    target = cache_dir()
-    if not (target / "cluster.yml").exists():
-        raise KubesprayMissing(f"Kubespray {pin()['tag']} is not installed: run `invoke kubespray.install`")
-    return target
+    return check_installed()
 
 
 def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
@@ -158,7 +154,7 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     return project(conn, spec, say), common
 
 
-def validate_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
+def validate_inventory(spec: ClusterSpec, cdir: ClusterDir, say, kubespray_dir: Path) -> None:
     """Kubespray's own inventory validation (playbooks/boilerplate.yml: roles dynamic_groups and
     validate_inventory) on the inventory this spec would get, before any VM exists: on this
     machine only (ansible_connection=local, no SSH), the planned hosts at placeholder addresses
@@ -191,7 +187,7 @@ def validate_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
     try:
         playbook.run(
             "playbooks/boilerplate.yml",
-            project_dir=project(conn, spec, lambda _m: None),
+            project_dir=kubespray_dir,
             inventory=work / inventory.HOSTS_FILE,
             cluster_dir=cdir.path,
             say=lambda _m: None,

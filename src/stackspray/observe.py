@@ -36,20 +36,26 @@ def _pick(items, kind: str, cluster: str) -> Res | None:
 
 
 def _router(net, spec: ClusterSpec) -> tuple[Res | None, str]:
-    """The router the cluster's subnet goes on, and whether it is the cluster's own:
+    """The router the cluster's subnet goes on, and whether it is the cluster's own (one listing
+    of the project's routers; the detail carries the router's gateway network):
 
     - `network.create_router`: the cluster's own `<c>-router` (found, or None: to create);
-    - `network.router: NAME`: that router of the project (exactly one must have the name);
+    - `network.router: NAME`: that router of the project (by name or id; exactly one must match);
     - neither: the cluster's own router if an earlier stackspray made one, else the project's
       only router that is not another cluster's (Jetstream2: auto_allocated_router, which holds
       the project's router quota of 1), else None: one of its own is created. Several candidates
       are a Conflict: the spec must name one."""
     c = spec.name
-    own = _pick(read(lambda: list(net.routers(name=names.router(c))), "list routers"), "router", c)
+    routers = read(lambda: list(net.routers()), "list routers")
+
+    def res(r, owned: bool) -> Res:
+        return Res(r.id, r.name, owned, "", {"gateway": (r.external_gateway_info or {}).get("network_id")})
+
+    own = _pick([r for r in routers if r.name == names.router(c)], "router", c)
     if spec.network.create_router or (own is not None and own.owned):
         return own, "own"
     if spec.network.router:
-        found = read(lambda: list(net.routers(name=spec.network.router)), "list routers")
+        found = [r for r in routers if spec.network.router in (r.name, r.id)]
         if not found:
             raise NotFound(
                 f"network.router: no router named {spec.network.router!r} in this project "
@@ -60,10 +66,10 @@ def _router(net, spec: ClusterSpec) -> tuple[Res | None, str]:
                 f"network.router: {len(found)} routers are named {spec.network.router!r} "
                 f"({', '.join(r.id for r in found)}): rename one, or give the router's id instead"
             )
-        return Res(found[0].id, found[0].name, False), "existing"
+        return res(found[0], False), "existing"
     theirs = [
         r
-        for r in read(lambda: list(net.routers()), "list routers")
+        for r in routers
         if not any(t.startswith(f"{names.META_CLUSTER}=") for t in (r.tags or []))
         and not (r.description or "").startswith(f"{names.META_CLUSTER}=")
     ]
@@ -74,7 +80,7 @@ def _router(net, spec: ClusterSpec) -> tuple[Res | None, str]:
             f"the project has {len(theirs)} routers ({', '.join(sorted(r.name for r in theirs))}): name "
             "the one for this cluster in the spec as network.router, or set network.create_router: true"
         )
-    return Res(theirs[0].id, theirs[0].name, False), "existing"
+    return res(theirs[0], False), "existing"
 
 
 def rule_tuple(r: dict, sg_id: str) -> tuple:
@@ -121,7 +127,13 @@ def observe(conn, spec: ClusterSpec) -> Observed:
                 "list router interfaces",
             )
             subnets = [ip["subnet_id"] for p in ifaces for ip in p.fixed_ips]
-            obs.router = Res(obs.router.id, obs.router.name, obs.router.owned, "", {"interfaces": subnets})
+            obs.router = Res(
+                obs.router.id,
+                obs.router.name,
+                obs.router.owned,
+                "",
+                {**obs.router.detail, "interfaces": subnets},
+            )
 
     wanted_sgs = set(names.security_groups(c))
     by_name: dict[str, list] = {}

@@ -41,11 +41,14 @@ def user_env(sandbox) -> dict[str, str]:
     }
 
 
-def invoke(sandbox, cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def invoke(
+    sandbox, cwd: Path, *args: str, timeout: float = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`invoke -r <checkout> ARGS` from `cwd` in the user's environment (plus `env`)."""
     return subprocess.run(
         [str(BIN / "invoke"), "-r", str(ROOT), *args],
         cwd=cwd,
-        env=user_env(sandbox),
+        env={**(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -109,14 +112,7 @@ def test_two_clusters_share_the_projects_one_router_and_leave_it_as_it_was(sandb
     ]
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), *args],
-            cwd=tmp_path,
-            env={**user_env(sandbox), **env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        return invoke(sandbox, tmp_path, *args, timeout=600, env=env)
 
     try:
         for spec in specs:
@@ -163,19 +159,11 @@ def test_a_restricted_operator_credential_is_refused_before_anything_exists(sand
     del data["cloud"]
     spec.write_text(yaml.safe_dump(data))
     env = {
-        **user_env(sandbox),
         "OS_CLOUD": "sandbox-restricted",
         "STACKSPRAY_INVENTORIES": str(tmp_path / "inv"),
     }
     for command in ("plan", "create-cluster"):
-        out = subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), command, "--spec", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        out = invoke(sandbox, tmp_path, command, "--spec", str(spec), timeout=300, env=env)
         text = out.stdout + out.stderr
         assert out.returncode == 1, text
         assert (
@@ -202,21 +190,14 @@ def test_kubespray_refuses_these_before_any_vm_exists(sandbox, conn, ssh_key, tm
     """Kubespray's inventory validation runs on the planned inventory, before anything is
     created: each refusal exits 1 naming the field (before, each was found after 20+ minutes of
     billed VMs). On the sandbox the stand-in's boilerplate.yml asserts what Kubespray's does."""
-    env = {**user_env(sandbox), "STACKSPRAY_INVENTORIES": str(tmp_path / "inv")}
+    env = {"STACKSPRAY_INVENTORIES": str(tmp_path / "inv")}
     for key, value in KUBESPRAY_REFUSALS.items():
         name = f"kv{uuid.uuid4().hex[:5]}"
         spec = write_small_cluster_spec(
             tmp_path, name, ssh_key.with_suffix(".pub"), "10.56.0.0/24", 1, kubernetes={key: value}
         )
         command = "create-cluster" if key == "kube_version" else "plan"
-        out = subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), command, "--spec", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        out = invoke(sandbox, tmp_path, command, "--spec", str(spec), timeout=300, env=env)
         text = out.stdout + out.stderr
         assert out.returncode == 1, (key, text)
         assert f"kubernetes.{key}: Kubespray v2.31.0 refuses it" in text, (key, text)
@@ -230,12 +211,5 @@ def test_kubespray_refuses_these_before_any_vm_exists(sandbox, conn, ssh_key, tm
         1,
         kubernetes={"kube_version": "1.35.4"},
     )
-    ok = subprocess.run(
-        [str(BIN / "invoke"), "-r", str(ROOT), "plan", "--spec", str(fine)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ok = invoke(sandbox, tmp_path, "plan", "--spec", str(fine), timeout=300, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -48,7 +48,7 @@ def invoke(
     return subprocess.run(
         [str(BIN / "invoke"), "-r", str(ROOT), *args],
         cwd=cwd,
-        env={**(env or {})},
+        env={**user_env(sandbox), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -20,7 +20,7 @@ from .apply import Applier, server_record
 from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .connection import connect
-from .credentials import check_operator_credential
+from .credentials import check_operator_credential, prepare_cluster_credential
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
 from .names import is_owned
 from .observe import catalog, observe, observe_owned, owned_servers
@@ -247,6 +247,9 @@ def create_cluster(
             state.cluster, state.cloud, state.spec = spec.name, spec.cloud, spec.source
             state.keypair = Keypair(spec.keypair.name, uploaded=spec.keypair.public_key_file is not None)
             cdir.save(state)  # record intent first: destroy can find the cluster even if we are killed
+            if kubernetes and spec.credential.access_rules:
+                # Before any VM: a cloud that refuses (or ignores) access rules is found now.
+                prepare_cluster_credential(conn, spec, cdir, progress)
             if built and removed:
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
                 gone = [n for n in removed if live.get(n) != "ACTIVE"]

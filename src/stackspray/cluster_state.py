@@ -75,6 +75,7 @@ class Credential:
     id: str | None
     name: str
     expires_at: str | None = None
+    access_rules: bool = False  # made with Keystone access rules (access_rules.py)
 
 
 @dataclass
@@ -135,6 +136,7 @@ class ClusterState:
     kubernetes: KubernetesRanges | None = None
     kubeconfig: str | None = None
     credential: Credential | None = None
+    credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules
     rotation: Rotation | None = None
     credential_rotations: list[CredentialRotation] = field(default_factory=list)
     share: Share | None = None

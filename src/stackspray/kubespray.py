@@ -20,7 +20,7 @@ import yaml
 from . import inventory, playbook
 from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Server
-from .credentials import ensure_cluster_credential
+from .credentials import prepare_cluster_credential
 from .errors import SpecError, StackSprayError
 from .paths import KUBESPRAY_STANDIN, PIN_FILE, PLAYBOOKS
 from .spec import ClusterSpec
@@ -129,7 +129,7 @@ def project(conn, spec: ClusterSpec, say) -> Path:
 def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     """Credential and inventory (regenerated from the state); returns (Kubespray dir, run args)."""
     state = cdir.load()
-    credential = ensure_cluster_credential(conn, spec.name, cdir, say)
+    credential = prepare_cluster_credential(conn, spec, cdir, say)
     auth = conn.config.get_auth_args()
     net_mtu = 1450
     if state.network and state.network.id:

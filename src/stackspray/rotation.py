@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,9 +42,16 @@ from .cloudops import read
 from .cluster_state import Credential as StateCredential
 from .cluster_state import CredentialRef, CredentialRotation
 from .cluster_state import Rotation as PendingRotation
-from .connection import connect, connect_with_credential
-from .credentials import DEFAULT_EXPIRY_DAYS, credential_name, find_credential, stored
-from .errors import CloudError, NotFound, StackSprayError
+from .connection import connect
+from .credentials import (
+    DEFAULT_EXPIRY_DAYS,
+    create_credential,
+    credential_name,
+    find_credential,
+    stored,
+    verify_credential,
+)
+from .errors import NotFound, StackSprayError
 from .inventory import Credential
 from .kube import Kube, KubeWorkloads
 from .paths import PLAYBOOKS
@@ -124,32 +130,6 @@ def days_left(expires_at: str | None, now: dt.datetime | None = None) -> float:
     return (when - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
 
 
-def verify_credential(conn, cred: Credential, attempts: int = 4) -> list[str]:
-    """Authenticate with `cred` and make one read call per service the cluster uses (the ones this
-    cloud has). Returns the services checked; raises CloudError naming the one that failed."""
-    last: Exception | None = None
-    for attempt in range(attempts):
-        try:
-            # Only the new credential: never clouds.yaml or OS_* (OS_CLOUD's auth would be mixed in).
-            c = connect_with_credential(conn, cred.id, cred.secret)
-            checked = []
-            reads = {
-                "compute": lambda c=c: next(iter(c.compute.servers(limit=1)), None),
-                "network": lambda c=c: next(iter(c.network.networks(limit=1)), None),
-                "block-storage": lambda c=c: next(iter(c.block_storage.volumes(limit=1)), None),
-                "shared-file-system": lambda c=c: next(iter(c.shared_file_system.shares(limit=1)), None),
-            }
-            for service, call in reads.items():
-                if service in ("compute", "network") or c.has_service(service):
-                    read(call, f"new credential: read {service}")
-                    checked.append(service)
-            return checked
-        except Exception as exc:  # noqa: BLE001 (a fresh credential may take a moment to work)
-            last = exc
-            time.sleep(1.0 + attempt)
-    raise CloudError(f"the new credential {cred.name} does not work: {last}")
-
-
 def _expired(expires_at) -> bool:
     return days_left(str(expires_at) if expires_at else None) <= 0
 
@@ -183,18 +163,18 @@ class Places:
         return found is not None and not _expired(getattr(found, "expires_at", None))
 
     def create(self, cluster: str, name: str, expires: dt.datetime) -> Credential:
+        rules = self.access_rules
         made = read(
-            lambda: self.conn.identity.create_application_credential(
-                user=self.user,
-                name=name,
-                expires_at=expires.strftime("%Y-%m-%dT%H:%M:%S"),
-                unrestricted=False,
-                description=names.credential_description(cluster),
-            ),
+            lambda: create_credential(self.conn, self.user, cluster, name, expires, rules),
             f"create application credential {name}",
             attempts=3,
         )
         return Credential(made.id, name, made.secret)
+
+    @property
+    def access_rules(self) -> bool:
+        """Whether new credentials get access rules (the spec's wish, kept in the state)."""
+        return self.cdir.load().credential_access_rules
 
     def delete(self, cred_id: str, name: str) -> None:
         try:
@@ -214,7 +194,7 @@ class Places:
 
     # -- the places, in the table's order ------------------------------------------------------
     def verify(self, cred: Credential) -> None:
-        checked = verify_credential(self.conn, cred)
+        checked = verify_credential(self.conn, cred, access_rules=self.access_rules)
         self.say(f"verified {cred.name}: authenticates, reads {', '.join(checked)}")
 
     def write_inventory(self, cred: Credential) -> None:
@@ -336,7 +316,9 @@ def roll_back(places, old: Credential, new: Credential | None, reached: set[str]
 
 def _finish(cdir: ClusterDir, old_id: str, new: Credential, expires_at: str | None) -> None:
     state = cdir.load()
-    state.credential = StateCredential(new.id, new.name, expires_at)
+    state.credential = StateCredential(
+        new.id, new.name, expires_at, access_rules=state.credential_access_rules
+    )
     state.credential_rotations.append(
         CredentialRotation(
             at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -127,6 +127,13 @@ class ShareSpec:
 
 
 @dataclass(frozen=True)
+class CredentialSpec:
+    # Keystone access rules on the cluster's application credential (access_rules.py): only the
+    # calls the cloud controller manager and Cinder CSI make. Opt-in: the cloud must enforce them.
+    access_rules: bool = False
+
+
+@dataclass(frozen=True)
 class KubernetesSpec:
     pod_cidr: str = DEFAULT_POD_CIDR
     service_cidr: str = DEFAULT_SERVICE_CIDR
@@ -148,6 +155,7 @@ class ClusterSpec:
     share: ShareSpec | None
     kubernetes: KubernetesSpec
     source: str = "<spec>"
+    credential: CredentialSpec = CredentialSpec()
 
     def group(self, name: str) -> NodeGroup | None:
         return next((g for g in self.node_groups if g.name == name), None)
@@ -175,7 +183,9 @@ TOP_KEYS = {
     "allowed_cidrs",
     "share",
     "kubernetes",
+    "credential",
 }
+CREDENTIAL_KEYS = {"access_rules"}
 GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups"}
 
 
@@ -457,6 +467,12 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 + (f": use the spec field `{instead}` instead" if instead else ": remove it"),
             )
 
+    cred = c.mapping(data.get("credential"), "credential", CREDENTIAL_KEYS)
+    access_rules = cred.get("access_rules", False)
+    if not isinstance(access_rules, bool):
+        c.add("credential.access_rules", f"must be true or false, got {_show(access_rules)}")
+        access_rules = False
+
     total = sum(g.count for g in groups)
     if total > MAX_NODES:
         c.add("node_groups", f"{total} nodes in all: stackspray builds at most {MAX_NODES} per cluster")
@@ -485,6 +501,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         share=share,
         kubernetes=KubernetesSpec(pod, svc, options),
         source=source,
+        credential=CredentialSpec(access_rules=access_rules),
     )
 
 

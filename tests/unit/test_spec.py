@@ -145,6 +145,18 @@ BAD = [
         None,
     ),
     ("no cloud anywhere", spec_with(cloud=DELETE), "cloud: no cloud given and $OS_CLOUD is not set", None),
+    (
+        "access rules not a boolean",
+        spec_with(credential={"access_rules": "yes"}),
+        "credential.access_rules: must be true or false, got 'yes'",
+        None,
+    ),
+    (
+        "unknown credential key",
+        spec_with(credential={"acces_rules": True}),
+        "credential.acces_rules: unknown key",
+        "did you mean 'access_rules'?",
+    ),
 ]
 
 

@@ -89,7 +89,13 @@ def render_ini(sections: dict[str, dict[str, object]]) -> str:
 
 
 def _authtoken(secrets: dict[str, str], user: str) -> dict[str, object]:
+    # service_type: keystonemiddleware checks an application credential's access rules against
+    # each request only when it knows its service's type; without it, it refuses every token of
+    # such a credential (auth_token/__init__.py validate_allowed_request). Set, so the sandbox
+    # enforces access rules as a cloud that supports them does.
+    api = next(a for a in APIS.values() if a.name == user)
     return {
+        "service_type": api.service_type,
         "www_authenticate_uri": APIS["keystone"].public_url().removesuffix("/v3"),
         "auth_url": APIS["keystone"].internal_url(),
         "auth_type": "password",

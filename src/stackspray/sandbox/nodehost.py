@@ -51,6 +51,7 @@ class NodeSpec:
     mac: str
     public_key: str = ""
     floating_ips: list[str] = field(default_factory=list)
+    machine: dict[str, int] = field(default_factory=dict)  # vcpus, ram_mb, gpus of the flavor
 
     @property
     def short(self) -> str:
@@ -191,6 +192,11 @@ def _customise(root: Path, spec: NodeSpec) -> None:
     (root / "etc" / "hosts").write_text(
         f"127.0.0.1 localhost\n{spec.fixed_ip} {spec.hostname}\n::1 localhost ip6-localhost ip6-loopback\n"
     )
+    # The flavor's resources, for what a kubelet on a VM of that flavor would report (the node
+    # host itself sees this machine's CPUs and memory).
+    machine = root / "etc" / "stackspray-sandbox" / "machine.json"
+    machine.parent.mkdir(exist_ok=True)
+    machine.write_text(json.dumps(spec.machine) + "\n")
     mid = root / "etc" / "machine-id"
     if not mid.read_text().strip():
         mid.write_text(spec.server_id.replace("-", "") + "\n")

@@ -13,9 +13,10 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   the host answers on SSH (port 22), "Unknown" (reason NodeStatusUnknown, what the node
   lifecycle controller sets when the kubelet stops posting status) when it does not, e.g.
   shelved.
-- Pods (core/v1 Pod): create, get, list (all namespaces or one; `fieldSelector=spec.nodeName=`,
-  `labelSelector=k=v,...`), delete. Each node gets DaemonSet-owned pods (kube-proxy,
-  calico-node) and control-plane nodes a mirror pod, as a Kubespray cluster has.
+- Pods (core/v1 Pod): create (bound by the scheduler, scheduler.py, when no `spec.nodeName` is
+  given), get, list and watch (apimachinery.py: field and label selectors, Tables), delete.
+  Each node gets DaemonSet-owned pods (kube-proxy, calico-node, whose DaemonSets exist) and
+  control-plane nodes a mirror pod, as a Kubespray cluster has.
 - Eviction (policy/v1 Eviction, POST pods/{name}/eviction): 201 and the pod is deleted, or 429
   "Cannot evict pod as it would violate the pod's disruption budget." with a DisruptionBudget
   cause when a PodDisruptionBudget allows no disruption; 404 for a missing pod; 500 when
@@ -41,8 +42,9 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   never complete.
 - Nodes carry the taints the node lifecycle controller adds: `node.kubernetes.io/unreachable`
   (NoSchedule and NoExecute) while NotReady, `node.kubernetes.io/unschedulable` while cordoned.
-- Discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`: APIVersions,
-  APIGroupList, APIResourceList) for the resources in RESOURCES, as the dynamic client of
+- Discovery (`/version` v1.35.4, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`:
+  APIVersions, APIGroupList, APIResourceList with short names and categories) for the resources
+  in RESOURCES, as the dynamic client of
   Ansible's `kubernetes.core.k8s` module reads them (playbooks/manila-share.yml).
 - Any other object of those resources (Namespaces, ServiceAccounts, ConfigMaps, Secrets, RBAC,
   CSIDriver, DaemonSets, Deployments, PersistentVolumes and Claims): create (409 AlreadyExists),
@@ -76,6 +78,16 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+try:  # modules of the stackspray package (tests, docs) ...
+    from . import apimachinery, openapi, scheduler
+except ImportError:  # ... or scripts beside their copies on the node
+    import apimachinery  # type: ignore[no-redef]
+    import openapi  # type: ignore[no-redef]
+    import scheduler  # type: ignore[no-redef]
+
+# What Kubespray v2.31.0 installs: kube_version is the newest of kubelet_checksums
+# (roles/kubespray_defaults/vars/main/checksums.yml: 1.35.4).
+KUBE_VERSION = "v1.35.4"
 DAEMONSETS = ("kube-proxy", "calico-node")
 WORKLOADS = (
     ("daemonsets", "openstack-cloud-controller-manager"),
@@ -83,6 +95,10 @@ WORKLOADS = (
     ("daemonsets", "csi-cinder-nodeplugin"),
 )
 FAIL_ROLLOUTS = "stand-in.stackspray.io/fail-next-rollouts"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 # Where Kubespray v2.31.0 places the two credential DaemonSets' pods (tolerations, nodeSelector):
 # roles/kubernetes-apps/csi_driver/cinder/templates/cinder-csi-nodeplugin.yml.j2 (every taint:
@@ -146,12 +162,13 @@ def max_unavailable(spec: dict, desired: int) -> int:
 
 
 # (group, version) -> (plural, kind, namespaced, verbs): what discovery lists.
-RW = ["create", "delete", "get", "list", "patch", "update"]
+RW = ["create", "delete", "get", "list", "patch", "update", "watch"]
 RESOURCES = {
     ("", "v1"): [
         ("namespaces", "Namespace", False, RW),
-        ("nodes", "Node", False, ["get", "list", "patch"]),
-        ("pods", "Pod", True, ["create", "delete", "get", "list"]),
+        ("nodes", "Node", False, ["get", "list", "patch", "watch"]),
+        ("pods", "Pod", True, ["create", "delete", "get", "list", "watch"]),
+        ("events", "Event", True, RW),
         ("pods/eviction", "Eviction", True, ["create"]),
         ("secrets", "Secret", True, RW),
         ("configmaps", "ConfigMap", True, RW),
@@ -173,6 +190,23 @@ RESOURCES = {
     ],
 }
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Discovery's shortNames and categories, as the real API server lists them (each resource's
+# registry: pkg/registry/*/storage/storage.go ShortNames() and Categories()).
+SHORT_NAMES = {
+    "namespaces": ["ns"],
+    "nodes": ["no"],
+    "pods": ["po"],
+    "events": ["ev"],
+    "configmaps": ["cm"],
+    "serviceaccounts": ["sa"],
+    "persistentvolumes": ["pv"],
+    "persistentvolumeclaims": ["pvc"],
+    "daemonsets": ["ds"],
+    "deployments": ["deploy"],
+    "poddisruptionbudgets": ["pdb"],
+    "storageclasses": ["sc"],
+}
+CATEGORIES = {"pods": ["all"], "daemonsets": ["all"], "deployments": ["all"]}
 
 
 def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | None:
@@ -250,6 +284,10 @@ class Store:
         # Every other object: (group/version, plural, namespace or "", name) -> object.
         self.objects: dict[tuple[str, str, str, str], dict] = {}
         self.applied_cloud_conf: str | None = None
+        # The official Kubernetes 1.35 definitions (openapi.py), when the Kubespray stand-in copied
+        # them: OpenAPI answers and validation of every write.
+        self.schemas = openapi.Schemas.load(config["schemas"]) if config.get("schemas") else None
+        self.openapi_v2: bytes | None = None
         if os.path.exists(self.path):
             with open(self.path) as fh:
                 saved = json.load(fh)
@@ -265,6 +303,27 @@ class Store:
             key = ("v1", "namespaces", "", ns)
             if key not in self.objects:
                 self.objects[key] = {"kind": "Namespace", "apiVersion": "v1", "metadata": self.meta(ns)}
+        for ds in DAEMONSETS:
+            # The DaemonSets that own every node's kube-proxy and calico-node pods (kubeadm's and
+            # Kubespray's manifests: both tolerate every taint), so `kubectl drain
+            # --ignore-daemonsets` finds the owners it looks up.
+            key = ("apps/v1", "daemonsets", "kube-system", ds)
+            if key not in self.objects:
+                self.objects[key] = {
+                    "kind": "DaemonSet",
+                    "apiVersion": "apps/v1",
+                    "metadata": dict(self.meta(ds, "kube-system", labels={"k8s-app": ds}), generation=1),
+                    "spec": {
+                        "selector": {"matchLabels": {"k8s-app": ds}},
+                        "template": {
+                            "metadata": {"labels": {"k8s-app": ds}},
+                            "spec": {
+                                "containers": [{"name": ds, "image": "stand-in"}],
+                                "tolerations": [{"operator": "Exists"}],
+                            },
+                        },
+                    },
+                }
         self.reconcile_nodes()
         self.apply_cloud_config()
 
@@ -371,6 +430,7 @@ class Store:
     def workload_view(self, w: dict) -> dict:
         """The object with the status fields `kubectl rollout status` reads."""
         view = {k: copy.deepcopy(v) for k, v in w.items() if k not in ("plural", "rollout", "pods")}
+        apimachinery.with_defaults(w["plural"], view)
         gen = w["metadata"]["generation"]
         ro = w["rollout"]
         done = not ro["fails"] and time.time() - ro["at"] >= 1.0
@@ -421,13 +481,15 @@ class Store:
     def add_system_pod(self, name: str, node: str, owner=None, mirror=False) -> None:
         extra: dict = {"labels": {"k8s-app": name.rsplit("-", 1)[0]}}
         if owner:
+            ds = self.objects.get(("apps/v1", "daemonsets", "kube-system", owner[1]))
             extra["ownerReferences"] = [
                 {
                     "apiVersion": "apps/v1",
                     "kind": owner[0],
                     "name": owner[1],
-                    "uid": str(uuid.uuid4()),
+                    "uid": ds["metadata"]["uid"] if ds else str(uuid.uuid4()),
                     "controller": True,
+                    "blockOwnerDeletion": True,
                 }
             ]
         if mirror:
@@ -436,7 +498,22 @@ class Store:
             "kind": "Pod",
             "apiVersion": "v1",
             "metadata": self.meta(name, "kube-system", **extra),
-            "spec": {"nodeName": node, "containers": [{"name": name.split("-")[0], "image": "stand-in"}]},
+            "spec": {
+                "nodeName": node,
+                "containers": [
+                    {
+                        "name": name.split("-")[0],
+                        "image": "stand-in",
+                        # calico-node's requests (roles/network_plugin/calico_defaults/defaults/
+                        # main.yml: calico_node_cpu_requests 150m, memory 64M); kube-proxy none.
+                        **(
+                            {"resources": {"requests": {"cpu": "150m", "memory": "64M"}}}
+                            if name.startswith("calico-node")
+                            else {}
+                        ),
+                    }
+                ],
+            },
             "status": {"phase": "Running"},
         }
         self.pods[("kube-system", name)] = pod
@@ -455,8 +532,42 @@ class Store:
             "lastTransitionTime": now(),
         }
         node["status"]["conditions"] = [cond]
+        # Every field of core/v1 NodeSystemInfo (all required: the official client refuses a
+        # node without them); the ids stable per node.
+        stable = uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.stand-in.stackspray")
+        node["status"]["nodeInfo"] = {
+            "machineID": stable.hex,
+            "systemUUID": str(stable),
+            "bootID": str(uuid.uuid5(stable, "boot")),
+            "kubeletVersion": KUBE_VERSION,
+            "kubeProxyVersion": KUBE_VERSION,
+            "osImage": "stand-in (no kubelet runs on the sandbox)",
+            "kernelVersion": os.uname().release,
+            "containerRuntimeVersion": "stand-in://0",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        }
         node["spec"]["taints"] = self.node_taints(node)
+        node["status"].update(self.node_resources(name))
         return node
+
+    def node_resources(self, name: str) -> dict:
+        """capacity and allocatable as the kubelet of a VM of the node's flavor reports them:
+        Kubespray v2.31.0 reserves nothing (kube_reserved and system_reserved false,
+        roles/kubernetes/node/defaults/main.yml), so allocatable is capacity less the kubelet's
+        default hard eviction threshold, memory.available<100Mi; 110 pods."""
+        machine = next((n.get("machine") or {} for n in self.config["nodes"] if n["name"] == name), {})
+        if not machine.get("vcpus"):
+            return {}
+        capacity = {
+            "cpu": str(machine["vcpus"]),
+            "memory": f"{machine['ram_mb'] * 1024}Ki",
+            "pods": "110",
+        }
+        if machine.get("gpus"):
+            capacity[scheduler.GPU] = str(machine["gpus"])
+        allocatable = dict(capacity, memory=f"{machine['ram_mb'] * 1024 - 100 * 1024}Ki")
+        return {"capacity": capacity, "allocatable": allocatable}
 
     def node_taints(self, node: dict) -> list[dict]:
         """The node's own taints plus those the node lifecycle controller adds (see above)."""
@@ -537,9 +648,68 @@ class Store:
 
     def pod_view(self, pod: dict) -> dict:
         pod = copy.deepcopy(pod)
-        ready = bool(self.ready.get(pod["spec"].get("nodeName")))
-        pod["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+        node = pod["spec"].get("nodeName")
+        if not node:
+            pod["status"]["phase"] = "Pending"
+            pod["status"]["conditions"] = [
+                pod.get("scheduling") or {"type": "PodScheduled", "status": "False"}
+            ]
+            pod.pop("scheduling", None)
+            return pod
+        pod.pop("scheduling", None)
+        ready = bool(self.ready.get(node))
+        pod["status"]["conditions"] = [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "True" if ready else "False"},
+        ]
         return pod
+
+    # -- the scheduler (scheduler.py) ----------------------------------------------------------
+    def schedule_pending(self) -> None:
+        """One scheduling pass: every pending pod, highest priority and oldest first, bound to a
+        node the filters admit, or marked Unschedulable with the scheduler's message."""
+        pending = sorted(
+            (p for p in self.pods.values() if not p["spec"].get("nodeName")),
+            key=lambda p: (-int(p["spec"].get("priority") or 0), p["metadata"]["creationTimestamp"]),
+        )
+        if not pending:
+            return
+        nodes = [self.node_view(n) for n in self.nodes.values()]
+        bound: dict[str, list[dict]] = {}
+        for p in self.pods.values():
+            if p["spec"].get("nodeName") and p["status"].get("phase") not in ("Succeeded", "Failed"):
+                bound.setdefault(p["spec"]["nodeName"], []).append(p)
+        changed = False
+        for pod in pending:
+            node, message = scheduler.choose(pod, nodes, bound)
+            if node:
+                pod["spec"]["nodeName"] = node
+                pod["status"] = {"phase": "Running"}
+                pod.pop("scheduling", None)
+                bound.setdefault(node, []).append(pod)
+                self.touch(pod)
+                changed = True
+            else:
+                cond = {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastProbeTime": None,
+                    "lastTransitionTime": (pod.get("scheduling") or {}).get("lastTransitionTime") or now(),
+                }
+                if (pod.get("scheduling") or {}).get("message") != message:
+                    pod["scheduling"] = cond
+                    self.touch(pod)
+                    changed = True
+        if changed:
+            self.save()
+
+    def run_scheduler(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self.lock:
+                self.schedule_pending()
 
     def probe_nodes(self) -> None:
         """Ready = the node host answers on SSH (the kubelet runs while the host runs)."""
@@ -631,10 +801,44 @@ class Store:
             del self.pods[(ns, name)]
             self.save()
 
+    def pdb_view(self, b: dict) -> dict:
+        b = copy.deepcopy(b)
+        expected, desired, healthy = self.budget(b)
+        b["status"] = {
+            "expectedPods": expected,
+            "desiredHealthy": desired,
+            "currentHealthy": healthy,
+            "disruptionsAllowed": max(0, healthy - desired),
+            "observedGeneration": 1,
+        }
+        return b
+
+    def list_view(self, group: str, version: str, plural: str, ns: str | None) -> list[dict]:
+        """Every object of a resource (in one namespace or all), as a GET of each would show it,
+        wherever the stand-in keeps it: one list for every list and watch request."""
+        gv = f"{group}/{version}" if group else version
+        if gv == "v1" and plural == "nodes":
+            items = [self.node_view(n) for n in self.nodes.values()]
+        elif gv == "v1" and plural == "pods":
+            items = [self.pod_view(p) for (pns, _), p in self.pods.items() if not ns or pns == ns]
+        elif gv == "policy/v1" and plural == "poddisruptionbudgets":
+            items = [self.pdb_view(b) for (bns, _), b in self.pdbs.items() if not ns or bns == ns]
+        else:
+            items = [
+                self.object_view(gv, plural, o)
+                for k, o in self.objects.items()
+                if k[0] == gv and k[1] == plural and (not ns or k[2] == ns)
+            ]
+            if gv == "v1" and plural == "secrets":
+                items += [copy.deepcopy(x) for (sns, _), x in self.secrets.items() if not ns or sns == ns]
+            if gv == "apps/v1" and (not ns or ns == "kube-system"):
+                items += [self.workload_view(w) for (p, _), w in self.workloads.items() if p == plural]
+        return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
     # -- every other object (see RESOURCES) --------------------------------------------------
     def object_view(self, gv: str, plural: str, obj: dict) -> dict:
         """The object with the status its controller would report."""
-        view = copy.deepcopy(obj)
+        view = apimachinery.with_defaults(plural, copy.deepcopy(obj))
         gen = view["metadata"].get("generation", 1)
         if plural == "daemonsets":
             n = len(self.nodes)
@@ -738,6 +942,40 @@ class Store:
         return obj
 
 
+def _rest(parts: list[str]) -> tuple[str, str, list[str]] | None:
+    if parts[:2] == ["api", "v1"]:
+        return "", "v1", parts[2:]
+    if parts[:1] == ["apis"] and len(parts) >= 3:
+        return parts[1], parts[2], parts[3:]
+    return None
+
+
+def collection_of(parts: list[str]) -> tuple[str, str, str, str | None] | None:
+    """(group, version, plural, namespace or None) when the path names a list of a resource."""
+    split = _rest(parts)
+    if split is None:
+        return None
+    group, version, rest = split
+    if len(rest) == 1 and resource_info(group, version, rest[0]):
+        return group, version, rest[0], None
+    if len(rest) == 3 and rest[0] == "namespaces" and resource_info(group, version, rest[2]):
+        return group, version, rest[2], rest[1]
+    return None
+
+
+def object_of(parts: list[str]) -> str | None:
+    """The plural of the resource when the path names one object (not a subresource)."""
+    split = _rest(parts)
+    if split is None:
+        return None
+    group, version, rest = split
+    if len(rest) == 2 and resource_info(group, version, rest[0]):
+        return rest[0]
+    if len(rest) == 4 and rest[0] == "namespaces" and resource_info(group, version, rest[2]):
+        return rest[2]
+    return None
+
+
 class Handler(BaseHTTPRequestHandler):
     store: Store
     protocol_version = "HTTP/1.1"
@@ -745,13 +983,43 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args) -> None:  # one line per request on stderr (journal)
         print(f"{self.command} {self.path} -> {fmt % args}", flush=True)
 
-    def send(self, code: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+    def send(self, code: int, body: dict | bytes) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for w in getattr(self, "warnings", []):
+            # RFC 7234 warn-code 299, as the API server sends (k8s.io/apiserver/pkg/warning).
+            self.send_header("Warning", '299 - "' + w.replace('"', '\\"') + '"')
         self.end_headers()
         self.wfile.write(data)
+
+    def admit(self, group: str, version: str, kind: str, obj: dict, q: dict) -> None:
+        """Validate a write against the official schema: a wrong type is a 400 decoding error;
+        unknown fields are refused under fieldValidation=Strict, warned about under Warn (the
+        default), let pass under Ignore (openapi.py)."""
+        schemas = self.store.schemas
+        if schemas is None:
+            return
+        mode = q.get("fieldValidation") or "Warn"
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise ApiError(
+                400, "BadRequest", f'fieldValidation: unsupported value "{mode}": Ignore, Warn or Strict'
+            )
+        unknown, type_error = schemas.check(group, version, kind, obj)
+        if type_error:
+            raise ApiError(400, "BadRequest", type_error)
+        if not unknown or mode == "Ignore":
+            return
+        fields = [f'unknown field "{u}"' for u in unknown]
+        if mode == "Strict":
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: '
+                + ", ".join(fields),
+            )
+        self.warnings = [*getattr(self, "warnings", []), *fields]
 
     def body(self) -> dict:
         return json.loads(self.raw_body or b"{}")
@@ -774,19 +1042,142 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self, method: str) -> None:
         # Read the whole body first: on a kept-alive connection unread bytes would corrupt the next request.
         self.raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.warnings: list[str] = []
         try:
             if self.headers.get("Authorization") != f"Bearer {self.store.config['token']}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             parts = [p for p in url.path.split("/") if p]
+            target = collection_of(parts)
+            if method == "GET" and target and query.get("watch") in ("true", "1"):
+                self.watch(*target, query)  # streams until its timeout; takes the lock per poll
+                return
             with self.store.lock:
-                code, body = self.route(method, parts, query)
+                if method == "GET" and target:
+                    code, body = self.collection(*target, query)
+                else:
+                    code, body = self.route(method, parts, query)
+                single = object_of(parts)
+                if method == "GET" and code == 200 and single and apimachinery.wants_table(self.accept):
+                    code, body = (
+                        200,
+                        apimachinery.table(
+                            single, [body], str(self.store.rv), query.get("includeObject", "Metadata")
+                        ),
+                    )
         except ApiError as exc:
             code, body = exc.code, exc.status()
+        except apimachinery.SelectorError as exc:
+            code, body = 400, ApiError(400, "BadRequest", str(exc)).status()
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             code, body = 400, ApiError(400, "BadRequest", f"bad request: {exc}").status()
         self.send(code, body)
+
+    @property
+    def accept(self) -> str:
+        return self.headers.get("Accept") or ""
+
+    def collection(self, group: str, version: str, plural: str, ns: str | None, q: dict) -> tuple[int, dict]:
+        """GET of a list: selectors applied, a Table when asked (the API server's list handler,
+        staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go ListResource)."""
+        s = self.store
+        info = resource_info(group, version, plural)
+        if info is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        kind, namespaced = info
+        if ns and not namespaced:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        by_field = apimachinery.field_matcher(plural, q.get("fieldSelector", ""))
+        by_label = apimachinery.label_matcher(q.get("labelSelector", ""))
+        items = [o for o in s.list_view(group, version, plural, ns) if by_field(o) and by_label(o)]
+        if apimachinery.wants_table(self.accept):
+            return 200, apimachinery.table(plural, items, str(s.rv), q.get("includeObject", "Metadata"))
+        gv = f"{group}/{version}" if group else version
+        return 200, {
+            "kind": f"{kind}List",
+            "apiVersion": gv,
+            "metadata": {"resourceVersion": str(s.rv)},
+            "items": items,
+        }
+
+    def watch(self, group: str, version: str, plural: str, ns: str | None, q: dict) -> None:
+        """A watch: newline-delimited watch events (meta/v1 WatchEvent) over a chunked response,
+        until `timeoutSeconds` (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go).
+        Without a resourceVersion (or "0"), and with sendInitialEvents=true, every current object
+        comes first as ADDED — the latter then followed by the BOOKMARK annotated
+        k8s.io/initial-events-end (the watch-list protocol, cacher/cache_watcher.go); from a
+        list's resourceVersion, only what changes after it. Changes are found by comparing
+        what a GET would show twice a second (status the controllers compute included)."""
+        s = self.store
+        info = resource_info(group, version, plural)
+        if info is None or (ns and not info[1]):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        kind = info[0]
+        gv = f"{group}/{version}" if group else version
+        by_field = apimachinery.field_matcher(plural, q.get("fieldSelector", ""))
+        by_label = apimachinery.label_matcher(q.get("labelSelector", ""))
+        timeout = min(float(q.get("timeoutSeconds") or 1800), 1800)
+        initial = q.get("sendInitialEvents") == "true" or q.get("resourceVersion") in (None, "", "0")
+
+        def snapshot() -> dict:
+            with s.lock:
+                items = s.list_view(group, version, plural, ns)
+                rv = s.rv
+            picked = {}
+            for o in items:
+                if by_field(o) and by_label(o):
+                    key = (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                    picked[key] = o
+            return {"rv": rv, "items": picked}
+
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def emit(kind_: str, obj: dict) -> None:
+            data = json.dumps({"type": kind_, "object": obj}).encode() + b"\n"
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        seen = snapshot()
+        try:
+            if initial:
+                for obj in seen["items"].values():
+                    emit("ADDED", obj)
+            if q.get("sendInitialEvents") == "true":
+                emit(
+                    "BOOKMARK",
+                    {
+                        "kind": kind,
+                        "apiVersion": gv,
+                        "metadata": {
+                            "resourceVersion": str(seen["rv"]),
+                            "annotations": {"k8s.io/initial-events-end": "true"},
+                        },
+                    },
+                )
+            end = time.monotonic() + timeout
+            shown = {k: json.dumps(v, sort_keys=True) for k, v in seen["items"].items()}
+            while time.monotonic() < end:
+                time.sleep(0.5)
+                now_ = snapshot()
+                for key, obj in now_["items"].items():
+                    text = json.dumps(obj, sort_keys=True)
+                    if key not in shown:
+                        emit("ADDED", obj)
+                    elif shown[key] != text:
+                        emit("MODIFIED", obj)
+                    shown[key] = text
+                for key in [k for k in shown if k not in now_["items"]]:
+                    emit("DELETED", seen["items"].get(key) or json.loads(shown[key]))
+                    del shown[key]
+                seen = now_
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
 
     def route(self, method: str, parts: list[str], q: dict) -> tuple[int, dict]:
         s = self.store
@@ -796,8 +1187,6 @@ class Handler(BaseHTTPRequestHandler):
             rest = parts[2:]
             if rest[:1] == ["nodes"]:
                 return self.nodes(method, rest[1:])
-            if rest == ["pods"] and method == "GET":
-                return 200, self.pod_list(None, q)
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
                 return self.pods(method, rest[1], rest[3:], q)
             if rest[:1] == ["namespaces"] and len(rest) == 4 and rest[2] == "secrets":
@@ -816,13 +1205,31 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(404, "NotFound", f"the stand-in does not serve {method} /{'/'.join(parts)}")
 
     # Discovery (https://kubernetes.io/docs/concepts/overview/kubernetes-api/#discovery-api)
-    def discovery(self, parts: list[str]) -> dict | None:
+    def discovery(self, parts: list[str]) -> dict | bytes | None:
+        s = self.store
+        if parts[:1] == ["openapi"] and s.schemas is not None:
+            if parts == ["openapi", "v2"]:
+                if s.openapi_v2 is None:
+                    s.openapi_v2 = json.dumps(s.schemas.v2()).encode()
+                return s.openapi_v2
+            if parts == ["openapi", "v3"]:
+                return s.schemas.v3_root(list(RESOURCES))
+            split = _rest(parts[2:]) if parts[:2] == ["openapi", "v3"] else None
+            if split and not split[2] and (split[0], split[1]) in RESOURCES:
+                group, version = split[0], split[1]
+                listed = [(p, k, n) for p, k, n, _v in RESOURCES[(group, version)]]
+                return s.schemas.v3(group, version, listed)
+            return None
         if parts == ["version"]:
             return {
                 "major": "1",
-                "minor": "33",
-                "gitVersion": "v1.33.0-stackspray-stand-in",
-                "platform": "linux",
+                "minor": KUBE_VERSION.split(".")[1],
+                "gitVersion": KUBE_VERSION,
+                "gitCommit": "stackspray-kube-api-stand-in",
+                "gitTreeState": "clean",
+                "goVersion": "stand-in",
+                "compiler": "gc",
+                "platform": "linux/amd64",
             }
         if parts == ["api"]:
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
@@ -848,6 +1255,11 @@ class Handler(BaseHTTPRequestHandler):
                         "namespaced": namespaced,
                         "kind": kind,
                         "verbs": verbs,
+                        **({"shortNames": SHORT_NAMES[plural]} if plural in SHORT_NAMES else {}),
+                        # A subresource of another group names it (kubectl drain looks for
+                        # pods/eviction in policy/v1 before it evicts rather than deletes).
+                        **({"group": "policy", "version": "v1"} if plural == "pods/eviction" else {}),
+                        **({"categories": CATEGORIES[plural]} if plural in CATEGORIES else {}),
                     }
                     for plural, kind, namespaced, verbs in RESOURCES[(group, version)]
                 ],
@@ -885,6 +1297,7 @@ class Handler(BaseHTTPRequestHandler):
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
             body = self.body()
+            self.admit(group, version, kind, body, q)
             name = (body.get("metadata") or {}).get("name")
             if not name:
                 raise ApiError(422, "Invalid", f"{kind}: metadata.name: Required value")
@@ -901,15 +1314,26 @@ class Handler(BaseHTTPRequestHandler):
         name = rest[1]
         key = (gv, plural, ns, name)
         old = s.objects.get(key)
+        if old is None and method == "PATCH" and self.content_type == APPLY_PATCH:
+            # Server-side apply of an object that does not exist yet creates it.
+            body = self.body()
+            self.admit(group, version, kind, body, q)
+            if ns and ("v1", "namespaces", "", ns) not in s.objects:
+                raise ApiError(
+                    404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+                )
+            return 201, s.object_view(gv, plural, s.put_object(key, body, None))
         if old is None:
             raise ApiError(404, "NotFound", f'{what} "{name}" not found', {"name": name, "kind": plural})
         if method == "GET":
             return 200, s.object_view(gv, plural, old)
         if method == "PATCH":
-            merged = merge_patch({k: v for k, v in old.items() if k != "status"}, self.merge_body())
+            merged = self.patched({k: v for k, v in old.items() if k != "status"})
+            self.admit(group, version, kind, merged, q)
             return 200, s.object_view(gv, plural, s.put_object(key, merged, old))
         if method == "PUT":
             body = self.body()
+            self.admit(group, version, kind, body, q)
             sent_rv = (body.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
                 raise ApiError(
@@ -925,11 +1349,26 @@ class Handler(BaseHTTPRequestHandler):
             return 200, s.object_view(gv, plural, old)
         raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
 
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip()
+
     def merge_body(self) -> dict:
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0]
-        if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            raise ApiError(415, "UnsupportedMediaType", f"the stand-in takes merge patches, not {ctype}")
+        """A patch body the stand-in applies as a JSON merge patch: merge, strategic merge (the
+        same result for the maps stackspray sends; lists are replaced, not merged by key) and
+        server-side apply (field ownership is not tracked)."""
+        if self.content_type not in (MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
+            raise ApiError(
+                415, "UnsupportedMediaType", f"the stand-in takes merge patches here, not {self.content_type}"
+            )
         return self.body()
+
+    def patched(self, target: dict) -> dict:
+        """`target` with the request's patch applied: RFC 6902 JSON patch or a merge patch."""
+        if self.content_type == JSON_PATCH:
+            ops = json.loads(self.raw_body or b"[]")
+            return apimachinery.json_patch(target, ops)
+        return merge_patch(target, self.merge_body())
 
     # core/v1 Secret (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/)
     def secret(self, method: str, ns: str, name: str) -> tuple[int, dict]:
@@ -992,48 +1431,20 @@ class Handler(BaseHTTPRequestHandler):
         raise ApiError(405, "MethodNotAllowed", f"{method} on a node")
 
     # core/v1 Pod (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/)
-    def pod_list(self, ns: str | None, q: dict) -> dict:
-        s = self.store
-        fields = dict(kv.split("=", 1) for kv in q.get("fieldSelector", "").split(",") if kv)
-        labels = dict(kv.split("=", 1) for kv in q.get("labelSelector", "").split(",") if kv)
-        unknown = set(fields) - {"spec.nodeName", "metadata.namespace"}
-        if unknown:
-            raise ApiError(
-                400, "BadRequest", f"field selector(s) {sorted(unknown)} not served by the stand-in"
-            )
-        items = []
-        for (pns, _), p in sorted(s.pods.items()):
-            if ns and pns != ns:
-                continue
-            if "spec.nodeName" in fields and p["spec"].get("nodeName") != fields["spec.nodeName"]:
-                continue
-            if "metadata.namespace" in fields and pns != fields["metadata.namespace"]:
-                continue
-            if any(p["metadata"].get("labels", {}).get(k) != v for k, v in labels.items()):
-                continue
-            items.append(s.pod_view(p))
-        return {
-            "kind": "PodList",
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": str(s.rv)},
-            "items": items,
-        }
-
     def pods(self, method: str, ns: str, rest: list[str], q: dict) -> tuple[int, dict]:
         s = self.store
         if not rest:
-            if method == "GET":
-                return 200, self.pod_list(ns, q)
             if method == "POST":
                 body = self.body()
+                self.admit("", "v1", "Pod", body, q)
                 name = body["metadata"]["name"]
                 if (ns, name) in s.pods:
                     raise ApiError(409, "AlreadyExists", f'pods "{name}" already exists')
                 node = body.get("spec", {}).get("nodeName")
-                if node not in s.nodes:
-                    raise ApiError(
-                        422, "Invalid", "the stand-in has no scheduler: set spec.nodeName to a node"
-                    )
+                if node and node not in s.nodes:
+                    # Bound to a node that does not exist: the API server accepts it and the pod
+                    # never runs; the stand-in says so at once (nothing would ever delete it).
+                    raise ApiError(422, "Invalid", f'spec.nodeName: node "{node}" does not exist')
                 md = body["metadata"]
                 pod = {
                     "kind": "Pod",
@@ -1044,9 +1455,10 @@ class Handler(BaseHTTPRequestHandler):
                         **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
                     ),
                     "spec": body["spec"],
-                    "status": {"phase": "Running"},
+                    "status": {"phase": "Running" if node else "Pending"},
                 }
                 s.pods[(ns, name)] = pod
+                s.schedule_pending()
                 s.save()
                 return 201, s.pod_view(pod)
         name = rest[0]
@@ -1073,18 +1485,7 @@ class Handler(BaseHTTPRequestHandler):
     # policy/v1 PodDisruptionBudget (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/pod-disruption-budget-v1/)
     def pdbs(self, method: str, ns: str, rest: list[str]) -> tuple[int, dict]:
         s = self.store
-
-        def view(b: dict) -> dict:
-            b = copy.deepcopy(b)
-            expected, desired, healthy = s.budget(b)
-            b["status"] = {
-                "expectedPods": expected,
-                "desiredHealthy": desired,
-                "currentHealthy": healthy,
-                "disruptionsAllowed": max(0, healthy - desired),
-                "observedGeneration": 1,
-            }
-            return b
+        view = s.pdb_view
 
         if not rest and method == "GET":
             items = [view(b) for (bns, _), b in sorted(s.pdbs.items()) if bns == ns]
@@ -1127,6 +1528,7 @@ def main() -> None:
     config = json.load(open(ap.parse_args().config))  # noqa: SIM115
     store = Store(config)
     threading.Thread(target=store.probe_nodes, daemon=True).start()
+    threading.Thread(target=store.run_scheduler, daemon=True).start()
     Handler.store = store
     server = ThreadingHTTPServer((config.get("listen", "0.0.0.0"), int(config.get("port", 6443))), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

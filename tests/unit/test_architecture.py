@@ -77,3 +77,10 @@ def test_the_graph_is_what_the_scan_reads():
     g = graph()
     assert "stackspray.names" in g["stackspray.plan"] and "stackspray.cloudops" in g["stackspray.apply"]
     assert "stackspray.cluster" not in g["stackspray.scale"]
+
+
+def test_test_module_basenames_are_unique():
+    """The test folders are not packages: two modules of one basename stop pytest at collection."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

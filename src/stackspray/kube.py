@@ -343,9 +343,11 @@ class KubeWorkloads:
         )
         return json.loads(resp.data)
 
-    def not_ready_nodes_for(self, ds: dict) -> list[str]:
-        """NotReady nodes this DaemonSet's pods are placed on (its pod can never become available
-        there: a shelved node)."""
+    def not_ready_nodes_for(self, ds: dict, down: frozenset[str] = frozenset()) -> list[str]:
+        """Nodes this DaemonSet's pods are placed on that cannot run them: NotReady ones, and
+        those `down` names (servers the cloud says are not ACTIVE, e.g. shelved a moment ago:
+        Kubernetes keeps such a node Ready until its node-monitor grace period, 40 s on a
+        Kubespray cluster, has passed, while its new pod can never become available)."""
         nodes = self.kube._call("list nodes", self.kube.core.list_node, _preload_content=False)
         template = (ds.get("spec") or {}).get("template", {}).get("spec") or {}
         out = []
@@ -354,11 +356,12 @@ class KubeWorkloads:
                 c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (node.get("status") or {}).get("conditions") or []
             )
-            if not ready and daemon_pod_fits(template, node):
+            gone = not ready or node["metadata"]["name"] in down
+            if gone and daemon_pod_fits(template, node):
                 out.append(node["metadata"]["name"])
         return sorted(out)
 
-    def restart(self, kind: str, name: str) -> list[str]:
+    def restart(self, kind: str, name: str, down: frozenset[str] = frozenset()) -> list[str]:
         """`kubectl rollout restart`: a new pod template annotation, so every pod is replaced.
 
         A DaemonSet with pods on NotReady (shelved) nodes would never finish: the controller
@@ -372,7 +375,7 @@ class KubeWorkloads:
         away: list[str] = []
         if kind == "daemonsets":
             ds = self.get(kind, name)
-            away = self.not_ready_nodes_for(ds)
+            away = self.not_ready_nodes_for(ds, down)
             annotations = ds["metadata"].get("annotations") or {}
             rolling = (ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}
             before = annotations.get(MAX_UNAVAILABLE_BEFORE, json.dumps(rolling.get("maxUnavailable")))
@@ -390,7 +393,7 @@ class KubeWorkloads:
         )
         return away
 
-    def wait_rollout(self, kind: str, name: str, timeout: float) -> None:
+    def wait_rollout(self, kind: str, name: str, timeout: float, down: frozenset[str] = frozenset()) -> None:
         """Until the restarted pods are updated and available — on every node that can run them
         (a DaemonSet's pods on NotReady nodes start when those nodes come back) — then put back a
         maxUnavailable that `restart` raised."""
@@ -398,7 +401,7 @@ class KubeWorkloads:
         delay = 0.5
         while True:
             obj = self.get(kind, name)
-            away = self.not_ready_nodes_for(obj) if kind == "daemonsets" else []
+            away = self.not_ready_nodes_for(obj, down) if kind == "daemonsets" else []
             if rollout_complete(kind, obj, unavailable_nodes=len(away)):
                 break
             if time.monotonic() + delay > deadline:

@@ -54,6 +54,7 @@ from .credentials import (
 from .errors import NotFound, StackSprayError
 from .inventory import Credential
 from .kube import Kube, KubeWorkloads
+from .observe import owned_servers
 from .paths import PLAYBOOKS
 from .progress import Progress
 from .state import ClusterDir
@@ -223,11 +224,14 @@ class Places:
             raise
 
     def restart(self, cred: Credential) -> None:
+        # What the cloud says is down, not only what Kubernetes has noticed yet (see kube.py).
+        servers = owned_servers(self.conn, self.cdir.name)
+        down = frozenset(s.name for s in servers if s.status != "ACTIVE")
         away: set[str] = set()
         for kind, name in WORKLOADS:
-            away.update(self.work.restart(kind, name))
+            away.update(self.work.restart(kind, name, down))
         for kind, name in WORKLOADS:
-            self.work.wait_rollout(kind, name, self.rollout_timeout)
+            self.work.wait_rollout(kind, name, self.rollout_timeout, down)
         self.say("cloud controller manager and Cinder CSI restarted and Ready")
         if away:
             self.say(

@@ -134,8 +134,9 @@ def test_workers_1_then_4(conn, cluster):
     # Pods were evicted; DaemonSet pods stay with their node, as with kubectl drain --ignore-daemonsets.
     assert c.pods(c.w[0]) == {f"calico-node-{c.w[0]}", f"kube-proxy-{c.w[0]}"}
     assert "batch" not in c.pods(c.w[2]) and {"web-b", "web-c"} <= c.pods(c.w[1])
-    # The Node follows its host: shelved → not Ready.
-    assert eventually(lambda: not any(c.kube.node(n).ready for n in (c.w[0], c.w[2], c.w[3])))
+    # The Node follows its host: shelved → not Ready, once the node lifecycle controller's grace
+    # period (40 s on a Kubespray cluster) has passed without a word from the kubelet.
+    assert eventually(lambda: not any(c.kube.node(n).ready for n in (c.w[0], c.w[2], c.w[3])), timeout=75)
     after = cluster_status(c.name, root=c.inv)
     assert after["su_per_hour"] == pytest.approx(before["su_per_hour"] - 3 * per_worker)
     assert after["su_saved_per_hour"] == pytest.approx(3 * per_worker)

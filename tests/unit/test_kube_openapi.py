@@ -81,3 +81,58 @@ def test_json_patch_follows_rfc_6902():
     ] == [1, 2]
     with pytest.raises(PatchError):
         json_patch(doc, [{"op": "replace", "path": "/metadata/missing", "value": 1}])
+
+
+def test_strategic_merge_merges_lists_by_their_merge_keys(schemas):
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "labels": {"a": "1"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]},
+                        {"name": "sidecar", "image": "side:1"},
+                    ]
+                }
+            }
+        },
+    }
+    # What kubectl apply sends when one container's image changes (with its ordering directive).
+    patch = {
+        "metadata": {"labels": {"b": "2"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "$setElementOrder/containers": [{"name": "app"}, {"name": "sidecar"}],
+                    "containers": [{"name": "app", "image": "app:2"}],
+                }
+            }
+        },
+    }
+    out = schemas.strategic_merge("apps", "v1", "Deployment", deploy, patch)
+    containers = out["spec"]["template"]["spec"]["containers"]
+    assert containers == [
+        {"name": "app", "image": "app:2", "env": [{"name": "A", "value": "1"}]},
+        {"name": "sidecar", "image": "side:1"},
+    ]
+    assert out["metadata"]["labels"] == {"a": "1", "b": "2"}
+    assert schemas.check("apps", "v1", "Deployment", out) == ([], None), "no directive is left behind"
+    gone = schemas.strategic_merge(
+        "apps",
+        "v1",
+        "Deployment",
+        deploy,
+        {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}},
+    )
+    assert [c["name"] for c in gone["spec"]["template"]["spec"]["containers"]] == ["app"]
+    # A list without a merge strategy is replaced (args of a container).
+    replaced = schemas.strategic_merge(
+        "",
+        "v1",
+        "Pod",
+        {"spec": {"containers": [{"name": "c", "args": ["a", "b"]}]}},
+        {"spec": {"containers": [{"name": "c", "args": ["z"]}]}},
+    )
+    assert replaced["spec"]["containers"][0]["args"] == ["z"]

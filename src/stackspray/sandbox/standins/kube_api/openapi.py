@@ -117,6 +117,110 @@ class Schemas:
             self._v3[key] = doc
         return doc
 
+    # -- strategic merge patch -----------------------------------------------------------------
+    def strategic_merge(self, group: str, version: str, kind: str, original: dict, patch: dict) -> dict:
+        """A strategic merge patch applied as the API server applies it
+        (k8s.io/apimachinery/pkg/util/strategicpatch/patch.go): lists whose schema says
+        `x-kubernetes-patch-strategy: merge` are merged by their `x-kubernetes-patch-merge-key`
+        (containers by name, …), the directives `$patch` (replace, delete, merge), `$retainKeys`,
+        `$deleteFromPrimitiveList/…` and `$setElementOrder/…` are obeyed, other lists replaced."""
+        name = self.by_gvk.get((group, version, kind))
+        schema = {"$ref": f"#/$defs/{name}"} if name else {}
+        return self._merge_map(copy.deepcopy(original), patch, schema)
+
+    def _props(self, schema: dict) -> dict:
+        schema, _ = self._resolve(schema or {})
+        return schema.get("properties") or {}
+
+    def _merge_map(self, original: dict, patch: dict, schema: dict) -> dict | None:
+        if not isinstance(original, dict):
+            original = {}
+        directive = patch.get("$patch")
+        if directive == "replace":
+            return {k: v for k, v in patch.items() if k != "$patch"}
+        if directive == "delete":
+            return None
+        props = self._props(schema)
+        resolved, _ = self._resolve(schema or {})
+        extra = (
+            resolved.get("additionalProperties")
+            if isinstance(resolved.get("additionalProperties"), dict)
+            else {}
+        )
+        for key, value in patch.items():
+            if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
+                continue
+            if key.startswith("$deleteFromPrimitiveList/"):
+                field = key.split("/", 1)[1]
+                if isinstance(original.get(field), list):
+                    original[field] = [v for v in original[field] if v not in value]
+                continue
+            sub = props.get(key) or extra
+            if value is None:
+                original.pop(key, None)
+            elif isinstance(value, dict):
+                merged = self._merge_map(original.get(key), value, sub)
+                if merged is None:
+                    original.pop(key, None)
+                else:
+                    original[key] = merged
+            elif isinstance(value, list):
+                original[key] = self._merge_list(original.get(key), value, sub)
+            else:
+                original[key] = value
+        if isinstance(patch.get("$retainKeys"), list):
+            keep = set(patch["$retainKeys"])
+            original = {k: v for k, v in original.items() if k in keep}
+        return original
+
+    def _merge_list(self, original, patch: list, schema: dict) -> list:
+        resolved, _ = self._resolve(schema or {})
+        strategy = str(
+            resolved.get("x-kubernetes-patch-strategy")
+            or (schema or {}).get("x-kubernetes-patch-strategy")
+            or ""
+        )
+        key = resolved.get("x-kubernetes-patch-merge-key") or (schema or {}).get(
+            "x-kubernetes-patch-merge-key"
+        )
+        if "merge" not in strategy.split(",") or not isinstance(original, list):
+            return [self._strip(v) for v in patch]
+        items = resolved.get("items") or {}
+        if not key:  # a list of primitives merged as a set
+            return original + [v for v in patch if v not in original]
+        result = list(original)
+        for item in patch:
+            if not isinstance(item, dict):
+                continue
+            at = next(
+                (i for i, o in enumerate(result) if isinstance(o, dict) and o.get(key) == item.get(key)), None
+            )
+            if item.get("$patch") == "delete":
+                if at is not None:
+                    del result[at]
+            elif at is None:
+                result.append(self._strip(item))
+            else:
+                merged = self._merge_map(result[at], item, items)
+                if merged is None:
+                    del result[at]
+                else:
+                    result[at] = merged
+        return result
+
+    def _strip(self, value):
+        """A new value without patch directives."""
+        if isinstance(value, dict):
+            return {
+                k: self._strip(v)
+                for k, v in value.items()
+                if not (k.startswith("$setElementOrder/") or k in ("$patch", "$retainKeys"))
+                and not k.startswith("$deleteFromPrimitiveList/")
+            }
+        if isinstance(value, list):
+            return [self._strip(v) for v in value]
+        return value
+
     # -- validation ----------------------------------------------------------------------------
     def check(self, group: str, version: str, kind: str, obj: dict) -> tuple[list[str], str | None]:
         """(unknown field paths, the decoding error of a wrong type or None) for an object."""

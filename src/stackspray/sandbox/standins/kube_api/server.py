@@ -138,6 +138,8 @@ UNREACHABLE_TAINTS = [
 ]
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 POD_STARTUP = 1.0  # seconds a new daemon pod takes to become Ready on a Ready node
+NODE_MONITOR_GRACE = 40.0  # Kubespray's kube_controller_node_monitor_grace_period (see probe_nodes)
+NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
 
 
 def tolerates(toleration: dict, taint: dict) -> bool:
@@ -712,7 +714,12 @@ class Store:
                 self.schedule_pending()
 
     def probe_nodes(self) -> None:
-        """Ready = the node host answers on SSH (the kubelet runs while the host runs)."""
+        """The kubelet posts status while its host answers (SSH), and the node lifecycle
+        controller marks a node Unknown only when it has heard nothing for the grace period:
+        Kubespray v2.31.0 sets --node-monitor-grace-period 40s and --node-monitor-period 5s
+        (roles/kubernetes/control-plane/defaults/main/main.yml kube_controller_node_monitor_*;
+        pkg/controller/nodelifecycle/node_lifecycle_controller.go tryUpdateNodeHealth). So a
+        shelved node stays Ready for 40-45 s; a node that answers again is Ready at once."""
 
         def answers(ip: str) -> bool:
             try:
@@ -721,11 +728,26 @@ class Store:
             except OSError:
                 return False
 
+        grace = float(self.config.get("node_monitor_grace_period", NODE_MONITOR_GRACE))
+        heard: dict[str, float] = {}
+        last_check = 0.0
         with ThreadPoolExecutor(max_workers=16) as pool:
             while True:
                 hosts = {n["name"]: n["ip"] for n in self.config["nodes"]}
                 results = dict(zip(hosts, pool.map(answers, hosts.values()), strict=True))
-                self.ready = results
+                t = time.monotonic()
+                for name, ok in results.items():
+                    if ok:
+                        heard[name] = t
+                ready = dict(self.ready)
+                for name in hosts:
+                    if results[name]:
+                        ready[name] = True  # the kubelet posts Ready as soon as it runs
+                    elif t - last_check >= NODE_MONITOR_PERIOD or name not in ready:
+                        ready[name] = name in heard and t - heard[name] < grace
+                if t - last_check >= NODE_MONITOR_PERIOD:
+                    last_check = t
+                self.ready = {n: ready.get(n, False) for n in hosts}
                 time.sleep(1.0)
 
     # -- PodDisruptionBudget arithmetic (policy/v1 PodDisruptionBudgetSpec) ---------------------
@@ -1328,7 +1350,16 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET":
             return 200, s.object_view(gv, plural, old)
         if method == "PATCH":
-            merged = self.patched({k: v for k, v in old.items() if k != "status"})
+            merged = self.patched({k: v for k, v in old.items() if k != "status"}, (group, version, kind))
+            sent_rv = (merged.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+                # A patch that names a resourceVersion is a precondition (optimistic concurrency).
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again",
+                )
             self.admit(group, version, kind, merged, q)
             return 200, s.object_view(gv, plural, s.put_object(key, merged, old))
         if method == "PUT":
@@ -1363,12 +1394,16 @@ class Handler(BaseHTTPRequestHandler):
             )
         return self.body()
 
-    def patched(self, target: dict) -> dict:
-        """`target` with the request's patch applied: RFC 6902 JSON patch or a merge patch."""
+    def patched(self, target: dict, gvk: tuple[str, str, str] | None = None) -> dict:
+        """`target` with the request's patch applied: RFC 6902 JSON patch, a strategic merge
+        patch by the official schema's merge keys, or a merge patch."""
         if self.content_type == JSON_PATCH:
             ops = json.loads(self.raw_body or b"[]")
             return apimachinery.json_patch(target, ops)
-        return merge_patch(target, self.merge_body())
+        body = self.merge_body()
+        if self.content_type == STRATEGIC_PATCH and gvk and self.store.schemas is not None:
+            return self.store.schemas.strategic_merge(*gvk, target, body) or {}
+        return merge_patch(target, body)
 
     # core/v1 Secret (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/)
     def secret(self, method: str, ns: str, name: str) -> tuple[int, dict]:

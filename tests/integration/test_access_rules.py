@@ -12,20 +12,12 @@ import json
 import os
 import subprocess
 import uuid
-from pathlib import Path
 
-from helpers import ROOT
+from helpers import BIN, invoke
 
 from stackspray.credentials import stored
 from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.state import ClusterDir
-
-BIN = Path(os.environ.get("VIRTUAL_ENV") or ROOT / ".venv") / "bin"
-
-
-def user_env(sandbox, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    return {**keep, "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml), "OS_CLOUD": "sandbox", **extra}
 
 
 def as_credential(conn, cred, *args: str) -> subprocess.CompletedProcess:
@@ -60,22 +52,15 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
     inv = tmp_path / "inventories"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = user_env(sandbox, STACKSPRAY_INVENTORIES=str(inv))
+    env = {"STACKSPRAY_INVENTORIES": str(inv)}
 
-    def invoke(*args: str) -> subprocess.CompletedProcess:
-        out = subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), *args],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+    def run(*args: str) -> subprocess.CompletedProcess:
+        out = invoke(sandbox, elsewhere, *args, env=env)
         assert out.returncode == 0, out.stdout + out.stderr
         return out
 
     try:
-        built = invoke("create-cluster", "--spec", str(spec))
+        built = run("create-cluster", "--spec", str(spec))
         assert "with access rules" in built.stdout and "image refused (access rules hold)" in built.stdout
         first = stored(ClusterDir(name, inv))
         rules = keystone_rules(conn, first.id)
@@ -100,7 +85,7 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
             ), (refused, out.stdout, out.stderr)
         assert not list(conn.network.security_groups(name="evil"))
 
-        rotated = invoke("credentials.refresh", "--cluster", name, "--force")
+        rotated = run("credentials.refresh", "--cluster", name, "--force")
         assert "image refused (access rules hold)" in rotated.stdout, rotated.stdout
         second = stored(ClusterDir(name, inv))
         assert second.id != first.id
@@ -108,10 +93,4 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
         state = ClusterDir(name, inv).load()
         assert state.credential_access_rules and state.credential.access_rules
     finally:
-        subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), "destroy-cluster", "--cluster", name, "--yes"],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            timeout=900,
-        )
+        invoke(sandbox, elsewhere, "destroy-cluster", "--cluster", name, "--yes", env=env)

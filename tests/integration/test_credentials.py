@@ -234,6 +234,19 @@ def test_killed_run_converges_and_no_secret_is_ever_shown(cluster):
         assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"
 
 
+def _unshelve_and_see_the_node_plugin_updated(c) -> None:
+    """Unshelve the workers; the node plugin's new pods then start there too."""
+    back = scale_cluster(c.name, Request(unshelve="all"), progress=quiet(), root=c.inv)
+    assert back.ok, back.to_dict()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = c.work.get("daemonsets", "csi-cinder-nodeplugin")["status"]
+        if st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2:
+            break
+        time.sleep(1)
+    assert st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2, st
+
+
 def test_refresh_while_a_worker_is_shelved_succeeds_and_the_worker_gets_it_back(cluster):
     """A weekly refresh meets shelved workers (the documented schedules shelve on evenings and
     weekends). The Cinder node plugin tolerates every taint, so the DaemonSet controller keeps a
@@ -277,15 +290,7 @@ def test_refresh_while_a_worker_is_shelved_succeeds_and_the_worker_gets_it_back(
         assert "stackspray.io/max-unavailable-before" not in (ds["metadata"].get("annotations") or {})
         assert c.assert_valid_in_cluster() == stored(c.cdir).id
     finally:
-        back = scale_cluster(c.name, Request(unshelve="all"), progress=quiet(), root=c.inv)
-        assert back.ok, back.to_dict()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = c.work.get("daemonsets", "csi-cinder-nodeplugin")["status"]
-        if st["numberAvailable"] == 2:
-            break
-        time.sleep(1)
-    assert st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2, st
+        _unshelve_and_see_the_node_plugin_updated(c)
 
 
 def test_refresh_right_after_a_shelve_succeeds_before_kubernetes_notices(cluster):
@@ -306,15 +311,7 @@ def test_refresh_right_after_a_shelve_succeeds_before_kubernetes_notices(cluster
         assert any(worker in line and "come back" in line for line in progress.lines), progress.lines
         assert c.assert_valid_in_cluster() == stored(c.cdir).id
     finally:
-        back = scale_cluster(c.name, Request(unshelve="all"), progress=quiet(), root=c.inv)
-        assert back.ok, back.to_dict()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = c.work.get("daemonsets", "csi-cinder-nodeplugin")["status"]
-        if st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2:
-            break
-        time.sleep(1)
-    assert st["numberAvailable"] == 2 and st["updatedNumberScheduled"] == 2, st
+        _unshelve_and_see_the_node_plugin_updated(c)
 
 
 # A progress line each step prints as it starts or ends, in order (see rotation.STEPS).

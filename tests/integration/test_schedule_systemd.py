@@ -22,12 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import BIN, ROOT, invoke
 
+from stackspray.sandbox.nodehost import NSPAWN_FLAGS, user_ids
 from stackspray.sandbox.nodeimage import IMAGE_USER
 from stackspray.sandbox.specs import write_small_cluster_spec
-
-BIN = Path(os.environ.get("VIRTUAL_ENV") or ROOT / ".venv") / "bin"
 
 
 class Machine:
@@ -75,14 +74,6 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _ids(root: Path, user: str) -> tuple[int, int]:
-    for line in (root / "etc" / "passwd").read_text().splitlines():
-        parts = line.split(":")
-        if parts[0] == user:
-            return int(parts[2]), int(parts[3])
-    raise AssertionError(f"the node image has no user {user}")
-
-
 @contextmanager
 def operator_machine(sandbox, where: Path, shared: Path):
     """Boot the operator's machine; stop it and unmount everything afterwards."""
@@ -107,7 +98,7 @@ def operator_machine(sandbox, where: Path, shared: Path):
         # Its sshd would bind this machine's port 22 (the network is shared): not wanted here.
         (root / "etc/systemd/system/ssh.service").symlink_to("/dev/null")
         (root / "etc/hostname").write_text("operator-workstation\n")
-        uid, gid = _ids(root, IMAGE_USER)
+        uid, gid = user_ids(root, IMAGE_USER)
         # The checkout's .venv runs on this machine's Python (its prefix, e.g. under pyenv): the
         # same files at the same path, read-only, reachable by the operator user.
         prefix = Path(sys.base_prefix).resolve()
@@ -122,12 +113,7 @@ def operator_machine(sandbox, where: Path, shared: Path):
                 str(root),
                 "--boot",
                 f"--machine=spr-op-{uuid.uuid4().hex[:6]}",
-                "--register=no",
-                "--keep-unit",
-                "--console=passive",
-                "--resolv-conf=off",
-                "--link-journal=no",
-                "--private-users=no",
+                *NSPAWN_FLAGS,
                 f"--bind-ro={ROOT}",
                 f"--bind-ro={prefix}",
                 f"--bind={shared}",
@@ -180,17 +166,9 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
         "OS_CLOUD": "sandbox",
         "STACKSPRAY_INVENTORIES": str(shared / "inv"),
     }
-    host_env = {**{k: v for k, v in os.environ.items() if not k.startswith("OS_")}, **env}
 
     def on_host(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), *args],
-            cwd=shared,
-            env=host_env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        return invoke(sandbox, shared, *args, env=env)
 
     built = on_host("create-cluster", "--spec", str(spec))
     try:
@@ -207,8 +185,8 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             now = dt.datetime.now()
             when = now + dt.timedelta(minutes=1 if now.second < 30 else 2)
             at = f"{when:%H:%M}"
-            invoke = f"{BIN / 'invoke'} -r {ROOT}"
-            installed = m.user(f"{invoke} scale.schedule --cluster {name} --at {at} --workers 0", env)
+            cli = f"{BIN / 'invoke'} -r {ROOT}"
+            installed = m.user(f"{cli} scale.schedule --cluster {name} --at {at} --workers 0", env)
             assert installed.returncode == 0, installed.stdout + installed.stderr
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
             assert f"stackspray-{name}-" in timers, timers
@@ -231,7 +209,7 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
                 f"{status}; log: {log.read_text() if log.exists() else '-'}\n{journal}"
             )
 
-            removed = m.user(f"{invoke} scale.schedule --cluster {name} --remove {job}", env)
+            removed = m.user(f"{cli} scale.schedule --cluster {name} --remove {job}", env)
             assert removed.returncode == 0, removed.stdout + removed.stderr
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
             assert f"stackspray-{name}-" not in timers, timers

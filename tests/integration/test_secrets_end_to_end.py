@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import yaml
-from helpers import ROOT
+from helpers import invoke
 
 from stackspray.credentials import stored
 from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.state import ClusterDir
-
-BIN = Path(os.environ.get("VIRTUAL_ENV") or ROOT / ".venv") / "bin"
 
 
 def forms(secret: str) -> set[str]:
@@ -60,32 +57,18 @@ def test_a_verbose_create_and_refresh_leave_no_secret_outside_its_0600_file(
     inv = work / "inventories"
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ANSIBLE_"))}
-    env = {
-        **keep,
-        "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml),
-        "OS_CLOUD": "sandbox",
-        "STACKSPRAY_INVENTORIES": str(inv),
-        "ANSIBLE_VERBOSITY": "4",
-    }
+    env = {"STACKSPRAY_INVENTORIES": str(inv), "ANSIBLE_VERBOSITY": "4"}
 
-    def invoke(*args: str) -> str:
-        out = subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), *args],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+    def run(*args: str) -> str:
+        out = invoke(sandbox, elsewhere, *args, env=env)
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout + out.stderr
 
     cdir = ClusterDir(name, inv)
     try:
-        shown = invoke("create-cluster", "--spec", str(spec))
+        shown = run("create-cluster", "--spec", str(spec))
         first = stored(cdir)
-        shown += invoke("credentials.refresh", "--cluster", name, "--force")
+        shown += run("credentials.refresh", "--cluster", name, "--force")
         second = stored(cdir)
         assert first.id != second.id
         state = cdir.load()
@@ -141,10 +124,4 @@ def test_a_verbose_create_and_refresh_leave_no_secret_outside_its_0600_file(
                     in_tmp.append(str(p))
         assert in_tmp == [], f"secrets left in /tmp: {in_tmp}"
     finally:
-        subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), "destroy-cluster", "--cluster", name, "--yes"],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            timeout=900,
-        )
+        invoke(sandbox, elsewhere, "destroy-cluster", "--cluster", name, "--yes", env=env)

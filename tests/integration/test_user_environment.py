@@ -14,45 +14,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import yaml
-from helpers import ROOT, owned_in_cloud
+from helpers import BIN, invoke, owned_in_cloud, user_env
 
 from stackspray.paths import inventories_root
 from stackspray.sandbox.specs import write_small_cluster_spec
-
-BIN = Path(sys.executable).parent
-
-
-def user_env(sandbox) -> dict[str, str]:
-    """Exactly what the docs tell a user to export, on top of a login shell's basics."""
-    return {
-        "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.environ["HOME"],
-        "LANG": "C.UTF-8",
-        "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml),
-        "OS_CLOUD": "sandbox",
-    }
-
-
-def invoke(
-    sandbox, cwd: Path, *args: str, timeout: float = 900, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """`invoke -r <checkout> ARGS` from `cwd` in the user's environment (plus `env`)."""
-    return subprocess.run(
-        [str(BIN / "invoke"), "-r", str(ROOT), *args],
-        cwd=cwd,
-        env={**user_env(sandbox), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def openstack(sandbox, *args: str) -> dict | list:

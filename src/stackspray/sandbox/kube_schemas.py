@@ -23,17 +23,10 @@ WHEEL_SHA256 = "85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
 MEMBER = "kubernetes_validate/kubernetes-json-schema/v1.35.0-local/_definitions.json"
 
 
-def definitions_file(home: Path | None = None) -> Path:
-    return (home or sandbox_home()) / "kube-schemas" / "v1.35.0" / "_definitions.json"
-
-
-def ensure(home: Path | None = None) -> Path:
-    """The definitions file, downloaded and checked on first use."""
-    target = definitions_file(home)
-    if target.exists():
-        return target
-    download = target.parent / "download"
-    download.mkdir(parents=True, exist_ok=True)
+def pinned_wheel(requirement: str, sha256: str, into: Path) -> Path:
+    """Download one wheel from PyPI without its dependencies and check its sha256 (a mismatch is
+    an error: nothing unverified is used). Returns the wheel's path in `into`."""
+    into.mkdir(parents=True, exist_ok=True)
     got = subprocess.run(
         [
             sys.executable,
@@ -45,19 +38,34 @@ def ensure(home: Path | None = None) -> Path:
             ":all:",
             "--disable-pip-version-check",
             "-d",
-            str(download),
-            WHEEL,
+            str(into),
+            requirement,
         ],
         capture_output=True,
         text=True,
         timeout=900,
     )
     if got.returncode != 0:
-        raise RuntimeError(f"could not download {WHEEL} from PyPI: {got.stderr.strip()[-1500:]}")
-    wheel = next(download.glob("kubernetes_validate-*.whl"))
+        raise RuntimeError(f"could not download {requirement} from PyPI: {got.stderr.strip()[-1500:]}")
+    prefix = requirement.split("==")[0].replace("-", "_")
+    wheel = next(into.glob(f"{prefix}-*.whl"))
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {WHEEL_SHA256}: not used")
+    if digest != sha256:
+        raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {sha256}: not used")
+    return wheel
+
+
+def definitions_file(home: Path | None = None) -> Path:
+    return (home or sandbox_home()) / "kube-schemas" / "v1.35.0" / "_definitions.json"
+
+
+def ensure(home: Path | None = None) -> Path:
+    """The definitions file, downloaded and checked on first use."""
+    target = definitions_file(home)
+    if target.exists():
+        return target
+    download = target.parent / "download"
+    wheel = pinned_wheel(WHEEL, WHEEL_SHA256, download)
     with zipfile.ZipFile(wheel) as z:
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(z.read(MEMBER))

@@ -32,6 +32,16 @@ from .shell import pid_alive, run
 log = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "sprb-"
+# How every node host's container runs: not registered with machined, in the caller's unit, no
+# console, the node's own resolv.conf and journal, the host's user ids.
+NSPAWN_FLAGS = (
+    "--register=no",
+    "--keep-unit",
+    "--console=passive",
+    "--resolv-conf=off",
+    "--link-journal=no",
+    "--private-users=no",
+)
 NETNS_PREFIX = "sprn-"
 VETH_PREFIX = "sprv"
 # Nodes of one network start concurrently and share its bridge.
@@ -206,13 +216,13 @@ def _customise(root: Path, spec: NodeSpec) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     keys = ssh_dir / "authorized_keys"
     keys.write_text(spec.public_key.strip() + "\n" if spec.public_key else "")
-    uid, gid = _user_ids(root, IMAGE_USER)
+    uid, gid = user_ids(root, IMAGE_USER)
     for p in (ssh_dir, keys):
         os.chown(p, uid, gid)
     keys.chmod(0o600)
 
 
-def _user_ids(root: Path, user: str) -> tuple[int, int]:
+def user_ids(root: Path, user: str) -> tuple[int, int]:
     for line in (root / "etc" / "passwd").read_text().splitlines():
         parts = line.split(":")
         if parts[0] == user:
@@ -246,12 +256,7 @@ def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
             f"--machine=spr-{spec.short}",
             f"--network-namespace-path=/run/netns/{spec.netns}",
             f"--hostname={spec.hostname}",
-            "--register=no",
-            "--keep-unit",
-            "--console=passive",
-            "--resolv-conf=off",
-            "--link-journal=no",
-            "--private-users=no",
+            *NSPAWN_FLAGS,
         ],
         stdin=subprocess.DEVNULL,
         stdout=logf,

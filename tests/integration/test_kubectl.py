@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 from helpers import built_cluster, kube_tools
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from stackspray.kube import Kube
 
@@ -254,3 +256,34 @@ def test_explain_reads_the_official_schema(kubectl):
     assert "KIND:       Pod" in out and "FIELD: image <string>" in out, out
     ds = kubectl("explain", "daemonsets.spec.updateStrategy", "--api-version=apps/v1").stdout
     assert "rollingUpdate" in ds
+
+
+def message(exc: ApiException) -> str:
+    return json.loads(exc.body)["message"]
+
+
+def test_writes_to_nodes_secrets_and_the_credential_workloads_are_validated_too(cluster):
+    """The stand-in keeps Nodes, the credential Secrets and workloads apart from its other
+    objects; their patches are checked against the official schema all the same."""
+    name, kubeconfig = cluster
+    kube = Kube(kubeconfig)
+    worker = f"{name}-workers-1"
+    with pytest.raises(ApiException) as wrong:
+        kube.core.patch_node(worker, {"spec": {"unschedulable": "yes"}})
+    assert wrong.value.status == 400 and "cannot unmarshal string" in message(wrong.value)
+    with pytest.raises(ApiException) as strict:
+        kube.core.patch_node(worker, {"spec": {"unschedulablee": True}}, field_validation="Strict")
+    assert strict.value.status == 400 and 'unknown field "spec.unschedulablee"' in message(strict.value)
+    with pytest.raises(ApiException) as secret:
+        kube.core.patch_namespaced_secret("cloud-config", "kube-system", {"data": {"cloud.conf": 5}})
+    assert secret.value.status == 400
+    apps = client.AppsV1Api(kube.api)
+    with pytest.raises(ApiException) as ds:
+        apps.patch_namespaced_daemon_set(
+            "csi-cinder-nodeplugin",
+            "kube-system",
+            {"spec": {"updateStrategy": {"typo": 1}}},
+            field_validation="Strict",
+        )
+    assert ds.value.status == 400 and 'unknown field "spec.updateStrategy.typo"' in message(ds.value)
+    assert not kube.node(worker).unschedulable, "nothing was changed"

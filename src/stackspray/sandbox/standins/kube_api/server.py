@@ -1208,16 +1208,16 @@ class Handler(BaseHTTPRequestHandler):
         if parts[:2] == ["api", "v1"]:
             rest = parts[2:]
             if rest[:1] == ["nodes"]:
-                return self.nodes(method, rest[1:])
+                return self.nodes(method, rest[1:], q)
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "pods":
                 return self.pods(method, rest[1], rest[3:], q)
             if rest[:1] == ["namespaces"] and len(rest) == 4 and rest[2] == "secrets":
                 if (rest[1], rest[3]) in s.secrets:
-                    return self.secret(method, rest[1], rest[3])
+                    return self.secret(method, rest[1], rest[3], q)
             return self.generic(method, "", "v1", rest, q)
         if parts[:3] == ["apis", "apps", "v1"] and len(parts) == 7 and parts[3] == "namespaces":
             if parts[4] == "kube-system" and (parts[5], parts[6]) in s.workloads:
-                return self.workload(method, parts[4], parts[5], parts[6])
+                return self.workload(method, parts[4], parts[5], parts[6], q)
         if parts[:2] == ["apis", "policy"] and parts[2:3] == ["v1"]:
             rest = parts[3:]
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "poddisruptionbudgets":
@@ -1406,7 +1406,7 @@ class Handler(BaseHTTPRequestHandler):
         return merge_patch(target, body)
 
     # core/v1 Secret (https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/secret-v1/)
-    def secret(self, method: str, ns: str, name: str) -> tuple[int, dict]:
+    def secret(self, method: str, ns: str, name: str, q: dict) -> tuple[int, dict]:
         s = self.store
         sec = s.secrets.get((ns, name))
         if sec is None:
@@ -1414,6 +1414,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "PATCH":
             patch = self.merge_body()
             merged = merge_patch(sec, {k: v for k, v in patch.items() if k in ("metadata", "data")})
+            self.admit("", "v1", "Secret", merge_patch(sec, patch), q)
             s.secrets[(ns, name)] = merged
             s.touch(merged)
             s.save()
@@ -1424,7 +1425,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # apps/v1 DaemonSet and Deployment: read, patch (rollout restart); status as in
     # https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/daemon-set-v1/ and deployment-v1/
-    def workload(self, method: str, ns: str, plural: str, name: str) -> tuple[int, dict]:
+    def workload(self, method: str, ns: str, plural: str, name: str, q: dict) -> tuple[int, dict]:
         s = self.store
         w = s.workloads.get((plural, name)) if ns == "kube-system" else None
         if w is None:
@@ -1432,13 +1433,16 @@ class Handler(BaseHTTPRequestHandler):
                 404, "NotFound", f'{plural}.apps "{name}" not found', {"name": name, "kind": plural}
             )
         if method == "PATCH":
-            s.patch_workload(w, self.merge_body())
+            patch = self.merge_body()
+            candidate = merge_patch({k: w[k] for k in ("apiVersion", "kind", "metadata", "spec")}, patch)
+            self.admit("apps", "v1", w["kind"], candidate, q)
+            s.patch_workload(w, patch)
         elif method != "GET":
             raise ApiError(405, "MethodNotAllowed", f"{method} on {plural}")
         return 200, s.workload_view(w)
 
     # core/v1 Node: read, list, patch (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/node-v1/)
-    def nodes(self, method: str, rest: list[str]) -> tuple[int, dict]:
+    def nodes(self, method: str, rest: list[str], q: dict) -> tuple[int, dict]:
         s = self.store
         if not rest and method == "GET":
             items = [s.node_view(n) for n in s.nodes.values()]
@@ -1458,6 +1462,7 @@ class Handler(BaseHTTPRequestHandler):
             if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 raise ApiError(415, "UnsupportedMediaType", f"the stand-in takes merge patches, not {ctype}")
             patch = self.body()
+            self.admit("", "v1", "Node", merge_patch(s.nodes[name], patch), q)
             node = merge_patch(s.nodes[name], {k: v for k, v in patch.items() if k in ("metadata", "spec")})
             s.nodes[name] = node
             s.touch(node)

@@ -234,6 +234,14 @@ def test_killed_run_converges_and_no_secret_is_ever_shown(cluster):
         assert p.stat().st_mode & 0o077 == 0, f"{p} is readable by others"
 
 
+def _shelve_the_worker(c) -> tuple[str, object]:
+    """Shelve the cluster's worker; returns its name and the credential the cluster holds."""
+    old = stored(c.cdir)
+    scaled = scale_cluster(c.name, Request(shelve="all"), progress=quiet(), root=c.inv)
+    assert scaled.ok, scaled.to_dict()
+    return f"{c.name}-workers-1", old
+
+
 def _unshelve_and_see_the_node_plugin_updated(c) -> None:
     """Unshelve the workers; the node plugin's new pods then start there too."""
     back = scale_cluster(c.name, Request(unshelve="all"), progress=quiet(), root=c.inv)
@@ -254,10 +262,7 @@ def test_refresh_while_a_worker_is_shelved_succeeds_and_the_worker_gets_it_back(
     other node (maxUnavailable 1): `kubectl rollout status` never returns. The refresh must finish
     all the same, and the shelved node run the new credential when it comes back."""
     c = cluster
-    worker = f"{c.name}-workers-1"
-    old = stored(c.cdir)
-    scaled = scale_cluster(c.name, Request(shelve="all"), progress=quiet(), root=c.inv)
-    assert scaled.ok, scaled.to_dict()
+    worker, old = _shelve_the_worker(c)
     try:
         # The node lifecycle controller: NotReady once nothing was heard for its grace period
         # (40 s on a Kubespray cluster, checked every 5 s).
@@ -299,10 +304,7 @@ def test_refresh_right_after_a_shelve_succeeds_before_kubernetes_notices(cluster
     pod there can never start. The refresh goes by what the cloud says (the server is shelved),
     so it neither waits for that pod nor holds the other nodes' rollout behind it."""
     c = cluster
-    worker = f"{c.name}-workers-1"
-    old = stored(c.cdir)
-    scaled = scale_cluster(c.name, Request(shelve="all"), progress=quiet(), root=c.inv)
-    assert scaled.ok, scaled.to_dict()
+    worker, old = _shelve_the_worker(c)
     try:
         assert c.work.kube.node(worker).ready, "within the grace period the node still looks Ready"
         progress = quiet()

@@ -5,6 +5,7 @@ objects; server.py serves them. Copied to the node beside server.py."""
 
 from __future__ import annotations
 
+import calendar
 import copy
 import re
 import time
@@ -264,7 +265,7 @@ def age(obj: dict, now: float | None = None) -> str:
     created = obj.get("metadata", {}).get("creationTimestamp")
     if not created:
         return "<unknown>"
-    then = time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    then = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
     return human_duration((now or time.time()) - then)
 
 

@@ -75,9 +75,10 @@ class Schemas:
         return {"paths": paths}
 
     def v3(self, group: str, version: str, resources: list[tuple[str, str, bool]]) -> dict:
-        """The document of one group/version: its resources' operations and schemas."""
+        """The document of one group/version: its resources' operations and schemas (built once:
+        a group/version's resources do not change while the server runs)."""
         key = _gv_path(group, version)
-        if key in self._v3 and not resources:
+        if key in self._v3:
             return self._v3[key]
         roots, paths = [], {}
         base = f"/{key}"
@@ -113,8 +114,7 @@ class Schemas:
                 "schemas": {n: _openapi(self.defs[n], "#/components/schemas/") for n in self._closure(roots)}
             },
         }
-        if resources:
-            self._v3[key] = doc
+        self._v3[key] = doc
         return doc
 
     # -- strategic merge patch -----------------------------------------------------------------

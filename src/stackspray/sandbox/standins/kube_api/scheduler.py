@@ -15,10 +15,10 @@ def quantity(q) -> float:
     text = str(q).strip()
     if text.endswith("m"):
         return float(text[:-1]) / 1000
-    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40)):
+    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40), ("Pi", 2**50)):
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
-    for suffix, factor in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12)):
+    for suffix, factor in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15)):
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
     return float(text)
@@ -47,13 +47,15 @@ def pod_requests(pod: dict) -> dict[str, float]:
 
 
 def tolerates(tol: dict, taint: dict) -> bool:
+    """core/v1 Toleration.ToleratesTaint (k8s.io/api/core/v1/toleration.go)."""
     if tol.get("effect") and tol["effect"] != taint.get("effect"):
         return False
     if tol.get("key") and tol["key"] != taint.get("key"):
         return False
-    if (tol.get("operator") or "Equal") == "Exists":
-        return not tol.get("key") or tol["key"] == taint.get("key")
-    return (tol.get("value") or "") == (taint.get("value") or "")
+    op = tol.get("operator") or "Equal"
+    if op == "Exists":
+        return True
+    return op == "Equal" and (tol.get("value") or "") == (taint.get("value") or "")
 
 
 def _expression_matches(expr: dict, labels: dict) -> bool:

@@ -142,18 +142,6 @@ NODE_MONITOR_GRACE = 40.0  # Kubespray's kube_controller_node_monitor_grace_peri
 NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
 
 
-def tolerates(toleration: dict, taint: dict) -> bool:
-    """core/v1 Toleration.ToleratesTaint (k8s.io/api/core/v1/toleration.go)."""
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    if toleration.get("key") and toleration["key"] != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def max_unavailable(spec: dict, desired: int) -> int:
     """spec.updateStrategy.rollingUpdate.maxUnavailable (default 1; a percentage rounds up:
     intstr.GetScaledValueFromIntOrPercent with roundUp, as the DaemonSet controller calls it)."""
@@ -216,18 +204,6 @@ def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | N
         if p == plural:
             return kind, namespaced
     return None
-
-
-def quantity(q) -> float:
-    """A resource.Quantity such as "1Gi", "500Mi", "2G" or 1024 in bytes."""
-    text = str(q)
-    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("Ti", 2**40), ("Pi", 2**50)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    for suffix, factor in (("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15)):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    return float(text)
 
 
 def now() -> str:
@@ -592,7 +568,7 @@ class Store:
             return False
         tolerations = list(template_spec.get("tolerations") or []) + DAEMON_POD_TOLERATIONS
         return all(
-            any(tolerates(tol, taint) for tol in tolerations)
+            any(scheduler.tolerates(tol, taint) for tol in tolerations)
             for taint in self.node_taints(node)
             if taint.get("effect") in ("NoSchedule", "NoExecute")
         )
@@ -903,8 +879,8 @@ class Store:
             if pv is not None:
                 ref = pv["spec"].get("claimRef")
                 mine = not ref or (ref.get("namespace"), ref.get("name")) == (key[2], key[3])
-                want = quantity(spec.get("resources", {}).get("requests", {}).get("storage", 0))
-                have = quantity(pv["spec"].get("capacity", {}).get("storage", 0))
+                want = scheduler.quantity(spec.get("resources", {}).get("requests", {}).get("storage", 0))
+                have = scheduler.quantity(pv["spec"].get("capacity", {}).get("storage", 0))
                 modes_ok = set(spec.get("accessModes", [])) <= set(pv["spec"].get("accessModes", []))
                 if mine and modes_ok and have >= want:
                     pv["spec"]["claimRef"] = {
@@ -1100,22 +1076,24 @@ class Handler(BaseHTTPRequestHandler):
     def accept(self) -> str:
         return self.headers.get("Accept") or ""
 
+    def selection(self, group: str, version: str, plural: str, ns: str | None, q: dict):
+        """(kind, group/version, predicate) for a list or watch of a resource, its field and
+        label selectors parsed (a selector the API server refuses raises SelectorError)."""
+        info = resource_info(group, version, plural)
+        if info is None or (ns and not info[1]):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        by_field = apimachinery.field_matcher(plural, q.get("fieldSelector", ""))
+        by_label = apimachinery.label_matcher(q.get("labelSelector", ""))
+        return info[0], f"{group}/{version}" if group else version, lambda o: by_field(o) and by_label(o)
+
     def collection(self, group: str, version: str, plural: str, ns: str | None, q: dict) -> tuple[int, dict]:
         """GET of a list: selectors applied, a Table when asked (the API server's list handler,
         staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go ListResource)."""
         s = self.store
-        info = resource_info(group, version, plural)
-        if info is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        kind, namespaced = info
-        if ns and not namespaced:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        by_field = apimachinery.field_matcher(plural, q.get("fieldSelector", ""))
-        by_label = apimachinery.label_matcher(q.get("labelSelector", ""))
-        items = [o for o in s.list_view(group, version, plural, ns) if by_field(o) and by_label(o)]
+        kind, gv, selected = self.selection(group, version, plural, ns, q)
+        items = [o for o in s.list_view(group, version, plural, ns) if selected(o)]
         if apimachinery.wants_table(self.accept):
             return 200, apimachinery.table(plural, items, str(s.rv), q.get("includeObject", "Metadata"))
-        gv = f"{group}/{version}" if group else version
         return 200, {
             "kind": f"{kind}List",
             "apiVersion": gv,
@@ -1132,13 +1110,7 @@ class Handler(BaseHTTPRequestHandler):
         list's resourceVersion, only what changes after it. Changes are found by comparing
         what a GET would show twice a second (status the controllers compute included)."""
         s = self.store
-        info = resource_info(group, version, plural)
-        if info is None or (ns and not info[1]):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        kind = info[0]
-        gv = f"{group}/{version}" if group else version
-        by_field = apimachinery.field_matcher(plural, q.get("fieldSelector", ""))
-        by_label = apimachinery.label_matcher(q.get("labelSelector", ""))
+        kind, gv, selected = self.selection(group, version, plural, ns, q)
         timeout = min(float(q.get("timeoutSeconds") or 1800), 1800)
         initial = q.get("sendInitialEvents") == "true" or q.get("resourceVersion") in (None, "", "0")
 
@@ -1146,11 +1118,9 @@ class Handler(BaseHTTPRequestHandler):
             with s.lock:
                 items = s.list_view(group, version, plural, ns)
                 rv = s.rv
-            picked = {}
-            for o in items:
-                if by_field(o) and by_label(o):
-                    key = (o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                    picked[key] = o
+            picked = {
+                (o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items if selected(o)
+            }
             return {"rv": rv, "items": picked}
 
         self.send_response(200)
@@ -1385,9 +1355,10 @@ class Handler(BaseHTTPRequestHandler):
         return (self.headers.get("Content-Type") or "").split(";")[0].strip()
 
     def merge_body(self) -> dict:
-        """A patch body the stand-in applies as a JSON merge patch: merge, strategic merge (the
-        same result for the maps stackspray sends; lists are replaced, not merged by key) and
-        server-side apply (field ownership is not tracked)."""
+        """The body of a merge, strategic merge or server-side apply patch (415 for other types).
+        `patched` applies a strategic one by the schema's merge keys; the stand-in's separate
+        stores (Nodes, credential Secrets and workloads) apply every kind as a JSON merge patch,
+        and server-side apply does not track field ownership."""
         if self.content_type not in (MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
             raise ApiError(
                 415, "UnsupportedMediaType", f"the stand-in takes merge patches here, not {self.content_type}"

@@ -381,6 +381,13 @@ COLUMNS = {
         ("Available", "integer", 0, lambda o: o.get("status", {}).get("availableReplicas", 0)),
         ("Age", "string", 0, age),
     ],
+    # pkg/printers/internalversion/printers.go replicaSetColumnDefinitions
+    "replicasets": [
+        ("Desired", "integer", 0, lambda o: o.get("spec", {}).get("replicas", 1)),
+        ("Current", "integer", 0, lambda o: o.get("status", {}).get("replicas", 0)),
+        ("Ready", "integer", 0, lambda o: o.get("status", {}).get("readyReplicas", 0)),
+        ("Age", "string", 0, age),
+    ],
     "secrets": [
         ("Type", "string", 0, lambda o: o.get("type", "Opaque")),
         ("Data", "integer", 0, lambda o: len(o.get("data") or {})),

@@ -79,9 +79,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 try:  # modules of the stackspray package (tests, docs) ...
-    from . import apimachinery, openapi, scheduler
+    from . import apimachinery, controllers, openapi, scheduler
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
+    import controllers  # type: ignore[no-redef]
     import openapi  # type: ignore[no-redef]
     import scheduler  # type: ignore[no-redef]
 
@@ -166,7 +167,11 @@ RESOURCES = {
         ("persistentvolumes", "PersistentVolume", False, RW),
         ("persistentvolumeclaims", "PersistentVolumeClaim", True, RW),
     ],
-    ("apps", "v1"): [("daemonsets", "DaemonSet", True, RW), ("deployments", "Deployment", True, RW)],
+    ("apps", "v1"): [
+        ("daemonsets", "DaemonSet", True, RW),
+        ("deployments", "Deployment", True, RW),
+        ("replicasets", "ReplicaSet", True, RW),
+    ],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, RW)],
     ("rbac.authorization.k8s.io", "v1"): [
         ("clusterroles", "ClusterRole", False, RW),
@@ -193,10 +198,11 @@ SHORT_NAMES = {
     "persistentvolumeclaims": ["pvc"],
     "daemonsets": ["ds"],
     "deployments": ["deploy"],
+    "replicasets": ["rs"],
     "poddisruptionbudgets": ["pdb"],
     "storageclasses": ["sc"],
 }
-CATEGORIES = {"pods": ["all"], "daemonsets": ["all"], "deployments": ["all"]}
+CATEGORIES = {"pods": ["all"], "daemonsets": ["all"], "deployments": ["all"], "replicasets": ["all"]}
 
 
 def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | None:
@@ -687,7 +693,111 @@ class Store:
         while True:
             time.sleep(1.0)
             with self.lock:
+                self.sync_controllers()
                 self.schedule_pending()
+
+    # -- the Deployment and ReplicaSet controllers (controllers.py) ----------------------------
+    def owned(self, plural: str, ns: str, uid: str) -> list[tuple[tuple[str, str, str, str], dict]]:
+        return [
+            (k, o)
+            for k, o in self.objects.items()
+            if k[0] == "apps/v1" and k[1] == plural and k[2] == ns and controllers.controller_uid(o) == uid
+        ]
+
+    def pods_of(self, ns: str, uid: str) -> list[dict]:
+        return [
+            p
+            for (pns, _), p in self.pods.items()
+            if pns == ns
+            and controllers.controller_uid(p) == uid
+            and p["status"].get("phase") not in controllers.FINISHED
+        ]
+
+    def sync_controllers(self) -> None:
+        """One pass of the Deployment controller (pkg/controller/deployment/deployment_controller.go
+        syncDeployment: the current template's ReplicaSet at spec.replicas, older ones at 0) and
+        of the ReplicaSet controller (pkg/controller/replicaset/replica_set.go manageReplicas:
+        create the missing pods, delete the extra ones)."""
+        changed = False
+        for key, d in list(self.objects.items()):
+            if key[:2] != ("apps/v1", "deployments"):
+                continue
+            want = controllers.replica_set_for(d)
+            rs_key = ("apps/v1", "replicasets", key[2], want["metadata"]["name"])
+            current = self.objects.get(rs_key)
+            if current is None:
+                revision = 1 + max(
+                    [
+                        int((o["metadata"].get("annotations") or {}).get(controllers.REVISION, "0"))
+                        for _, o in self.owned("replicasets", key[2], d["metadata"]["uid"])
+                    ]
+                    or [0]
+                )
+                want["metadata"]["annotations"] = {controllers.REVISION: str(revision)}
+                self.put_object(rs_key, want, None, save=False)
+                changed = True
+            elif current["spec"].get("replicas") != want["spec"]["replicas"]:
+                current["spec"]["replicas"] = want["spec"]["replicas"]
+                self.touch(current)
+                changed = True
+            for k, old in self.owned("replicasets", key[2], d["metadata"]["uid"]):
+                if k != rs_key and old["spec"].get("replicas", 1) != 0:
+                    old["spec"]["replicas"] = 0
+                    self.touch(old)
+                    changed = True
+        for key, rs in list(self.objects.items()):
+            if key[:2] != ("apps/v1", "replicasets"):
+                continue
+            pods = self.pods_of(key[2], rs["metadata"]["uid"])
+            diff = rs["spec"].get("replicas", 1) - len(pods)
+            for _ in range(diff):
+                name = controllers.pod_name(key[3])
+                while (key[2], name) in self.pods:
+                    name = controllers.pod_name(key[3])
+                body = controllers.new_pod(rs, name)
+                md = body["metadata"]
+                self.pods[(key[2], name)] = {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "metadata": self.meta(
+                        name,
+                        key[2],
+                        **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
+                    ),
+                    "spec": body["spec"],
+                    "status": {"phase": "Pending"},
+                }
+                changed = True
+            for p in controllers.pods_to_delete(pods, -diff, self.ready) if diff < 0 else []:
+                del self.pods[(key[2], p["metadata"]["name"])]
+                changed = True
+        if changed:
+            self.save()
+
+    def cascade(self, uid: str, ns: str, orphan: bool) -> None:
+        """The garbage collector on an owner's deletion (pkg/controller/garbagecollector):
+        background propagation deletes the dependents (and theirs); Orphan removes the references."""
+        dependents = [
+            (k, o) for k, o in self.objects.items() if k[2] == ns and controllers.controller_uid(o) == uid
+        ]
+        pods = [(k, p) for k, p in self.pods.items() if k[0] == ns and controllers.controller_uid(p) == uid]
+        for key, obj in dependents:
+            if orphan:
+                obj["metadata"]["ownerReferences"] = [
+                    r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                self.touch(obj)
+            else:
+                del self.objects[key]
+                self.cascade(obj["metadata"]["uid"], ns, orphan)
+        for key, pod in pods:
+            if orphan:
+                pod["metadata"]["ownerReferences"] = [
+                    r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                self.touch(pod)
+            else:
+                del self.pods[key]
 
     def probe_nodes(self) -> None:
         """The kubelet posts status while its host answers (SSH), and the node lifecycle
@@ -853,14 +963,15 @@ class Store:
             if n - ready:
                 view["status"]["numberUnavailable"] = n - ready
         elif plural == "deployments":
-            n = view.get("spec", {}).get("replicas", 1)
-            view["status"] = {
-                "observedGeneration": gen,
-                "replicas": n,
-                "updatedReplicas": n,
-                "readyReplicas": n,
-                "availableReplicas": n,
-            }
+            ns, uid = view["metadata"].get("namespace", ""), view["metadata"]["uid"]
+            sets = self.owned("replicasets", ns, uid)
+            current_name = controllers.replica_set_for(obj)["metadata"]["name"]
+            current = next((o for k, o in sets if k[3] == current_name), None)
+            pods = {o["metadata"]["uid"]: self.pods_of(ns, o["metadata"]["uid"]) for _, o in sets}
+            view["status"] = controllers.deployment_status(view, current, pods, self.ready)
+        elif plural == "replicasets":
+            ns, uid = view["metadata"].get("namespace", ""), view["metadata"]["uid"]
+            view["status"] = controllers.replica_set_status(view, self.pods_of(ns, uid), self.ready)
         elif plural == "namespaces":
             view["status"] = {"phase": "Active"}
         return view
@@ -902,7 +1013,9 @@ class Store:
                 pv["spec"].pop("claimRef", None)
             pv["status"] = {"phase": "Bound" if name in bound else "Available"}
 
-    def put_object(self, key: tuple[str, str, str, str], obj: dict, old: dict | None) -> dict:
+    def put_object(
+        self, key: tuple[str, str, str, str], obj: dict, old: dict | None, save: bool = True
+    ) -> dict:
         """Store a created, patched or replaced object: metadata kept by the server, Secret
         stringData folded into data, a new generation when spec changed, nothing new when
         nothing changed."""
@@ -936,7 +1049,8 @@ class Store:
             self.touch(obj)
         self.objects[key] = obj
         self.bind_claims()
-        self.save()
+        if save:
+            self.save()
         return obj
 
 
@@ -1344,10 +1458,14 @@ class Handler(BaseHTTPRequestHandler):
                 )
             return 200, s.object_view(gv, plural, s.put_object(key, body, old))
         if method == "DELETE":
+            view = s.object_view(gv, plural, old)
             del s.objects[key]
+            options = json.loads(self.raw_body or b"{}") if self.raw_body else {}
+            policy = q.get("propagationPolicy") or options.get("propagationPolicy") or "Background"
+            s.cascade(old["metadata"]["uid"], ns, orphan=policy == "Orphan")
             s.bind_claims()
             s.save()
-            return 200, s.object_view(gv, plural, old)
+            return 200, view
         raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
 
     @property

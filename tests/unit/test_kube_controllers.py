@@ -1,0 +1,171 @@
+"""The stand-in's Deployment, ReplicaSet and garbage-collector controllers (controllers.py, run by
+server.py's Store): a Deployment gets a ReplicaSet and its pods, an evicted pod is replaced and
+scheduled elsewhere, a scale-down removes unscheduled pods first, a delete cascades."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from stackspray.sandbox.standins.kube_api import controllers
+from stackspray.sandbox.standins.kube_api.server import Store
+
+MACHINE = {"vcpus": 2, "ram_mb": 6144, "gpus": 0}
+
+
+@pytest.fixture
+def store(tmp_path):
+    config = {
+        "state_file": str(tmp_path / "state.json"),
+        "nodes": [
+            {"name": "cp-1", "ip": "10.0.0.1", "control_plane": True, "machine": MACHINE},
+            {"name": "w-1", "ip": "10.0.0.2", "machine": MACHINE},
+            {"name": "w-2", "ip": "10.0.0.3", "machine": MACHINE},
+        ],
+    }
+    s = Store(config)
+    s.ready = {"cp-1": True, "w-1": True, "w-2": True}
+    return s
+
+
+def deployment(store: Store, name: str, replicas: int, cpu: str = "500m") -> dict:
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": cpu}}}]
+                },
+            },
+        },
+    }
+    return store.put_object(("apps/v1", "deployments", "default", name), body, None)
+
+
+def settle(store: Store) -> None:
+    for _ in range(3):
+        store.sync_controllers()
+        store.schedule_pending()
+
+
+def pods_of_app(store: Store, app: str) -> list[dict]:
+    return [p for p in store.pods.values() if (p["metadata"].get("labels") or {}).get("app") == app]
+
+
+def test_a_deployment_gets_a_replica_set_and_scheduled_pods(store):
+    d = deployment(store, "web", 3)
+    settle(store)
+    sets = store.owned("replicasets", "default", d["metadata"]["uid"])
+    assert len(sets) == 1
+    (rs_key, rs) = sets[0]
+    h = rs["metadata"]["labels"][controllers.TEMPLATE_HASH_LABEL]
+    assert rs_key[3] == f"web-{h}" and len(h) >= 8 and set(h) <= set(controllers.ALPHANUMS)
+    pods = pods_of_app(store, "web")
+    assert len(pods) == 3
+    assert all(p["metadata"]["name"].startswith(f"web-{h}-") for p in pods)
+    assert all(controllers.controller_uid(p) == rs["metadata"]["uid"] for p in pods)
+    assert {p["spec"]["nodeName"] for p in pods} <= {"w-1", "w-2"}, "the control plane is tainted"
+    status = store.object_view(
+        "apps/v1", "deployments", store.objects[("apps/v1", "deployments", "default", "web")]
+    )["status"]
+    assert status["replicas"] == status["readyReplicas"] == status["updatedReplicas"] == 3
+    assert status["conditions"][0] == {
+        "type": "Available",
+        "status": "True",
+        "reason": "MinimumReplicasAvailable",
+        "message": "Deployment has minimum availability.",
+    }
+
+
+def test_an_evicted_pod_is_replaced_on_a_node_that_can_take_it(store):
+    deployment(store, "web", 2)
+    settle(store)
+    store.nodes["w-1"]["spec"]["unschedulable"] = True  # cordoned, as a drain does first
+    for p in [p for p in pods_of_app(store, "web") if p["spec"]["nodeName"] == "w-1"]:
+        store.evict("default", p["metadata"]["name"])
+    settle(store)
+    pods = pods_of_app(store, "web")
+    assert len(pods) == 2 and {p["spec"]["nodeName"] for p in pods} == {"w-2"}
+
+
+def test_pods_that_fit_nowhere_stay_pending_with_the_schedulers_reason(store):
+    deployment(store, "big", 1, cpu="8")
+    settle(store)
+    (pod,) = pods_of_app(store, "big")
+    view = store.pod_view(pod)
+    assert view["status"]["phase"] == "Pending"
+    cond = view["status"]["conditions"][0]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("PodScheduled", "False", "Unschedulable")
+    assert "Insufficient cpu" in cond["message"]
+
+
+def test_scaling_down_removes_unscheduled_pods_first(store):
+    d = deployment(store, "web", 5, cpu="900m")  # 2 fit per worker: one stays Pending
+    settle(store)
+    assert sum(1 for p in pods_of_app(store, "web") if not p["spec"].get("nodeName")) == 1
+    d["spec"]["replicas"] = 4
+    settle(store)
+    pods = pods_of_app(store, "web")
+    assert len(pods) == 4 and all(p["spec"].get("nodeName") for p in pods)
+
+
+def test_a_new_template_gets_a_new_replica_set_and_the_old_one_goes_to_zero(store):
+    d = deployment(store, "web", 2)
+    settle(store)
+    old = {p["metadata"]["name"] for p in pods_of_app(store, "web")}
+    d["spec"]["template"]["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "now"}
+    settle(store)
+    sets = dict(store.owned("replicasets", "default", d["metadata"]["uid"]))
+    assert sorted(rs["spec"]["replicas"] for rs in sets.values()) == [0, 2]
+    assert sorted(rs["metadata"]["annotations"][controllers.REVISION] for rs in sets.values()) == ["1", "2"]
+    assert not old & {p["metadata"]["name"] for p in pods_of_app(store, "web")}
+
+
+@pytest.mark.parametrize("orphan", [False, True])
+def test_deleting_a_deployment_cascades_or_orphans(store, orphan):
+    d = deployment(store, "web", 2)
+    settle(store)
+    del store.objects[("apps/v1", "deployments", "default", "web")]
+    store.cascade(d["metadata"]["uid"], "default", orphan=orphan)
+    settle(store)
+    sets = [k for k in store.objects if k[1] == "replicasets"]
+    if orphan:
+        assert len(sets) == 1 and len(pods_of_app(store, "web")) == 2
+        rs = store.objects[sets[0]]
+        assert not rs["metadata"]["ownerReferences"]
+    else:
+        assert not sets and not pods_of_app(store, "web")
+
+
+def test_pods_to_delete_ranks_as_active_pods():
+    pods = [
+        {
+            "metadata": {"name": "old-ready", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": "a"},
+        },
+        {
+            "metadata": {"name": "new-ready", "creationTimestamp": "2026-01-02T00:00:00Z"},
+            "spec": {"nodeName": "a"},
+        },
+        {
+            "metadata": {"name": "on-down", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"nodeName": "b"},
+        },
+        {"metadata": {"name": "pending", "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}},
+    ]
+    order = [p["metadata"]["name"] for p in controllers.pods_to_delete(pods, 4, {"a": True, "b": False})]
+    assert order == ["pending", "on-down", "new-ready", "old-ready"]
+
+
+def test_pod_names_and_hashes_have_the_upstream_form():
+    name = controllers.pod_name("web-5d8f9c7b6", random.Random(1))
+    assert name.startswith("web-5d8f9c7b6-") and len(name.rsplit("-", 1)[1]) == 5
+    assert controllers.template_hash({"a": 1}) == controllers.template_hash({"a": 1})
+    assert controllers.template_hash({"a": 1}) != controllers.template_hash({"a": 2})
+    assert controllers.template_hash({"a": 1}) != controllers.template_hash({"a": 1}, collision_count=1)

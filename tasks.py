@@ -65,9 +65,12 @@ def sandbox_status(c, json_=False):
 
 
 def _progress(json_: bool):
+    """Progress lines, flushed at once: a pipe, `tee`, cron or a service log sees each step as it
+    happens, not when the command ends."""
     from stackspray.apply import Progress
 
-    return Progress(emit=(lambda m: print(m, file=sys.stderr)) if json_ else print)
+    out = sys.stderr if json_ else sys.stdout
+    return Progress(emit=lambda m: print(m, file=out, flush=True))
 
 
 def _load(spec: str):
@@ -573,6 +576,177 @@ def verify(c, cluster, json_=False):
         raise Exit(f"verify: {len(result.failures)} check(s) failed", code=1)
 
 
+@task(
+    positional=[],
+    auto_shortflags=False,
+    help={
+        "cluster": "cluster name",
+        "group": "the node group to autoscale (default: workers)",
+        "min": "fewest ACTIVE workers (default: the spec's autoscale.min, else 0)",
+        "max": "most ACTIVE workers (default: the spec's autoscale.max, else the group's count)",
+        "idle": "how long a worker is unneeded before it is shelved, e.g. 30m (default 30m)",
+        "pending_for": "how long a pod is pending before it wakes a worker, e.g. 30s (default 30s)",
+        "scale_down_delay": "no shelving in a group this long after it woke a worker (default 10m)",
+        "skip_nodes_with_local_storage": "pods with emptyDir/hostPath volumes keep their node (default on)",
+        "skip_nodes_with_system_pods": "kube-system pods without a PodDisruptionBudget keep their node "
+        "(default on)",
+        "service": "install the loop (systemd user service, else crontab; default on)",
+        "json": "machine-readable output",
+    },
+)
+def autoscale_enable(
+    c,
+    cluster,
+    group="workers",
+    min=None,  # noqa: A002 (the flag is --min)
+    max=None,  # noqa: A002
+    idle=None,
+    pending_for=None,
+    scale_down_delay=None,
+    skip_nodes_with_local_storage=True,
+    skip_nodes_with_system_pods=True,
+    service=True,
+    json_=False,
+):
+    """Autoscale a workers' group by shelving: wake shelved workers for pending pods, shelve idle ones."""
+    from stackspray import autoscale
+
+    result = _call(
+        json_,
+        "autoscale.enable",
+        lambda: autoscale.enable(
+            _cluster(cluster),
+            group=group,
+            min_=None if min is None else _int(min, "min"),
+            max_=None if max is None else _int(max, "max"),
+            idle=idle,
+            pending_for=pending_for,
+            scale_down_delay=scale_down_delay,
+            skip_nodes_with_local_storage=skip_nodes_with_local_storage,
+            skip_nodes_with_system_pods=skip_nodes_with_system_pods,
+            service=service,
+        ),
+    )
+    if json_:
+        print(json.dumps(result))
+        return
+    g = result["settings"]["groups"][group]
+    print(
+        f"cluster {cluster}: group {group} autoscaled between {g['min']} and {g['max']} ACTIVE worker(s); "
+        f"idle {g['idle']:g}s, pending {g['pending_for']:g}s"
+    )
+    svc = result["service"]
+    print(
+        f"loop: {svc['backend']} ({svc['where']})"
+        if svc
+        else "loop: not installed (run `invoke autoscale.run`)"
+    )
+
+
+@task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})
+def autoscale_disable(c, cluster, json_=False):
+    """Stop autoscaling: remove the loop and its settings (workers stay as they are)."""
+    from stackspray import autoscale
+
+    result = _call(json_, "autoscale.disable", lambda: autoscale.disable(_cluster(cluster)))
+    if json_:
+        print(json.dumps(result))
+    else:
+        print(
+            f"cluster {cluster}: autoscaling off; removed: "
+            + (", ".join(result["removed"]) or "no loop was installed")
+        )
+
+
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "once": "one round, then exit (what the crontab entry runs)",
+        "dry_run": "observe and print the next decisions; change nothing",
+        "interval": "seconds between rounds (default 30)",
+        "json": "machine-readable output",
+    },
+)
+def autoscale_run(c, cluster, once=False, dry_run=False, interval=30, json_=False):
+    """The autoscaler's loop (the service runs it): each round wakes or shelves workers as the pods need."""
+    from stackspray import autoscale
+
+    rounds = _call(
+        json_,
+        "autoscale.run",
+        lambda: autoscale.run(
+            _cluster(cluster),
+            once=once,
+            dry_run=dry_run,
+            interval=_number(interval, "interval"),
+            progress=_progress(json_),
+        ),
+    )
+    if json_:
+        print(json.dumps(rounds[-1] if rounds else {}))
+        return
+    for r in rounds:
+        for d in r["decisions"]:
+            mark = {"unshelve": "^", "shelve": "v"}.get(d["action"], "=")
+            outcome = (r.get("outcomes", {}).get(d["node"]) or {}).get("outcome", "")
+            print(f"  {mark} {d['node']:<28} {d['action']:<9} {outcome:<8} {d['reason']}")
+        for p in r["pending"]:
+            print(f"  pending {p['pod']}: {p['reason']}")
+        if r["dry_run"]:
+            print("dry run: nothing was changed")
+    failed = [
+        n
+        for r in rounds
+        for n, o in (r.get("outcomes") or {}).items()
+        if o["outcome"] in ("failed", "blocked")
+    ]
+    if failed:
+        raise Exit(f"autoscale: not done as planned: {', '.join(failed)}", code=1)
+
+
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "last": "how many events to show (default 10)",
+        "json": "machine-readable output",
+    },
+)
+def autoscale_status(c, cluster, last=10, json_=False):
+    """Per group ACTIVE/shelved/min/max, pending pods, the next decision, SU/hour, SU saved today,
+    recent events."""
+    from stackspray import autoscale
+
+    st = _call(
+        json_, "autoscale.status", lambda: autoscale.status(_cluster(cluster), last=_int(last, "last"))
+    )
+    if json_:
+        print(json.dumps(st))
+        return
+    if not st["enabled"]:
+        print(f"cluster {cluster}: autoscaling is off (invoke autoscale.enable --cluster {cluster})")
+    else:
+        print(
+            f"cluster {cluster}: loop {st['service'] or 'not installed'}; "
+            f"last round {st['last_round'] or 'never'}"
+        )
+        for g, v in st["groups"].items():
+            print(
+                f"  group {g}: {v['active']} ACTIVE, {v['shelved']} shelved (min {v['min']}, max {v['max']})"
+            )
+        for node, d in sorted(st["nodes"].items()):
+            print(f"  {node:<28} {d['action']:<9} {d['reason']}")
+        for p in st["pending"]:
+            print(f"  pending {p['pod']}: {p['reason']}")
+        nxt = ", ".join(f"{d['action']} {d['node']}" for d in st["next"]) or "nothing to do"
+        print(f"  next: {nxt}")
+        print(f"  Service Units: {st['su_per_hour']:g}/hour now; {st['su_saved_today']:g} saved today")
+    for e in st["events"]:
+        what = " ".join(str(e[k]) for k in ("action", "node", "pod", "outcome") if e.get(k))
+        print(f"  {e['at']} {what}: {e.get('reason', '')}")
+
+
 sandbox = Collection("sandbox")
 sandbox.add_task(sandbox_up, name="up")
 sandbox.add_task(sandbox_down, name="down")
@@ -594,3 +768,12 @@ scale_ns.add_task(scale, name="scale", default=True)
 scale_ns.add_task(scale_schedule, name="schedule")
 ns.add_collection(scale_ns)
 ns.add_collection(Collection("credentials", refresh=credentials_refresh, schedule=credentials_schedule))
+ns.add_collection(
+    Collection(
+        "autoscale",
+        enable=autoscale_enable,
+        disable=autoscale_disable,
+        run=autoscale_run,
+        status=autoscale_status,
+    )
+)

@@ -434,11 +434,15 @@ def _unprovable_keypair(conn, name: str, state: ClusterState, progress: Progress
 
 
 def _remove_schedules(name: str, progress: Progress) -> None:
-    """A destroyed cluster's scheduled scale/refresh jobs would fail every time: remove them."""
+    """A destroyed cluster's scheduled scale/refresh jobs and its autoscaler would fail every
+    time: remove them."""
     try:
+        service = schedule.remove_service(name, names.AUTOSCALE_JOB)
         removed = schedule.remove(name)
     except schedule.ScheduleError as exc:
         progress(f"could not check for scheduled jobs of {name}: {exc}")
         return
+    if service:
+        progress(f"removed the autoscaler ({', '.join(service)})")
     if removed:
         progress(f"removed scheduled jobs: {', '.join(removed)}")

@@ -117,6 +117,27 @@ class ScaleRun:
     at: str
     changed: dict[str, str] = field(default_factory=dict)
     su_per_hour_after: float = 0.0
+    source: str = "manual"  # manual (invoke scale, a schedule) | autoscale
+
+
+@dataclass
+class AutoscaleGroup:
+    min: int = 0
+    max: int = 0
+    idle: float = 1800.0  # seconds a worker is unneeded before it is shelved
+    pending_for: float = 30.0  # seconds a pod is pending before it wakes a worker
+
+
+@dataclass
+class Autoscale:
+    """autoscale.enable's settings (autoscale.py); the loop's memory is in autoscale.json."""
+
+    groups: dict[str, AutoscaleGroup] = field(default_factory=dict)
+    scale_down_delay: float = 600.0
+    skip_nodes_with_local_storage: bool = True
+    skip_nodes_with_system_pods: bool = True
+    enabled_at: str | None = None
+    service: str | None = None  # where the loop runs: systemd | cron | None (by hand)
 
 
 @dataclass
@@ -141,6 +162,7 @@ class ClusterState:
     credential_rotations: list[CredentialRotation] = field(default_factory=list)
     share: Share | None = None
     scale_runs: list[ScaleRun] = field(default_factory=list)
+    autoscale: Autoscale | None = None
     destroyed_at: str | None = None
     updated_at: str | None = None
     schema_version: int = SCHEMA_VERSION

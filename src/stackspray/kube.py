@@ -125,6 +125,19 @@ class Kube:
         body = {"spec": {"unschedulable": None}, "metadata": {"annotations": {SCALE_ANNOTATION: None}}}
         self._call(f"uncordon {name}", self.core.patch_node, name, body)
 
+    def list_json(self, what: str) -> list[dict]:
+        """Every object of `nodes`, `pods` (all namespaces) or `poddisruptionbudgets` (all
+        namespaces), as the API's plain JSON (the autoscaler reads fields the models drop)."""
+        fns = {
+            "nodes": lambda: self.core.list_node,
+            "pods": lambda: self.core.list_pod_for_all_namespaces,
+            "poddisruptionbudgets": lambda: (
+                client.PolicyV1Api(self.api).list_pod_disruption_budget_for_all_namespaces
+            ),
+        }
+        resp = self._call(f"list {what}", fns[what](), _preload_content=False)
+        return json.loads(resp.data).get("items") or []
+
     # -- pods ----------------------------------------------------------------------------------
     def pods_on(self, node: str) -> list:
         return self._call(

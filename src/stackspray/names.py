@@ -156,6 +156,7 @@ def is_cluster_credential(cred, cluster: str) -> bool:
 # -- scheduled jobs ------------------------------------------------------------------------------
 
 SCHEDULE_MARK = "# stackspray:"
+AUTOSCALE_JOB = "autoscale"  # the autoscaler's service / crontab entry
 
 
 def schedule_mark(cluster: str, job: str) -> str:

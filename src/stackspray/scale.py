@@ -392,8 +392,11 @@ def scale_cluster(
     drain_timeout: float = 300.0,
     ready_timeout: float = 600.0,
     force: bool = False,
+    source: str = "manual",
 ) -> ScaleResult:
-    """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`."""
+    """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
+    (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
+    alone for a while."""
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -445,17 +448,18 @@ def scale_cluster(
             list(pool.map(run, work))
         after, _, _ = observe_nodes(conn, None, name)
         result.su_per_hour_after = su_per_hour(after)
-        _record(cdir, result)
+        _record(cdir, result, source)
         return result
 
 
-def _record(cdir: ClusterDir, result: ScaleResult) -> None:
+def _record(cdir: ClusterDir, result: ScaleResult, source: str = "manual") -> None:
     state = cdir.load()
     state.scale_runs.append(
         ScaleRun(
             at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             changed={s.node: f"{s.action}:{s.outcome}" for s in result.steps if s.action != "noop"},
             su_per_hour_after=result.su_per_hour_after,
+            source=source,
         )
     )
     state.scale_runs = state.scale_runs[-20:]

@@ -258,7 +258,7 @@ def list_jobs(cluster: str) -> list[dict]:
     else:
         for ln in _crontab_lines():
             m = names.parse_schedule_mark(ln)
-            if m and m[0] == cluster:
+            if m and m[0] == cluster and m[1] != names.AUTOSCALE_JOB:  # a service, not a job
                 run = re.search(r"flock -w \d+ (?:-E \d+ )?\S+ \S+ (.*?) >>", ln)
                 jobs.append(
                     {
@@ -269,6 +269,96 @@ def list_jobs(cluster: str) -> list[dict]:
                     }
                 )
     return jobs
+
+
+# -- long-running services (the autoscaler's loop) ------------------------------------------------
+
+
+def service_command_line(cluster: str, job_id: str, args: tuple[str, ...]) -> str:
+    """The shell command of a service: like a job's, but without the schedule lock (a loop that
+    holds it would keep every scheduled job of the cluster waiting; the command serializes
+    itself with its own lock)."""
+    log = ClusterDir(cluster).logs / f"{job_id}.log"
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
+    run = " ".join(shlex.quote(a) for a in (_invoke(), *args))
+    return (
+        f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
+        f"{env + ' ' if env else ''}exec {run} >> {shlex.quote(str(log))} 2>&1"
+    )
+
+
+def render_service(cluster: str, job_id: str, args: tuple[str, ...]) -> str:
+    """A systemd user service that keeps `invoke <args>` running (restarted 30 s after a failure)."""
+    return (
+        "[Unit]\n"
+        f"Description=stackspray {' '.join(args)}\n"
+        f"{names.schedule_mark(cluster, job_id)}\n"
+        "[Service]\n"
+        "Type=simple\n"
+        # systemd.unit(5): % starts a specifier in ExecStart; %% is a literal %.
+        "ExecStart=/bin/sh -c "
+        + shlex.quote(service_command_line(cluster, job_id, args)).replace("%", "%%")
+        + "\n"
+        "Restart=on-failure\n"
+        "RestartSec=30\n"
+        "[Install]\n"
+        "WantedBy=default.target\n"
+    )
+
+
+def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tuple[str, ...]) -> dict:
+    """Run `invoke <loop>` as a systemd user service where systemd runs, else `invoke <once>`
+    from crontab every minute. Returns {"backend", "id", "where"}."""
+    which = backend()
+    if which == "systemd":
+        d = unit_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        name = names.schedule_unit(cluster, job_id)
+        (d / f"{name}.service").write_text(render_service(cluster, job_id, loop))
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", f"{name}.service")
+        return {"backend": which, "id": job_id, "where": str(d / f"{name}.service")}
+    mark = names.schedule_mark(cluster, job_id)
+    line = f"* * * * * {service_command_line(cluster, job_id, once)} {mark}"
+    with _crontab_lock():
+        lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (cluster, job_id)]
+        lines.append(line.replace("%", chr(92) + "%"))
+        _write_crontab(lines)
+    return {"backend": which, "id": job_id, "where": "crontab"}
+
+
+def service_installed(cluster: str, job_id: str) -> str | None:
+    """Where the service is installed (systemd | cron), or None; ours by the exact mark."""
+    mark = (cluster, job_id)
+    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
+    if unit.exists() and any(names.parse_schedule_mark(ln) == mark for ln in unit.read_text().splitlines()):
+        return "systemd"
+    if shutil.which("crontab") and any(names.parse_schedule_mark(ln) == mark for ln in _crontab_lines()):
+        return "cron"
+    return None
+
+
+def remove_service(cluster: str, job_id: str) -> list[str]:
+    """Stop and remove the service (either backend); returns where it was removed from."""
+    removed = []
+    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
+    if unit.exists() and any(
+        names.parse_schedule_mark(ln) == (cluster, job_id) for ln in unit.read_text().splitlines()
+    ):
+        if shutil.which("systemctl"):
+            subprocess.run(["systemctl", "--user", "disable", "--now", unit.name], capture_output=True)
+        unit.unlink()
+        if shutil.which("systemctl"):
+            subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True)
+        removed.append("systemd")
+    if shutil.which("crontab"):
+        with _crontab_lock():
+            lines = _crontab_lines()
+            keep = [ln for ln in lines if names.parse_schedule_mark(ln) != (cluster, job_id)]
+            if keep != lines:
+                _write_crontab(keep)
+                removed.append("cron")
+    return removed
 
 
 def remove(cluster: str, job_id: str | None = None) -> list[str]:

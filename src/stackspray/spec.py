@@ -80,12 +80,23 @@ def check_cluster_name(name: object, flag: str = "--cluster") -> str:
 
 
 @dataclass(frozen=True)
+class AutoscaleSpec:
+    """node_groups.<g>.autoscale: what `invoke autoscale.enable` uses when its flags are absent."""
+
+    min: int = 0
+    max: int = 0
+    idle: float = 1800.0  # seconds
+    pending_for: float = 30.0
+
+
+@dataclass(frozen=True)
 class NodeGroup:
     name: str
     flavor: str
     count: int
     boot_volume_gb: int | None = None
     extra_groups: tuple[str, ...] = ()
+    autoscale: AutoscaleSpec | None = None
 
     @property
     def is_control_plane(self) -> bool:
@@ -186,7 +197,21 @@ TOP_KEYS = {
     "credential",
 }
 CREDENTIAL_KEYS = {"access_rules"}
-GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups"}
+GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale"}
+AUTOSCALE_KEYS = {"min", "max", "idle", "pending_for"}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*")
+
+
+def parse_duration(value: object, where: str) -> float:
+    """`30s`, `30m`, `2h` or a number of seconds → seconds (ValueError names `where`)."""
+    m = (
+        _DURATION.fullmatch(str(value))
+        if isinstance(value, str | int | float) and value is not True
+        else None
+    )
+    if not m or isinstance(value, bool):
+        raise ValueError(f"{where}: expected a duration such as 30s, 30m or 2h, got {_show(value)}")
+    return float(m[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
 
 
 class _Checker:
@@ -536,7 +561,8 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
                 c.add(f"{where}.extra_groups[{i}]", f"{_show(e)} is not a valid Ansible group name")
             elif e in ("kube_control_plane", "kube_node", "etcd", "k8s_cluster", "bastion"):
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is managed by stackspray — remove it")
-        groups.append(NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra)))
+        auto = _autoscale(c, g.get("autoscale"), f"{where}.autoscale", gname, count or 0)
+        groups.append(NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra), auto))
     names = {g.name for g in groups}
     if CONTROL_PLANE not in names and isinstance(raw, dict) and CONTROL_PLANE not in raw:
         c.add("node_groups", f"`{CONTROL_PLANE}` is required (it runs etcd and the API server)")
@@ -553,6 +579,32 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
                 f"(use {cp.count - 1} or {cp.count + 1})",
             )
     return tuple(groups)
+
+
+def _autoscale(c: _Checker, raw: Any, where: str, group: str, count: int) -> AutoscaleSpec | None:
+    if raw is None:
+        return None
+    raw = c.mapping(raw, where, AUTOSCALE_KEYS)
+    if group == CONTROL_PLANE:
+        c.add(where, "the control plane is never shelved: autoscale workers' groups only")
+        return None
+    lo = c.integer(raw.get("min"), f"{where}.min", 0, default=0)
+    hi = c.integer(raw.get("max"), f"{where}.max", 1, default=count)
+    if lo is not None and hi is not None and lo > hi:
+        c.add(f"{where}.min", f"{lo} is above max {hi}")
+    if hi is not None and hi > count:
+        c.add(
+            f"{where}.max",
+            f"{hi} is above the group's count {count}: autoscaling wakes shelved workers, it adds none",
+        )
+    times = {}
+    for key, default in (("idle", 1800.0), ("pending_for", 30.0)):
+        try:
+            times[key] = parse_duration(raw[key], f"{where}.{key}") if key in raw else default
+        except ValueError as exc:
+            c.problems.append(str(exc))
+            times[key] = default
+    return AutoscaleSpec(lo or 0, hi if hi is not None else count, times["idle"], times["pending_for"])
 
 
 def spec_path(path: str | os.PathLike[str]) -> Path:

@@ -6,7 +6,9 @@ network (it reaches the sandbox's APIs and the cluster's floating IP as a workst
 the checkout mounted read-only at the same path. In it, user `ubuntu` gets lingering
 (`loginctl enable-linger`, as docs/scaling.md says), installs a schedule with
 `invoke scale.schedule` and logs out; the timer fires by itself, with no login session, and shelves
-the cluster's worker in the sandbox's Nova. Then `--remove` takes the timer away again.
+the cluster's worker in the sandbox's Nova. Then `--remove` takes the timer away again. Then the
+autoscaler runs as a user service (`autoscale.enable`), wakes that worker for a pending pod by
+itself, and `autoscale.disable` stops and removes it.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from pathlib import Path
 
 import pytest
 from helpers import BIN, ROOT, invoke
+from kubernetes import client
 
+from stackspray.kube import Kube
 from stackspray.sandbox.nodehost import NSPAWN_FLAGS, user_ids
 from stackspray.sandbox.nodeimage import IMAGE_USER
 from stackspray.sandbox.specs import write_small_cluster_spec
+from stackspray.state import ClusterDir
 
 
 class Machine:
@@ -213,6 +218,54 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             assert removed.returncode == 0, removed.stdout + removed.stderr
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
             assert f"stackspray-{name}-" not in timers, timers
+
+            # The autoscaler as a long-running user service: a pending pod wakes the shelved worker
+            # with nobody logged in, the loop running by itself; disable stops and removes it.
+            enabled = m.user(f"{cli} autoscale.enable --cluster {name} --pending-for 0s", env)
+            assert enabled.returncode == 0 and "loop: systemd" in enabled.stdout, (
+                enabled.stdout + enabled.stderr
+            )
+            unit = f"stackspray-{name}-autoscale.service"
+            active = m.user(f"systemctl --user is-active {unit}", {}).stdout.strip()
+            assert active == "active", active + m.root("journalctl", "--no-pager", "-n", "40").stdout
+            shown = m.user(f"systemctl --user show {unit} -p Restart -p Type", {}).stdout
+            assert "Restart=on-failure" in shown and "Type=simple" in shown, shown
+            kube = Kube(ClusterDir(name, shared / "inv").load().kubeconfig)
+            subprocess.run(["chown", "-R", f"{uid}:{gid}", str(shared)], check=True)
+            kube.core.create_namespaced_pod(
+                "default",
+                client.V1Pod(
+                    metadata=client.V1ObjectMeta(
+                        name="wake-me",
+                        owner_references=[
+                            client.V1OwnerReference(
+                                api_version="batch/v1",
+                                kind="Job",
+                                name="wake",
+                                uid=str(uuid.uuid4()),
+                                controller=True,
+                            )
+                        ],
+                    ),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+                ),
+            )
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                pod = kube.core.read_namespaced_pod("wake-me", "default")
+                if pod.spec.node_name == worker and conn.compute.find_server(worker).status == "ACTIVE":
+                    break
+                time.sleep(2)
+            service_log = shared / "inv" / name / "logs" / "autoscale.log"
+            assert pod.spec.node_name == worker, service_log.read_text() if service_log.exists() else "-"
+            assert "unshelve" in service_log.read_text()
+            off = m.user(f"{cli} autoscale.disable --cluster {name}", env)
+            assert off.returncode == 0 and "removed: systemd" in off.stdout, off.stdout + off.stderr
+            gone = m.user(f"systemctl --user is-active {unit}", {}).stdout.strip()
+            assert (
+                gone in ("inactive", "unknown")
+                and m.user(f"ls ~/.config/systemd/user/{unit}", {}).returncode != 0
+            )
     finally:
         on_host("destroy-cluster", "--cluster", name, "--yes")
 

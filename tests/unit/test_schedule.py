@@ -18,7 +18,9 @@ from stackspray.schedule import (
     list_jobs,
     parse_when,
     remove,
+    render_service,
     render_units,
+    service_command_line,
 )
 
 
@@ -181,3 +183,20 @@ def test_a_crontab_line_lists_the_command_it_runs(tmp_path, monkeypatch):
     _fake_crontab(tmp_path, monkeypatch)
     install(Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0)))
     assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 0"]
+
+
+def test_the_autoscaler_service_unit_restarts_on_failure_and_holds_no_schedule_lock(monkeypatch, tmp_path):
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", "/home/u/clouds.yaml")
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
+    unit = render_service("demo", "autoscale", ("autoscale.run", "--cluster", "demo"))
+    assert "Type=simple" in unit and "Restart=on-failure" in unit and "WantedBy=default.target" in unit
+    assert "# stackspray:demo:autoscale" in unit.splitlines()
+    cmd = service_command_line("demo", "autoscale", ("autoscale.run", "--cluster", "demo", "--once"))
+    # A loop holding the schedule lock would keep every scheduled job of the cluster waiting.
+    assert "flock" not in cmd and "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
+    assert cmd.endswith(f"autoscale.run --cluster demo --once >> {tmp_path}/demo/logs/autoscale.log 2>&1")
+    # systemd's own parser (system mode: this machine has no user manager) finds nothing to say.
+    out = tmp_path / "stackspray-demo-autoscale.service"
+    out.write_text(unit)
+    verify = subprocess.run(["systemd-analyze", "verify", str(out)], capture_output=True, text=True)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr

@@ -157,7 +157,46 @@ BAD = [
         "credential.acces_rules: unknown key",
         "did you mean 'access_rules'?",
     ),
+    (
+        "autoscale max above the group's count",
+        spec_with(node_groups__workers__autoscale={"max": 5}),
+        "node_groups.workers.autoscale.max: 5 is above the group's count 2",
+        "adds none",
+    ),
+    (
+        "autoscale min above max",
+        spec_with(node_groups__workers__autoscale={"min": 2, "max": 1}),
+        "node_groups.workers.autoscale.min: 2 is above max 1",
+        None,
+    ),
+    (
+        "autoscale on the control plane",
+        spec_with(node_groups__control_dash_plane__autoscale={"max": 1}),
+        "node_groups.control-plane.autoscale: the control plane is never shelved",
+        None,
+    ),
+    (
+        "autoscale idle not a duration",
+        spec_with(node_groups__workers__autoscale={"idle": "half an hour"}),
+        "node_groups.workers.autoscale.idle: expected a duration such as 30s, 30m or 2h, got 'half an hour'",
+        None,
+    ),
+    (
+        "autoscale unknown key",
+        spec_with(node_groups__workers__autoscale={"maximum": 2}),
+        "node_groups.workers.autoscale.maximum: unknown key",
+        "did you mean 'max'?",
+    ),
 ]
+
+
+def test_autoscale_settings_of_a_group():
+    s = parse_spec(
+        spec_with(node_groups__workers__autoscale={"min": 1, "idle": "45m", "pending_for": 10}), env={}
+    )
+    auto = s.group("workers").autoscale
+    assert (auto.min, auto.max, auto.idle, auto.pending_for) == (1, 2, 2700.0, 10.0)
+    assert parse_spec(BASE, env={}).group("workers").autoscale is None
 
 
 @pytest.mark.parametrize("data,message,hint", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

@@ -53,7 +53,9 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   NamespaceLifecycle admission says). `stringData` of a Secret is folded into `data`. A patch
   that changes nothing keeps the resourceVersion; a change of `spec` is a new generation.
   Computed status, what the controllers would report: a DaemonSet is scheduled on every Node
-  and ready on the Ready ones; a Deployment's replicas are available; a claim naming a
+  and ready on the Ready ones; a Deployment has a ReplicaSet that keeps its pods (controllers.py:
+  the Deployment, ReplicaSet and garbage-collector controllers, run once a second with the
+  scheduler), its status counted from them; a claim naming a
   PersistentVolume (`spec.volumeName`) is Bound to it when the volume exists, offers the claim's
   access modes and at least its requested size (the PV controller's static binding), else
   Pending; a volume is Bound (with `claimRef`) or Available.

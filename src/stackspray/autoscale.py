@@ -1,0 +1,623 @@
+"""invoke autoscale: wake shelved workers when pods cannot be scheduled, shelve them when idle.
+
+Each round observes the cluster (servers and flavors from the cloud; nodes, pods and budgets
+from Kubernetes), plans with the pure planner (autoscale_plan.py), records what it is about to
+do, then does it through soft scaling's own path (`scale.scale_cluster`: cordon, drain through the
+Eviction API, shelve; unshelve, wait Ready, uncordon), which takes the cluster's lock for each
+action — so the loop waits while create-cluster, add-nodes, share or credentials.refresh hold it.
+One loop per cluster at a time (`.autoscale.lock`).
+
+Files in the cluster's folder:
+- state.json `autoscale`: the settings (autoscale.enable writes them, autoscale.disable drops them);
+- autoscale.json: the loop's memory (idle clocks, back-offs, actions in progress), its last round
+  and the Service Units saved today;
+- autoscale-events.jsonl: one line per decision that changed something or could not (last ones in
+  `autoscale.status`); logs/autoscale-run-*.log: each run's log.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from kubernetes.utils import parse_quantity
+
+from . import cost, names
+from . import schedule as sched
+from .autoscale_plan import (
+    SHELVED,
+    Budget,
+    GroupSettings,
+    Memory,
+    Node,
+    Pod,
+    Resources,
+    Settings,
+    backoff_after_failure,
+    clear_backoff,
+    plan_autoscale,
+)
+from .cloudops import read
+from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
+from .connection import connect
+from .errors import LockedError, StackSprayError
+from .files import atomic_write
+from .kube import SCALE_ANNOTATION, Kube
+from .observe import META_GROUP, flavor_name, owned_servers
+from .progress import Progress
+from .scale import make_request, scale_cluster
+from .spec import CONTROL_PLANE, load_spec, parse_duration
+from .state import ClusterDir
+
+log = logging.getLogger(__name__)
+
+MEMORY_FILE = "autoscale.json"
+EVENTS_FILE = "autoscale-events.jsonl"
+GPU = "nvidia.com/gpu"
+LOCK_WAIT = 600.0  # seconds an action waits for the cluster's lock before the round gives up
+
+
+class AutoscaleError(StackSprayError):
+    """autoscale cannot be enabled or run as asked."""
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+def _cluster_dir(cluster: str, root: Path | None) -> tuple[ClusterDir, ClusterState]:
+    cdir = ClusterDir(cluster, root)
+    state = cdir.load()
+    if not state:
+        raise AutoscaleError(f"no cluster {cluster!r} in {cdir.path}: create it with `invoke create-cluster`")
+    if not state.kubeconfig:
+        raise AutoscaleError(
+            f"cluster {cluster!r} has no kubeconfig (created with --no-kubernetes?): the autoscaler "
+            "reads pods from Kubernetes; run `invoke create-cluster` to build it first"
+        )
+    return cdir, state
+
+
+def _spec_defaults(state: ClusterState, group: str):
+    if not state.spec:
+        return None
+    with contextlib.suppress(Exception):  # the spec file may have moved: flags then decide
+        g = load_spec(state.spec).group(group)
+        return g.autoscale if g else None
+    return None
+
+
+def enable(
+    cluster: str,
+    *,
+    group: str = "workers",
+    min_: int | None = None,
+    max_: int | None = None,
+    idle: str | float | None = None,
+    pending_for: str | float | None = None,
+    scale_down_delay: str | float | None = None,
+    skip_nodes_with_local_storage: bool = True,
+    skip_nodes_with_system_pods: bool = True,
+    service: bool = True,
+    root: Path | None = None,
+) -> dict:
+    """Autoscale one group of the cluster (settings kept in its state) and install the loop: a
+    systemd user service where systemd runs, else a crontab entry running `--once` each minute."""
+    cdir, state = _cluster_dir(cluster, root)
+    members = sorted(n for n, s in state.servers.items() if s.group == group)
+    if group == CONTROL_PLANE:
+        raise AutoscaleError("--group: the control plane is never shelved; autoscale a workers' group")
+    if not members:
+        known = sorted({s.group for s in state.servers.values() if s.group and s.group != CONTROL_PLANE})
+        raise AutoscaleError(
+            f"--group: cluster {cluster!r} has no group {group!r} (groups: {', '.join(known) or 'none'})"
+        )
+    spec = _spec_defaults(state, group)
+    lo = min_ if min_ is not None else (spec.min if spec else 0)
+    hi = max_ if max_ is not None else (spec.max if spec else len(members))
+    if lo < 0:
+        raise AutoscaleError(f"--min: must be 0 or more, got {lo}")
+    if hi < 1 or hi < lo:
+        raise AutoscaleError(f"--max: must be at least 1 and at least --min ({lo}), got {hi}")
+    if hi > len(members):
+        raise AutoscaleError(
+            f"--max: group {group} has {len(members)} worker(s), got {hi}: autoscaling wakes shelved "
+            "workers and adds none (raise the count with `invoke add-nodes` first)"
+        )
+    try:
+        idle_s = parse_duration(idle, "--idle") if idle is not None else (spec.idle if spec else 1800.0)
+        pending_s = (
+            parse_duration(pending_for, "--pending-for")
+            if pending_for is not None
+            else (spec.pending_for if spec else 30.0)
+        )
+        delay_s = (
+            parse_duration(scale_down_delay, "--scale-down-delay") if scale_down_delay is not None else None
+        )
+    except ValueError as exc:
+        raise AutoscaleError(str(exc)) from None
+    with cdir.lock("autoscale.enable"):
+        state = cdir.load()
+        auto = state.autoscale or Autoscale()
+        auto.groups[group] = AutoscaleGroup(lo, hi, idle_s, pending_s)
+        if delay_s is not None:
+            auto.scale_down_delay = delay_s
+        auto.skip_nodes_with_local_storage = skip_nodes_with_local_storage
+        auto.skip_nodes_with_system_pods = skip_nodes_with_system_pods
+        auto.enabled_at = auto.enabled_at or _iso(time.time())
+        installed = None
+        if service:
+            installed = sched.install_service(
+                cluster,
+                names.AUTOSCALE_JOB,
+                ("autoscale.run", "--cluster", cluster),
+                ("autoscale.run", "--cluster", cluster, "--once"),
+            )
+            auto.service = installed["backend"]
+        state.autoscale = auto
+        cdir.save(state)
+    return {"cluster": cluster, "settings": asdict(auto), "service": installed}
+
+
+def disable(cluster: str, *, root: Path | None = None) -> dict:
+    """Remove the loop (service or crontab entry) and the settings; workers stay as they are."""
+    cdir = ClusterDir(cluster, root)
+    removed = sched.remove_service(cluster, names.AUTOSCALE_JOB)
+    state = cdir.load()
+    if state:
+        with cdir.lock("autoscale.disable"):
+            state = cdir.load()
+            state.autoscale = None
+            cdir.save(state)
+    (cdir.path / MEMORY_FILE).unlink(missing_ok=True)
+    return {"cluster": cluster, "removed": removed}
+
+
+def settings_of(auto: Autoscale) -> Settings:
+    return Settings(
+        groups={g: GroupSettings(s.min, s.max, s.idle, s.pending_for) for g, s in auto.groups.items()},
+        scale_down_delay=auto.scale_down_delay,
+        skip_nodes_with_local_storage=auto.skip_nodes_with_local_storage,
+        skip_nodes_with_system_pods=auto.skip_nodes_with_system_pods,
+    )
+
+
+# -- observing ------------------------------------------------------------------------------------
+
+
+def _quantity(value) -> float:
+    try:
+        return float(parse_quantity(value)) if value is not None else 0.0
+    except (ValueError, TypeError, ArithmeticError):
+        return 0.0
+
+
+def _resources(d: dict | None) -> Resources:
+    d = d or {}
+    return Resources(_quantity(d.get("cpu")), _quantity(d.get("memory")), _quantity(d.get(GPU)))
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def pod_requests(spec: dict) -> Resources:
+    """A pod's effective requests, as the scheduler counts them (resource helpers in
+    k8s.io/component-helpers/resource: the sum of its containers, or its largest init container
+    if more)."""
+    total = Resources()
+    for c in spec.get("containers") or []:
+        total = total + _resources((c.get("resources") or {}).get("requests"))
+    for c in spec.get("initContainers") or []:
+        r = _resources((c.get("resources") or {}).get("requests"))
+        total = Resources(max(total.cpu, r.cpu), max(total.memory, r.memory), max(total.gpu, r.gpu))
+    return total
+
+
+def pod_from_json(p: dict) -> Pod:
+    """What the planner needs of one pod (core/v1 Pod as JSON)."""
+    meta, spec, status = p.get("metadata") or {}, p.get("spec") or {}, p.get("status") or {}
+    sched_cond = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    unschedulable = sched_cond.get("status") == "False" and sched_cond.get("reason") == "Unschedulable"
+    terms = (
+        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        or {}
+    ).get("nodeSelectorTerms") or []
+    controller = next((r.get("kind") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    annotations = meta.get("annotations") or {}
+    return Pod(
+        key=f"{meta.get('namespace', 'default')}/{meta.get('name')}",
+        node=spec.get("nodeName") or None,
+        phase=status.get("phase") or "Pending",
+        requests=pod_requests(spec),
+        labels=meta.get("labels") or {},
+        priority=int(spec.get("priority") or 0),
+        unschedulable=unschedulable,
+        pending_since=_epoch(sched_cond.get("lastTransitionTime")) or _epoch(meta.get("creationTimestamp")),
+        node_selector=spec.get("nodeSelector") or {},
+        affinity_terms=tuple(terms),
+        tolerations=tuple(spec.get("tolerations") or ()),
+        controller=controller,
+        mirror="kubernetes.io/config.mirror" in annotations,
+        local_volumes=tuple(
+            v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v or "hostPath" in v
+        ),
+        annotations=annotations,
+    )
+
+
+def budget_from_json(b: dict) -> Budget:
+    sel = (b.get("spec") or {}).get("selector") or {}
+    meta = b.get("metadata") or {}
+    return Budget(
+        key=f"{meta.get('namespace', 'default')}/{meta.get('name')}",
+        match_labels=sel.get("matchLabels") or {},
+        match_expressions=tuple(sel.get("matchExpressions") or ()),
+        disruptions_allowed=int((b.get("status") or {}).get("disruptionsAllowed") or 0),
+    )
+
+
+def observe_cluster(conn, kube: Kube, cluster: str) -> tuple[list[Node], list[Pod], list[Budget]]:
+    """The cluster's nodes (each server with its Kubernetes Node), pods and budgets."""
+    servers = owned_servers(conn, cluster)
+    if not servers:
+        raise AutoscaleError(f"cluster {cluster!r} has no servers in the cloud")
+    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    knodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
+    pods = [pod_from_json(p) for p in kube.list_json("pods")]
+    budgets = [budget_from_json(b) for b in kube.list_json("poddisruptionbudgets")]
+    nodes = []
+    for s in servers:
+        k = knodes.get(s.name)
+        if k is None:
+            continue  # not (yet) a Kubernetes node: nothing could run there
+        fl = flavor_name(s)
+        f = flavors.get(fl)
+        meta, kspec, kstatus = k.get("metadata") or {}, k.get("spec") or {}, k.get("status") or {}
+        alloc = _resources(kstatus.get("allocatable"))
+        if not alloc.cpu and f is not None:
+            alloc = Resources(float(f.vcpus), float(f.ram) * 2**20, 0.0)
+        group = (s.metadata or {}).get(META_GROUP) or ""
+        nodes.append(
+            Node(
+                name=s.name,
+                group=group,
+                status=s.status,
+                ready=any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in kstatus.get("conditions") or []
+                ),
+                unschedulable=bool(kspec.get("unschedulable")),
+                ours=SCALE_ANNOTATION in (meta.get("annotations") or {}),
+                labels=meta.get("labels") or {},
+                taints=tuple(
+                    t
+                    for t in kspec.get("taints") or []
+                    if not str(t.get("key", "")).startswith("node.kubernetes.io/")
+                ),
+                allocatable=alloc,
+                su_active=cost.su_if_active(fl, f.vcpus if f is not None else 0),
+                annotations=meta.get("annotations") or {},
+                control_plane=group == CONTROL_PLANE,
+                task_state=getattr(s, "task_state", None),
+            )
+        )
+    return nodes, pods, budgets
+
+
+# -- the loop's book: memory, last round, SU saved, events -----------------------------------------
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def load_book(cdir: ClusterDir) -> dict:
+    try:
+        return json.loads((cdir.path / MEMORY_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def save_book(cdir: ClusterDir, book: dict) -> None:
+    atomic_write(cdir.path / MEMORY_FILE, json.dumps(book, indent=2, sort_keys=True) + "\n", 0o644)
+
+
+def event(cdir: ClusterDir, **fields) -> dict:
+    """Append one decision to the events file and the run's log."""
+    fields = {"at": _iso(time.time()), **fields}
+    cdir.path.mkdir(parents=True, exist_ok=True)
+    with open(cdir.path / EVENTS_FILE, "a") as fh:
+        fh.write(json.dumps(fields, sort_keys=True) + "\n")
+    log.info("autoscale: %s", " ".join(f"{k}={v}" for k, v in fields.items() if k != "at"))
+    return fields
+
+
+def events(cdir: ClusterDir, last: int = 10) -> list[dict]:
+    try:
+        lines = (cdir.path / EVENTS_FILE).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for ln in lines[-last:]:
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(ln))
+    return out
+
+
+def _held(state: ClusterState, settings: Settings, groups: dict[str, str]) -> dict[str, float]:
+    """Nodes a manual `invoke scale` changed, left alone until their group's idle time passes."""
+    held: dict[str, float] = {}
+    for run in state.scale_runs:
+        if run.source == "autoscale":
+            continue
+        at = _epoch(run.at)
+        for node in run.changed:
+            gs = settings.groups.get(groups.get(node, ""))
+            if gs is not None and at is not None:
+                held[node] = max(held.get(node, 0.0), at + gs.idle)
+    return held
+
+
+def _account(book: dict, nodes: list[Node], settings: Settings, now: float) -> None:
+    """Add the SU the shelved workers of autoscaled groups saved since the last round (today)."""
+    today = dt.datetime.fromtimestamp(now).date().isoformat()
+    midnight = dt.datetime.combine(dt.date.fromisoformat(today), dt.time()).timestamp()
+    saved = book.get("saved") if (book.get("saved") or {}).get("day") == today else {"day": today, "su": 0.0}
+    last = book.get("last_at")
+    if last is not None:
+        seconds = max(0.0, now - max(float(last), midnight))
+        rate = sum(n.su_active for n in nodes if n.group in settings.groups and n.status in SHELVED)
+        saved["su"] = round(saved["su"] + rate * seconds / 3600, 4)
+    book["saved"], book["last_at"] = saved, now
+
+
+# -- one round --------------------------------------------------------------------------------------
+
+
+def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, conn, kube: Kube, now: float):
+    """Observe and plan (no change anywhere): (plan, nodes, book)."""
+    settings = settings_of(state.autoscale)
+    book = load_book(cdir)
+    memory = Memory.from_dict(book.get("memory"))
+    nodes, pods, budgets = observe_cluster(conn, kube, cluster)
+    memory.held.update(_held(state, settings, {n.name: n.group for n in nodes}))
+    return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
+
+
+def _with_cluster_lock(fn: Callable, wait: float, say: Progress):
+    """fn() (which takes the cluster's lock); while another command holds it, wait with backoff
+    up to `wait` seconds, then None."""
+    deadline, delay = time.monotonic() + wait, 1.0
+    while True:
+        try:
+            return fn()
+        except LockedError as exc:
+            if time.monotonic() + delay > deadline:
+                say(f"autoscale: {exc}; skipping this round")
+                return None
+            say(f"autoscale: waiting for the cluster's lock ({exc})")
+            time.sleep(delay)
+            delay = min(15.0, delay * 1.6)
+
+
+def run_round(
+    cluster: str,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    lock_wait: float = LOCK_WAIT,
+    drain_timeout: float = 120.0,
+    ready_timeout: float = 600.0,
+) -> dict:
+    """One round: observe, plan, record the intent, act through soft scaling, record the outcome."""
+    say = progress or Progress()
+    cdir, state = _cluster_dir(cluster, root)
+    if not state.autoscale or not state.autoscale.groups:
+        raise AutoscaleError(
+            f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
+        )
+    conn, kube = connect(state.cloud), Kube(state.kubeconfig)
+    now = time.time()
+    plan, nodes, book = plan_round(cluster, cdir, state, conn, kube, now)
+    summary = {"at": _iso(now), **plan.to_dict(), "dry_run": dry_run}
+    summary.pop("memory")
+    for d in plan.actions:
+        say(f"plan: {d.action} {d.node} ({d.reason})")
+    if dry_run:
+        return summary
+    _account(book, nodes, settings_of(state.autoscale), now)
+    reported = book.get("reported") or {}
+    for p in plan.pending:
+        if p["reason"].startswith("wakes nothing") and reported.get(p["pod"]) != p["reason"]:
+            event(cdir, action="pending", pod=p["pod"], reason=p["reason"])
+    book["reported"] = {p["pod"]: p["reason"] for p in plan.pending}
+    before = Memory.from_dict(book.get("memory"))
+    memory = plan.memory
+    book["memory"], book["last"] = memory.to_dict(), summary
+    save_book(cdir, book)  # the intent, before acting: a killed round is finished by the next
+
+    outcomes: dict[str, dict] = {}
+    for action in ("unshelve", "shelve"):
+        chosen = [d for d in plan.actions if d.action == action]
+        if not chosen:
+            continue
+        for d in chosen:
+            say(f"autoscale: {action} {d.node}: {d.reason}")
+        result = _with_cluster_lock(
+            lambda action=action, chosen=chosen: scale_cluster(
+                cluster,
+                make_request(**{action: True}, nodes=[d.node for d in chosen]),
+                progress=say,
+                root=root,
+                drain_timeout=drain_timeout,
+                ready_timeout=ready_timeout,
+                source="autoscale",
+            ),
+            lock_wait,
+            say,
+        )
+        if result is None:  # busy: nothing was done; forget the intent, plan again next round
+            for d in chosen:
+                if before.in_progress.get(d.node) is None:
+                    memory.in_progress.pop(d.node, None)
+                if (
+                    d.group in memory.last_scale_up
+                    and before.last_scale_up.get(d.group) != memory.last_scale_up[d.group]
+                ):
+                    memory.last_scale_up[d.group] = before.last_scale_up.get(d.group, 0.0)
+                outcomes[d.node] = event(
+                    cdir,
+                    action=action,
+                    node=d.node,
+                    group=d.group,
+                    outcome="skipped",
+                    reason="the cluster is busy (its lock is held): next round",
+                )
+            continue
+        steps = {s.node: s for s in result.steps}
+        for d in chosen:
+            s = steps.get(d.node)
+            outcome = s.outcome if s else "failed"
+            memory.in_progress.pop(d.node, None)
+            if outcome == "failed" and action == "unshelve":
+                memory = backoff_after_failure(memory, d.group, time.time(), s.detail if s else "")
+            elif outcome in ("done", "noop") and action == "unshelve":
+                memory = clear_backoff(memory, d.group)
+            outcomes[d.node] = event(
+                cdir,
+                action=action,
+                node=d.node,
+                group=d.group,
+                outcome=outcome,
+                reason=d.reason,
+                detail=(s.detail if s else "not in the scale plan"),
+                pods=d.pods,
+            )
+    book["memory"] = memory.to_dict()
+    save_book(cdir, book)
+    summary["outcomes"] = outcomes
+    return summary
+
+
+@contextlib.contextmanager
+def _loop_lock(cdir: ClusterDir):
+    """One autoscale run per cluster: a second one is refused at once, naming the first."""
+    cdir.path.mkdir(parents=True, exist_ok=True)
+    fh = open(cdir.path / ".autoscale.lock", "a+")  # noqa: SIM115 (held for the block)
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise LockedError(
+                f"another autoscale run of cluster {cdir.name!r} is going "
+                f"({fh.read().strip() or 'unknown pid'}): "
+                "one loop per cluster"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"autoscale.run (pid {os.getpid()})\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def run(
+    cluster: str,
+    *,
+    once: bool = False,
+    dry_run: bool = False,
+    interval: float = 30.0,
+    progress: Progress | None = None,
+    root: Path | None = None,
+    lock_wait: float | None = None,
+    rounds: int | None = None,
+) -> list[dict]:
+    """The loop: a round every `interval` seconds (once with `once`). In the loop a failed round
+    is logged and the next one tried; with `once` it raises."""
+    say = progress or Progress()
+    cdir = ClusterDir(cluster, root)
+    done: list[dict] = []
+    with _loop_lock(cdir), cdir.run_log("autoscale.run"):
+        while True:
+            started = time.monotonic()
+            try:
+                done.append(
+                    run_round(
+                        cluster,
+                        dry_run=dry_run,
+                        progress=say,
+                        root=root,
+                        lock_wait=lock_wait if lock_wait is not None else (50.0 if once else LOCK_WAIT),
+                    )
+                )
+            except Exception as exc:
+                if once or dry_run:
+                    raise
+                log.exception("autoscale round failed")
+                event(cdir, action="round", outcome="failed", reason=str(exc)[:500])
+                say(f"autoscale: round failed: {exc}")
+            if once or dry_run or (rounds is not None and len(done) >= rounds):
+                return done
+            time.sleep(max(1.0, interval - (time.monotonic() - started)))
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def status(cluster: str, *, root: Path | None = None, last: int = 10) -> dict:
+    """Settings, where the loop runs, per group ACTIVE/shelved/min/max, pending pods, the next
+    decision, SU/hour now, SU saved today, the last events."""
+    cdir, state = _cluster_dir(cluster, root)
+    out: dict = {
+        "cluster": cluster,
+        "enabled": bool(state.autoscale and state.autoscale.groups),
+        "settings": asdict(state.autoscale) if state.autoscale else None,
+        "service": sched.service_installed(cluster, names.AUTOSCALE_JOB),
+        "events": events(cdir, last),
+    }
+    book = load_book(cdir)
+    today = dt.date.today().isoformat()
+    out["su_saved_today"] = (
+        (book.get("saved") or {}).get("su", 0.0) if (book.get("saved") or {}).get("day") == today else 0.0
+    )
+    out["last_round"] = (book.get("last") or {}).get("at")
+    if not out["enabled"]:
+        return out
+    conn, kube = connect(state.cloud), Kube(state.kubeconfig)
+    plan, nodes, _ = plan_round(cluster, cdir, state, conn, kube, time.time())
+    groups = {}
+    for g, s in state.autoscale.groups.items():
+        members = [n for n in nodes if n.group == g]
+        groups[g] = {
+            "active": sum(1 for n in members if n.status == "ACTIVE"),
+            "shelved": sum(1 for n in members if n.status in SHELVED),
+            "min": s.min,
+            "max": s.max,
+        }
+    out.update(
+        groups=groups,
+        pending=plan.pending,
+        next=[asdict(d) for d in plan.actions],
+        nodes={d.node: {"action": d.action, "reason": d.reason} for d in plan.decisions if d.node},
+        su_per_hour=round(sum(cost.STATE_FACTOR.get(n.status, 1.0) * n.su_active for n in nodes), 3),
+    )
+    return out

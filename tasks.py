@@ -643,6 +643,92 @@ def autoscale_enable(
     )
 
 
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "group": "the autoscaled group (default: workers)",
+        "min": "the new fewest ACTIVE workers",
+        "max": "the new most ACTIVE workers",
+        "json": "machine-readable output",
+    },
+)
+def autoscale_limits(c, cluster, group="workers", min=None, max=None, json_=False):  # noqa: A002
+    """Change an autoscaled group's min/max (a raised min wakes workers on the next round)."""
+    from stackspray import autoscale
+
+    result = _call(
+        json_,
+        "autoscale.limits",
+        lambda: autoscale.set_limits(
+            _cluster(cluster),
+            group=group,
+            min_=None if min is None else _int(min, "min"),
+            max_=None if max is None else _int(max, "max"),
+        ),
+    )
+    if json_:
+        print(json.dumps(result))
+    else:
+        print(
+            f"cluster {cluster}: group {group} now between {result['min']} and {result['max']} "
+            "ACTIVE worker(s)"
+        )
+
+
+@task(
+    positional=[],
+    help={
+        "cluster": "cluster name",
+        "at": "local time HH:MM the window starts",
+        "group": "the autoscaled group (default: workers)",
+        "min": "min ACTIVE workers from that time",
+        "max": "max ACTIVE workers from that time",
+        "days": "mon-fri, sat,sun, ... (default: daily)",
+        "list": "list the cluster's scheduled jobs",
+        "remove": "remove a job by id",
+        "json": "machine-readable output",
+    },
+)
+def autoscale_schedule(
+    c,
+    cluster,
+    at=None,
+    group="workers",
+    min=None,
+    max=None,
+    days=None,
+    list_=False,
+    remove=None,
+    json_=False,  # noqa: A002
+):
+    """Windows for the autoscaler, e.g. --at 09:45 --min 3 and --at 12:15 --min 0 (systemd timer/cron)."""
+    from stackspray import autoscale
+    from stackspray import schedule as sched
+
+    def run():
+        name = _cluster(cluster)
+        if list_:
+            return [j for j in sched.list_jobs(name) if j["id"].startswith("autoscale-")]
+        if remove:
+            return sched.remove(name, remove)
+        if at is None:
+            raise Exit(
+                "error: give --at HH:MM with --min N and/or --max N (or --list, or --remove ID)", code=1
+            )
+        return autoscale.schedule_limits(
+            name,
+            at=at,
+            group=group,
+            min_=None if min is None else _int(min, "min"),
+            max_=None if max is None else _int(max, "max"),
+            days=days,
+        )
+
+    result = _call(json_, "autoscale.schedule", run)
+    _print_schedule(result, cluster, list_=list_, remove=bool(remove), json_=json_)
+
+
 @task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})
 def autoscale_disable(c, cluster, json_=False):
     """Stop autoscaling: remove the loop and its settings (workers stay as they are)."""
@@ -775,5 +861,7 @@ ns.add_collection(
         disable=autoscale_disable,
         run=autoscale_run,
         status=autoscale_status,
+        limits=autoscale_limits,
+        schedule=autoscale_schedule,
     )
 )

@@ -120,7 +120,8 @@ def enable(
         raise AutoscaleError(
             f"--group: cluster {cluster!r} has no group {group!r} (groups: {', '.join(known) or 'none'})"
         )
-    spec = _spec_defaults(state, group)
+    # A flag left out keeps what an earlier enable set, else the spec's value, else the default.
+    spec = (state.autoscale.groups.get(group) if state.autoscale else None) or _spec_defaults(state, group)
     lo = min_ if min_ is not None else (spec.min if spec else 0)
     hi = max_ if max_ is not None else (spec.max if spec else len(members))
     if lo < 0:
@@ -167,10 +168,72 @@ def enable(
     return {"cluster": cluster, "settings": asdict(auto), "service": installed}
 
 
+def set_limits(
+    cluster: str,
+    *,
+    group: str = "workers",
+    min_: int | None = None,
+    max_: int | None = None,
+    root: Path | None = None,
+) -> dict:
+    """Change an autoscaled group's min and/or max (what `autoscale.schedule` runs at its times):
+    a raised min wakes workers on the next round, a lowered max lets idle ones go."""
+    cdir, state = _cluster_dir(cluster, root)
+    with cdir.lock("autoscale.limits"):
+        state = cdir.load()
+        g = state.autoscale.groups.get(group) if state.autoscale else None
+        if g is None:
+            raise AutoscaleError(
+                f"--group: {group!r} of cluster {cluster!r} is not autoscaled: `invoke autoscale.enable "
+                f"--cluster {cluster} --group {group}` first"
+            )
+        members = sum(1 for s in state.servers.values() if s.group == group)
+        lo = g.min if min_ is None else min_
+        hi = g.max if max_ is None else max_
+        if lo < 0 or hi < 1 or lo > hi or hi > members:
+            raise AutoscaleError(
+                f"--min/--max: need 0 <= min <= max <= {members} (the group's workers) and max >= 1, "
+                f"got min {lo}, max {hi}"
+            )
+        g.min, g.max = lo, hi
+        cdir.save(state)
+    return {"cluster": cluster, "group": group, "min": lo, "max": hi}
+
+
+def schedule_limits(
+    cluster: str,
+    *,
+    at: str,
+    group: str = "workers",
+    min_: int | None = None,
+    max_: int | None = None,
+    days: str | None = None,
+    root: Path | None = None,
+) -> dict:
+    """A timer (or crontab entry) that sets the group's min/max at a time of day — a window for a
+    class at 10:00 — instead of fighting the loop with `invoke scale`."""
+    _, state = _cluster_dir(cluster, root)
+    if not state.autoscale or group not in state.autoscale.groups:
+        raise AutoscaleError(f"--group: {group!r} is not autoscaled: `invoke autoscale.enable` it first")
+    if min_ is None and max_ is None:
+        raise AutoscaleError("give --min N and/or --max N: what the window sets")
+    when = sched.parse_when(at, days)
+    args = ["autoscale.limits", "--cluster", cluster, "--group", group]
+    args += ["--min", str(min_)] if min_ is not None else []
+    args += ["--max", str(max_)] if max_ is not None else []
+    return sched.install(sched.Job(cluster, f"autoscale-{group}-{when.label()}", tuple(args), when))
+
+
 def disable(cluster: str, *, root: Path | None = None) -> dict:
-    """Remove the loop (service or crontab entry) and the settings; workers stay as they are."""
+    """Remove the loop (service or crontab entry), its windows and the settings; workers stay as
+    they are."""
     cdir = ClusterDir(cluster, root)
     removed = sched.remove_service(cluster, names.AUTOSCALE_JOB)
+    # Its windows (autoscale.schedule) would fail every time without the settings.
+    windows = [j["id"] for j in sched.list_jobs(cluster) if j["id"].startswith(f"{names.AUTOSCALE_JOB}-")]
+    for job in windows:
+        sched.remove(cluster, job)
+    removed += [f"window {w}" for w in windows]
     state = cdir.load()
     if state:
         with cdir.lock("autoscale.disable"):

@@ -383,6 +383,24 @@ def plan_autoscale(
     for p in pods:
         if p.node is None and p.phase == "Pending" and p.unschedulable and p.priority < EXPENDABLE_PRIORITY:
             report[p.key] = f"priority {p.priority} is below {EXPENDABLE_PRIORITY}: wakes nothing"
+    active = {g: sum(1 for n in scaled.values() if n.group == g and not n.shelved) for g in settings.groups}
+    for d in decisions.values():
+        if d.action == "unshelve" and scaled[d.node].shelved:
+            active[d.group] += 1
+    # Below min (a raised min, e.g. by a scheduled `autoscale.enable --min`): wake the difference.
+    for g, gs in sorted(settings.groups.items()):
+        spare = [
+            n
+            for n in sorted(scaled.values(), key=lambda n: _natural(n.name))
+            if n.group == g and n.shelved and n.name not in decisions and not n.task_state
+        ]
+        if mem.backoff.get(g, {}).get("until", 0) > now:
+            continue
+        for n in spare[: max(0, gs.min - active[g])]:
+            decisions[n.name] = Decision("unshelve", n.name, g, f"group {g} is below its min {gs.min}")
+            mem.in_progress[n.name] = "unshelve"
+            mem.last_scale_up[g] = now
+            active[g] += 1
     # Room on nodes that are up or coming up (being woken: their pods wait for them).
     coming = [scaled[d.node] for d in decisions.values() if d.action == "unshelve"] + [
         n for n in scaled.values() if n.status != "ACTIVE" and n.task_state == "unshelving"
@@ -408,10 +426,6 @@ def plan_autoscale(
 
     wake: dict[str, list[str]] = {}  # group -> nodes
     placed: dict[str, list[str]] = {}  # group -> pods
-    active = {g: sum(1 for n in scaled.values() if n.group == g and not n.shelved) for g in settings.groups}
-    for d in decisions.values():
-        if d.action == "unshelve" and scaled[d.node].shelved:
-            active[d.group] += 1
     left = list(waiting)
     while left:
         options = []

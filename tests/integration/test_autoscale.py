@@ -409,15 +409,48 @@ def test_the_crontab_entry_installs_runs_and_goes_with_disable_and_destroy(conn,
         assert c.w[0] in log, log
         assert c.status()["service"] == "cron"
 
+        # A window: at its time the schedule raises min, and the next round wakes the difference.
+        window = c.invoke(
+            "autoscale.schedule", "--cluster", c.name, "--at", "09:45", "--min", "2", "--days", "mon-fri"
+        )
+        assert window.returncode == 0, window.stdout + window.stderr
+        lines = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout.splitlines()
+        (job,) = [
+            ln for ln in lines if ln.endswith(f"# stackspray:{c.name}:autoscale-workers-0945-MoTuWeThFr")
+        ]
+        assert job.startswith("45 9 * * 1,2,3,4,5 ")
+        assert "autoscale.limits --cluster" in job and "--min 2" in job
+        ran = subprocess.run(
+            ["sh", "-c", job.split(" ", 5)[5].rsplit(" # ", 1)[0]],
+            env={"PATH": "/usr/bin:/bin", "HOME": os.environ["HOME"]},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert c.status()["groups"]["workers"]["min"] == 2
+        before = [n for n in c.w if c.servers(conn)[n] == "ACTIVE"]
+        doc = c.round()
+        assert len(before) == 1 and list(actions(doc).values()) == ["unshelve"], doc["decisions"]
+        (woke,) = actions(doc)
+        assert "below its min 2" in {d["node"]: d["reason"] for d in doc["decisions"]}[woke]
+        assert sorted(c.servers(conn)[n] for n in c.w) == ["ACTIVE", "ACTIVE", "SHELVED_OFFLOADED"]
+        listed = c.invoke("autoscale.schedule", "--cluster", c.name, "--list", "--json")
+        assert [j["id"] for j in json.loads(listed.stdout)] == ["autoscale-workers-0945-MoTuWeThFr"]
+
         out = c.invoke("autoscale.disable", "--cluster", c.name)
         assert out.returncode == 0 and "removed: cron" in out.stdout, out.stdout
         assert not ours() and c.status()["enabled"] is False
+        crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+        assert f"stackspray:{c.name}:autoscale-" not in crontab, "disable takes the windows away too"
 
         assert c.invoke("autoscale.enable", "--cluster", c.name).returncode == 0 and ours()
         out = c.invoke("destroy-cluster", "--cluster", c.name, "--yes")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "removed the autoscaler (cron)" in out.stdout, out.stdout
         assert not ours()
+        crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+        assert f"stackspray:{c.name}:" not in crontab, "the window went with the cluster too"
         assert not c.servers(conn)
     finally:
         if saved.returncode == 0:

@@ -166,6 +166,14 @@ def render(
         "artifacts_dir": str(cluster_dir / "artifacts"),
         "ansible_python_interpreter": "/usr/bin/python3",
     }
+    if k8s.default_storage_class:
+        # roles/kubernetes-apps/persistent_volumes/cinder-csi (Kubespray v2.31.0): its one class,
+        # with the defaults' availability zone, made the default; expand_persistent_volumes sets
+        # the class's allowVolumeExpansion.
+        variables["storage_classes"] = [
+            {"name": "cinder-csi", "is_default": True, "parameters": {"availability": "nova"}}
+        ]
+        variables["expand_persistent_volumes"] = True
     if key:
         variables["ansible_ssh_private_key_file"] = key
     variables.update(unsafe(k8s.options))  # the user's Kubespray variables, as data

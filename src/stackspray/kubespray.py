@@ -220,11 +220,26 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     if not admin.exists():
         raise StackSprayError(f"cluster.yml finished but wrote no kubeconfig at {admin}")
     kubeconfig = cdir.path / "kubeconfig"
-    inventory.write(cdir.path, [inventory.InventoryFile("kubeconfig", admin.read_text(), 0o600)])
+    text = named_kubeconfig(admin.read_text(), spec.name)
+    inventory.write(cdir.path, [inventory.InventoryFile("kubeconfig", text, 0o600)])
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
     cdir.save(state)
     return kubeconfig
+
+
+def named_kubeconfig(text: str, cluster: str) -> str:
+    """Kubespray's admin.conf with the cluster's name as cluster, user and context name (Kubespray
+    names them cluster.local / kubernetes-admin on every cluster, so two clusters' kubeconfigs
+    would collide in one KUBECONFIG). Anything else in the file is kept."""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or len(doc.get("clusters") or []) != 1 or len(doc.get("users") or []) != 1:
+        raise StackSprayError("the admin.conf Kubespray wrote is not a one-cluster kubeconfig")
+    doc["clusters"][0]["name"] = cluster
+    doc["users"][0]["name"] = cluster
+    doc["contexts"] = [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}]
+    doc["current-context"] = cluster
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]) -> None:

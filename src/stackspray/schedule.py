@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import names
 from .errors import StackSprayError
+from .files import atomic_write
 from .paths import REPO_ROOT
 from .state import ClusterDir
 
@@ -103,7 +104,8 @@ def _paths(job: Job) -> tuple[Path, Path]:
 
 
 def command_line(job: Job) -> str:
-    """The shell command the timer or crontab runs."""
+    """The shell command the timer or crontab runs. The cluster's folder and the log are named
+    once (D, L), so the line stays short: Debian's cron refuses lines of 1000 characters."""
     log, lock = _paths(job)
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
     run = " ".join(shlex.quote(a) for a in (_invoke(), *job.args))
@@ -113,15 +115,39 @@ def command_line(job: Job) -> str:
         f"stackspray: waited {LOCK_WAIT}s for the cluster's schedule lock "
         "(an earlier job still runs): skipped"
     )
-    qlog = shlex.quote(str(log))
     return (
-        f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
-        f"{prefix}flock -w {LOCK_WAIT} -E {LOCK_TIMEOUT_EXIT} {shlex.quote(str(lock))} {run} >> {qlog} 2>&1"
+        f"cd {shlex.quote(str(REPO_ROOT))} && D={shlex.quote(str(lock.parent))} && "
+        f'L="$D/{log.parent.name}/{log.name}" && mkdir -p "$D/{log.parent.name}" && '
+        f'{prefix}flock -w {LOCK_WAIT} -E {LOCK_TIMEOUT_EXIT} "$D/{lock.name}" {run} >> "$L" 2>&1'
         # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code;
         # a lock that stayed taken is written to the job's log too (flock itself says nothing).
-        f" || {{ rc=$?; [ $rc -ne {LOCK_TIMEOUT_EXIT} ] || echo {timed_out} >> {qlog}; "
-        f"echo {failed} $rc\\; see {qlog}; exit $rc; }}"
+        f' || {{ rc=$?; [ $rc -ne {LOCK_TIMEOUT_EXIT} ] || echo {timed_out} >> "$L"; '
+        f'echo {failed} $rc\\; see "$L"; exit $rc; }}'
     )
+
+
+CRON_LINE_MAX = 990  # Debian's cron: "command too long" at 1000 characters (MAX_COMMAND)
+
+
+def _cron_line(cluster: str, job_id: str, when: str, command: str) -> str:
+    """A crontab line running `command`; one that would be too long for cron runs the same
+    command from a script in the cluster's folder (jobs/<id>.sh, 0700) instead."""
+    mark = names.schedule_mark(cluster, job_id)
+    line = f"{when} {command.replace('%', chr(92) + '%')} {mark}"  # crontab(5): a bare % ends it
+    if len(line) <= CRON_LINE_MAX:
+        return line
+    script = ClusterDir(cluster).path / "jobs" / f"{job_id}.sh"
+    atomic_write(script, f"#!/bin/sh\n# stackspray scheduled job {cluster}:{job_id}\n{command}\n", 0o700)
+    return f"{when} /bin/sh {shlex.quote(str(script)).replace('%', chr(92) + '%')} {mark}"
+
+
+def _cron_command(line: str) -> str:
+    """The command a crontab line of ours runs (read from its script when it runs one)."""
+    m = re.search(r"/bin/sh (\S+/jobs/[^/\s]+\.sh) # ", line)
+    if m:
+        with contextlib.suppress(OSError):
+            return Path(shlex.split(m[1])[0]).read_text()
+    return line
 
 
 # -- backends ----------------------------------------------------------------------------------
@@ -221,11 +247,9 @@ def install(job: Job) -> dict:
         _systemctl("enable", "--now", f"{unit_name(job)}.timer")
         where = str(d / f"{unit_name(job)}.timer")
     else:
-        mark = names.schedule_mark(job.cluster, job.id)
         with _crontab_lock():
             lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (job.cluster, job.id)]
-            # crontab(5): an unescaped % ends the command.
-            lines.append(f"{job.when.cron()} {command_line(job).replace('%', chr(92) + '%')} {mark}")
+            lines.append(_cron_line(job.cluster, job.id, job.when.cron(), command_line(job)))
             _write_crontab(lines)
         where = "crontab"
     return {"backend": which, "id": job.id, "when": job.when.on_calendar(), "where": where}
@@ -259,7 +283,7 @@ def list_jobs(cluster: str) -> list[dict]:
         for ln in _crontab_lines():
             m = names.parse_schedule_mark(ln)
             if m and m[0] == cluster and m[1] != names.AUTOSCALE_JOB:  # a service, not a job
-                run = re.search(r"flock -w \d+ (?:-E \d+ )?\S+ \S+ (.*?) >>", ln)
+                run = re.search(r"flock -w \d+ (?:-E \d+ )?\S+ \S+ (.*?) >>", _cron_command(ln))
                 jobs.append(
                     {
                         "id": m[1],
@@ -318,11 +342,9 @@ def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tupl
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", f"{name}.service")
         return {"backend": which, "id": job_id, "where": str(d / f"{name}.service")}
-    mark = names.schedule_mark(cluster, job_id)
-    line = f"* * * * * {service_command_line(cluster, job_id, once)} {mark}"
     with _crontab_lock():
         lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (cluster, job_id)]
-        lines.append(line.replace("%", chr(92) + "%"))
+        lines.append(_cron_line(cluster, job_id, "* * * * *", service_command_line(cluster, job_id, once)))
         _write_crontab(lines)
     return {"backend": which, "id": job_id, "where": "crontab"}
 
@@ -358,6 +380,7 @@ def remove_service(cluster: str, job_id: str) -> list[str]:
             if keep != lines:
                 _write_crontab(keep)
                 removed.append("cron")
+        (ClusterDir(cluster).path / "jobs" / f"{job_id}.sh").unlink(missing_ok=True)
     return removed
 
 
@@ -383,4 +406,6 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
                     if not ((m := names.parse_schedule_mark(ln)) and m[0] == cluster and m[1] in ids)
                 ]
             )
+        for i in ids:
+            (ClusterDir(cluster).path / "jobs" / f"{i}.sh").unlink(missing_ok=True)
     return ids

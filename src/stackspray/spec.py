@@ -149,6 +149,9 @@ class KubernetesSpec:
     pod_cidr: str = DEFAULT_POD_CIDR
     service_cidr: str = DEFAULT_SERVICE_CIDR
     options: dict[str, Any] = field(default_factory=dict)  # passed to Kubespray as group vars
+    # Kubespray's Cinder CSI StorageClass is the cluster's default (with volume expansion), so
+    # claims without a storageClassName (JupyterHub's, most charts') are bound.
+    default_storage_class: bool = True
 
 
 @dataclass(frozen=True)
@@ -479,7 +482,11 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 continue
             if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b)):
                 c.add(kb, f"{b} overlaps {ka} {a} — choose a range that does not")
-    options = {k: v for k, v in k8s.items() if k not in ("pod_cidr", "service_cidr")}
+    default_class = k8s.get("default_storage_class", True)
+    if not isinstance(default_class, bool):
+        c.add("kubernetes.default_storage_class", f"must be true or false, got {_show(default_class)}")
+        default_class = True
+    options = {k: v for k, v in k8s.items() if k not in ("pod_cidr", "service_cidr", "default_storage_class")}
     for key in options:
         where = f"kubernetes.{key}"
         if not isinstance(key, str) or not ANSIBLE_VAR_RE.fullmatch(key):
@@ -524,7 +531,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         ssh_cidrs=ssh_cidrs,
         api_cidrs=api_cidrs,
         share=share,
-        kubernetes=KubernetesSpec(pod, svc, options),
+        kubernetes=KubernetesSpec(pod, svc, options, default_class),
         source=source,
         credential=CredentialSpec(access_rules=access_rules),
     )

@@ -14,13 +14,16 @@ import json
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 from helpers import built_cluster, kube_tools
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from stackspray.kube import Kube
+from stackspray.kubespray import named_kubeconfig
 
 TIMEOUT = 120
 
@@ -287,3 +290,28 @@ def test_writes_to_nodes_secrets_and_the_credential_workloads_are_validated_too(
         )
     assert ds.value.status == 400 and 'unknown field "spec.updateStrategy.typo"' in message(ds.value)
     assert not kube.node(worker).unschedulable, "nothing was changed"
+
+
+def test_each_clusters_kubeconfig_has_its_own_context_and_two_merge(cluster, tmp_path):
+    """create-cluster names cluster, user and context after the cluster (Kubespray calls them
+    cluster.local / kubernetes-admin everywhere), so KUBECONFIG=a:b holds both. The second file is
+    this cluster's kubeconfig as another cluster `other` would have it (same server here)."""
+    name, kubeconfig = cluster
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
+    assert [c["name"] for c in doc["contexts"]] == [name] and doc["current-context"] == name
+    assert [c["name"] for c in doc["clusters"]] == [name] and [u["name"] for u in doc["users"]] == [name]
+    other = tmp_path / "other.kubeconfig"
+    other.write_text(named_kubeconfig(Path(kubeconfig).read_text(), "other"))
+    other.chmod(0o600)
+    binary = kube_tools()["kubectl"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env["KUBECONFIG"] = f"{kubeconfig}:{other}"
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+    listed = kubectl("config", "get-contexts", "-o", "name")
+    assert listed.returncode == 0 and sorted(listed.stdout.split()) == sorted([name, "other"]), listed
+    for context in (name, "other"):
+        nodes = kubectl("--context", context, "get", "nodes", "-o", "name")
+        assert nodes.returncode == 0 and f"node/{name}-control-plane-1" in nodes.stdout, nodes.stderr

@@ -185,3 +185,29 @@ def test_spec_values_reach_ansible_as_data_never_as_templates(tmp_path):
     worker = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
     args = worker["ansible_ssh_common_args"]
     assert "-i '/keys/my key'" in args and f"UserKnownHostsFile='{tmp_path}/c d/known_hosts'" in args
+
+
+def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_path):
+    _, files = make(1, 1, tmp=tmp_path)
+    hostvars = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
+    assert hostvars["storage_classes"] == [
+        {"name": "cinder-csi", "is_default": True, "parameters": {"availability": "nova"}}
+    ]
+    assert hostvars["expand_persistent_volumes"] is True
+    spec = parse_spec(
+        {
+            "name": "demo",
+            "cloud": "c",
+            "keypair": {"name": "k"},
+            "node_groups": {
+                "control-plane": {"flavor": "m", "count": 1},
+                "workers": {"flavor": "m", "count": 1},
+            },
+            "kubernetes": {"default_storage_class": False},
+        },
+        env={},
+    )
+    assert (
+        spec.kubernetes.default_storage_class is False
+        and "default_storage_class" not in spec.kubernetes.options
+    )

@@ -169,3 +169,42 @@ def test_pod_names_and_hashes_have_the_upstream_form():
     assert controllers.template_hash({"a": 1}) == controllers.template_hash({"a": 1})
     assert controllers.template_hash({"a": 1}) != controllers.template_hash({"a": 2})
     assert controllers.template_hash({"a": 1}) != controllers.template_hash({"a": 1}, collision_count=1)
+
+
+def test_a_daemonsets_status_counts_only_the_nodes_that_should_run_it(store):
+    """DaemonSets kept with the other objects are counted as the DaemonSet controller counts them:
+    kube-proxy tolerates everything (every node); one selecting workers skips the control plane."""
+    proxy = store.object_view(
+        "apps/v1", "daemonsets", store.objects[("apps/v1", "daemonsets", "kube-system", "kube-proxy")]
+    )
+    assert proxy["status"]["desiredNumberScheduled"] == 3
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "a", "image": "x"}]},
+            },
+        },
+    }
+    agent = store.object_view(
+        "apps/v1", "daemonsets", store.put_object(("apps/v1", "daemonsets", "default", "agent"), body, None)
+    )
+    assert agent["status"]["desiredNumberScheduled"] == 2, (
+        "the control plane's NoSchedule taint is not tolerated"
+    )
+    store.ready["w-2"] = False
+    agent = store.object_view(
+        "apps/v1", "daemonsets", store.objects[("apps/v1", "daemonsets", "default", "agent")]
+    )
+    # A NotReady node gets the unreachable taints: the controller's daemon-pod tolerations cover
+    # the NoExecute one, not NoSchedule, so it is left out (NodeShouldRunDaemonPod's shouldRun);
+    # kube-proxy, which tolerates every taint, still counts it.
+    assert (agent["status"]["desiredNumberScheduled"], agent["status"]["numberReady"]) == (1, 1)
+    proxy = store.object_view(
+        "apps/v1", "daemonsets", store.objects[("apps/v1", "daemonsets", "kube-system", "kube-proxy")]
+    )
+    assert (proxy["status"]["desiredNumberScheduled"], proxy["status"]["numberReady"]) == (3, 2)

@@ -1,10 +1,13 @@
-"""Which Kubespray playbook a plan's changes call for on a cluster that already runs Kubernetes."""
+"""Which Kubespray playbook a plan's changes call for on a cluster that already runs Kubernetes, and
+the kubeconfig create-cluster writes from Kubespray's admin.conf."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from stackspray.kubespray import kubespray_step
+from stackspray.errors import StackSprayError
+from stackspray.kubespray import kubespray_step, named_kubeconfig
 from stackspray.plan import Action
 
 CP = "c-control-plane-"
@@ -63,3 +66,34 @@ def test_the_pin_names_v2_31_0_and_its_commit():
 
     p = kubespray.pin()
     assert p["tag"] == "v2.31.0" and p["commit"] == "1c9add48975060f45396b34d8e022c30d7f80dab"
+
+
+ADMIN_CONF = """apiVersion: v1
+kind: Config
+clusters:
+- name: cluster.local
+  cluster: {server: "https://203.0.113.5:6443", certificate-authority-data: Q0E=}
+contexts:
+- name: kubernetes-admin@cluster.local
+  context: {cluster: cluster.local, user: kubernetes-admin}
+current-context: kubernetes-admin@cluster.local
+preferences: {}
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
+"""
+
+
+def test_the_kubeconfig_is_named_after_the_cluster():
+    doc = yaml.safe_load(named_kubeconfig(ADMIN_CONF, "demo"))
+    assert doc["clusters"][0]["name"] == doc["users"][0]["name"] == doc["current-context"] == "demo"
+    assert doc["contexts"] == [{"name": "demo", "context": {"cluster": "demo", "user": "demo"}}]
+    assert doc["clusters"][0]["cluster"]["server"] == "https://203.0.113.5:6443"
+    assert doc["users"][0]["user"]["client-key-data"] == "S0VZ" and doc["preferences"] == {}
+
+
+def test_a_kubeconfig_of_several_clusters_is_refused():
+    two = yaml.safe_load(ADMIN_CONF)
+    two["clusters"].append(dict(two["clusters"][0], name="b"))
+    with pytest.raises(StackSprayError, match="one-cluster kubeconfig"):
+        named_kubeconfig(yaml.safe_dump(two), "demo")

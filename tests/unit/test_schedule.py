@@ -65,9 +65,9 @@ def test_units_and_command(monkeypatch, tmp_path):
     job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
     cmd = command_line(job)
     assert "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
-    assert f"flock -w 600 -E 75 {tmp_path}/demo/.schedule.lock" in cmd
-    log = f"{tmp_path}/demo/logs/scheduled-scale-2000.log"
-    assert f"scale --cluster demo --workers 0 >> {log} 2>&1 || " in cmd
+    assert f"D={tmp_path}/demo && " in cmd and 'flock -w 600 -E 75 "$D/.schedule.lock"' in cmd
+    assert 'L="$D/logs/scheduled-scale-2000.log"' in cmd
+    assert 'scale --cluster demo --workers 0 >> "$L" 2>&1 || ' in cmd
     units = render_units(job)
     assert set(units) == {"stackspray-demo-scale-2000.service", "stackspray-demo-scale-2000.timer"}
     timer = units["stackspray-demo-scale-2000.timer"]
@@ -200,3 +200,28 @@ def test_the_autoscaler_service_unit_restarts_on_failure_and_holds_no_schedule_l
     out.write_text(unit)
     verify = subprocess.run(["systemd-analyze", "verify", str(out)], capture_output=True, text=True)
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+
+
+def test_a_crontab_line_too_long_for_cron_runs_its_script(tmp_path, monkeypatch):
+    """Debian's cron refuses lines of 1000 characters: long paths get a script in the cluster's
+    folder, listed and removed like any job, and the command it runs is the same."""
+    table = _fake_crontab(tmp_path, monkeypatch)
+    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 10, "inventories")
+    monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(deep))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path.joinpath(*["clouds"] * 30, "clouds.yaml")))
+    job = Job("demo", "scale-0700", ("scale", "--cluster", "demo", "--workers", "3"), When(7, 0))
+    assert len(command_line(job)) > 1000
+    install(job)
+    (line,) = table.read_text().splitlines()
+    assert (
+        len(line) <= 990
+        and line.startswith("0 7 * * * /bin/sh ")
+        and line.endswith("# stackspray:demo:scale-0700")
+    )
+    script = deep / "demo" / "jobs" / "scale-0700.sh"
+    assert script.read_text().splitlines()[-1] == command_line(job)
+    assert script.stat().st_mode & 0o777 == 0o700
+    assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 3"]
+    assert remove("demo", "scale-0700") == ["scale-0700"] and not script.exists()
+    assert table.read_text().strip() == ""

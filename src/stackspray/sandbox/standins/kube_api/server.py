@@ -951,8 +951,12 @@ class Store:
         view = apimachinery.with_defaults(plural, copy.deepcopy(obj))
         gen = view["metadata"].get("generation", 1)
         if plural == "daemonsets":
-            n = len(self.nodes)
-            ready = len([m for m in self.nodes if self.ready.get(m)])
+            # Counted over the nodes that should run the pods (NodeShouldRunDaemonPod, as for the
+            # credential DaemonSets): a node selector or an untolerated taint leaves a node out.
+            template = ((view.get("spec") or {}).get("template") or {}).get("spec") or {}
+            eligible = [m for m, node in self.nodes.items() if self.should_run(template, node)]
+            n = len(eligible)
+            ready = len([m for m in eligible if self.ready.get(m)])
             view["status"] = {
                 "observedGeneration": gen,
                 "desiredNumberScheduled": n,

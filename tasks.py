@@ -750,11 +750,11 @@ def autoscale_disable(c, cluster, json_=False):
         "cluster": "cluster name",
         "once": "one round, then exit (what the crontab entry runs)",
         "dry_run": "observe and print the next decisions; change nothing",
-        "interval": "seconds between rounds (default 30)",
+        "interval": "seconds between rounds (default 10, the cluster-autoscaler's scan interval)",
         "json": "machine-readable output",
     },
 )
-def autoscale_run(c, cluster, once=False, dry_run=False, interval=30, json_=False):
+def autoscale_run(c, cluster, once=False, dry_run=False, interval=10, json_=False):
     """The autoscaler's loop (the service runs it): each round wakes or shelves workers as the pods need."""
     from stackspray import autoscale
 

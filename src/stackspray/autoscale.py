@@ -608,7 +608,7 @@ def run(
     *,
     once: bool = False,
     dry_run: bool = False,
-    interval: float = 30.0,
+    interval: float = 10.0,
     progress: Progress | None = None,
     root: Path | None = None,
     lock_wait: float | None = None,

@@ -20,10 +20,8 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -579,30 +577,6 @@ def run_round(
     return summary
 
 
-@contextlib.contextmanager
-def _loop_lock(cdir: ClusterDir):
-    """One autoscale run per cluster: a second one is refused at once, naming the first."""
-    cdir.path.mkdir(parents=True, exist_ok=True)
-    fh = open(cdir.path / ".autoscale.lock", "a+")  # noqa: SIM115 (held for the block)
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            raise LockedError(
-                f"another autoscale run of cluster {cdir.name!r} is going "
-                f"({fh.read().strip() or 'unknown pid'}): "
-                "one loop per cluster"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"autoscale.run (pid {os.getpid()})\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
-
-
 def run(
     cluster: str,
     *,
@@ -619,7 +593,8 @@ def run(
     say = progress or Progress()
     cdir = ClusterDir(cluster, root)
     done: list[dict] = []
-    with _loop_lock(cdir), cdir.run_log("autoscale.run"):
+    # One loop per cluster: a second one is refused at once, naming the first.
+    with cdir.lock("autoscale.run", file=".autoscale.lock"), cdir.run_log("autoscale.run"):
         while True:
             started = time.monotonic()
             try:

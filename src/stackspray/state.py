@@ -99,10 +99,11 @@ class ClusterDir:
             return None
 
     @contextmanager
-    def lock(self, command: str):
-        """Hold the cluster's lock; raise LockedError naming the holder if someone else has it."""
+    def lock(self, command: str, file: str = ".lock"):
+        """Hold the cluster's lock (or another of its locks: the autoscaler's loop has its own);
+        raise LockedError naming the holder if someone else has it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the block)
+        fh = open(self.path / file, "a+")  # noqa: SIM115 (held for the block)
         try:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,7 +111,7 @@ class ClusterDir:
                 fh.seek(0)
                 holder = fh.read().strip() or "another process"
                 raise LockedError(
-                    f"cluster {self.name!r} is busy: {holder} holds {self.path / '.lock'}; "
+                    f"cluster {self.name!r} is busy: {holder} holds {self.path / file}; "
                     "wait for it to finish (or, if that process is gone, re-run: the lock is released "
                     "when its holder exits)"
                 ) from None

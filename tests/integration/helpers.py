@@ -90,6 +90,16 @@ def kill_when(args: list[str], env: dict, marker: str, timeout: float = 180) -> 
     return seen
 
 
+def eventually(check, timeout: float = 20.0):
+    """check()'s value once it is truthy, polled every 0.5 s; its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
+
+
 def respec(path: Path, **node_counts) -> Path:
     data = yaml.safe_load(path.read_text())
     for group, count in node_counts.items():

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, ROOT, built_cluster, invoke, kill_when, user_env
+from helpers import BIN, ROOT, built_cluster, eventually, invoke, kill_when, user_env
 from kubernetes import client
 
 from stackspray.kube import Kube
@@ -103,15 +103,6 @@ class Cluster:
         for p in self.kube.core.list_namespaced_pod(NS).items:
             self.kube.core.delete_namespaced_pod(p.metadata.name, NS)
         assert eventually(lambda: not self.kube.core.list_namespaced_pod(NS).items)
-
-
-def eventually(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def actions(doc: dict) -> dict[str, str]:
@@ -349,7 +340,8 @@ def test_one_loop_at_a_time_and_it_waits_for_the_cluster_lock(conn, cluster, san
         lock = c.inv / c.name / ".autoscale.lock"
         assert eventually(lambda: lock.exists() and f"pid {loop.pid}" in lock.read_text(), timeout=30)
         second = c.invoke("autoscale.run", "--cluster", c.name, "--once")
-        assert second.returncode != 0 and "another autoscale run" in second.stderr, second.stderr
+        assert second.returncode != 0, second.stdout + second.stderr
+        assert f"is busy: stackspray autoscale.run (pid {loop.pid}) holds" in second.stderr, second.stderr
     finally:
         loop.terminate()
         loop.wait(timeout=30)

@@ -8,12 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, built_cluster, kill_when, quiet, respec
+from helpers import ROOT, built_cluster, eventually, kill_when, quiet, respec
 from kubernetes import client
 
 from stackspray.cluster import cluster_status, create_cluster
@@ -83,15 +82,6 @@ def server_status(conn, name: str) -> dict[str, str]:
         for s in conn.compute.servers()
         if (s.metadata or {}).get("stackspray-cluster") == name
     }
-
-
-def eventually(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

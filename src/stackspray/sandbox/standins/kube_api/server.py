@@ -783,23 +783,17 @@ class Store:
             (k, o) for k, o in self.objects.items() if k[2] == ns and controllers.controller_uid(o) == uid
         ]
         pods = [(k, p) for k, p in self.pods.items() if k[0] == ns and controllers.controller_uid(p) == uid]
-        for key, obj in dependents:
+        for store, key, obj in [(self.objects, k, o) for k, o in dependents] + [
+            (self.pods, k, p) for k, p in pods
+        ]:
             if orphan:
-                obj["metadata"]["ownerReferences"] = [
-                    r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-                ]
+                refs = obj["metadata"].get("ownerReferences") or []
+                obj["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                 self.touch(obj)
             else:
-                del self.objects[key]
-                self.cascade(obj["metadata"]["uid"], ns, orphan)
-        for key, pod in pods:
-            if orphan:
-                pod["metadata"]["ownerReferences"] = [
-                    r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
-                ]
-                self.touch(pod)
-            else:
-                del self.pods[key]
+                del store[key]
+                if store is self.objects:
+                    self.cascade(obj["metadata"]["uid"], ns, orphan)
 
     def probe_nodes(self) -> None:
         """The kubelet posts status while its host answers (SSH), and the node lifecycle

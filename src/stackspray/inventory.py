@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from . import names
 from .cluster_state import ClusterState
 from .errors import StackSprayError
 from .files import atomic_write
@@ -106,9 +107,16 @@ def render(
         alive = "-o ServerAliveInterval=10 -o ServerAliveCountMax=3"
         jump = f'-o ProxyCommand="ssh -W %h:%p -q{identity} {known} {alive} {spec.ssh_user}@{fip}" {known}'
 
+    # Every Node is labelled with its node group (roles/kubernetes/node-label applies a host's
+    # `node_labels`), so pods select a group — and the autoscaler knows which group takes them.
+    # A host variable masks the group variable of the same name: the user's labels are merged in.
+    user_labels = spec.kubernetes.options.get("node_labels")
+    user_labels = dict(user_labels) if isinstance(user_labels, dict) else {}
     hosts: dict[str, dict] = {}
     for name, srv in sorted(servers.items()):
         h = {"ip": srv.fixed_ip, "access_ip": srv.fixed_ip, "ansible_user": spec.ssh_user}
+        if srv.group:
+            h["node_labels"] = unsafe({**user_labels, names.GROUP_LABEL: srv.group})
         if name == first_cp and fip:
             h["ansible_host"] = fip
         else:

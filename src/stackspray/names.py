@@ -155,6 +155,8 @@ def is_cluster_credential(cred, cluster: str) -> bool:
 
 # -- scheduled jobs ------------------------------------------------------------------------------
 
+GROUP_LABEL = "stackspray.io/group"  # every Kubernetes Node's label: its node group
+
 SCHEDULE_MARK = "# stackspray:"
 AUTOSCALE_JOB = "autoscale"  # the autoscaler's service / crontab entry
 

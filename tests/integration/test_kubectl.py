@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import built_cluster, kube_tools
+from helpers import built_cluster, eventually, kube_tools
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -315,3 +315,87 @@ def test_each_clusters_kubeconfig_has_its_own_context_and_two_merge(cluster, tmp
     for context in (name, "other"):
         nodes = kubectl("--context", context, "get", "nodes", "-o", "name")
         assert nodes.returncode == 0 and f"node/{name}-control-plane-1" in nodes.stdout, nodes.stderr
+
+
+def test_a_deployment_rolls_out_scales_restarts_and_goes_with_its_replica_sets(kubectl, cluster, tmp_path):
+    """The Deployment and ReplicaSet controllers as kubectl sees them: apply, rollout status,
+    scale (the scale subresource), rollout restart (a new ReplicaSet, the old one at 0), delete
+    (its ReplicaSets and pods go too). Applied from a manifest: `kubectl create deployment` sends a
+    protobuf body, which the stand-in does not decode (docs/kube-api-standin.md)."""
+    name, _ = cluster
+    ns = ["-n", "default"]
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "web", "image": "busybox"}]},
+                    },
+                },
+            }
+        )
+    )
+    out = kubectl("apply", "-f", str(manifest), *ns)
+    assert "deployment.apps/web created" in out.stdout
+    try:
+        done = kubectl("rollout", "status", "deployment/web", "--timeout=60s", *ns).stdout
+        assert 'deployment "web" successfully rolled out' in done, done
+        sets = json.loads(kubectl("get", "rs", "-l", "app=web", "-o", "json", *ns).stdout)["items"]
+        assert len(sets) == 1 and sets[0]["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+        rs = sets[0]["metadata"]["name"]
+        h = sets[0]["metadata"]["labels"]["pod-template-hash"]
+        assert rs == f"web-{h}", rs
+        pods = json.loads(kubectl("get", "pods", "-l", "app=web", "-o", "json", *ns).stdout)["items"]
+        assert len(pods) == 2 and all(p["metadata"]["name"].startswith(f"{rs}-") for p in pods)
+        assert {p["spec"]["nodeName"] for p in pods} == {f"{name}-workers-1"}, "the control plane is tainted"
+
+        assert "deployment.apps/web scaled" in kubectl("scale", "deployment/web", "--replicas=3", *ns).stdout
+        kubectl("rollout", "status", "deployment/web", "--timeout=60s", *ns)
+        ready = kubectl("get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}", *ns).stdout
+        assert ready == "3", ready
+        table = rows(kubectl("get", "rs", "-l", "app=web", *ns).stdout)
+        assert [c.strip() for c in table[0]] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+
+        kubectl("rollout", "restart", "deployment/web", *ns)
+        kubectl("rollout", "status", "deployment/web", "--timeout=60s", *ns)
+        sets = json.loads(kubectl("get", "rs", "-l", "app=web", "-o", "json", *ns).stdout)["items"]
+        assert sorted(s["spec"]["replicas"] for s in sets) == [0, 3], "the old ReplicaSet is scaled to 0"
+    finally:
+        kubectl("delete", "deployment", "web", *ns)
+    left = lambda: kubectl("get", "rs,pods", "-l", "app=web", "-o", "name", *ns).stdout.strip()  # noqa: E731
+    assert eventually(lambda: left() == "", timeout=15), left()
+
+
+def test_nodes_secrets_and_workloads_take_json_and_strategic_patches(kubectl, cluster):
+    """The objects the stand-in keeps apart (Nodes, the credential Secrets and workloads) take
+    every patch type kubectl sends, as any other object does."""
+    name, _ = cluster
+    node = f"{name}-control-plane-1"
+    kubectl(
+        "patch",
+        "node",
+        node,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/metadata/labels/team","value":"a"}]',
+    )
+    kubectl("label", "node", node, "team=b", "--overwrite")
+    assert kubectl("get", "node", node, "-o", "jsonpath={.metadata.labels.team}").stdout == "b"
+    kubectl("label", "node", node, "team-")
+    labels = json.loads(kubectl("get", "node", node, "-o", "json").stdout)["metadata"]["labels"]
+    assert "team" not in labels and labels["stackspray.io/group"] == "control-plane"
+    for kind, obj in (("secret", "cloud-config"), ("daemonset", "csi-cinder-nodeplugin")):
+        kubectl("annotate", kind, obj, "-n", "kube-system", "stackspray.test/patched=yes")
+        kubectl(
+            "patch", kind, obj, "-n", "kube-system", "--type=json",
+            "-p", '[{"op":"remove","path":"/metadata/annotations/stackspray.test~1patched"}]',
+        )  # fmt: skip
+        got = json.loads(kubectl("get", kind, obj, "-n", "kube-system", "-o", "json").stdout)
+        assert "stackspray.test/patched" not in (got["metadata"].get("annotations") or {}), kind

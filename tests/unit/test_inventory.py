@@ -211,3 +211,48 @@ def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_
         spec.kubernetes.default_storage_class is False
         and "default_storage_class" not in spec.kubernetes.options
     )
+
+
+def _plain(value):
+    """A value as Ansible uses it: `!unsafe` strings are listed as {"__ansible_unsafe": text}."""
+    if isinstance(value, dict):
+        return (
+            value.get("__ansible_unsafe", None)
+            if set(value) == {"__ansible_unsafe"}
+            else {k: _plain(v) for k, v in value.items()}
+        )
+    return value
+
+
+def test_every_node_is_labelled_with_its_group_and_the_users_labels_are_kept(tmp_path):
+    _, files = make(1, 1, gpu=1, tmp=tmp_path)
+    hostvars = _plain(ansible_inventory(tmp_path, files)["_meta"]["hostvars"])
+    assert hostvars["demo-workers-1"]["node_labels"] == {"stackspray.io/group": "workers"}
+    assert hostvars["demo-gpu-1"]["node_labels"] == {"stackspray.io/group": "gpu"}
+    assert hostvars["demo-control-plane-1"]["node_labels"] == {"stackspray.io/group": "control-plane"}
+    spec = parse_spec(
+        {
+            "name": "demo",
+            "cloud": "c",
+            "keypair": {"name": "k"},
+            "node_groups": {
+                "control-plane": {"flavor": "m", "count": 1},
+                "workers": {"flavor": "m", "count": 1},
+            },
+            "kubernetes": {"node_labels": {"site": "iu"}},
+        },
+        env={},
+    )
+    state = ClusterState.from_dict(
+        {
+            "servers": {
+                "demo-workers-1": {"id": "a", "fixed_ip": "10.0.0.5", "group": "workers"},
+                "demo-control-plane-1": {"id": "b", "fixed_ip": "10.0.0.4", "group": "control-plane"},
+            }
+        }
+    )
+    files = inventory.render(
+        spec, state, auth_url="https://k:5000/v3", region="R", credential=CRED, cluster_dir=tmp_path
+    )
+    hostvars = _plain(ansible_inventory(tmp_path, files)["_meta"]["hostvars"])
+    assert hostvars["demo-workers-1"]["node_labels"] == {"site": "iu", "stackspray.io/group": "workers"}

@@ -8,11 +8,12 @@ kubeconfig, exactly as it talks to a real cluster. It implements only the REST c
 makes, each following the Kubernetes API reference (https://kubernetes.io/docs/reference/
 kubernetes-api/) as cited below, and keeps its objects in a JSON file so a restart keeps them.
 
-- Nodes (core/v1 Node): get, list, merge-patch (cordon = `spec.unschedulable`). One Node per
-  inventory host, named like the host. Its `Ready` condition follows the node host: "True" while
-  the host answers on SSH (port 22), "Unknown" (reason NodeStatusUnknown, what the node
-  lifecycle controller sets when the kubelet stops posting status) when it does not, e.g.
-  shelved.
+- Nodes (core/v1 Node): get, list, patch (JSON, merge or strategic merge; cordon =
+  `spec.unschedulable`). One Node per inventory host, named like the host, labelled with the
+  inventory's `node_labels` (as roles/kubernetes/node-label does on every run). Its `Ready`
+  condition follows the node host: "True" while the host answers on SSH (port 22), "Unknown"
+  (reason NodeStatusUnknown, what the node lifecycle controller sets when the kubelet stops
+  posting status) when it does not, e.g. shelved.
 - Pods (core/v1 Pod): create (bound by the scheduler, scheduler.py, when no `spec.nodeName` is
   given), get, list and watch (apimachinery.py: field and label selectors, Tables), delete.
   Each node gets DaemonSet-owned pods (kube-proxy, calico-node, whose DaemonSets exist) and
@@ -23,7 +24,7 @@ kubernetes-api/) as cited below, and keeps its objects in a JSON file so a resta
   several budgets select the pod ("API-initiated eviction" in the Kubernetes docs).
 - PodDisruptionBudgets (policy/v1): create, get, list, delete; `minAvailable` or
   `maxUnavailable` (integer or percentage), `selector.matchLabels`.
-- Secrets (core/v1 Secret): get and merge-patch. `kube-system/external-openstack-cloud-config`
+- Secrets (core/v1 Secret): get and patch (every patch type). `kube-system/external-openstack-cloud-config`
   and `kube-system/cloud-config` (key `cloud.conf`) hold the cloud config the Kubespray stand-in
   passes in, as Kubespray's manifests would; a restart with a different one re-applies it.
 - The credential's three workloads (apps/v1): DaemonSet `openstack-cloud-controller-manager`,
@@ -172,7 +173,9 @@ RESOURCES = {
     ("apps", "v1"): [
         ("daemonsets", "DaemonSet", True, RW),
         ("deployments", "Deployment", True, RW),
+        ("deployments/scale", "Scale", True, ["get", "patch", "update"]),
         ("replicasets", "ReplicaSet", True, RW),
+        ("replicasets/scale", "Scale", True, ["get", "patch", "update"]),
     ],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, RW)],
     ("rbac.authorization.k8s.io", "v1"): [
@@ -230,6 +233,16 @@ def merge_patch(target, patch):
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def keep_server_fields(old: dict, new: dict) -> dict:
+    """A patched object's metadata: what the client may change, with the fields the API server
+    owns (name, namespace, uid, creationTimestamp, generation, resourceVersion) kept as they were."""
+    out = dict(new)
+    for k in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+        if k in old:
+            out[k] = old[k]
+    return out
 
 
 class ApiError(Exception):
@@ -358,6 +371,10 @@ class Store:
                     for key in [k for k, p in self.pods.items() if p["spec"].get("nodeName") == name]:
                         del self.pods[key]
             for name, n in wanted.items():
+                if name in self.nodes and n.get("labels"):
+                    # roles/kubernetes/node-label: `kubectl label --overwrite` of the inventory's
+                    # node_labels on every run.
+                    self.nodes[name]["metadata"].setdefault("labels", {}).update(n["labels"])
                 if name not in self.nodes:
                     self.nodes[name] = self.new_node(n)
                     for ds in DAEMONSETS:
@@ -435,10 +452,11 @@ class Store:
         view.pop("pods", None)
         return view
 
-    def patch_workload(self, w: dict, patch: dict) -> None:
+    def patch_workload(self, w: dict, merged: dict) -> None:
+        """Store a patched workload (`merged`: its metadata and spec with the patch applied)."""
         before = json.dumps(w["spec"].get("template"), sort_keys=True)
-        merged = merge_patch({k: w[k] for k in ("metadata", "spec")}, patch)
-        w["metadata"], w["spec"] = merged["metadata"], merged["spec"]
+        w["metadata"] = keep_server_fields(w["metadata"], merged.get("metadata") or {})
+        w["spec"] = merged.get("spec") or {}
         if json.dumps(w["spec"].get("template"), sort_keys=True) != before:
             # A new template is a new generation, rolled out from now.
             w["metadata"]["generation"] += 1
@@ -451,7 +469,7 @@ class Store:
         self.save()
 
     def new_node(self, n: dict) -> dict:
-        labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux"}
+        labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux", **(n.get("labels") or {})}
         spec: dict = {}
         if n.get("control_plane"):
             labels[CONTROL_PLANE_LABEL] = ""
@@ -1365,6 +1383,9 @@ class Handler(BaseHTTPRequestHandler):
                         # A subresource of another group names it (kubectl drain looks for
                         # pods/eviction in policy/v1 before it evicts rather than deletes).
                         **({"group": "policy", "version": "v1"} if plural == "pods/eviction" else {}),
+                        # The scale subresource is autoscaling/v1 Scale (what `kubectl scale` and
+                        # its scale-kind resolver read).
+                        **({"group": "autoscaling", "version": "v1"} if plural.endswith("/scale") else {}),
                         **({"categories": CATEGORIES[plural]} if plural in CATEGORIES else {}),
                     }
                     for plural, kind, namespaced, verbs in RESOURCES[(group, version)]
@@ -1380,6 +1401,8 @@ class Handler(BaseHTTPRequestHandler):
         ns = ""
         if rest[:1] == ["namespaces"] and len(rest) >= 3:
             ns, rest = rest[1], rest[2:]
+        if len(rest) == 3 and rest[2] == "scale" and resource_info(group, version, f"{rest[0]}/scale"):
+            return self.scale(method, gv, rest[0], ns, rest[1], q)
         if not rest or len(rest) > 2 or resource_info(group, version, rest[0]) is None:
             raise ApiError(404, "NotFound", f"the stand-in does not serve {method} {gv}/{'/'.join(rest)}")
         plural = rest[0]
@@ -1468,15 +1491,69 @@ class Handler(BaseHTTPRequestHandler):
             return 200, view
         raise ApiError(405, "MethodNotAllowed", f"{method} on {what}")
 
+    def scale(self, method: str, gv: str, plural: str, ns: str, name: str, q: dict) -> tuple[int, dict]:
+        """The scale subresource (autoscaling/v1 Scale): GET, PATCH (what `kubectl scale` sends)
+        and PUT change the owner's spec.replicas (pkg/registry/apps/deployment/storage ScaleREST)."""
+        s = self.store
+        key = (gv, plural, ns, name)
+        obj = s.objects.get(key)
+        what = f"{plural}.apps"
+        if obj is None:
+            raise ApiError(404, "NotFound", f'{what} "{name}" not found', {"name": name, "kind": plural})
+
+        def view(o: dict) -> dict:
+            meta = o["metadata"]
+            current = s.object_view(gv, plural, o).get("status", {}).get("replicas", 0)
+            labels = ((o.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            return {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: meta[k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                    if k in meta
+                },
+                "spec": {"replicas": (o.get("spec") or {}).get("replicas", 1)},
+                "status": {
+                    "replicas": current,
+                    "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+                },
+            }
+
+        if method == "GET":
+            return 200, view(obj)
+        if method in ("PATCH", "PUT"):
+            body = self.patched(view(obj)) if method == "PATCH" else self.body()
+            self.admit("autoscaling", "v1", "Scale", body, q)
+            sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if method == "PUT" and sent_rv and sent_rv != obj["metadata"]["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {what} "{name}": the object has been modified',
+                )
+            replicas = (body.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    (
+                        f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                        f"{replicas!r}: must be greater than or equal to 0"
+                    ),
+                )
+            new = copy.deepcopy(obj)
+            new.setdefault("spec", {})["replicas"] = replicas
+            return 200, view(s.put_object(key, new, obj))
+        raise ApiError(405, "MethodNotAllowed", f"{method} on {plural}/scale")
+
     @property
     def content_type(self) -> str:
         return (self.headers.get("Content-Type") or "").split(";")[0].strip()
 
     def merge_body(self) -> dict:
-        """The body of a merge, strategic merge or server-side apply patch (415 for other types).
-        `patched` applies a strategic one by the schema's merge keys; the stand-in's separate
-        stores (Nodes, credential Secrets and workloads) apply every kind as a JSON merge patch,
-        and server-side apply does not track field ownership."""
+        """The body of a merge, strategic merge or server-side apply patch (415 for other types);
+        `patched` applies it (server-side apply does not track field ownership)."""
         if self.content_type not in (MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH):
             raise ApiError(
                 415, "UnsupportedMediaType", f"the stand-in takes merge patches here, not {self.content_type}"
@@ -1501,9 +1578,14 @@ class Handler(BaseHTTPRequestHandler):
         if sec is None:
             raise ApiError(404, "NotFound", f'secrets "{name}" not found', {"name": name, "kind": "secrets"})
         if method == "PATCH":
-            patch = self.merge_body()
-            merged = merge_patch(sec, {k: v for k, v in patch.items() if k in ("metadata", "data")})
-            self.admit("", "v1", "Secret", merge_patch(sec, patch), q)
+            patched = self.patched(sec, ("", "v1", "Secret"))
+            self.admit("", "v1", "Secret", patched, q)
+            data = dict(patched.get("data") or {})
+            for k, v in (patched.get("stringData") or {}).items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+            merged = dict(
+                sec, metadata=keep_server_fields(sec["metadata"], patched.get("metadata") or {}), data=data
+            )
             s.secrets[(ns, name)] = merged
             s.touch(merged)
             s.save()
@@ -1522,10 +1604,11 @@ class Handler(BaseHTTPRequestHandler):
                 404, "NotFound", f'{plural}.apps "{name}" not found', {"name": name, "kind": plural}
             )
         if method == "PATCH":
-            patch = self.merge_body()
-            candidate = merge_patch({k: w[k] for k in ("apiVersion", "kind", "metadata", "spec")}, patch)
+            candidate = self.patched(
+                {k: w[k] for k in ("apiVersion", "kind", "metadata", "spec")}, ("apps", "v1", w["kind"])
+            )
             self.admit("apps", "v1", w["kind"], candidate, q)
-            s.patch_workload(w, patch)
+            s.patch_workload(w, candidate)
         elif method != "GET":
             raise ApiError(405, "MethodNotAllowed", f"{method} on {plural}")
         return 200, s.workload_view(w)
@@ -1547,12 +1630,12 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET":
             return 200, s.node_view(s.nodes[name])
         if method == "PATCH":
-            ctype = (self.headers.get("Content-Type") or "").split(";")[0]
-            if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-                raise ApiError(415, "UnsupportedMediaType", f"the stand-in takes merge patches, not {ctype}")
-            patch = self.body()
-            self.admit("", "v1", "Node", merge_patch(s.nodes[name], patch), q)
-            node = merge_patch(s.nodes[name], {k: v for k, v in patch.items() if k in ("metadata", "spec")})
+            old = s.nodes[name]
+            patched = self.patched(old, ("", "v1", "Node"))
+            self.admit("", "v1", "Node", patched, q)
+            # metadata and spec are the client's; status is the kubelet's and the controllers'.
+            meta = keep_server_fields(old["metadata"], patched.get("metadata") or {})
+            node = dict(old, metadata=meta, spec=patched.get("spec") or {})
             s.nodes[name] = node
             s.touch(node)
             s.save()

@@ -116,7 +116,9 @@ def render(
     for name, srv in sorted(servers.items()):
         h = {"ip": srv.fixed_ip, "access_ip": srv.fixed_ip, "ansible_user": spec.ssh_user}
         if srv.group:
-            h["node_labels"] = unsafe({**user_labels, names.GROUP_LABEL: srv.group})
+            # Plain strings (not !unsafe): the spec checked the user's labels against Kubernetes'
+            # label syntax, which has no room for a template; hosts.yml stays plain YAML.
+            h["node_labels"] = {**user_labels, names.GROUP_LABEL: srv.group}
         if name == first_cp and fip:
             h["ansible_host"] = fip
         else:

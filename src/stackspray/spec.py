@@ -487,6 +487,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("kubernetes.default_storage_class", f"must be true or false, got {_show(default_class)}")
         default_class = True
     options = {k: v for k, v in k8s.items() if k not in ("pod_cidr", "service_cidr", "default_storage_class")}
+    _node_labels(c, options.get("node_labels"))
     for key in options:
         where = f"kubernetes.{key}"
         if not isinstance(key, str) or not ANSIBLE_VAR_RE.fullmatch(key):
@@ -586,6 +587,35 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
                 f"(use {cp.count - 1} or {cp.count + 1})",
             )
     return tuple(groups)
+
+
+# Kubernetes label syntax (k8s.io/apimachinery/pkg/util/validation: IsQualifiedName, IsValidLabelValue).
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}")
+_LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
+
+
+def _node_labels(c: _Checker, raw: Any) -> None:
+    """kubernetes.node_labels (Kubespray's, on every node): Kubernetes labels, or a clear error."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        c.add("kubernetes.node_labels", "must be a mapping of label to value, e.g. {site: iu}")
+        return
+    for k, v in raw.items():
+        where = f"kubernetes.node_labels.{_show(k)}"
+        if not isinstance(k, str) or not _LABEL_KEY.fullmatch(k) or len(k.rsplit("/", 1)[0]) > 253:
+            c.add(
+                where,
+                "is not a Kubernetes label name (letters, digits, '-', '_', '.', an optional DNS prefix/)",
+            )
+        elif k == names.GROUP_LABEL:
+            c.add(where, "is set by stackspray itself (each node's group): remove it")
+        elif not isinstance(v, str) or not _LABEL_VALUE.fullmatch(v):
+            c.add(
+                where,
+                f"{_show(v)} is not a Kubernetes label value (at most 63 letters, digits, '-', '_', '.')",
+            )
 
 
 def _autoscale(c: _Checker, raw: Any, where: str, group: str, count: int) -> AutoscaleSpec | None:

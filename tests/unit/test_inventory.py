@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stackspray import inventory
 from stackspray.cluster_state import ClusterState
@@ -256,3 +257,6 @@ def test_every_node_is_labelled_with_its_group_and_the_users_labels_are_kept(tmp
     )
     hostvars = _plain(ansible_inventory(tmp_path, files)["_meta"]["hostvars"])
     assert hostvars["demo-workers-1"]["node_labels"] == {"site": "iu", "stackspray.io/group": "workers"}
+    # hosts.yml stays plain YAML: `invoke verify` and testinfra read it with a plain YAML parser.
+    plain = yaml.safe_load((tmp_path / "hosts.yml").read_text())
+    assert plain["all"]["hosts"]["demo-workers-1"]["node_labels"]["site"] == "iu"

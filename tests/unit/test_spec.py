@@ -182,6 +182,24 @@ BAD = [
         None,
     ),
     (
+        "node label with a template",
+        spec_with(kubernetes={"node_labels": {"site": "{{ lookup('env','HOME') }}"}}),
+        "kubernetes.node_labels.'site': ",
+        "is not a Kubernetes label value",
+    ),
+    (
+        "node label stackspray sets",
+        spec_with(kubernetes={"node_labels": {"stackspray.io/group": "x"}}),
+        "kubernetes.node_labels.'stackspray.io/group': is set by stackspray itself",
+        None,
+    ),
+    (
+        "node label name",
+        spec_with(kubernetes={"node_labels": {"bad key!": "x"}}),
+        "is not a Kubernetes label name",
+        None,
+    ),
+    (
         "autoscale unknown key",
         spec_with(node_groups__workers__autoscale={"maximum": 2}),
         "node_groups.workers.autoscale.maximum: unknown key",

@@ -103,13 +103,27 @@ def _paths(job: Job) -> tuple[Path, Path]:
     return cdir.logs / f"scheduled-{job.id}.log", cdir.path / ".schedule.lock"
 
 
+def _env_prefix() -> str:
+    """`K=V ` for the carried environment (paths, never a secret), or nothing."""
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
+    return env + " " if env else ""
+
+
+def _invocation(args: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(a) for a in (_invoke(), *args))
+
+
+def _script(cluster: str, job_id: str) -> Path:
+    """Where a crontab line too long for cron keeps its command."""
+    return ClusterDir(cluster).path / "jobs" / f"{job_id}.sh"
+
+
 def command_line(job: Job) -> str:
     """The shell command the timer or crontab runs. The cluster's folder and the log are named
     once (D, L), so the line stays short: Debian's cron refuses lines of 1000 characters."""
     log, lock = _paths(job)
-    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
-    run = " ".join(shlex.quote(a) for a in (_invoke(), *job.args))
-    prefix = env + " " if env else ""
+    run = _invocation(job.args)
+    prefix = _env_prefix()
     failed = shlex.quote(f"stackspray: invoke {shlex.join(job.args)} failed with exit")
     timed_out = shlex.quote(
         f"stackspray: waited {LOCK_WAIT}s for the cluster's schedule lock "
@@ -136,7 +150,7 @@ def _cron_line(cluster: str, job_id: str, when: str, command: str) -> str:
     line = f"{when} {command.replace('%', chr(92) + '%')} {mark}"  # crontab(5): a bare % ends it
     if len(line) <= CRON_LINE_MAX:
         return line
-    script = ClusterDir(cluster).path / "jobs" / f"{job_id}.sh"
+    script = _script(cluster, job_id)
     atomic_write(script, f"#!/bin/sh\n# stackspray scheduled job {cluster}:{job_id}\n{command}\n", 0o700)
     return f"{when} /bin/sh {shlex.quote(str(script)).replace('%', chr(92) + '%')} {mark}"
 
@@ -229,6 +243,24 @@ def _crontab_lock():
         yield
 
 
+def _put_cron_line(cluster: str, job_id: str, when: str, command: str) -> None:
+    """Install (or replace) the cluster's crontab line for job_id; other lines stay as they are."""
+    with _crontab_lock():
+        lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (cluster, job_id)]
+        lines.append(_cron_line(cluster, job_id, when, command))
+        _write_crontab(lines)
+
+
+def _our_unit(cluster: str, job_id: str) -> Path | None:
+    """The job's systemd .service file when it exists and carries our exact mark."""
+    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
+    if unit.exists() and any(
+        names.parse_schedule_mark(ln) == (cluster, job_id) for ln in unit.read_text().splitlines()
+    ):
+        return unit
+    return None
+
+
 def _write_crontab(lines: list[str]) -> None:
     out = subprocess.run(["crontab", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
     if out.returncode != 0:
@@ -247,10 +279,7 @@ def install(job: Job) -> dict:
         _systemctl("enable", "--now", f"{unit_name(job)}.timer")
         where = str(d / f"{unit_name(job)}.timer")
     else:
-        with _crontab_lock():
-            lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (job.cluster, job.id)]
-            lines.append(_cron_line(job.cluster, job.id, job.when.cron(), command_line(job)))
-            _write_crontab(lines)
+        _put_cron_line(job.cluster, job.id, job.when.cron(), command_line(job))
         where = "crontab"
     return {"backend": which, "id": job.id, "when": job.when.on_calendar(), "where": where}
 
@@ -303,11 +332,9 @@ def service_command_line(cluster: str, job_id: str, args: tuple[str, ...]) -> st
     holds it would keep every scheduled job of the cluster waiting; the command serializes
     itself with its own lock)."""
     log = ClusterDir(cluster).logs / f"{job_id}.log"
-    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in CARRIED_ENV if os.environ.get(k))
-    run = " ".join(shlex.quote(a) for a in (_invoke(), *args))
     return (
         f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
-        f"{env + ' ' if env else ''}exec {run} >> {shlex.quote(str(log))} 2>&1"
+        f"{_env_prefix()}exec {_invocation(args)} >> {shlex.quote(str(log))} 2>&1"
     )
 
 
@@ -342,19 +369,15 @@ def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tupl
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", f"{name}.service")
         return {"backend": which, "id": job_id, "where": str(d / f"{name}.service")}
-    with _crontab_lock():
-        lines = [ln for ln in _crontab_lines() if names.parse_schedule_mark(ln) != (cluster, job_id)]
-        lines.append(_cron_line(cluster, job_id, "* * * * *", service_command_line(cluster, job_id, once)))
-        _write_crontab(lines)
+    _put_cron_line(cluster, job_id, "* * * * *", service_command_line(cluster, job_id, once))
     return {"backend": which, "id": job_id, "where": "crontab"}
 
 
 def service_installed(cluster: str, job_id: str) -> str | None:
     """Where the service is installed (systemd | cron), or None; ours by the exact mark."""
-    mark = (cluster, job_id)
-    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
-    if unit.exists() and any(names.parse_schedule_mark(ln) == mark for ln in unit.read_text().splitlines()):
+    if _our_unit(cluster, job_id):
         return "systemd"
+    mark = (cluster, job_id)
     if shutil.which("crontab") and any(names.parse_schedule_mark(ln) == mark for ln in _crontab_lines()):
         return "cron"
     return None
@@ -363,10 +386,8 @@ def service_installed(cluster: str, job_id: str) -> str | None:
 def remove_service(cluster: str, job_id: str) -> list[str]:
     """Stop and remove the service (either backend); returns where it was removed from."""
     removed = []
-    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
-    if unit.exists() and any(
-        names.parse_schedule_mark(ln) == (cluster, job_id) for ln in unit.read_text().splitlines()
-    ):
+    unit = _our_unit(cluster, job_id)
+    if unit:
         if shutil.which("systemctl"):
             subprocess.run(["systemctl", "--user", "disable", "--now", unit.name], capture_output=True)
         unit.unlink()
@@ -380,7 +401,7 @@ def remove_service(cluster: str, job_id: str) -> list[str]:
             if keep != lines:
                 _write_crontab(keep)
                 removed.append("cron")
-        (ClusterDir(cluster).path / "jobs" / f"{job_id}.sh").unlink(missing_ok=True)
+        _script(cluster, job_id).unlink(missing_ok=True)
     return removed
 
 
@@ -407,5 +428,5 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
                 ]
             )
         for i in ids:
-            (ClusterDir(cluster).path / "jobs" / f"{i}.sh").unlink(missing_ok=True)
+            _script(cluster, i).unlink(missing_ok=True)
     return ids

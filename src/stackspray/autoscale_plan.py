@@ -25,12 +25,13 @@ time. Control-plane nodes never; nothing is shelved in a round that wakes a work
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import asdict, dataclass, field
 
+from . import cost
 from .kube import tolerates
+from .names import highest_first, natural_key
 
-SHELVED = ("SHELVED_OFFLOADED", "SHELVED")
+SHELVED = cost.SHELVED
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 SAFE_LOCAL_VOLUMES = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes"
 SCALE_DOWN_DISABLED = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
@@ -251,10 +252,6 @@ def admits(node: Node, pod: Pod) -> str | None:
     return None
 
 
-def _natural(name: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def _size(r: Resources) -> tuple:
     return (r.gpu, r.cpu, r.memory)
 
@@ -357,7 +354,7 @@ def plan_autoscale(
         del mem.in_progress[name]
 
     # 1. Finish what an interrupted round started.
-    for name, n in sorted(scaled.items(), key=lambda kv: _natural(kv[0])):
+    for name, n in sorted(scaled.items(), key=lambda kv: natural_key(kv[0])):
         doing = mem.in_progress.get(name)
         if doing == "shelve" and n.status == "ACTIVE":
             decisions[name] = Decision("shelve", name, n.group, "an interrupted shelve: finishing")
@@ -391,7 +388,7 @@ def plan_autoscale(
     for g, gs in sorted(settings.groups.items()):
         spare = [
             n
-            for n in sorted(scaled.values(), key=lambda n: _natural(n.name))
+            for n in sorted(scaled.values(), key=lambda n: natural_key(n.name))
             if n.group == g and n.shelved and n.name not in decisions and not n.task_state
         ]
         if mem.backoff.get(g, {}).get("until", 0) > now:
@@ -406,7 +403,7 @@ def plan_autoscale(
         n for n in scaled.values() if n.status != "ACTIVE" and n.task_state == "unshelving"
     ]
     up = sorted(
-        [n for n in nodes if n.usable or n in coming], key=lambda n: (n not in coming, _natural(n.name))
+        [n for n in nodes if n.usable or n in coming], key=lambda n: (n not in coming, natural_key(n.name))
     )
     free = {n.name: n.allocatable - _requested(pods, n.name) for n in nodes}
     waiting = []
@@ -434,7 +431,7 @@ def plan_autoscale(
                 continue
             spare = [
                 n
-                for n in sorted(scaled.values(), key=lambda n: _natural(n.name))
+                for n in sorted(scaled.values(), key=lambda n: natural_key(n.name))
                 if n.group == g
                 and n.shelved
                 and n.name not in decisions
@@ -501,7 +498,7 @@ def plan_autoscale(
     # 3. Scale down.
     allowance: dict[str, int] = {}
     for g, gs in sorted(settings.groups.items()):
-        members = sorted((n for n in scaled.values() if n.group == g), key=lambda n: _natural(n.name))
+        members = sorted((n for n in scaled.values() if n.group == g), key=lambda n: natural_key(n.name))
         count = sum(1 for n in members if not n.shelved)
         empty, busy = [], []
         for n in members:
@@ -529,7 +526,7 @@ def plan_autoscale(
             (busy if moving else empty).append(n)
         allowed = count - gs.min
         chosen: list[Node] = []
-        for n in sorted(empty, key=lambda n: [-x if isinstance(x, int) else x for x in _natural(n.name)]):
+        for n in sorted(empty, key=lambda n: highest_first(n.name)):
             if len(chosen) < allowed:
                 chosen.append(n)
         if not chosen and busy and allowed > 0:
@@ -538,7 +535,7 @@ def plan_autoscale(
                 busy,
                 key=lambda n: (
                     utilization(n, pods),
-                    [-x if isinstance(x, int) else x for x in _natural(n.name)],
+                    highest_first(n.name),
                 ),
             ):
                 stay = [m for m in nodes if m.usable and m.name != n.name]
@@ -576,13 +573,13 @@ def plan_autoscale(
                 )
                 decisions[n.name] = Decision("noop", n.name, g, f"unneeded, kept: {why}")
 
-    for n in sorted(nodes, key=lambda n: _natural(n.name)):
+    for n in sorted(nodes, key=lambda n: natural_key(n.name)):
         if n.name not in decisions:
             reason = (
                 "control plane: never shelved" if n.control_plane else f"group {n.group} is not autoscaled"
             )
             decisions[n.name] = Decision("noop", n.name, n.group, reason)
-    ordered = sorted(decisions.values(), key=lambda d: _natural(d.node or ""))
+    ordered = sorted(decisions.values(), key=lambda d: natural_key(d.node or ""))
     return Plan(ordered, mem, [{"pod": k, "reason": v} for k, v in sorted(report.items())])
 
 
@@ -633,7 +630,7 @@ def _why_not(
     reasons = []
     for g in sorted(groups):
         gs = settings.groups[g]
-        sample = next(n for n in sorted(scaled.values(), key=lambda n: _natural(n.name)) if n.group == g)
+        sample = next(n for n in sorted(scaled.values(), key=lambda n: natural_key(n.name)) if n.group == g)
         if not p.requests.fits_in(sample.allocatable):
             reasons.append(f"{g}: needs {p.requests.show()}; a worker of {g} has {sample.allocatable.show()}")
         elif (why := admits(sample, p)) is not None:

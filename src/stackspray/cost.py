@@ -19,6 +19,9 @@ STATE_FACTOR = {
 }
 
 
+SHELVED = ("SHELVED_OFFLOADED", "SHELVED")  # Nova's shelved statuses: 0 SU
+
+
 def su_per_hour(flavor: str | None, vcpus: int, status: str) -> float:
     """SU/hour of one instance: vCPUs x family multiplier x state factor (unknown family: x1)."""
     family = (flavor or "").split(".", 1)[0]

@@ -63,6 +63,17 @@ def server_index(cluster: str, group: str, name: str) -> int | None:
     return int(m[1]) if m else None
 
 
+def natural_key(name: str) -> list:
+    """Sort key for server names by their numbers as numbers: workers-2 before workers-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def highest_first(name: str) -> list:
+    """Sort key putting the highest-numbered server first (shelved first, so the lowest-numbered
+    workers stay up)."""
+    return [-x if isinstance(x, int) else x for x in natural_key(name)]
+
+
 def port(server_name: str) -> str:
     return f"{server_name}-port"
 

@@ -15,7 +15,6 @@ cordon stackspray made; an operator's own cordon stays).
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +28,13 @@ from .cluster_state import ScaleRun
 from .connection import connect
 from .errors import Conflict, StackSprayError
 from .kube import Kube
+from .names import highest_first, natural_key
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .spec import CONTROL_PLANE
 from .state import ClusterDir
 
-SHELVED = ("SHELVED_OFFLOADED", "SHELVED")
+SHELVED = cost.SHELVED
 
 
 class ScaleError(StackSprayError):
@@ -73,14 +73,10 @@ class Step:
     seconds: float = 0.0
 
 
-def _natural(name: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def _shelve_order(n: NodeView) -> tuple:
     # Finish what an interrupted run started, then the nodes with the least to move; among
     # equals the highest-numbered first, so the lowest-numbered workers stay up.
-    return (not n.ours, n.workloads, [-x if isinstance(x, int) else x for x in _natural(n.name)])
+    return (not n.ours, n.workloads, highest_first(n.name))
 
 
 def _parse_count(value, flag: str) -> int | str | None:
@@ -125,11 +121,11 @@ def plan_scale(nodes: list[NodeView], req: Request) -> list[Step]:
     by_name = {n.name: n for n in nodes}
     workers = [n for n in nodes if not n.control_plane]
     active = [n for n in workers if n.status == "ACTIVE"]
-    shelved = sorted((n for n in workers if n.status in SHELVED), key=lambda n: _natural(n.name))
+    shelved = sorted((n for n in workers if n.status in SHELVED), key=lambda n: natural_key(n.name))
 
     for name in req.nodes:
         if name not in by_name:
-            known = ", ".join(sorted((n.name for n in workers), key=_natural)) or "none"
+            known = ", ".join(sorted((n.name for n in workers), key=natural_key)) or "none"
             raise ScaleError(f"--nodes: {name!r} is not a node of this cluster (workers: {known})")
         if by_name[name].control_plane:
             raise ScaleError(
@@ -171,7 +167,7 @@ def plan_scale(nodes: list[NodeView], req: Request) -> list[Step]:
         to_unshelve += [n for n in active if n.ours and n not in to_shelve]
 
     steps = []
-    for n in sorted(nodes, key=lambda n: (not n.control_plane, _natural(n.name))):
+    for n in sorted(nodes, key=lambda n: (not n.control_plane, natural_key(n.name))):
         if n.control_plane:
             steps.append(Step(n.name, "noop", "control plane: never shelved"))
         elif n in to_shelve:

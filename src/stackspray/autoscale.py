@@ -44,12 +44,12 @@ from .autoscale_plan import (
     clear_backoff,
     plan_autoscale,
 )
-from .cloudops import read
+from .cloudops import flavors_by_name
 from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
 from .connection import connect
 from .errors import LockedError, StackSprayError
 from .files import atomic_write
-from .kube import SCALE_ANNOTATION, Kube
+from .kube import SCALE_ANNOTATION, Kube, node_is_ready
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .scale import make_request, scale_cluster
@@ -338,7 +338,7 @@ def observe_cluster(conn, kube: Kube, cluster: str) -> tuple[list[Node], list[Po
     servers = owned_servers(conn, cluster)
     if not servers:
         raise AutoscaleError(f"cluster {cluster!r} has no servers in the cloud")
-    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    flavors = flavors_by_name(conn)
     knodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
     pods = [pod_from_json(p) for p in kube.list_json("pods")]
     budgets = [budget_from_json(b) for b in kube.list_json("poddisruptionbudgets")]
@@ -359,10 +359,7 @@ def observe_cluster(conn, kube: Kube, cluster: str) -> tuple[list[Node], list[Po
                 name=s.name,
                 group=group,
                 status=s.status,
-                ready=any(
-                    c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in kstatus.get("conditions") or []
-                ),
+                ready=node_is_ready(k),
                 unschedulable=bool(kspec.get("unschedulable")),
                 ours=SCALE_ANNOTATION in (meta.get("annotations") or {}),
                 labels=meta.get("labels") or {},

@@ -95,6 +95,11 @@ def read(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     )
 
 
+def flavors_by_name(conn) -> dict:
+    """Every flavor the project may use (private ones included), by name."""
+    return {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+
+
 def ensure(
     find: Callable[[], T | None], create: Callable[[], T], what: str, attempts: int = ATTEMPTS
 ) -> tuple[T, bool]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import apply, cost, kubespray, names, quota, rotation, schedule, share
 from .apply import Applier, server_record
-from .cloudops import read
+from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .connection import connect
 from .credentials import check_operator_credential, prepare_cluster_credential
@@ -331,7 +331,7 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
     if not cloud:
         raise ClusterNotFound(f"no state for cluster {name!r} in {cdir.path} and no --cloud/OS_CLOUD given")
     conn = connect(cloud)
-    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    flavors = flavors_by_name(conn)
     nodes = []
     fips = floating_by_fixed(conn, name)
     for s in owned_servers(conn, name):

@@ -248,6 +248,14 @@ def _node_info(n) -> NodeInfo:
     )
 
 
+def node_is_ready(node: dict) -> bool:
+    """A Node (as the API's JSON) whose Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
 def _api_message(exc: ApiException) -> str:
     """The Status message (and a DisruptionBudget cause) of an API error, else its reason."""
     try:
@@ -365,11 +373,7 @@ class KubeWorkloads:
         template = (ds.get("spec") or {}).get("template", {}).get("spec") or {}
         out = []
         for node in json.loads(nodes.data).get("items", []):
-            ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (node.get("status") or {}).get("conditions") or []
-            )
-            gone = not ready or node["metadata"]["name"] in down
+            gone = not node_is_ready(node) or node["metadata"]["name"] in down
             if gone and daemon_pod_fits(template, node):
                 out.append(node["metadata"]["name"])
         return sorted(out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from . import names
-from .cloudops import read
+from .cloudops import flavors_by_name, read
 from .errors import Conflict, NotFound
 from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
 from .plan import DESTROY_ORDER, Observed, Res
@@ -246,10 +246,7 @@ def owned_servers(conn, name: str) -> list:
 
 def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
     """What the cloud offers that the spec may name (for `spec.check_against_cloud`)."""
-    flavors = {
-        f.name: {"vcpus": f.vcpus, "ram": f.ram}
-        for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")
-    }
+    flavors = {name: {"vcpus": f.vcpus, "ram": f.ram} for name, f in flavors_by_name(conn).items()}
     images = {i.name for i in read(lambda: list(conn.image.images()), "list images")}
     networks = read(lambda: list(conn.network.networks()), "list networks")
     kps = {k.name for k in read(lambda: list(conn.compute.keypairs()), "list keypairs")}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import cost
 from . import schedule as sched
-from .cloudops import PARALLEL, SERVER_TIMEOUT, read, retry_or_raise, typed, wait_until
+from .cloudops import PARALLEL, SERVER_TIMEOUT, flavors_by_name, read, retry_or_raise, typed, wait_until
 from .cluster_state import ScaleRun
 from .connection import connect
 from .errors import Conflict, StackSprayError
@@ -240,7 +240,7 @@ def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], d
     servers = _servers(conn, name)
     if not servers:
         raise ScaleError(f"cluster {name!r} has no servers in the cloud: nothing to scale")
-    flavors = {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+    flavors = flavors_by_name(conn)
     knodes = kube.nodes() if kube else {}
     active = [s.name for s in servers.values() if s.status == "ACTIVE" and s.name in knodes]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:

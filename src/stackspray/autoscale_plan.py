@@ -384,16 +384,28 @@ def plan_autoscale(
     for d in decisions.values():
         if d.action == "unshelve" and scaled[d.node].shelved:
             active[d.group] += 1
-    # Below min (a raised min, e.g. by a scheduled `autoscale.enable --min`): wake the difference.
-    for g, gs in sorted(settings.groups.items()):
-        spare = [
+    wake: dict[str, list[str]] = {}  # group -> nodes woken for pending pods
+
+    def spare(g: str) -> list[Node]:
+        """The group's shelved workers nothing has claimed yet, lowest-numbered first."""
+        return [
             n
             for n in sorted(scaled.values(), key=lambda n: natural_key(n.name))
-            if n.group == g and n.shelved and n.name not in decisions and not n.task_state
+            if n.group == g
+            and n.shelved
+            and n.name not in decisions
+            and not n.task_state
+            and n.name not in wake.get(g, [])
         ]
-        if mem.backoff.get(g, {}).get("until", 0) > now:
+
+    def backed_off(g: str) -> bool:
+        return mem.backoff.get(g, {}).get("until", 0) > now
+
+    # Below min (a raised min, e.g. by a scheduled `autoscale.enable --min`): wake the difference.
+    for g, gs in sorted(settings.groups.items()):
+        if backed_off(g):
             continue
-        for n in spare[: max(0, gs.min - active[g])]:
+        for n in spare(g)[: max(0, gs.min - active[g])]:
             decisions[n.name] = Decision("unshelve", n.name, g, f"group {g} is below its min {gs.min}")
             mem.in_progress[n.name] = "unshelve"
             mem.last_scale_up[g] = now
@@ -421,28 +433,19 @@ def plan_autoscale(
     def age(p: Pod) -> float:
         return now - (p.pending_since if p.pending_since is not None else now)
 
-    wake: dict[str, list[str]] = {}  # group -> nodes
     placed: dict[str, list[str]] = {}  # group -> pods
     left = list(waiting)
     while left:
         options = []
         for g, gs in sorted(settings.groups.items()):
-            if mem.backoff.get(g, {}).get("until", 0) > now:
+            if backed_off(g):
                 continue
-            spare = [
-                n
-                for n in sorted(scaled.values(), key=lambda n: natural_key(n.name))
-                if n.group == g
-                and n.shelved
-                and n.name not in decisions
-                and not n.task_state
-                and n.name not in wake.get(g, [])
-            ]
-            room = min(len(spare), gs.max - active[g])
+            free_workers = spare(g)
+            room = min(len(free_workers), gs.max - active[g])
             if room <= 0:
                 continue
             ready_pods = [p for p in left if age(p) >= gs.pending_for]
-            fresh = [n for n in spare[:room]]
+            fresh = free_workers[:room]
             opened: list[Node] = []
             gfree: dict[str, Resources] = {}
             took = []

@@ -188,14 +188,9 @@ def test_spec_values_reach_ansible_as_data_never_as_templates(tmp_path):
     assert "-i '/keys/my key'" in args and f"UserKnownHostsFile='{tmp_path}/c d/known_hosts'" in args
 
 
-def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_path):
-    _, files = make(1, 1, tmp=tmp_path)
-    hostvars = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
-    assert hostvars["storage_classes"] == [
-        {"name": "cinder-csi", "is_default": True, "parameters": {"availability": "nova"}}
-    ]
-    assert hostvars["expand_persistent_volumes"] is True
-    spec = parse_spec(
+def small_spec(kubernetes: dict):
+    """A 1 + 1 spec with these `kubernetes:` settings."""
+    return parse_spec(
         {
             "name": "demo",
             "cloud": "c",
@@ -204,10 +199,20 @@ def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_
                 "control-plane": {"flavor": "m", "count": 1},
                 "workers": {"flavor": "m", "count": 1},
             },
-            "kubernetes": {"default_storage_class": False},
+            "kubernetes": kubernetes,
         },
         env={},
     )
+
+
+def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_path):
+    _, files = make(1, 1, tmp=tmp_path)
+    hostvars = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
+    assert hostvars["storage_classes"] == [
+        {"name": "cinder-csi", "is_default": True, "parameters": {"availability": "nova"}}
+    ]
+    assert hostvars["expand_persistent_volumes"] is True
+    spec = small_spec({"default_storage_class": False})
     assert (
         spec.kubernetes.default_storage_class is False
         and "default_storage_class" not in spec.kubernetes.options
@@ -231,19 +236,7 @@ def test_every_node_is_labelled_with_its_group_and_the_users_labels_are_kept(tmp
     assert hostvars["demo-workers-1"]["node_labels"] == {"stackspray.io/group": "workers"}
     assert hostvars["demo-gpu-1"]["node_labels"] == {"stackspray.io/group": "gpu"}
     assert hostvars["demo-control-plane-1"]["node_labels"] == {"stackspray.io/group": "control-plane"}
-    spec = parse_spec(
-        {
-            "name": "demo",
-            "cloud": "c",
-            "keypair": {"name": "k"},
-            "node_groups": {
-                "control-plane": {"flavor": "m", "count": 1},
-                "workers": {"flavor": "m", "count": 1},
-            },
-            "kubernetes": {"node_labels": {"site": "iu"}},
-        },
-        env={},
-    )
+    spec = small_spec({"node_labels": {"site": "iu"}})
     state = ClusterState.from_dict(
         {
             "servers": {

@@ -458,6 +458,14 @@ def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, conn, kube: 
     return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
 
 
+def _restore(now: dict, before: dict, key: str) -> None:
+    """Put back what `before` held under key (or nothing, when it held nothing)."""
+    if key in before:
+        now[key] = before[key]
+    else:
+        now.pop(key, None)
+
+
 def _with_cluster_lock(fn: Callable, wait: float, say: Progress):
     """fn() (which takes the cluster's lock); while another command holds it, wait with backoff
     up to `wait` seconds, then None."""
@@ -533,13 +541,8 @@ def run_round(
         )
         if result is None:  # busy: nothing was done; forget the intent, plan again next round
             for d in chosen:
-                if before.in_progress.get(d.node) is None:
-                    memory.in_progress.pop(d.node, None)
-                if (
-                    d.group in memory.last_scale_up
-                    and before.last_scale_up.get(d.group) != memory.last_scale_up[d.group]
-                ):
-                    memory.last_scale_up[d.group] = before.last_scale_up.get(d.group, 0.0)
+                _restore(memory.in_progress, before.in_progress, d.node)
+                _restore(memory.last_scale_up, before.last_scale_up, d.group)
                 outcomes[d.node] = event(
                     cdir,
                     action=action,

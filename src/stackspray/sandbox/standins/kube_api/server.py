@@ -733,6 +733,24 @@ class Store:
             and p["status"].get("phase") not in controllers.FINISHED
         ]
 
+    def store_pod(self, ns: str, body: dict) -> dict:
+        """A created pod (by a client or a controller): the metadata the client may set, the
+        server's own, `Running` when it names its node (the kubelet's part), else `Pending`."""
+        md = body["metadata"]
+        pod = {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "metadata": self.meta(
+                md["name"],
+                ns,
+                **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
+            ),
+            "spec": body["spec"],
+            "status": {"phase": "Running" if body["spec"].get("nodeName") else "Pending"},
+        }
+        self.pods[(ns, md["name"])] = pod
+        return pod
+
     def sync_controllers(self) -> None:
         """One pass of the Deployment controller (pkg/controller/deployment/deployment_controller.go
         syncDeployment: the current template's ReplicaSet at spec.replicas, older ones at 0) and
@@ -774,19 +792,7 @@ class Store:
                 name = controllers.pod_name(key[3])
                 while (key[2], name) in self.pods:
                     name = controllers.pod_name(key[3])
-                body = controllers.new_pod(rs, name)
-                md = body["metadata"]
-                self.pods[(key[2], name)] = {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "metadata": self.meta(
-                        name,
-                        key[2],
-                        **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
-                    ),
-                    "spec": body["spec"],
-                    "status": {"phase": "Pending"},
-                }
+                self.store_pod(key[2], controllers.new_pod(rs, name))
                 changed = True
             for p in controllers.pods_to_delete(pods, -diff, self.ready) if diff < 0 else []:
                 del self.pods[(key[2], p["metadata"]["name"])]
@@ -1657,19 +1663,7 @@ class Handler(BaseHTTPRequestHandler):
                     # Bound to a node that does not exist: the API server accepts it and the pod
                     # never runs; the stand-in says so at once (nothing would ever delete it).
                     raise ApiError(422, "Invalid", f'spec.nodeName: node "{node}" does not exist')
-                md = body["metadata"]
-                pod = {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "metadata": s.meta(
-                        name,
-                        ns,
-                        **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
-                    ),
-                    "spec": body["spec"],
-                    "status": {"phase": "Running" if node else "Pending"},
-                }
-                s.pods[(ns, name)] = pod
+                pod = s.store_pod(ns, body)
                 s.schedule_pending()
                 s.save()
                 return 201, s.pod_view(pod)

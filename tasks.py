@@ -196,6 +196,8 @@ def _print_converged(name: str, result: dict, *, dry_run: bool, json_: bool) -> 
         print(f"kubeconfig (0600): export KUBECONFIG={result['kubeconfig']}")
     if result.get("share"):
         print(f"share: pods mount it with persistentVolumeClaim.claimName {_claim(result['share'])}")
+    if result.get("ingress"):
+        print(f"ingress: {result['ingress']['url']}")
 
 
 def _claim(share: dict) -> str:
@@ -293,6 +295,8 @@ def status(c, cluster, cloud=None, json_=False):
     )
     if st.get("share"):
         print(f"  share: {st['share'].get('export_path')} (rule {st['share'].get('access_rule')})")
+    if st.get("ingress"):
+        print(f"  ingress: {st['ingress']['url']} (80/443 on {st['ingress']['address']})")
 
 
 @task(

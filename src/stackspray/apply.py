@@ -88,6 +88,7 @@ class Applier:
         _results([self.pool.submit(self.delete_server, a) for a in by.get(("server", "delete"), [])])
         _results([self.pool.submit(self.delete_port, a) for a in by.get(("port", "delete"), [])])
         _results([self.pool.submit(self.port, a) for a in by.get(("port", "create"), [])])
+        _results([self.pool.submit(self.port_security_groups, a) for a in by.get(("port", "update"), [])])
         self.port_ids()
         self.servers(by.get(("server", "create"), []))
         for a in by.get(("floating-ip", "create"), []) + by.get(("floating-ip", "update"), []):
@@ -255,6 +256,17 @@ class Applier:
             allowed_address_pairs=[{"ip_address": c} for c in a.detail["allowed_address_pairs"]],
         )
         self._neutron_ensure("port", a.name, lambda: net.ports(name=a.name), lambda: net.create_port(**body))
+
+    def port_security_groups(self, a: Action) -> None:
+        """Put the cluster's groups the plan wants on a port; a group that is not the cluster's
+        (one the user added) stays."""
+        net = self.conn.network
+        port = read(lambda: net.get_port(a.detail["id"]), f"read port {a.name}")
+        ours = {self.ids[f"sg:{n}"] for n in names.security_groups(self.spec.name) if f"sg:{n}" in self.ids}
+        keep = [i for i in port.security_group_ids or [] if i not in ours]
+        wanted = keep + [self.ids[f"sg:{n}"] for n in a.detail["security_groups"]]
+        act(lambda: net.update_port(port, security_group_ids=wanted), f"security groups of {a.name}")
+        self.say(f"port {a.name}: security groups {', '.join(a.detail['security_groups'])}")
 
     def port_ids(self) -> None:
         for p in read(lambda: list(self.conn.network.ports(network_id=self.ids["network"])), "list ports"):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import apply, cost, kubespray, names, quota, rotation, schedule, share
+from . import apply, cost, ingress, inventory, kubespray, names, quota, rotation, schedule, share
 from .apply import Applier, server_record
 from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
@@ -222,6 +222,10 @@ def create_cluster(
             progress(f"credential: {settled}")
         kubeconfig = cdir.load().kubeconfig
         built = kubernetes and bool(kubeconfig) and Path(kubeconfig).exists()
+        last_inputs = cdir.load().kubespray_inputs
+        inputs_changed = bool(built and last_inputs and last_inputs != inventory.kubespray_inputs(spec))
+        if inputs_changed:
+            progress("the spec's Kubespray variables changed since the last build: cluster.yml runs")
         removed = [
             a.name
             for a in actions
@@ -230,7 +234,10 @@ def create_cluster(
         live: dict[str, str] = {}
         if built and (
             removed
-            or kubespray.kubespray_step(actions, built, names.control_plane_prefix(spec.name))[0] != "none"
+            or kubespray.kubespray_step(
+                actions, built, names.control_plane_prefix(spec.name), inputs_changed
+            )[0]
+            != "none"
         ):
             live = {s.name: s.status for s in owned_servers(conn, spec.name)}
             shelved = sorted(n for n, st in live.items() if st.startswith("SHELVED") and n not in removed)
@@ -262,7 +269,7 @@ def create_cluster(
         progress(f"cluster {spec.name}: {len(state.servers)} server(s); state in {cdir.state_file}")
         if kubernetes:
             step, new_workers = kubespray.kubespray_step(
-                actions, built, names.control_plane_prefix(spec.name)
+                actions, built, names.control_plane_prefix(spec.name), inputs_changed
             )
             if step == "build":
                 kubespray.build(conn, spec, cdir, progress)
@@ -274,6 +281,10 @@ def create_cluster(
                 result["share"] = share.setup_share(conn, spec, cdir, progress)
             else:
                 share.forget_files(cdir)  # a share removed from the spec: its key leaves the inventory
+            if spec.ingress:
+                result["ingress"] = ingress.setup_ingress(conn, spec, cdir, progress)
+            else:
+                ingress.forget(cdir)
             result["state"] = cdir.load().to_dict()
         result["kubeconfig"] = result["state"].get("kubeconfig")
         return result
@@ -358,6 +369,7 @@ def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = N
         "su_saved_per_hour": full - now,
         "floating_ip": dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
         "share": dataclasses.asdict(state.share) if state.share else None,
+        "ingress": {"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,
     }
 
 

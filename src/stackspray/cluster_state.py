@@ -141,6 +141,16 @@ class Autoscale:
 
 
 @dataclass
+class Ingress:
+    """What playbooks/ingress.yml applied (a fingerprint, so a re-run with nothing changed runs
+    no playbook) and where it serves."""
+
+    applied: str | None = None
+    url: str | None = None
+    address: str | None = None  # the floating IP (or the ingress nodes' first address)
+
+
+@dataclass
 class ClusterState:
     """Everything stackspray keeps about one cluster between commands."""
 
@@ -156,6 +166,8 @@ class ClusterState:
     floating_ip: FloatingIp | None = None
     kubernetes: KubernetesRanges | None = None
     kubeconfig: str | None = None
+    kubespray_inputs: str | None = None  # digest of the spec's Kubespray variables at the last build
+    ingress: Ingress | None = None
     credential: Credential | None = None
     credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules
     rotation: Rotation | None = None

@@ -224,6 +224,7 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     inventory.write(cdir.path, [inventory.InventoryFile("kubeconfig", text, 0o600)])
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
+    state.kubespray_inputs = inventory.kubespray_inputs(spec)
     cdir.save(state)
     return kubeconfig
 
@@ -284,11 +285,14 @@ def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[s
             )
 
 
-def kubespray_step(actions: list, built: bool, control_plane_prefix: str) -> tuple[str, list[str]]:
+def kubespray_step(
+    actions: list, built: bool, control_plane_prefix: str, inputs_changed: bool = False
+) -> tuple[str, list[str]]:
     """Which Kubespray run the plan's changes call for: ("build", []) cluster.yml, ("scale", new
     workers) facts.yml + scale.yml --limit, or ("none", []). Server removals are handled before
-    the VMs go (remove_workers), so they need nothing here."""
-    if not built:
+    the VMs go (remove_workers), so they need nothing here; security groups and ports are the
+    cloud's alone. `inputs_changed`: the spec's Kubespray variables differ from the last build's."""
+    if not built or inputs_changed:
         return "build", []
     created = [a.name for a in actions if a.resource == "server" and a.kind == "create"]
     if any(n.startswith(control_plane_prefix) for n in created):
@@ -297,7 +301,7 @@ def kubespray_step(actions: list, built: bool, control_plane_prefix: str) -> tup
         a
         for a in actions
         if a.kind not in ("noop", "conflict")
-        and a.resource not in ("server", "port", "server-group", "share", "access-rule")
+        and a.resource not in ("server", "port", "server-group", "share", "access-rule", "security-group")
     ]
     if other:
         return "build", []

@@ -18,7 +18,7 @@ ADOPTED_TAG = "stackspray-adopted"
 META_CLUSTER = "stackspray-cluster"
 META_GROUP = "stackspray-group"
 CONTROL_PLANE = "control-plane"
-SECURITY_GROUP_ROLES = ("cluster", "ssh", "api", "nodeport")
+SECURITY_GROUP_ROLES = ("cluster", "ssh", "api", "nodeport", "ingress")
 
 
 def cluster_tag(cluster: str) -> str:

@@ -169,8 +169,18 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             continue
         if p.name in obs.ports:
             raise Conflict(f"two ports of cluster {c} are named {p.name}: delete one and re-run")
+        sg_names = {r.id: n for n, r in obs.security_groups.items() if r.owned}
         obs.ports[p.name] = Res(
-            p.id, p.name, True, p.status, {"device_id": p.device_id, "fixed_ips": p.fixed_ips}
+            p.id,
+            p.name,
+            True,
+            p.status,
+            {
+                "device_id": p.device_id,
+                "fixed_ips": p.fixed_ips,
+                # by name where the group is the cluster's, else its id (a user's own group)
+                "security_groups": sorted(sg_names.get(i, i) for i in p.security_group_ids or []),
+            },
         )
 
     wanted_servers = {n for g in spec.node_groups for n in spec.server_names(g)}

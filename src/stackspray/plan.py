@@ -21,6 +21,7 @@ Kind = Literal["create", "update", "delete", "noop", "conflict"]
 # Kubespray's OpenStack Terraform opens these (contrib/terraform/openstack/modules/network).
 NODEPORT_RANGE = (30000, 32767)
 API_PORT = 6443
+HTTP_PORTS = (80, 443)  # the ingress controller's, on the host network of the ingress nodes
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,30 @@ def desired_security_groups(spec: ClusterSpec) -> dict[str, list[tuple]]:
             ("ingress", "IPv4", "tcp", *NODEPORT_RANGE, c, None) for c in spec.api_cidrs
         ],
     }
+    if spec.ingress is not None:
+        groups[sg_name(spec, "ingress")] = [
+            ("ingress", "IPv4", "tcp", p, p, c, None) for c in spec.ingress.http_cidrs for p in HTTP_PORTS
+        ]
     return groups
 
 
 def groups_for(spec: ClusterSpec, group: NodeGroup) -> list[str]:
-    """Security groups of a node group's ports: the API on the control plane, NodePorts on workers."""
+    """Security groups of a node group's ports: the API on the control plane, NodePorts on workers,
+    80/443 on the ingress group's."""
     names = [sg_name(spec, "cluster"), sg_name(spec, "ssh")]
     names.append(sg_name(spec, "api") if group.is_control_plane else sg_name(spec, "nodeport"))
+    if spec.ingress is not None and spec.ingress.group == group.name:
+        names.append(sg_name(spec, "ingress"))
     return names
+
+
+def ours_on_port(spec: ClusterSpec, port: Res) -> list[str] | None:
+    """The cluster's security groups on an observed port (by name), or None when not observed.
+    Groups that are not the cluster's (a user's own) are never touched."""
+    on = port.detail.get("security_groups")
+    if on is None:
+        return None
+    return sorted(n for n in on if n in names.security_groups(spec.name))
 
 
 def server_group_of(spec: ClusterSpec, group: NodeGroup, limit: int) -> dict[str, str]:
@@ -206,6 +223,19 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
             )
         else:
             acts.append(Action("noop", "security-group", name, f"{len(rules)} rule(s) as specified"))
+    # The ingress group of a spec without `ingress:` any more: closed (its rules removed; the
+    # group itself goes with destroy-cluster), and taken off the ports below.
+    left = obs.security_groups.get(sg_name(spec, "ingress"))
+    if spec.ingress is None and left is not None and left.owned and left.detail.get("rules"):
+        acts.append(
+            Action(
+                "update",
+                "security-group",
+                left.name,
+                f"no `ingress` in the spec: remove its {len(left.detail['rules'])} rule(s)",
+                {"add": [], "remove": [list(r) for r in left.detail["rules"]]},
+            )
+        )
 
     # keypair
     kp = spec.keypair
@@ -226,7 +256,20 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                 acts.append(Action("create", "server-group", sgname, "missing (soft-anti-affinity)"))
         for sname in wanted:
             pname = names.port(sname)
-            if not have("port", pname, obs.ports.get(pname)):
+            observed_port = obs.ports.get(pname)
+            on = ours_on_port(spec, observed_port) if observed_port and observed_port.owned else None
+            want = sorted(groups_for(spec, group))
+            if on is not None and on != want:
+                acts.append(
+                    Action(
+                        "update",
+                        "port",
+                        pname,
+                        f"security groups {', '.join(on) or 'none'} -> {', '.join(want)}",
+                        {"security_groups": want, "id": observed_port.id},
+                    )
+                )
+            elif not have("port", pname, observed_port):
                 acts.append(
                     Action(
                         "create",

@@ -64,6 +64,7 @@ OWNED_KUBESPRAY_VARS: dict[str, str | None] = {
     "artifacts_dir": None,
     "persistent_volumes_enabled": None,
     "calico_veth_mtu": None,
+    "cert_manager_enabled": "ingress.tls",
 }
 OWNED_KUBESPRAY_PREFIXES = ("external_openstack_", "cinder_", "ansible_")
 
@@ -154,6 +155,43 @@ class KubernetesSpec:
     default_storage_class: bool = True
 
 
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+# Let's Encrypt puts the first name in the certificate's common name, whose upper bound is 64
+# characters (RFC 5280 ub-common-name); it refuses longer names.
+CERT_NAME_LIMIT = 64
+# The ingress controller's IngressClass (Traefik's chart: ingressClass.name defaults to the
+# release name; the release is "traefik").
+INGRESS_CLASS = "traefik"
+HOST_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True)
+class DnsSpec:
+    zone: str  # the cloud DNS zone, with its final dot: myproj.projects.jetstream-cloud.org.
+    name: str  # the record's name inside it: hub -> hub.myproj.projects.jetstream-cloud.org
+
+
+@dataclass(frozen=True)
+class IngressSpec:
+    """`ingress:`: web traffic (80/443) into the cluster through an ingress controller on the
+    nodes of `group`, HTTPS certificates from Let's Encrypt through cert-manager."""
+
+    group: str = CONTROL_PLANE
+    http_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    tls: bool = True
+    email: str | None = None
+    acme_server: str = LETSENCRYPT
+    host: str | None = None  # the DNS name served (from `dns` when that is given)
+    dns: DnsSpec | None = None
+
+    @property
+    def url(self) -> str | None:
+        if not self.host:
+            return None
+        return f"{'https' if self.tls else 'http'}://{self.host}/"
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     name: str
@@ -170,6 +208,7 @@ class ClusterSpec:
     kubernetes: KubernetesSpec
     source: str = "<spec>"
     credential: CredentialSpec = CredentialSpec()
+    ingress: IngressSpec | None = None
 
     def group(self, name: str) -> NodeGroup | None:
         return next((g for g in self.node_groups if g.name == name), None)
@@ -198,7 +237,9 @@ TOP_KEYS = {
     "share",
     "kubernetes",
     "credential",
+    "ingress",
 }
+INGRESS_KEYS = {"group", "allowed_cidrs", "tls", "email", "acme_server", "host", "dns"}
 CREDENTIAL_KEYS = {"access_rules"}
 GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale"}
 AUTOSCALE_KEYS = {"min", "max", "idle", "pending_for"}
@@ -506,6 +547,8 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("credential.access_rules", f"must be true or false, got {_show(access_rules)}")
         access_rules = False
 
+    ingress = _ingress(c, data.get("ingress"), groups, options) if data.get("ingress") is not None else None
+
     total = sum(g.count for g in groups)
     if total > MAX_NODES:
         c.add("node_groups", f"{total} nodes in all: stackspray builds at most {MAX_NODES} per cluster")
@@ -535,7 +578,81 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         kubernetes=KubernetesSpec(pod, svc, options, default_class),
         source=source,
         credential=CredentialSpec(access_rules=access_rules),
+        ingress=ingress,
     )
+
+
+def _ingress(c: _Checker, raw: Any, groups: tuple[NodeGroup, ...], options: dict) -> IngressSpec | None:
+    ing = c.mapping(raw, "ingress", INGRESS_KEYS)
+    if not isinstance(raw, dict):
+        return None
+    group = c.string(ing.get("group"), "ingress.group", CONTROL_PLANE) or CONTROL_PLANE
+    if groups and group not in {g.name for g in groups}:
+        c.add("ingress.group", f"{group!r} is not a node group (have: {', '.join(g.name for g in groups)})")
+    cidrs = c.mapping(ing.get("allowed_cidrs"), "ingress.allowed_cidrs", {"http"})
+    http = c.cidr_list(cidrs.get("http"), "ingress.allowed_cidrs.http")
+    tls = ing.get("tls", True)
+    if not isinstance(tls, bool):
+        c.add("ingress.tls", f"must be true or false, got {_show(tls)}")
+        tls = True
+    email = c.string(ing.get("email"), "ingress.email")
+    if email and not EMAIL_RE.fullmatch(email):
+        c.add("ingress.email", f"{_show(email)} is not an e-mail address (Let's Encrypt writes to it)")
+    acme = c.string(ing.get("acme_server"), "ingress.acme_server", LETSENCRYPT) or LETSENCRYPT
+    if not acme.startswith("https://"):
+        c.add("ingress.acme_server", f"{_show(acme)} must be an https:// ACME directory URL")
+    host = c.string(ing.get("host"), "ingress.host")
+    dns = None
+    if ing.get("dns") is not None:
+        d = c.mapping(ing.get("dns"), "ingress.dns", {"zone", "name"})
+        zone = c.string(d.get("zone"), "ingress.dns.zone", required=True)
+        rname = c.string(d.get("name"), "ingress.dns.name", required=True)
+        if zone and rname:
+            zone = zone.lower().rstrip(".") + "."
+            full = f"{rname.lower().rstrip('.')}.{zone}".rstrip(".")
+            if host and host.lower().rstrip(".") != full:
+                c.add(
+                    "ingress.host", f"{host!r} is not the name ingress.dns makes ({full}): give one of them"
+                )
+            host = full
+            dns = DnsSpec(zone, rname.lower().rstrip("."))
+            c.add(
+                "ingress.dns",
+                "records in the cloud's DNS service are not made by this stackspray yet: create it "
+                f"yourself (`openstack recordset create {zone} {rname.lower().rstrip('.')} --type A "
+                "--record <floating IP>`) and give `host` instead",
+            )
+        if group != CONTROL_PLANE:
+            c.add(
+                "ingress.dns",
+                f"the record points at the cluster's floating IP, which is on the first {CONTROL_PLANE} "
+                f"node, not in group {group!r}: serve ingress from {CONTROL_PLANE} or drop `dns`",
+            )
+    if host:
+        host = host.lower().rstrip(".")
+        if not HOST_RE.fullmatch(host):
+            c.add(
+                "ingress.host" if dns is None else "ingress.dns",
+                f"{host!r} is not a DNS name (labels of letters, digits and '-', at most 63 each)",
+            )
+        elif tls and len(host) > CERT_NAME_LIMIT:
+            c.add(
+                "ingress.host" if dns is None else "ingress.dns",
+                f"{host!r} is {len(host)} characters: Let's Encrypt refuses names over "
+                f"{CERT_NAME_LIMIT} (the certificate's common name) — use a shorter name",
+            )
+    if tls:
+        if not email:
+            c.add("ingress.email", "is required with TLS (Let's Encrypt's account and expiry notices)")
+        if not host:
+            c.add(
+                "ingress",
+                "TLS needs a DNS name (Let's Encrypt issues certificates for names, not addresses): "
+                "give `host` (a name pointing at the floating IP) or `dns` {zone, name}, or set tls: false",
+            )
+    if options.get("helm_enabled") is False:
+        c.add("kubernetes.helm_enabled", "must not be false with `ingress` (its controller is a Helm chart)")
+    return IngressSpec(group, http, tls, email, acme, host or None, dns)
 
 
 def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:

@@ -5,6 +5,7 @@ control-plane node has) are left out of the table rather than counted."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 from testinfra.host import Host
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-from . import inventory
+from . import ingress, inventory
 from .errors import StackSprayError
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
@@ -142,4 +143,47 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
             result.failures[f"{node}: {check}"] = msg.splitlines()[0][:300]
     if not result.results:
         raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
+    _check_ingress_ports(cdir, result)
     return result
+
+
+def probe(address: str, port: int, timeout: float = 5.0) -> str:
+    """ "open" (something answers), "refused" (the node answered with a reset: the cloud let the
+    packet through, nothing listens) or "dropped" (no answer: a security group or firewall)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "dropped"
+
+
+def _check_ingress_ports(cdir: ClusterDir, result: VerifyResult) -> None:
+    """80 and 443 reach the ingress from this machine (`ingress:` clusters only)."""
+    state = cdir.load()
+    path = cdir.path / ingress.VARS_FILE
+    if state.ingress is None or not state.ingress.address or not path.exists():
+        return
+    sandbox = not (yaml.safe_load(path.read_text()) or {}).get("ingress_install_chart", True)
+    where = state.ingress.address
+    node = f"ingress {where}"
+    for port in (80, 443):
+        check = f"port {port} reaches the ingress controller"
+        seen = probe(where, port)
+        if seen == "open":
+            result.results.setdefault(node, {})[check] = "PASS"
+        elif seen == "refused" and sandbox:
+            # The cloud let it through (the node reset the connection); no controller runs here.
+            result.results.setdefault(node, {})[
+                check + " [stand-in node: open, no controller on the sandbox]"
+            ] = "N/A"
+        else:
+            result.results.setdefault(node, {})[check] = "FAIL"
+            result.failures[f"{node}: {check}"] = (
+                f"nothing listens on {where}:{port}: is the controller running? "
+                f"(kubectl -n {ingress.NAMESPACE} get pods)"
+                if seen == "refused"
+                else f"{where}:{port} does not answer within 5 s: a security group or firewall drops it — "
+                "is this machine inside ingress.allowed_cidrs.http?"
+            )

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackspray import inventory
+from stackspray import ingress, inventory
 from stackspray.cluster_state import ClusterState
 from stackspray.errors import StackSprayError
 from stackspray.inventory import Credential
@@ -253,3 +253,72 @@ def test_every_node_is_labelled_with_its_group_and_the_users_labels_are_kept(tmp
     # hosts.yml stays plain YAML: `invoke verify` and testinfra read it with a plain YAML parser.
     plain = yaml.safe_load((tmp_path / "hosts.yml").read_text())
     assert plain["all"]["hosts"]["demo-workers-1"]["node_labels"]["site"] == "iu"
+
+
+def ingress_spec(**ingress):
+    """A 1 + 1 spec with this `ingress:` section."""
+    return parse_spec(
+        {
+            "name": "demo",
+            "cloud": "c",
+            "keypair": {"name": "k"},
+            "node_groups": {
+                "control-plane": {"flavor": "m", "count": 1},
+                "workers": {"flavor": "m", "count": 1},
+            },
+            "ingress": ingress,
+        },
+        env={},
+    )
+
+
+def test_ingress_brings_kubesprays_helm_and_cert_manager_and_its_own_variables(tmp_path):
+    spec = ingress_spec(email="ops@example.edu", host="hub.example.edu")
+    state = ClusterState.from_dict(
+        {
+            "servers": {
+                "demo-control-plane-1": {"id": "a", "fixed_ip": "10.0.0.4", "group": "control-plane"},
+                "demo-workers-1": {"id": "b", "fixed_ip": "10.0.0.5", "group": "workers"},
+            },
+            "floating_ip": {"id": "f1", "address": "203.0.113.7"},
+        }
+    )
+    files = inventory.render(
+        spec, state, auth_url="https://k:5000/v3", region="R", credential=CRED, cluster_dir=tmp_path
+    )
+    files += ingress.ingress_files(spec, state, kubeconfig=str(tmp_path / "kubeconfig"), sandbox=False)
+    hv = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-control-plane-1"]
+    assert hv["cert_manager_enabled"] is True and hv["helm_enabled"] is True
+    values = hv["ingress_values"]
+    assert values["deployment"] == {"kind": "DaemonSet"} and values["hostNetwork"] is True
+    assert values["nodeSelector"] == {"stackspray.io/group": "control-plane"}
+    assert values["ports"] == {"web": {"port": 80}, "websecure": {"port": 443}}
+    assert hv["ingress_chart"]["version"] == ingress.CHART["version"] and hv["ingress_install_chart"] is True
+    assert hv["ingress_email"] == "ops@example.edu" and hv["ingress_class"] == "traefik"
+    assert ingress.url(spec, state) == "https://hub.example.edu/"
+    assert ingress.address(spec, state) == "203.0.113.7"
+    # Without TLS: no cert-manager, and the URL is the floating IP over HTTP.
+    plain = ingress_spec(tls=False)
+    files = inventory.render(
+        plain, state, auth_url="https://k:5000/v3", region="R", credential=CRED, cluster_dir=tmp_path
+    )
+    hv = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-control-plane-1"]
+    assert "cert_manager_enabled" not in hv and hv["helm_enabled"] is True
+    assert ingress.url(plain, state) == "http://203.0.113.7/"
+    # A worker group serving ingress answers on its first node's address.
+    on_workers = ingress_spec(tls=False, group="workers")
+    assert ingress.address(on_workers, state) == "10.0.0.5"
+    assert ingress.chart_values(on_workers)["nodeSelector"] == {"stackspray.io/group": "workers"}
+
+
+def test_kubespray_inputs_change_with_what_kubespray_reads_only():
+    base = ingress_spec(tls=False)
+    assert inventory.kubespray_inputs(base) == inventory.kubespray_inputs(
+        ingress_spec(tls=False, host="a.example.org")
+    )
+    assert inventory.kubespray_inputs(base) != inventory.kubespray_inputs(
+        ingress_spec(email="a@b.org", host="a.example.org")
+    )
+    assert inventory.kubespray_inputs(small_spec({})) != inventory.kubespray_inputs(
+        small_spec({"default_storage_class": False})
+    )

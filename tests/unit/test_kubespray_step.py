@@ -43,11 +43,36 @@ def act(kind, resource, name, **detail):
         ),
         ([act("create", "floating-ip", "c-fip")], True, ("build", [])),
         ([act("create", "share", "c-share"), act("create", "access-rule", "c-share")], True, ("none", [])),
+        (
+            [
+                act("create", "security-group", "c-ingress"),
+                act("update", "security-group", "c-ssh"),
+                act("update", "port", "c-control-plane-1-port"),
+            ],
+            True,
+            ("none", []),
+        ),
     ],
-    ids=["first-build", "nothing", "new-workers", "new-control-plane", "removal", "new-fip", "share-only"],
+    ids=[
+        "first-build",
+        "nothing",
+        "new-workers",
+        "new-control-plane",
+        "removal",
+        "new-fip",
+        "share-only",
+        "security-groups-and-ports-only",
+    ],
 )
 def test_kubespray_step(actions, built, expected):
     assert kubespray_step(actions, built, CP) == expected
+
+
+def test_changed_kubespray_variables_run_cluster_yml_even_with_nothing_to_change_in_the_cloud():
+    nothing = [act("noop", "server", "c-workers-1")]
+    assert kubespray_step(nothing, True, CP, inputs_changed=True) == ("build", [])
+    new_worker = [act("create", "server", "c-workers-2")]
+    assert kubespray_step(new_worker, True, CP, inputs_changed=True) == ("build", [])
 
 
 def test_kubespray_missing_is_refused_naming_the_command(tmp_path, monkeypatch):

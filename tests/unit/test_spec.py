@@ -321,3 +321,70 @@ def test_the_jetstream2_example_spec_is_valid(tmp_path, monkeypatch):
     )
     assert spec.cloud == "js2" and spec.network.router is None and not spec.network.create_router
     assert spec.ssh_cidrs == ("203.0.113.0/24",) and [g.flavor for g in spec.node_groups] == ["m3.medium"] * 2
+
+
+INGRESS = {"email": "ops@example.edu", "host": "hub.example.edu"}
+
+
+def test_ingress_defaults_serve_https_from_the_control_plane_to_everyone():
+    ing = parse_spec(spec_with(ingress=dict(INGRESS)), env={}).ingress
+    assert ing.group == "control-plane" and ing.http_cidrs == ("0.0.0.0/0",) and ing.tls
+    assert ing.url == "https://hub.example.edu/" and "letsencrypt" in ing.acme_server
+
+
+@pytest.mark.parametrize(
+    "ingress, field, words",
+    [
+        ({"host": "hub.example.edu"}, "ingress.email", "required with TLS"),
+        ({"email": "ops@example.edu"}, "ingress", "TLS needs a DNS name"),
+        ({**INGRESS, "email": "not-an-address"}, "ingress.email", "not an e-mail address"),
+        ({**INGRESS, "group": "gpu"}, "ingress.group", "not a node group"),
+        ({**INGRESS, "allowed_cidrs": {"http": ["10.0.0.1/8"]}}, "ingress.allowed_cidrs.http[0]", "CIDR"),
+        ({**INGRESS, "host": "a" * 60 + ".example.edu"}, "ingress.host", "Let's Encrypt refuses"),
+        ({**INGRESS, "host": "bad_name.example.edu"}, "ingress.host", "not a DNS name"),
+        ({**INGRESS, "acme_server": "http://acme.example/dir"}, "ingress.acme_server", "https://"),
+        ({**INGRESS, "tls": "yes"}, "ingress.tls", "true or false"),
+        ({**INGRESS, "port": 8080}, "ingress.port", "unknown key"),
+        (
+            {"email": "ops@example.edu", "dns": {"zone": "proj.projects.jetstream-cloud.org", "name": "hub"}},
+            "ingress.dns",
+            "openstack recordset create proj.projects.jetstream-cloud.org. hub",
+        ),
+        (
+            {"email": "a@b.org", "dns": {"zone": "p.example.org", "name": "h" * 60}},
+            "ingress.dns",
+            "Let's Encrypt refuses",
+        ),
+    ],
+    ids=[
+        "tls-needs-email",
+        "tls-needs-a-name",
+        "bad-email",
+        "unknown-group",
+        "bad-cidr",
+        "name-over-64",
+        "bad-name",
+        "acme-not-https",
+        "tls-not-bool",
+        "unknown-key",
+        "dns-not-made-yet",
+        "dns-name-over-64",
+    ],
+)
+def test_ingress_problems_name_the_field(ingress, field, words):
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(ingress=ingress), env={})
+    assert any(p.startswith(f"{field}:") and words in p for p in err.value.problems), err.value.problems
+
+
+def test_ingress_owns_cert_manager_and_needs_helm():
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(ingress=dict(INGRESS), kubernetes={"cert_manager_enabled": True}), env={})
+    assert any(
+        p.startswith("kubernetes.cert_manager_enabled:") and "ingress.tls" in p for p in err.value.problems
+    )
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(ingress=dict(INGRESS), kubernetes={"helm_enabled": False}), env={})
+    assert any(p.startswith("kubernetes.helm_enabled:") for p in err.value.problems)
+    plain = parse_spec(spec_with(ingress={"tls": False, "group": "workers"}), env={}).ingress
+    assert plain.url is None and plain.group == "workers"

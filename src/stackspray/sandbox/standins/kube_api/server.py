@@ -188,7 +188,73 @@ RESOURCES = {
         ("csidrivers", "CSIDriver", False, RW),
         ("storageclasses", "StorageClass", False, RW),
     ],
+    ("apiextensions.k8s.io", "v1"): [
+        ("customresourcedefinitions", "CustomResourceDefinition", False, RW),
+    ],
 }
+BUILTIN_RESOURCES = {gv: list(rs) for gv, rs in RESOURCES.items()}
+CRD_GV = "apiextensions.k8s.io/v1"
+# cert-manager's resources, as the CRDs Kubespray v2.31.0 applies with cert_manager_enabled
+# (roles/kubernetes-apps/ingress_controller/cert_manager/templates/cert-manager.crds.yml.j2):
+# (plural, kind, group, scope). The stand-in runs no cert-manager controller: a ClusterIssuer is
+# stored, never made Ready, and no certificate is issued.
+CERT_MANAGER_CRDS = [
+    ("certificaterequests", "CertificateRequest", "cert-manager.io", "Namespaced"),
+    ("certificates", "Certificate", "cert-manager.io", "Namespaced"),
+    ("challenges", "Challenge", "acme.cert-manager.io", "Namespaced"),
+    ("clusterissuers", "ClusterIssuer", "cert-manager.io", "Cluster"),
+    ("issuers", "Issuer", "cert-manager.io", "Namespaced"),
+    ("orders", "Order", "acme.cert-manager.io", "Namespaced"),
+]
+
+
+def serve_custom_resources(crds: list[dict]) -> None:
+    """Discovery and REST paths for the served versions of each CustomResourceDefinition, as the
+    apiextensions-apiserver adds them (staging/src/k8s.io/apiextensions-apiserver/pkg/apiserver/
+    customresource_discovery_controller.go); a deleted CRD's paths go (404 again)."""
+    RESOURCES.clear()
+    RESOURCES.update({gv: list(rs) for gv, rs in BUILTIN_RESOURCES.items()})
+    for crd in crds:
+        spec = crd.get("spec") or {}
+        names_ = spec.get("names") or {}
+        for v in spec.get("versions") or []:
+            if v.get("served"):
+                RESOURCES.setdefault((spec["group"], v["name"]), []).append(
+                    (names_["plural"], names_["kind"], spec.get("scope") == "Namespaced", RW)
+                )
+
+
+def check_crd(body: dict) -> None:
+    """What the API server refuses in a CRD (apiextensions/validation/validation.go
+    ValidateCustomResourceDefinition): its name must be <plural>.<group>, one version stored."""
+    spec = body.get("spec") or {}
+    names_ = spec.get("names") or {}
+    name = (body.get("metadata") or {}).get("name", "")
+    group, plural = spec.get("group", ""), names_.get("plural", "")
+    if not group or not plural or not names_.get("kind"):
+        raise ApiError(
+            422,
+            "Invalid",
+            f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: '
+            "spec.group, spec.names.plural and spec.names.kind: Required value",
+        )
+    if name != f"{plural}.{group}":
+        raise ApiError(
+            422,
+            "Invalid",
+            f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: metadata.name: '
+            f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+        )
+    stored = [v for v in spec.get("versions") or [] if v.get("storage")]
+    if len(stored) != 1:
+        raise ApiError(
+            422,
+            "Invalid",
+            f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: spec.versions: '
+            "Invalid value: must have exactly one version marked as storage version",
+        )
+
+
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Discovery's shortNames and categories, as the real API server lists them (each resource's
 # registry: pkg/registry/*/storage/storage.go ShortNames() and Categories()).
@@ -323,8 +389,33 @@ class Store:
                         },
                     },
                 }
+        if config.get("cert_manager"):
+            key = ("v1", "namespaces", "", "cert-manager")  # cert_manager_namespace
+            self.objects.setdefault(
+                key, {"kind": "Namespace", "apiVersion": "v1", "metadata": self.meta(key[3])}
+            )
+            for plural, kind, group, scope in CERT_MANAGER_CRDS:
+                key = (CRD_GV, "customresourcedefinitions", "", f"{plural}.{group}")
+                if key not in self.objects:
+                    self.objects[key] = {
+                        "kind": "CustomResourceDefinition",
+                        "apiVersion": CRD_GV,
+                        "metadata": dict(self.meta(key[3]), generation=1),
+                        "spec": {
+                            "group": group,
+                            "names": {"plural": plural, "kind": kind, "singular": kind.lower()},
+                            "scope": scope,
+                            "versions": [{"name": "v1", "served": True, "storage": True}],
+                        },
+                    }
+        self.serve_crds()
         self.reconcile_nodes()
         self.apply_cloud_config()
+
+    def serve_crds(self) -> None:
+        serve_custom_resources(
+            [o for k, o in self.objects.items() if k[:2] == (CRD_GV, "customresourcedefinitions")]
+        )
 
     def save(self) -> None:
         tmp = self.path + ".tmp"
@@ -998,6 +1089,21 @@ class Store:
             view["status"] = controllers.replica_set_status(view, self.pods_of(ns, uid), self.ready)
         elif plural == "namespaces":
             view["status"] = {"phase": "Active"}
+        elif plural == "customresourcedefinitions":
+            spec = view.get("spec") or {}
+            view["status"] = {
+                "acceptedNames": spec.get("names") or {},
+                "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+                "conditions": [
+                    {
+                        "type": t,
+                        "status": "True",
+                        "reason": r,
+                        "lastTransitionTime": view["metadata"]["creationTimestamp"],
+                    }
+                    for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+                ],
+            }
         return view
 
     def bind_claims(self) -> None:
@@ -1436,6 +1542,8 @@ class Handler(BaseHTTPRequestHandler):
             name = (body.get("metadata") or {}).get("name")
             if not name:
                 raise ApiError(422, "Invalid", f"{kind}: metadata.name: Required value")
+            if plural == "customresourcedefinitions":
+                check_crd(body)
             if ns and ("v1", "namespaces", "", ns) not in s.objects:
                 raise ApiError(
                     404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
@@ -1445,7 +1553,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     409, "AlreadyExists", f'{what} "{name}" already exists', {"name": name, "kind": plural}
                 )
-            return 201, s.object_view(gv, plural, s.put_object(key, body, None))
+            created = s.put_object(key, body, None)
+            if plural == "customresourcedefinitions":
+                s.serve_crds()
+            return 201, s.object_view(gv, plural, created)
         name = rest[1]
         key = (gv, plural, ns, name)
         old = s.objects.get(key)
@@ -1474,7 +1585,12 @@ class Handler(BaseHTTPRequestHandler):
                     "please apply your changes to the latest version and try again",
                 )
             self.admit(group, version, kind, merged, q)
-            return 200, s.object_view(gv, plural, s.put_object(key, merged, old))
+            if plural == "customresourcedefinitions":
+                check_crd(merged)
+            stored = s.put_object(key, merged, old)
+            if plural == "customresourcedefinitions":
+                s.serve_crds()
+            return 200, s.object_view(gv, plural, stored)
         if method == "PUT":
             body = self.body()
             self.admit(group, version, kind, body, q)
@@ -1485,10 +1601,24 @@ class Handler(BaseHTTPRequestHandler):
                     "Conflict",
                     f'Operation cannot be fulfilled on {what} "{name}": the object has been modified',
                 )
-            return 200, s.object_view(gv, plural, s.put_object(key, body, old))
+            if plural == "customresourcedefinitions":
+                check_crd(body)
+            stored = s.put_object(key, body, old)
+            if plural == "customresourcedefinitions":
+                s.serve_crds()
+            return 200, s.object_view(gv, plural, stored)
         if method == "DELETE":
             view = s.object_view(gv, plural, old)
             del s.objects[key]
+            if plural == "customresourcedefinitions":
+                # The CRD's custom resources go with it (the apiextensions finalizer deletes them).
+                spec = old.get("spec") or {}
+                gvs = {f"{spec.get('group')}/{v['name']}" for v in spec.get("versions") or []}
+                for k in [
+                    k for k in s.objects if k[0] in gvs and k[1] == (spec.get("names") or {}).get("plural")
+                ]:
+                    del s.objects[k]
+                s.serve_crds()
             options = json.loads(self.raw_body or b"{}") if self.raw_body else {}
             policy = q.get("propagationPolicy") or options.get("propagationPolicy") or "Background"
             s.cascade(old["metadata"]["uid"], ns, orphan=policy == "Orphan")

@@ -165,10 +165,11 @@ def plan(c, spec, json_=False):
         "spec": "cluster spec: a YAML path or a name under clusters/",
         "dry_run": "print the plan and stop",
         "no_kubernetes": "provision the OpenStack side only (skip Kubespray)",
+        "forks": "at most this many hosts at a time in Ansible (default: every host, up to 50)",
         "json": "machine-readable output",
     },
 )
-def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
+def create_cluster(c, spec, dry_run=False, no_kubernetes=False, forks=0, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     from stackspray.cluster import create_cluster as create
 
@@ -176,7 +177,13 @@ def create_cluster(c, spec, dry_run=False, no_kubernetes=False, json_=False):
     result = _call(
         json_,
         "create-cluster",
-        lambda: create(s, dry_run=dry_run, progress=_progress(json_), kubernetes=not no_kubernetes),
+        lambda: create(
+            s,
+            dry_run=dry_run,
+            progress=_progress(json_),
+            kubernetes=not no_kubernetes,
+            forks=_forks(forks),
+        ),
     )
     _print_converged(s.name, result, dry_run=dry_run, json_=json_)
 
@@ -211,12 +218,18 @@ _RESIZE_HELP = {
     "count": "how many nodes (default 1)",
     "dry_run": "print the plan with the new count; change neither the file nor the cloud",
     "no_kubernetes": "provision the OpenStack side only (skip Kubespray)",
+    "forks": "at most this many hosts at a time in Ansible (default: every host, up to 50)",
     "json": "machine-readable output",
 }
 
 
+def _forks(forks) -> int | None:
+    value = _int(forks, "forks")
+    return value or None  # 0: as wide as the inventory
+
+
 def _resize(
-    spec: str, group: str, count, remove: bool, dry_run: bool, no_kubernetes: bool, json_: bool
+    spec: str, group: str, count, remove: bool, dry_run: bool, no_kubernetes: bool, json_: bool, forks=0
 ) -> None:
     from stackspray.resize import resize_group
 
@@ -231,6 +244,7 @@ def _resize(
             dry_run=dry_run,
             progress=_progress(json_),
             kubernetes=not no_kubernetes,
+            forks=_forks(forks),
         ),
     )
     r = result["resize"]
@@ -241,17 +255,17 @@ def _resize(
 
 
 @task(positional=[], help=_RESIZE_HELP)
-def add_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
+def add_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, forks=0, json_=False):
     """Add nodes to a group: raise its count in the spec file (comments kept), then converge like
     create-cluster (new workers join through Kubespray's scale.yml)."""
-    _resize(spec, group, count, False, dry_run, no_kubernetes, json_)
+    _resize(spec, group, count, False, dry_run, no_kubernetes, json_, forks)
 
 
 @task(positional=[], help=_RESIZE_HELP)
-def remove_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, json_=False):
+def remove_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes=False, forks=0, json_=False):
     """Remove a group's highest-numbered nodes: lower its count in the spec file, then converge
     (each leaves Kubernetes through Kubespray's remove-node.yml before its VM is deleted)."""
-    _resize(spec, group, count, True, dry_run, no_kubernetes, json_)
+    _resize(spec, group, count, True, dry_run, no_kubernetes, json_, forks)
 
 
 @task

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import apply, cost, ingress, inventory, kubespray, names, quota, rotation, schedule, share
+from . import apply, cost, ingress, inventory, kubespray, names, playbook, quota, rotation, schedule, share
 from .apply import Applier, server_record
 from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
@@ -177,12 +177,16 @@ def create_cluster(
     kubernetes: bool = True,
     before_changes: Callable[[], None] | None = None,
     command: str = "create-cluster",
+    forks: int | None = None,
 ) -> dict:
     """Converge the cloud on the spec, then (kubernetes=True) build the cluster with Kubespray.
 
     Kubespray runs when the cloud changed or no kubeconfig exists yet. `before_changes` is called
     (under the cluster's lock) once every check has passed and before anything is changed; it is
-    not called on a dry run. Returns {"actions", "quota", "state", "log", "kubeconfig"}."""
+    not called on a dry run. `forks`: at most this many hosts at a time in every Ansible run
+    (default: every host, up to playbook.MAX_FORKS). Returns {"actions", "quota", "state", "log",
+    "kubeconfig"}."""
+    playbook.cap_forks(forks)
     progress = progress or Progress()
     cdir = ClusterDir(spec.name, root)
     with cdir.command(command) as run:

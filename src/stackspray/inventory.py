@@ -224,11 +224,23 @@ def known_hosts_opts(cluster_dir: Path) -> str:
     return f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=accept-new"
 
 
-def ssh_env(cluster_dir: Path) -> dict[str, str]:
-    """Environment for playbook runs on the cluster: connection reuse and its known_hosts file."""
-    return {
-        "ANSIBLE_SSH_ARGS": f"-o ControlMaster=auto -o ControlPersist=60s {known_hosts_opts(cluster_dir)}"
-    }
+# Kubespray's own ssh settings (its ansible.cfg, [ssh_connection] ssh_args), which an
+# ANSIBLE_SSH_ARGS of ours would otherwise replace: one connection per host kept for 30 minutes
+# (its plays pause longer than a minute between tasks on a host), and up to 100 attempts.
+KUBESPRAY_SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=30m -o ConnectionAttempts=100"
+# A kept connection whose host went away (deleted, shelved, replaced by a new VM at the same
+# address) ends within 45 s instead of being reused.
+KEEPALIVE = "-o ServerAliveInterval=15 -o ServerAliveCountMax=3"
+
+
+def ssh_env(cluster_dir: Path, *, kubespray: bool = False) -> dict[str, str]:
+    """Environment for playbook runs on the cluster: Kubespray's connection settings, the
+    cluster's known_hosts file (Kubespray's /dev/null would accept any host key) and a keep-alive.
+    Our own playbooks keep one ssh attempt per connection: prepare-nodes waits for the nodes
+    itself and must name a node that never answers within its own timeout, which 100 attempts
+    of Ansible's connect timeout each would stretch to most of an hour."""
+    base = KUBESPRAY_SSH_ARGS if kubespray else "-o ControlMaster=auto -o ControlPersist=30m"
+    return {"ANSIBLE_SSH_ARGS": f"{base} {KEEPALIVE} {known_hosts_opts(cluster_dir)}"}
 
 
 def credential_file(cluster: str, credential: Credential) -> InventoryFile:

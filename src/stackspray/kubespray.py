@@ -154,6 +154,11 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     return project(conn, spec, say), common
 
 
+def _kubespray(common: dict, cdir: ClusterDir) -> dict:
+    """The run arguments of a Kubespray playbook: Kubespray's own ssh settings kept."""
+    return {**common, "envvars": inventory.ssh_env(cdir.path, kubespray=True)}
+
+
 def validate_inventory(spec: ClusterSpec, cdir: ClusterDir, say, kubespray_dir: Path) -> None:
     """Kubespray's own inventory validation (playbooks/boilerplate.yml: roles dynamic_groups and
     validate_inventory) on the inventory this spec would get, before any VM exists: on this
@@ -215,7 +220,7 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
     kubespray_dir, common = _setup(conn, spec, cdir, say)
     playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
-    playbook.run("cluster.yml", project_dir=kubespray_dir, **common)
+    playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     admin = cdir.path / "artifacts" / "admin.conf"
     if not admin.exists():
         raise StackSprayError(f"cluster.yml finished but wrote no kubeconfig at {admin}")
@@ -249,8 +254,8 @@ def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]
     kubespray_dir, common = _setup(conn, spec, cdir, say)
     limit = ",".join(names)
     playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
-    playbook.run("playbooks/facts.yml", project_dir=kubespray_dir, **common)
-    playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **common)
+    playbook.run("playbooks/facts.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
+    playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **_kubespray(common, cdir))
 
 
 def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], gone: list[str]) -> None:
@@ -281,7 +286,7 @@ def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[s
                 "remove-node.yml",
                 project_dir=kubespray_dir,
                 extravars={"node": ",".join(batch), "skip_confirmation": "true", **extra},
-                **common,
+                **_kubespray(common, cdir),
             )
 
 

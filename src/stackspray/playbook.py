@@ -241,9 +241,20 @@ def run(
     return result
 
 
+_forks_cap: int | None = None
+
+
+def cap_forks(forks: int | None) -> None:
+    """`--forks N`: at most N hosts at a time in this process's runs (None: MAX_FORKS)."""
+    global _forks_cap
+    if forks is not None and (isinstance(forks, bool) or not isinstance(forks, int) or forks < 1):
+        raise StackSprayError(f"--forks: {forks!r} is not a number of hosts (1 or more)")
+    _forks_cap = forks
+
+
 def forks_for(inventory: Path, limit: str | None = None) -> int:
     """How many hosts Ansible works on at once: every host of the inventory (or of `limit`),
-    between MIN_FORKS and MAX_FORKS."""
+    between MIN_FORKS and MAX_FORKS, or at most `--forks` (cap_forks)."""
     if limit:
         hosts = len([h for h in limit.split(",") if h])
     else:
@@ -252,6 +263,8 @@ def forks_for(inventory: Path, limit: str | None = None) -> int:
         except (OSError, yaml.YAMLError):
             data = {}
         hosts = len(((data.get("all") or {}).get("hosts")) or {})
+    if _forks_cap is not None:
+        return max(1, min(_forks_cap, hosts))
     return max(MIN_FORKS, min(MAX_FORKS, hosts))
 
 

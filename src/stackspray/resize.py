@@ -100,6 +100,7 @@ def resize_group(
     progress: Progress | None = None,
     root: Path | None = None,
     kubernetes: bool = True,
+    forks: int | None = None,
 ) -> dict:
     """Add `count` nodes to `group` (or with `remove`, take them away): write the new count into
     the spec file and converge the cluster on it. Nodes are removed highest-numbered first; the
@@ -141,6 +142,7 @@ def resize_group(
         kubernetes=kubernetes,
         before_changes=write_spec,
         command=command,
+        forks=forks,
     )
     result["resize"] = {
         "cluster": new_spec.name,

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from stackspray import inventory, playbook
+from stackspray.errors import StackSprayError
 from stackspray.inventory import Credential
 from stackspray.progress import Progress
 from stackspray.state import ClusterDir
@@ -163,3 +164,45 @@ def test_ansible_runs_as_wide_as_the_inventory(tmp_path, hosts, forks):
     command = json.loads((result.artifacts / "command").read_text())["command"]
     assert command[command.index("--forks") + 1] == str(forks)
     assert len(result.stats.get("ok", {})) == hosts
+
+
+@pytest.mark.parametrize("kubespray", [True, False])
+def test_kubesprays_ssh_settings_are_kept_with_ours_and_visible_in_the_artifacts(tmp_path, kubespray):
+    """Kubespray's ansible.cfg sets ssh_args (ControlPersist=30m, ConnectionAttempts=100), which
+    an ANSIBLE_SSH_ARGS replaces: Kubespray's runs keep them, with our known_hosts file and a
+    keep-alive added; our own playbooks keep one attempt. What ansible-runner ran with is in
+    artifacts/<run>/command."""
+    cdir = ClusterDir("sshargs", tmp_path / "inventories")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = {"all": {"hosts": {"n1": local}}}
+    inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(inv), 0o644)])
+    book = tmp_path / "noop.yml"
+    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    result = playbook.run(
+        "noop.yml",
+        project_dir=tmp_path,
+        inventory=cdir.path / "hosts.yml",
+        cluster_dir=cdir.path,
+        say=Progress(emit=lambda _m: None),
+        envvars=inventory.ssh_env(cdir.path, kubespray=kubespray),
+    )
+    recorded = json.loads((result.artifacts / "command").read_text())
+    args = recorded["env"]["ANSIBLE_SSH_ARGS"].split()
+    assert "ControlPersist=30m" in args and "ServerAliveInterval=15" in args
+    assert f"UserKnownHostsFile={cdir.path / 'known_hosts'}" in args
+    assert ("ConnectionAttempts=100" in args) is kubespray
+
+
+def test_forks_flag_caps_the_width_and_bad_values_name_the_flag(tmp_path):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {f"n{i}": {} for i in range(20)}}}))
+    try:
+        playbook.cap_forks(3)
+        assert playbook.forks_for(inv) == 3 and playbook.forks_for(inv, "n1,n2") == 2
+        playbook.cap_forks(None)
+        assert playbook.forks_for(inv) == 20
+        for bad in (0, -2, "4", True):
+            with pytest.raises(StackSprayError, match="--forks"):
+                playbook.cap_forks(bad)
+    finally:
+        playbook.cap_forks(None)

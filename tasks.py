@@ -58,7 +58,19 @@ def sandbox_status(c, json_=False):
             print(f"  {name:<18} {state:<9} {d['pid'] or ''}")
         for n in st["nodes"]:
             state = "running" if n["running"] else "stopped"
-            print(f"  node {n['hostname']:<24} {n['fixed_ip']:<15} {' '.join(n['floating_ips'])} {state}")
+            boot = n.get("boot") or {}
+            how = (
+                f"SSH in {boot['ready_seconds']}s"
+                + (f" after {boot['boots']} boots" if boot["boots"] > 1 else "")
+                if boot.get("ready_seconds") is not None
+                else "; ".join(boot.get("problems") or [])
+            )
+            print(
+                f"  node {n['hostname']:<24} {n['fixed_ip']:<15} {' '.join(n['floating_ips'])} {state} {how}"
+            )
+        for name, k in st.get("kernel", {}).items():
+            low = " (LOW: fewer node hosts boot)" if k["now"] < k["needed"] else ""
+            print(f"  kernel {name} = {k['now']}" + (f" (was {k['was']})" if "was" in k else "") + low)
         print(f"clouds.yaml: {st['clouds_yaml']}")
     if not st["running"]:
         raise Exit("sandbox is not (fully) running: invoke sandbox.up", code=3)

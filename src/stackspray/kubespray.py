@@ -154,6 +154,47 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
     return project(conn, spec, say), common
 
 
+WAIT_FOR_SSH_TASK = "Wait until the node answers over SSH"
+
+
+def node_ssh_timeout() -> int:
+    """Seconds prepare-nodes waits for every node to answer SSH (all nodes at once):
+    $STACKSPRAY_NODE_SSH_TIMEOUT, default 300."""
+    raw = os.environ.get("STACKSPRAY_NODE_SSH_TIMEOUT", "300")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise StackSprayError(f"STACKSPRAY_NODE_SSH_TIMEOUT: {raw!r} is not a number of seconds (1 or more)")
+    return value
+
+
+def prepare_nodes(common: dict, limit: str | None = None) -> None:
+    """playbooks/prepare-nodes.yml; a node that never answered SSH is named with what to do
+    (a VM can be ACTIVE in the cloud while its OS never comes up)."""
+    timeout = node_ssh_timeout()
+    try:
+        playbook.run(
+            "prepare-nodes.yml",
+            project_dir=PLAYBOOKS,
+            limit=limit,
+            extravars={"node_ssh_timeout": timeout},
+            **common,
+        )
+    except playbook.PlaybookFailed as exc:
+        silent = sorted({f.host for f in exc.failures if f.task == WAIT_FOR_SSH_TASK})
+        if not silent:
+            raise
+        raise StackSprayError(
+            f"{len(silent)} node(s) are ACTIVE in the cloud but did not answer SSH within {timeout} s: "
+            f"{', '.join(silent)}. Look at the console (`openstack console log show NODE`), then "
+            "either reboot it (`openstack server reboot --hard NODE`) or delete it (`openstack server "
+            "delete NODE`), and re-run the command: it waits for a rebooted node and boots a new one in "
+            f"place of a deleted one. The other nodes are kept as they are.\n{exc}"
+        ) from None
+
+
 def _kubespray(common: dict, cdir: ClusterDir) -> dict:
     """The run arguments of a Kubespray playbook: Kubespray's own ssh settings kept."""
     return {**common, "envvars": inventory.ssh_env(cdir.path, kubespray=True)}
@@ -219,7 +260,7 @@ def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
 def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
     kubespray_dir, common = _setup(conn, spec, cdir, say)
-    playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
+    prepare_nodes(common)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     admin = cdir.path / "artifacts" / "admin.conf"
     if not admin.exists():
@@ -253,7 +294,7 @@ def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]
     host (scale.yml's checks need the facts of the hosts it leaves out), then scale.yml --limit."""
     kubespray_dir, common = _setup(conn, spec, cdir, say)
     limit = ",".join(names)
-    playbook.run("prepare-nodes.yml", project_dir=PLAYBOOKS, **common)
+    prepare_nodes(common)
     playbook.run("playbooks/facts.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **_kubespray(common, cdir))
 

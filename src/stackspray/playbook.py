@@ -236,7 +236,7 @@ def run(
         raise PlaybookFailed(playbook, events.failures, r.rc, result.artifacts)
     say(
         f"{playbook}: ok on {len(stats.get('ok', {}))} host(s), "
-        f"{events.tasks} task(s) in {result.seconds:.0f}s"
+        f"{events.tasks} task(s) in {result.seconds:.1f}s"
     )
     return result
 

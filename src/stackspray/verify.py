@@ -4,6 +4,9 @@ control-plane node has) are left out of the table rather than counted."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import socket
 import sys
@@ -22,6 +25,7 @@ from .share import VARS_FILE
 from .state import ClusterDir
 
 SUITE = VERIFY_SUITE
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,20 +104,23 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
     os.environ.update(env)
     _forget_testinfra_hosts()
     collector = _Collector()
+    suite_output = io.StringIO()  # pytest's own dots and warnings: not for the user's stdout (--json)
     try:
-        pytest.main(
-            [
-                str(SUITE),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--hosts=ansible://all",
-                f"--ansible-inventory={hosts_file}",
-                "--no-header",
-            ],
-            plugins=[collector],
-        )
+        with contextlib.redirect_stdout(suite_output):
+            pytest.main(
+                [
+                    str(SUITE),
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "--hosts=ansible://all",
+                    f"--ansible-inventory={hosts_file}",
+                    "--no-header",
+                ],
+                plugins=[collector],
+            )
     finally:
+        log.debug("verify suite output:\n%s", suite_output.getvalue())
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -399,3 +399,67 @@ def test_nodes_secrets_and_workloads_take_json_and_strategic_patches(kubectl, cl
         )  # fmt: skip
         got = json.loads(kubectl("get", kind, obj, "-n", "kube-system", "-o", "json").stdout)
         assert "stackspray.test/patched" not in (got["metadata"].get("annotations") or {}), kind
+
+
+def test_a_crd_serves_its_kind_until_it_is_deleted(kubectl, tmp_path):
+    """A CustomResourceDefinition applied with kubectl is Established, its kind is then served
+    (apply, get), and once the CRD is deleted the kind is unknown again and its objects are gone."""
+    group = f"x{uuid.uuid4().hex[:5]}.example.org"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    widget = {
+        "apiVersion": f"{group}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "default"},
+    }
+    paths = {}
+    for what, obj in (("crd", crd), ("widget", widget)):
+        paths[what] = tmp_path / f"{what}.json"
+        paths[what].write_text(
+            json.dumps({**obj, "spec": {**obj.get("spec", {}), "size": 3}} if what == "widget" else obj)
+        )
+    missing = crd["spec"]["versions"][0].pop("schema")
+    unschemed = tmp_path / "unschemed.json"
+    gadgets = {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"}
+    unschemed.write_text(
+        json.dumps(
+            {**crd, "metadata": {"name": f"gadgets.{group}"}, "spec": {**crd["spec"], "names": gadgets}}
+        )
+    )
+    crd["spec"]["versions"][0]["schema"] = missing
+    refused = kubectl("apply", "-f", str(unschemed), ok=False)
+    assert refused.returncode != 0 and "schemas are required" in refused.stderr, refused.stderr
+    try:
+        kubectl("apply", "-f", str(paths["crd"]))
+        kubectl("wait", "--for", "condition=Established", f"crd/widgets.{group}", "--timeout", "30s")
+        assert "created" in kubectl("apply", "-f", str(paths["widget"])).stdout
+        assert kubectl("get", f"widgets.{group}", "-n", "default", "-o", "name").stdout.split() == [
+            f"widget.{group}/w1"
+        ]
+        assert (
+            kubectl("get", f"widgets.{group}", "w1", "-n", "default", "-o", "jsonpath={.spec.size}").stdout
+            == "3"
+        )
+        kubectl("delete", "crd", f"widgets.{group}")
+        gone = kubectl("get", f"widgets.{group}", "-n", "default", ok=False)
+        assert gone.returncode != 0 and "doesn't have a resource type" in gone.stderr, gone.stderr
+    finally:
+        kubectl("delete", "crd", f"widgets.{group}", "--ignore-not-found", ok=False)

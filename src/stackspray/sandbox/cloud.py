@@ -27,7 +27,7 @@ import openstack
 import yaml
 
 from ..paths import SRC
-from . import infra, kube_schemas, nodehost, nodeimage, processes, services
+from . import infra, kernel, kube_schemas, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
 from .shell import run
@@ -542,6 +542,11 @@ def up(paths: SandboxPaths | None = None, progress: Callable[[str], None] | None
 
 def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     report = UpReport()
+    for name, limit in kernel.raise_limits(paths).items():
+        if "error" in limit:
+            say(f"WARNING: {limit['error']}: fewer node hosts will boot")
+        elif limit["now"] != limit["was"]:
+            say(f"kernel: {name} {limit['was']} -> {limit['now']} (restored by sandbox.down)")
     with _Timer(report, "installs (apt, services venv, node base image)", say):
         # pip needs nothing from apt; debootstrap does: two lanes side by side.
         def services_lane() -> None:
@@ -661,6 +666,7 @@ def down(paths: SandboxPaths | None = None) -> list[str]:
             stopped += [name for name, was in zip(tier, pool.map(stop, tier), strict=True) if was]
     # The agent stops its nodes on SIGTERM; anything it could not (it was killed) goes here.
     nodehost.cleanup_all(paths)
+    kernel.restore_limits(paths)
     return stopped
 
 
@@ -688,6 +694,7 @@ def status(paths: SandboxPaths | None = None) -> dict:
         ready = bool(pid) and (d is None or d.ready_url is None or processes.http_ready(d.ready_url))
         out["daemons"][name] = {"pid": pid, "ready": ready}
     out["nodes"] = nodehost.list_nodes(paths)
+    out["kernel"] = kernel.status(paths)
     out["running"] = all(v["pid"] for v in out["daemons"].values())
     return out
 

@@ -6,6 +6,9 @@
   the proxy the catalog's public endpoints point at; the services themselves are untouched.
 - :func:`boot_errors` makes the next N server boots go to ERROR (Nova records the fault).
 - :func:`kill_node` stops a node host abruptly, as a crashed VM.
+- :func:`silent_os` makes the next N servers (whose name contains a string) ACTIVE in Nova with
+  an OS that never answers — no node host boots for them, as a VM stuck in its boot loader or a
+  kernel panic — until Nova's record changes (a hard reboot, a stop and start).
 - :func:`call_counts` reads how many calls each API received (for benchmarks).
 """
 
@@ -75,6 +78,7 @@ def clear(paths: SandboxPaths | None = None) -> None:
     _call("DELETE", "/faults")
     paths = paths or SandboxPaths.default()
     (paths.faults / "boot_error.json").unlink(missing_ok=True)
+    (paths.faults / "silent_os.json").unlink(missing_ok=True)
 
 
 def call_counts() -> dict[str, int]:
@@ -96,6 +100,37 @@ def boot_errors(count: int, name_contains: str = "", paths: SandboxPaths | None 
         fh.seek(0)
         fh.truncate()
         json.dump({"remaining": count, "name_contains": name_contains}, fh)
+
+
+def silent_os(count: int, name_contains: str = "", paths: SandboxPaths | None = None) -> None:
+    """Make the next `count` servers whose name contains `name_contains` never answer once ACTIVE."""
+    paths = paths or SandboxPaths.default()
+    paths.faults.mkdir(parents=True, exist_ok=True)
+    with open(paths.faults / "silent_os.json", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        json.dump({"remaining": count, "name_contains": name_contains}, fh)
+
+
+def take_silent_os(paths: SandboxPaths, server_name: str) -> bool:
+    """The node agent's side: True (and one use consumed) when this server's OS is to stay silent."""
+    path = paths.faults / "silent_os.json"
+    if not path.exists():
+        return False
+    with open(path, "r+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            rule = json.loads(fh.read() or "{}")
+        except ValueError:
+            return False
+        if rule.get("remaining", 0) <= 0 or rule.get("name_contains", "") not in server_name:
+            return False
+        rule["remaining"] -= 1
+        fh.seek(0)
+        fh.truncate()
+        json.dump(rule, fh)
+        return True
 
 
 def boot_errors_remaining(paths: SandboxPaths | None = None) -> int:

@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import nodehost
+from . import faults, nodehost
 from .cloud import admin_connection
 from .paths import SandboxPaths
 
@@ -39,6 +39,10 @@ STOPPED_STATES = {
     "REBOOT",
 }
 POLL_SECONDS = 0.5
+# A node host that is not SSH-ready 30 s after it was started failed for the sandbox's own
+# reasons (a real VM would not): it is stopped and started again, up to this many boots.
+BOOT_ATTEMPTS = 3
+SSH_READY_SECONDS = 30.0
 
 
 def _hostname(server) -> str:
@@ -54,7 +58,7 @@ class Agent:
         # server id -> Nova's `updated` when we last started its node (crash memory)
         self.started_for: dict[str, str] = {}
         self.subnets: dict[str, tuple[str, str]] = {}
-        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.pool = ThreadPoolExecutor(max_workers=8)
 
     def _public_key(self, server) -> str:
         """The server's keypair, looked up at each node start: a keypair name can be reused with
@@ -141,19 +145,49 @@ class Agent:
                 log.info("bridge %s removed: no running node uses it", bridge)
 
     def _start(self, spec: nodehost.NodeSpec) -> None:
-        t0 = time.monotonic()
-        try:
-            nodehost.start_node(self.paths, spec)
-        except Exception:
-            self.started_for.pop(spec.server_id, None)  # not a crash: retry on the next pass
-            raise
-        deadline = t0 + 30
-        while time.monotonic() < deadline:
-            if nodehost.ssh_ready(spec.fixed_ip):
-                log.info("node %s ssh-ready in %.2fs", spec.hostname, time.monotonic() - t0)
-                return
-            time.sleep(0.1)
-        log.warning("node %s not ssh-ready after 30s", spec.hostname)
+        if faults.take_silent_os(self.paths, spec.hostname):
+            # Injected: ACTIVE in Nova, no OS answering (the host is not booted at all).
+            nodehost.node_dir(self.paths, spec.server_id).mkdir(parents=True, exist_ok=True)
+            nodehost.save_spec(self.paths, spec)
+            nodehost.save_boot(
+                self.paths,
+                spec.server_id,
+                {
+                    "boots": 0,
+                    "ready_seconds": None,
+                    "problems": ["fault: the OS never answers"],
+                    "silent": True,
+                },
+            )
+            log.warning("node %s: silent-OS fault, not booted", spec.hostname)
+            return
+        problems: list[str] = []
+        for boot in range(1, BOOT_ATTEMPTS + 1):
+            t0 = time.monotonic()
+            try:
+                nodehost.start_node(self.paths, spec)
+            except Exception:
+                self.started_for.pop(spec.server_id, None)  # not a crash: retry on the next pass
+                raise
+            while time.monotonic() < t0 + SSH_READY_SECONDS:
+                if nodehost.ssh_ready(spec.fixed_ip):
+                    seconds = round(time.monotonic() - t0, 2)
+                    log.info("node %s ssh-ready in %.2fs (boot %d)", spec.hostname, seconds, boot)
+                    nodehost.save_boot(
+                        self.paths,
+                        spec.server_id,
+                        {"boots": boot, "ready_seconds": seconds, "problems": problems},
+                    )
+                    return
+                time.sleep(0.1)
+            last = nodehost.console_tail(self.paths, spec.server_id)
+            problems.append(f"boot {boot}: not ssh-ready after {SSH_READY_SECONDS:.0f}s (console: {last})")
+            log.warning("node %s %s", spec.hostname, problems[-1])
+            if boot < BOOT_ATTEMPTS:
+                nodehost.stop_node(self.paths, spec.server_id)
+        nodehost.save_boot(
+            self.paths, spec.server_id, {"boots": BOOT_ATTEMPTS, "ready_seconds": None, "problems": problems}
+        )
 
     def stop_all(self) -> None:
         if not self.paths.nodes.exists():

@@ -377,6 +377,33 @@ def prune_bridges(paths: SandboxPaths) -> list[str]:
     return removed
 
 
+def _boot_file(paths: SandboxPaths, server_id: str) -> Path:
+    return node_dir(paths, server_id) / "boot.json"
+
+
+def save_boot(paths: SandboxPaths, server_id: str, record: dict) -> None:
+    """How the node's last start went (the node agent's): boots, seconds to SSH, problems."""
+    if node_dir(paths, server_id).exists():
+        _boot_file(paths, server_id).write_text(json.dumps(record))
+
+
+def load_boot(paths: SandboxPaths, server_id: str) -> dict | None:
+    try:
+        return json.loads(_boot_file(paths, server_id).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def console_tail(paths: SandboxPaths, server_id: str, lines: int = 1) -> str:
+    """The last non-empty lines of the node's console (what its systemd printed)."""
+    try:
+        text = (node_dir(paths, server_id) / "console.log").read_bytes()[-4096:].decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
+
+
 def list_nodes(paths: SandboxPaths) -> list[dict]:
     out = []
     if not paths.nodes.exists():
@@ -391,6 +418,7 @@ def list_nodes(paths: SandboxPaths) -> list[dict]:
                     "fixed_ip": spec.fixed_ip,
                     "floating_ips": spec.floating_ips,
                     "running": is_running(paths, spec.server_id),
+                    "boot": load_boot(paths, spec.server_id),
                 }
             )
     return out

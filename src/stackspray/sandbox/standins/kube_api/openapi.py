@@ -271,6 +271,45 @@ class Schemas:
                 self._walk(v, schema["items"], f"{path}[{i}]", owner, unknown)
 
 
+FIELD_VALIDATION = [
+    {
+        "name": "fieldValidation",
+        "in": "query",
+        "description": "Unknown and duplicate fields: Ignore, Warn or Strict.",
+        "schema": {"type": "string", "uniqueItems": True},
+    }
+]
+
+
+def custom_v3(group: str, version: str, kinds: list[tuple[str, str, bool, dict]]) -> dict:
+    """The OpenAPI v3 document of a CustomResourceDefinition's group/version, as the
+    apiextensions-apiserver publishes it (pkg/controller/openapi/builder/builder.go): each served
+    kind's schema from the CRD (named by the reversed group, e.g. io.cert-manager.v1.ClusterIssuer)
+    and its operations, which accept `fieldValidation` (so kubectl leaves validation to the server)."""
+    base = f"/{_gv_path(group, version)}"
+    prefix = ".".join(reversed(group.split(".")))
+    paths, schemas = {}, {}
+    for plural, kind, namespaced, schema in kinds:
+        name = f"{prefix}.{version}.{kind}"
+        gvk = {"group": group, "version": version, "kind": kind}
+        schemas[name] = {**schema, "x-kubernetes-group-version-kind": [gvk]}
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        body = {"content": {"application/json": {"schema": ref}}}
+        answer = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+        coll = f"{base}/namespaces/{{namespace}}/{plural}" if namespaced else f"{base}/{plural}"
+        paths[coll] = {"post": _operation("post", kind, gvk, FIELD_VALIDATION, body, answer)}
+        paths[f"{coll}/{{name}}"] = {
+            "put": _operation("put", kind, gvk, FIELD_VALIDATION, body, answer),
+            "patch": _operation("patch", kind, gvk, FIELD_VALIDATION, body, answer),
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
 def _operation(action: str, kind: str, gvk: dict, params: list, body: dict, answer: dict) -> dict:
     return {
         "operationId": f"{action}{kind}",

@@ -69,6 +69,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import hashlib
 import json
 import math
 import os
@@ -245,6 +246,14 @@ def check_crd(body: dict) -> None:
             f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: metadata.name: '
             f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
         )
+    for i, v in enumerate(spec.get("versions") or []):
+        if not ((v.get("schema") or {}).get("openAPIV3Schema")):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: '
+                f"spec.versions[{i}].schema.openAPIV3Schema: Required value: schemas are required",
+            )
     stored = [v for v in spec.get("versions") or [] if v.get("storage")]
     if len(stored) != 1:
         raise ApiError(
@@ -272,8 +281,16 @@ SHORT_NAMES = {
     "replicasets": ["rs"],
     "poddisruptionbudgets": ["pdb"],
     "storageclasses": ["sc"],
+    # apiextensions-apiserver pkg/registry/customresourcedefinition/etcd.go ShortNames()
+    "customresourcedefinitions": ["crd", "crds"],
 }
-CATEGORIES = {"pods": ["all"], "daemonsets": ["all"], "deployments": ["all"], "replicasets": ["all"]}
+CATEGORIES = {
+    "pods": ["all"],
+    "daemonsets": ["all"],
+    "deployments": ["all"],
+    "replicasets": ["all"],
+    "customresourcedefinitions": ["api-extensions"],
+}
 
 
 def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | None:
@@ -411,6 +428,22 @@ class Store:
         self.serve_crds()
         self.reconcile_nodes()
         self.apply_cloud_config()
+
+    def custom_openapi(self) -> dict[tuple[str, str], dict]:
+        """(group, version) -> the OpenAPI v3 document of each served CRD version."""
+        kinds: dict[tuple[str, str], list] = {}
+        for k, crd in self.objects.items():
+            if k[:2] != (CRD_GV, "customresourcedefinitions"):
+                continue
+            spec = crd.get("spec") or {}
+            names_ = spec.get("names") or {}
+            for v in spec.get("versions") or []:
+                if v.get("served"):
+                    schema = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+                    kinds.setdefault((spec["group"], v["name"]), []).append(
+                        (names_["plural"], names_["kind"], spec.get("scope") == "Namespaced", schema)
+                    )
+        return {gv: openapi.custom_v3(gv[0], gv[1], ks) for gv, ks in kinds.items()}
 
     def serve_crds(self) -> None:
         serve_custom_resources(
@@ -1449,8 +1482,15 @@ class Handler(BaseHTTPRequestHandler):
                     s.openapi_v2 = json.dumps(s.schemas.v2()).encode()
                 return s.openapi_v2
             if parts == ["openapi", "v3"]:
-                return s.schemas.v3_root(list(RESOURCES))
+                root = s.schemas.v3_root(list(BUILTIN_RESOURCES))
+                for (group, version), doc in s.custom_openapi().items():
+                    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+                    key = f"apis/{group}/{version}"
+                    root["paths"][key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+                return root
             split = _rest(parts[2:]) if parts[:2] == ["openapi", "v3"] else None
+            if split and not split[2] and (split[0], split[1]) not in BUILTIN_RESOURCES:
+                return s.custom_openapi().get((split[0], split[1]))
             if split and not split[2] and (split[0], split[1]) in RESOURCES:
                 group, version = split[0], split[1]
                 listed = [(p, k, n) for p, k, n, _v in RESOURCES[(group, version)]]

@@ -50,7 +50,7 @@ def build(workers: int, key: Path, octet: int, inv: Path, forks: int | None = No
         destroy_cluster(name, root=inv, progress=Progress(emit=lambda m: None))
     books = {}
     for line in lines:
-        m = SUMMARY.match(line.strip())
+        m = SUMMARY.search(line.strip())
         if m:
             books[m["book"]] = {"hosts": int(m["hosts"]), "tasks": int(m["tasks"]), "seconds": float(m["s"])}
     return {"workers": workers, "forks": forks or "hosts", "playbooks": books}

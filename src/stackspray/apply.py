@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from . import names
+from . import dns, names
 from .cloudops import PARALLEL, SERVER_TIMEOUT, act, ensure, read, wait_gone, wait_until
 from .cluster_state import Server
 from .errors import CloudError, Conflict, NotFound
@@ -93,6 +93,23 @@ class Applier:
         self.servers(by.get(("server", "create"), []))
         for a in by.get(("floating-ip", "create"), []) + by.get(("floating-ip", "update"), []):
             self.floating_ip(a)
+        for a in by.get(("dns-record", "delete"), []):
+            dns.delete_record(self.conn, a.detail["id"], a.detail["zone_id"], a.name)
+            self.say(f"deleted DNS record {a.name}")
+        for a in by.get(("dns-record", "create"), []) + by.get(("dns-record", "update"), []):
+            fip = next(
+                (
+                    f
+                    for f in read(lambda: list(self.conn.network.ips()), "list floating IPs")
+                    if is_owned(f, self.spec.name)
+                ),
+                None,
+            )
+            if fip is None:
+                raise CloudError(f"DNS record {a.name}: the cluster has no floating IP to point it at")
+            dns.ensure_record(
+                self.conn, self.spec.name, a.detail["zone"], a.name, fip.floating_ip_address, self.say
+            )
         if share_job is not None:
             share_job.result()
 
@@ -573,6 +590,7 @@ def destroy(conn, actions: list[Action], say: Progress) -> dict[str, int]:
             lambda: compute.delete_server_group(a.detail["id"], ignore_missing=True), f"delete {a.name}"
         ),
         "share": share,
+        "dns-record": lambda a: dns.delete_record(conn, a.detail["id"], a.detail["zone_id"], a.name),
         "keypair": lambda a: act(
             lambda: compute.delete_keypair(a.detail["id"], ignore_missing=True), f"delete keypair {a.name}"
         ),

@@ -347,7 +347,8 @@ def kubespray_step(
         a
         for a in actions
         if a.kind not in ("noop", "conflict")
-        and a.resource not in ("server", "port", "server-group", "share", "access-rule", "security-group")
+        and a.resource
+        not in ("server", "port", "server-group", "share", "access-rule", "security-group", "dns-record")
     ]
     if other:
         return "build", []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from . import names
+from . import dns, names
 from .cloudops import flavors_by_name, read
 from .errors import Conflict, NotFound
 from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
@@ -242,6 +242,13 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             rule = next((r for r in rules if r.access_to == spec.share.access_rule), None)
             if rule is not None:
                 obs.access_rule = Res(rule.id, rule.access_to, True, rule.state)
+    if dns.has_dns(conn):
+        want = spec.ingress.dns if spec.ingress else None
+        fqdn = f"{spec.ingress.host}." if want else None
+        if want is not None:
+            obs.dns_record = dns.observe_record(conn, c, want.zone, fqdn)
+        # The cluster's records under another name (the spec's name changed, or `dns` went).
+        obs.stale_dns = [r for r in dns.owned_records(conn, c) if r.name != fqdn]
     return obs
 
 
@@ -263,6 +270,9 @@ def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
     fips = {
         f.floating_ip_address: f.port_id for f in read(lambda: list(conn.network.ips()), "list floating IPs")
     }
+    dns_zones = None
+    if spec.ingress and spec.ingress.dns and dns.has_dns(conn):
+        dns_zones = dns.zone_names(conn)
     share_types = None
     if spec.share and conn.has_service("shared-file-system"):
         resp = read(lambda: conn.shared_file_system.get("/types", microversion="2.46"), "list share types")
@@ -275,6 +285,7 @@ def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
         keypairs=kps,
         floating_ips=fips,
         share_types=share_types,
+        dns_zones=dns_zones,
     )
 
 
@@ -330,6 +341,8 @@ def observe_owned(
         for n in read(lambda: list(net.networks()), "list networks")
         if is_owned(n, cluster)
     ]
+    if dns.has_dns(conn):
+        out["dns-record"] = dns.owned_records(conn, cluster)
     out["security-group"] = [
         Res(g.id, g.name, True)
         for g in read(lambda: list(net.security_groups()), "list security groups")

@@ -54,6 +54,8 @@ class Observed:
     floating_ip: Res | None = None  # detail: {"address", "port_id", "adopted"}
     share: Res | None = None
     access_rule: Res | None = None
+    dns_record: Res | None = None  # the ingress's A record; detail: {"zone", "zone_id", "records"}
+    stale_dns: list[Res] = field(default_factory=list)  # the cluster's records the spec no longer names
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,41 @@ def plan(spec: ClusterSpec, obs: Observed) -> list[Action]:
                 )
             )
 
+    # the ingress's DNS record, pointing at the floating IP
+    ing = spec.ingress
+    if ing is not None and ing.dns is not None:
+        fqdn = f"{ing.host}."
+        rec = obs.dns_record
+        address = fip.detail.get("address") if fip is not None else None
+        where = {"zone": ing.dns.zone, "name": fqdn}
+        if rec is None:
+            acts.append(Action("create", "dns-record", fqdn, "missing: point it at the floating IP", where))
+        elif not rec.owned:
+            have("dns-record", fqdn, rec)
+        elif address is None or rec.detail.get("records") != [address]:
+            acts.append(
+                Action(
+                    "update",
+                    "dns-record",
+                    fqdn,
+                    f"points at {', '.join(rec.detail.get('records') or []) or 'nothing'}, "
+                    "not the floating IP",
+                    {**where, "id": rec.id},
+                )
+            )
+        else:
+            acts.append(Action("noop", "dns-record", fqdn, f"points at {address}"))
+    for rec in obs.stale_dns:
+        acts.append(
+            Action(
+                "delete",
+                "dns-record",
+                rec.name,
+                "the spec no longer names it",
+                {"id": rec.id, "zone_id": rec.detail.get("zone_id")},
+            )
+        )
+
     # share
     if spec.share:
         sname = names.share(spec.name)
@@ -413,6 +450,7 @@ def summary(actions: list[Action]) -> dict[str, int]:
 
 # The order resources go in: each only after everything that uses it.
 DESTROY_ORDER = (
+    "dns-record",
     "server",
     "floating-ip",
     "port",

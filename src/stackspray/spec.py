@@ -616,12 +616,6 @@ def _ingress(c: _Checker, raw: Any, groups: tuple[NodeGroup, ...], options: dict
                 )
             host = full
             dns = DnsSpec(zone, rname.lower().rstrip("."))
-            c.add(
-                "ingress.dns",
-                "records in the cloud's DNS service are not made by this stackspray yet: create it "
-                f"yourself (`openstack recordset create {zone} {rname.lower().rstrip('.')} --type A "
-                "--record <floating IP>`) and give `host` instead",
-            )
         if group != CONTROL_PLANE:
             c.add(
                 "ingress.dns",
@@ -885,6 +879,7 @@ class CloudCatalog:
     keypairs: set[str]
     floating_ips: dict[str, str | None]  # address -> port_id (our project's)
     share_types: set[str] | None  # None: the cloud has no shared-file-system service
+    dns_zones: set[str] | None = None  # None: the cloud has no DNS service (or it was not asked)
 
 
 def check_against_cloud(spec: ClusterSpec, cat: CloudCatalog) -> None:
@@ -923,6 +918,19 @@ def check_against_cloud(spec: ClusterSpec, cat: CloudCatalog) -> None:
             problems.append(
                 f"share.share_type: {spec.share.share_type!r} does not exist "
                 f"(have: {', '.join(sorted(cat.share_types))})"
+            )
+    dns = spec.ingress.dns if spec.ingress else None
+    if dns is not None:
+        if cat.dns_zones is None:
+            problems.append(
+                f"ingress.dns: cloud {spec.cloud!r} has no DNS service (Designate) — remove `dns`, point a "
+                "name at the floating IP elsewhere and give it as `ingress.host`"
+            )
+        elif dns.zone not in cat.dns_zones:
+            have = ", ".join(sorted(cat.dns_zones)) or "none"
+            problems.append(
+                f"ingress.dns.zone: the project has no DNS zone {dns.zone!r} (have: {have}; "
+                "`openstack zone list`)"
             )
     if problems:
         raise SpecError(spec.source, problems)

@@ -117,3 +117,72 @@ def test_ingress_opens_80_and_443_on_the_control_plane_and_applies_the_issuer_an
     assert http_rules(conn, f"{name}-ingress") == set()
     assert f"{name}-ingress" not in port_groups(conn, f"{name}-control-plane-1-port")
     assert not (cdir.path / ingress.VARS_FILE).exists() and cdir.load().ingress is None
+
+
+def a_records(conn, zone_name: str) -> dict[str, tuple[list[str], str]]:
+    (zone,) = [z for z in conn.dns.zones() if z.name == zone_name]
+    return {
+        r.name: (sorted(r.records), r.description or "") for r in conn.dns.recordsets(zone) if r.type == "A"
+    }
+
+
+def test_ingress_dns_record_follows_the_spec_refuses_a_foreign_name_and_goes_with_destroy(
+    make_spec, sandbox, conn, tmp_path
+):
+    """The sandbox runs Designate (fake backend, mdns answering the polls): the project's zone
+    exists as on Jetstream2, the record is made through the DNS API and judged through it."""
+    from stackspray.names import cluster_tag
+    from stackspray.sandbox.services import PROJECT_ZONE
+
+    path, inv = make_spec(workers=0)
+    doc = yaml.safe_load(path.read_text())
+    name = doc["name"]
+    doc["ingress"] = {
+        "email": "ops@example.org",
+        "acme_server": STAGING,
+        "dns": {"zone": PROJECT_ZONE, "name": name},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"STACKSPRAY_INVENTORIES": str(inv)}
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        out = invoke(sandbox, elsewhere, *args, env=env)
+        assert (out.returncode == 0) is ok, out.stdout + out.stderr
+        return out
+
+    fqdn = f"{name}.{PROJECT_ZONE}"
+    built = run("create-cluster", "--spec", str(path))
+    fip = ClusterDir(name, inv).load().floating_ip.address
+    assert f"DNS: {fqdn} -> {fip}" in built.stdout and f"ingress: https://{fqdn[:-1]}/" in built.stdout
+    assert a_records(conn, PROJECT_ZONE)[fqdn] == ([fip], cluster_tag(name))
+    again = run("create-cluster", "--spec", str(path))
+    assert "nothing to change" in again.stdout
+
+    # A name someone else holds in the zone: refused before anything changes; theirs is untouched.
+    (zone,) = [z for z in conn.dns.zones() if z.name == PROJECT_ZONE]
+    taken = conn.dns.create_recordset(
+        zone, name=f"taken-{name}.{PROJECT_ZONE}", type="A", records=["192.0.2.7"]
+    )
+    try:
+        doc["ingress"]["dns"]["name"] = f"taken-{name}"
+        path.write_text(yaml.safe_dump(doc))
+        refused = run("create-cluster", "--spec", str(path), ok=False)
+        assert f"taken-{name}.{PROJECT_ZONE}" in refused.stdout + refused.stderr
+        assert "not owned by cluster" in refused.stdout + refused.stderr
+        records = a_records(conn, PROJECT_ZONE)
+        assert records[f"taken-{name}.{PROJECT_ZONE}"] == (["192.0.2.7"], "") and fqdn in records
+
+        # Another name of its own: the new record is made and the old one deleted.
+        doc["ingress"]["dns"]["name"] = f"{name}-2"
+        path.write_text(yaml.safe_dump(doc))
+        run("create-cluster", "--spec", str(path))
+        records = a_records(conn, PROJECT_ZONE)
+        assert records[f"{name}-2.{PROJECT_ZONE}"] == ([fip], cluster_tag(name)) and fqdn not in records
+
+        run("destroy-cluster", "--cluster", name, "--yes")
+        records = a_records(conn, PROJECT_ZONE)
+        assert f"{name}-2.{PROJECT_ZONE}" not in records and f"taken-{name}.{PROJECT_ZONE}" in records
+    finally:
+        conn.dns.delete_recordset(taken, zone, ignore_missing=True)

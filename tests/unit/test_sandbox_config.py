@@ -6,6 +6,7 @@ import configparser
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stackspray.sandbox import services
 from stackspray.sandbox.faultproxy import FaultTable
@@ -60,6 +61,9 @@ def fake_paths(tmp_path) -> SandboxPaths:
         f = paths.venv / "etc" / svc / name
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("[pipeline:main]\n")
+    dns_paste = paths.dns_venv / "etc" / "designate" / "api-paste.ini"
+    dns_paste.parent.mkdir(parents=True, exist_ok=True)
+    dns_paste.write_text("[pipeline:main]\n")
     return paths
 
 
@@ -86,6 +90,16 @@ def test_settings_that_matter(fake_paths):
     assert _parse(cfg["neutron/neutron.conf"])["quotas"]["quota_floatingip"] == "10"
     manila = _parse(cfg["manila/manila.conf"])
     assert "CEPHFS" in manila["DEFAULT"]["enabled_share_protocols"]
+    designate = _parse(cfg["designate/designate.conf"])
+    assert designate["service:mdns"]["listen"] == f"127.0.0.1:{services.MDNS_PORT}"
+    assert designate["keystone_authtoken"]["service_type"] == "dns"
+    (pool,) = yaml.safe_load(cfg["designate/pools.yaml"])
+    mdns = {"host": "127.0.0.1", "port": services.MDNS_PORT}
+    # No DNS server: the fake backend, and mdns answers the worker's serial polls and NOTIFYs.
+    assert pool["id"] == services.DEFAULT_POOL_ID and pool["nameservers"] == [mdns]
+    assert pool["targets"] == [
+        {"type": "fake", "description": "no DNS server", "masters": [mdns], "options": mdns}
+    ]
 
 
 def test_services_talk_to_each_other_on_internal_ports_only(fake_paths):
@@ -93,12 +107,12 @@ def test_services_talk_to_each_other_on_internal_ports_only(fake_paths):
     cfg = services.configs(fake_paths, secrets)
     public_ports = {str(api.public_port) for api in services.APIS.values()}
     for name, text in cfg.items():
-        if name.endswith("api-paste.ini"):
+        if name.endswith(("api-paste.ini", ".yaml")):
             continue
         p = _parse(text)
         for section in p.sections():
             for key, value in p[section].items():
-                if key == "www_authenticate_uri":
+                if key in ("www_authenticate_uri", "api_base_uri"):
                     continue  # what clients are told to use: the public (proxied) endpoint
                 for port in public_ports:
                     assert f":{port}/" not in value and not value.endswith(f":{port}"), (name, section, key)

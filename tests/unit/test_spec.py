@@ -346,9 +346,9 @@ def test_ingress_defaults_serve_https_from_the_control_plane_to_everyone():
         ({**INGRESS, "tls": "yes"}, "ingress.tls", "true or false"),
         ({**INGRESS, "port": 8080}, "ingress.port", "unknown key"),
         (
-            {"email": "ops@example.edu", "dns": {"zone": "proj.projects.jetstream-cloud.org", "name": "hub"}},
-            "ingress.dns",
-            "openstack recordset create proj.projects.jetstream-cloud.org. hub",
+            {**INGRESS, "dns": {"zone": "proj.projects.jetstream-cloud.org", "name": "hub"}},
+            "ingress.host",
+            "is not the name ingress.dns makes",
         ),
         (
             {"email": "a@b.org", "dns": {"zone": "p.example.org", "name": "h" * 60}},
@@ -367,7 +367,7 @@ def test_ingress_defaults_serve_https_from_the_control_plane_to_everyone():
         "acme-not-https",
         "tls-not-bool",
         "unknown-key",
-        "dns-not-made-yet",
+        "host-and-dns-disagree",
         "dns-name-over-64",
     ],
 )
@@ -388,3 +388,33 @@ def test_ingress_owns_cert_manager_and_needs_helm():
     assert any(p.startswith("kubernetes.helm_enabled:") for p in err.value.problems)
     plain = parse_spec(spec_with(ingress={"tls": False, "group": "workers"}), env={}).ingress
     assert plain.url is None and plain.group == "workers"
+
+
+def test_ingress_dns_makes_the_host_and_needs_the_clouds_dns_service_and_zone():
+    data = spec_with(
+        ingress={"email": "a@b.org", "dns": {"zone": "Proj.projects.jetstream-cloud.org", "name": "hub"}}
+    )
+    spec = parse_spec(data, env={})
+    assert spec.ingress.dns.zone == "proj.projects.jetstream-cloud.org." and spec.ingress.dns.name == "hub"
+    assert spec.ingress.host == "hub.proj.projects.jetstream-cloud.org"
+    base = dict(
+        flavors={"m3.small": {"vcpus": 2, "ram": 6144}},
+        images={"Featured-Ubuntu24"},
+        networks=set(),
+        external_networks={"public"},
+        keypairs={"my-key"},
+        floating_ips={},
+        share_types=None,
+    )
+    with pytest.raises(SpecError) as err:
+        check_against_cloud(spec, CloudCatalog(**base, dns_zones=None))
+    assert any(p.startswith("ingress.dns:") and "no DNS service" in p for p in err.value.problems)
+    with pytest.raises(SpecError) as err:
+        check_against_cloud(spec, CloudCatalog(**base, dns_zones={"other.example.org."}))
+    assert any(p.startswith("ingress.dns.zone:") and "other.example.org." in p for p in err.value.problems), (
+        err.value.problems
+    )
+    check_against_cloud(spec, CloudCatalog(**base, dns_zones={"proj.projects.jetstream-cloud.org."}))
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(ingress={**data["ingress"], "group": "workers"}), env={})
+    assert any(p.startswith("ingress.dns:") and "floating IP" in p for p in err.value.problems)

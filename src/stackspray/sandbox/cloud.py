@@ -65,10 +65,12 @@ FLAVORS = {
 }
 # Order matters: each group starts after the previous one is ready.
 SERVICE_GROUPS = [
-    ["glance-api", "placement-api", "neutron-api", "manila-api"],
-    ["nova-api", "nova-conductor", "nova-scheduler", "manila-scheduler", "manila-share"],
-    ["nova-compute"],
+    ["glance-api", "placement-api", "neutron-api", "manila-api", "designate-central"],
+    ["nova-api", "nova-conductor", "nova-scheduler", "manila-scheduler", "manila-share", "designate-api"],
+    ["nova-compute", "designate-worker", "designate-producer", "designate-mdns"],
 ]
+# Designate (DNS) in its own venv: its oslo libraries need not match the other services'.
+DNS_PACKAGES = ["designate==23.0.0", "uwsgi", "PyMySQL"]
 
 
 @dataclass
@@ -150,6 +152,58 @@ def install_services(paths: SandboxPaths) -> bool:
     )
     marker.write_text(wanted)
     return True
+
+
+def install_dns(paths: SandboxPaths) -> bool:
+    """Designate's venv; False if cached."""
+    marker = paths.dns_venv / ".stackspray-installed"
+    wanted = json.dumps({"packages": DNS_PACKAGES})
+    if marker.exists() and marker.read_text() == wanted:
+        return False
+    if not paths.dns_bin("python").exists():
+        run([sys.executable, "-m", "venv", str(paths.dns_venv)])
+    pip = [str(paths.dns_bin("python")), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    run([*pip, *DNS_PACKAGES, "setuptools>=70.1", "wheel"], timeout=1800)
+    marker.write_text(wanted)
+    return True
+
+
+def _ensure_dns(paths: SandboxPaths, secrets: dict[str, str]) -> None:
+    """The pool (designate-manage pool update, idempotent) and the project's zone, made by the
+    project's member as it exists in a Jetstream2 allocation before any cluster."""
+    run(
+        [
+            str(paths.dns_bin("designate-manage")),
+            "--config-file",
+            str(paths.etc / "designate/designate.conf"),
+            "pool",
+            "update",
+            "--file",
+            str(paths.etc / "designate/pools.yaml"),
+        ],
+        timeout=300,
+    )
+    member = openstack.connect(
+        auth_url=APIS["keystone"].internal_url(),
+        username=MEMBER_USER,
+        password=secrets["member"],
+        project_name=PROJECT,
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name=REGION,
+        interface="internal",
+        identity_api_version=3,
+    )
+    zone = member.dns.find_zone(services.PROJECT_ZONE)
+    if zone is None:
+        zone = member.dns.create_zone(name=services.PROJECT_ZONE, email="dns-admin@sandbox.invalid", ttl=300)
+    deadline = time.monotonic() + 60
+    while member.dns.get_zone(zone).status != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise processes.DaemonFailed(
+                f"zone {services.PROJECT_ZONE} did not turn ACTIVE (see logs/designate-worker.log)"
+            )
+        time.sleep(0.5)
 
 
 # -- the cloud -------------------------------------------------------------------------------
@@ -393,15 +447,27 @@ def _ensure_compute_resources(conn, paths: SandboxPaths) -> None:
 
 
 def _ensure_network_resources(conn) -> None:
-    net = conn.network.find_network(EXTERNAL_NETWORK)
-    if net is None:
-        net = conn.network.create_network(
-            name=EXTERNAL_NETWORK,
-            is_router_external=True,
-            is_shared=False,
-            provider_network_type="flat",
-            provider_physical_network="public",
-        )
+    # Seen once on a warm start: neutron-api's first answers listed no network and refused the
+    # admin's create by policy (403) a second later; a moment after, both were right. The
+    # external network exists from the first up on, so a 403 here means "not ready yet".
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            net = conn.network.find_network(EXTERNAL_NETWORK)
+            if net is None:
+                net = conn.network.create_network(
+                    name=EXTERNAL_NETWORK,
+                    is_router_external=True,
+                    is_shared=False,
+                    provider_network_type="flat",
+                    provider_physical_network="public",
+                )
+            break
+        except openstack.exceptions.ForbiddenException:
+            if time.monotonic() > deadline:
+                raise
+            log.info("neutron refused the admin's network call (starting up?): trying again")
+            time.sleep(1)
     if not list(conn.network.subnets(network_id=net.id)):
         conn.network.create_subnet(
             network_id=net.id,
@@ -553,6 +619,8 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
             say("pip: the OpenStack services' venv (first time: a few minutes; cached afterwards)")
             if install_services(paths):
                 say("pip: services installed")
+            if install_dns(paths):
+                say("pip: designate installed")
             if not kube_schemas.definitions_file(paths.home).exists():
                 say("pip: the Kubernetes 1.35 object definitions for the API stand-in (kubernetes-validate)")
             kube_schemas.ensure(paths.home)
@@ -606,6 +674,7 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
         _ensure_auto_allocated_topology(conn)
         _ensure_share_type(conn)
         _wait_share_service(conn)
+        _ensure_dns(paths, secrets)
     with _Timer(report, "node agent", say):
         processes.start(paths, helpers["node-agent"])
         processes.wait_ready(paths, helpers["node-agent"])
@@ -637,8 +706,18 @@ def _wait_share_service(conn, timeout: float = 60) -> None:
 # Stopped tier by tier (each tier in parallel): nodes first, databases last.
 STOP_TIERS = [
     ["node-agent"],
-    ["nova-compute", "manila-share", "manila-scheduler", "nova-scheduler", "nova-conductor"],
-    ["manila-api", "nova-api", "neutron-api", "placement-api", "glance-api", "fault-proxy"],
+    [
+        "nova-compute",
+        "manila-share",
+        "manila-scheduler",
+        "nova-scheduler",
+        "nova-conductor",
+        "designate-worker",
+        "designate-producer",
+        "designate-mdns",
+        "designate-central",
+    ],
+    ["manila-api", "nova-api", "neutron-api", "placement-api", "glance-api", "designate-api", "fault-proxy"],
     ["keystone-api"],
     ["rabbitmq", "mariadb"],
     ["epmd"],

@@ -73,3 +73,11 @@ class SandboxPaths:
 
     def bin(self, name: str) -> Path:
         return self.venv / "bin" / name
+
+    @property
+    def dns_venv(self) -> Path:
+        """Designate's own virtualenv (its libraries stay apart from the other services')."""
+        return self.home / "dns-venv"
+
+    def dns_bin(self, name: str) -> Path:
+        return self.dns_venv / "bin" / name

@@ -13,6 +13,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from .paths import SandboxPaths
 from .processes import Daemon
 
@@ -45,7 +47,16 @@ APIS = {
     "neutron": Api("neutron", "network", 39696, 9696),
     "nova": Api("nova", "compute", 38774, 8774, "/v2.1"),
     "manila": Api("manila", "shared-file-system", 38786, 8786, "/v2"),
+    "designate": Api("designate", "dns", 39001, 9001),
 }
+# Designate's mini-DNS: serves the zones from Designate's database (zone transfers and queries).
+# The sandbox's pool uses the `fake` backend (no DNS server is configured) and names mdns itself
+# as the pool's nameserver and NOTIFY target, so the worker's serial polls are answered and zones
+# and records turn ACTIVE as on a cloud with real nameservers (designate/worker/tasks/zone.py).
+MDNS_PORT = 5354
+DEFAULT_POOL_ID = "794ccc2c-d751-44fe-b57f-8894c9f5c842"  # designate's default_pool_id
+# The project's zone, as Jetstream2 gives each allocation one under projects.jetstream-cloud.org.
+PROJECT_ZONE = "sandbox.projects.jetstream-cloud.org."
 # Services with a catalog entry besides keystone's own (keystone-manage bootstrap makes that).
 CATALOG = [
     ("glance", "image"),
@@ -54,9 +65,20 @@ CATALOG = [
     ("nova", "compute"),
     ("manila", "shared-file-system"),
     ("manila", "sharev2"),  # python-manilaclient looks for this type
+    ("designate", "dns"),
 ]
-DATABASES = ["keystone", "glance", "placement", "neutron", "nova", "nova_api", "nova_cell0", "manila"]
-SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila"]
+DATABASES = [
+    "keystone",
+    "glance",
+    "placement",
+    "neutron",
+    "nova",
+    "nova_api",
+    "nova_cell0",
+    "manila",
+    "designate",
+]
+SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila", "designate"]
 
 # Jetstream2's research-allocation defaults (shared/reference/jetstream2.md): 150 cores,
 # 585 GB RAM, 10 floating IPs. The instance count is not published; 100 leaves room for the
@@ -275,6 +297,44 @@ def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
         }
     )
     out["manila/api-paste.ini"] = (paths.venv / "etc/manila/api-paste.ini").read_text()
+
+    one = {"workers": 1}
+    out["designate/designate.conf"] = render_ini(
+        {
+            "DEFAULT": {"transport_url": transport},
+            "storage:sqlalchemy": {"connection": db_url("designate", secrets["db"])},
+            "service:api": {
+                **one,
+                "auth_strategy": "keystone",
+                "enable_api_v2": True,
+                "enable_api_admin": True,
+                "api_base_uri": APIS["designate"].public_url() + "/",
+            },
+            "service:central": one,
+            "service:worker": {**one, "poll_delay": 1, "poll_retry_interval": 1},
+            "service:producer": one,
+            "service:mdns": {**one, "listen": f"{HOST}:{MDNS_PORT}"},
+            "keystone_authtoken": _authtoken(secrets, "designate"),
+            "oslo_concurrency": locks,
+            "oslo_messaging_notifications": {"driver": "noop"},
+        }
+    )
+    out["designate/api-paste.ini"] = (paths.dns_venv / "etc/designate/api-paste.ini").read_text()
+    mdns = {"host": HOST, "port": MDNS_PORT}
+    out["designate/pools.yaml"] = yaml.safe_dump(
+        [
+            {
+                "name": "default",
+                "id": DEFAULT_POOL_ID,
+                "description": "sandbox pool: fake backend, mdns answers the serial polls",
+                "ns_records": [{"hostname": "ns1.sandbox.invalid.", "priority": 1}],
+                "nameservers": [mdns],
+                "targets": [
+                    {"type": "fake", "description": "no DNS server", "masters": [mdns], "options": mdns}
+                ],
+            }
+        ]
+    )
     return out
 
 
@@ -286,9 +346,11 @@ def write_configs(paths: SandboxPaths, secrets: dict[str, str]) -> None:
         target.chmod(0o600)  # they hold passwords
 
 
-def _uwsgi(paths: SandboxPaths, api: Api, module: str, env: dict[str, str], extra=()) -> Daemon:
+def _uwsgi(
+    paths: SandboxPaths, api: Api, module: str, env: dict[str, str], extra=(), uwsgi: Path | None = None
+) -> Daemon:
     argv = [
-        str(paths.bin("uwsgi")),
+        str(uwsgi or paths.bin("uwsgi")),
         "--http-socket",
         f"{HOST}:{api.internal_port}",
         "--module",
@@ -373,6 +435,24 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
         "manila-share": Daemon(
             "manila-share", [str(bin_("manila-share")), "--config-file", str(etc / "manila/manila.conf")]
         ),
+        "designate-api": _uwsgi(
+            paths,
+            APIS["designate"],
+            "designate.wsgi.api",
+            {"OS_DESIGNATE_CONFIG_DIR": str(etc / "designate")},
+            uwsgi=paths.dns_bin("uwsgi"),
+        ),
+        **{
+            f"designate-{part}": Daemon(
+                f"designate-{part}",
+                [
+                    str(paths.dns_bin(f"designate-{part}")),
+                    "--config-file",
+                    str(etc / "designate/designate.conf"),
+                ],
+            )
+            for part in ("central", "worker", "producer", "mdns")
+        },
     }
 
 
@@ -412,6 +492,18 @@ def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
             ],
         ),
         ("manila", [manage("manila-manage", "manila/manila.conf", "db", "sync")]),
+        (
+            "designate",
+            [
+                [
+                    str(paths.dns_bin("designate-manage")),
+                    "--config-file",
+                    str(etc / "designate/designate.conf"),
+                    "database",
+                    "sync",
+                ]
+            ],
+        ),
     ]
 
 

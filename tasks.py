@@ -579,7 +579,8 @@ def share(c, spec, force=False, json_=False):
 @task(positional=[], help={"cluster": "cluster name", "json": "machine-readable output"})
 def verify(c, cluster, json_=False):
     """Check every node over SSH (testinfra): hostname, /etc/hosts, kubelet/containerd, API port,
-    cloud config files; print a pass/fail table (exit 1 on any failure)."""
+    cloud config files, and with `ingress` ports 80/443 from here; print a pass/fail table (exit 1
+    on any failure)."""
     from stackspray.verify import verify_cluster
 
     result = _call(json_, "verify", lambda: verify_cluster(_cluster(cluster)))

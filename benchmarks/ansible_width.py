@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 SUMMARY = re.compile(
-    r"^(?P<book>[\w./-]+\.yml): ok on (?P<hosts>\d+) host\(s\), (?P<tasks>\d+) task\(s\) in (?P<s>[\d.]+)s$"
+    r"(?P<book>[\w./-]+\.yml): ok on (?P<hosts>\d+) host\(s\), (?P<tasks>\d+) task\(s\) "
+    r"in (?P<s>[\d.]+)s(?: \(slowest: (?P<slow>.*)\))?$"
 )
 
 
@@ -52,7 +54,12 @@ def build(workers: int, key: Path, octet: int, inv: Path, forks: int | None = No
     for line in lines:
         m = SUMMARY.search(line.strip())
         if m:
-            books[m["book"]] = {"hosts": int(m["hosts"]), "tasks": int(m["tasks"]), "seconds": float(m["s"])}
+            books[m["book"]] = {
+                "hosts": int(m["hosts"]),
+                "tasks": int(m["tasks"]),
+                "seconds": float(m["s"]),
+                "slowest": m["slow"] or "",
+            }
     return {"workers": workers, "forks": forks or "hosts", "playbooks": books}
 
 
@@ -61,7 +68,17 @@ def boot(workers: int, key: Path, inv: Path) -> dict:
     spec = write_small_cluster_spec(inv, name, key, "10.96.0.0/24", workers, control_plane_flavor="m3.tiny")
     try:
         create_cluster(load_spec(spec), progress=Progress(emit=lambda m: None), root=inv, kubernetes=False)
-        nodes = [n for n in cloud.status()["nodes"] if n["hostname"].startswith(f"{name}-")]
+        active = time.monotonic()  # every server is ACTIVE in Nova now; the node agent boots hosts
+        deadline = active + 600
+        while True:
+            nodes = [n for n in cloud.status()["nodes"] if n["hostname"].startswith(f"{name}-")]
+            done = [
+                n for n in nodes if n.get("boot") and (n["boot"]["ready_seconds"] or n["boot"]["problems"])
+            ]
+            if len(done) == workers + 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        all_ready = round(time.monotonic() - active, 1)
     finally:
         destroy_cluster(name, root=inv, progress=Progress(emit=lambda m: None))
     ready = sorted(n["boot"]["ready_seconds"] for n in nodes if n.get("boot") and n["boot"]["ready_seconds"])
@@ -72,6 +89,8 @@ def boot(workers: int, key: Path, inv: Path) -> dict:
         "seconds_median": statistics.median(ready) if ready else None,
         "seconds_max": ready[-1] if ready else None,
         "rebooted": sum(1 for n in nodes if n.get("boot") and n["boot"]["boots"] > 1),
+        "seconds_from_all_active_to_all_ssh_ready": all_ready,
+        "problems": [p for n in nodes if n.get("boot") for p in n["boot"].get("problems") or []],
         "kernel": cloud.status()["kernel"],
     }
 
@@ -110,7 +129,7 @@ def main() -> int:
         for book, b in r["playbooks"].items():
             print(
                 f"{r['workers']:>8} {r['forks']!s:>6} {book:<20} {b['hosts']:>6} {b['tasks']:>6} "
-                f"{b['seconds']:>8.1f} {b['x_first']!s:>8}"
+                f"{b['seconds']:>8.1f} {b['x_first']!s:>8}  {b['slowest']}"
             )
     return 0
 

@@ -110,6 +110,7 @@ class Share:
     access_key_file: str | None = None
     applied: str | None = None  # fingerprint of what manila-share.yml applied
     claim: str | None = None  # namespace/name of the claim
+    owner_applied: str | None = None  # "uid:gid" set on the share's root (share.owner)
 
 
 @dataclass

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 
-from . import inventory, kubespray, names, playbook
+from . import inventory, kubespray, names
 from .cluster_state import ClusterState, Ingress
 from .errors import StackSprayError
-from .paths import PLAYBOOKS
 from .spec import INGRESS_CLASS, ClusterSpec
 from .state import ClusterDir
 
@@ -147,14 +146,7 @@ def setup_ingress(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool
     inventory.write(cdir.path, files)
     if sandbox:
         say("sandbox: the ingress controller chart is not installed (no chart repository here)")
-    playbook.run(
-        "ingress.yml",
-        project_dir=PLAYBOOKS,
-        inventory=cdir.path / inventory.HOSTS_FILE,
-        cluster_dir=cdir.path,
-        say=say,
-        envvars=inventory.ssh_env(cdir.path),
-    )
+    kubespray.run_ours("ingress.yml", cdir, say)
     state = cdir.load()
     state.ingress = Ingress(applied=digest, url=result["url"], address=result["address"])
     cdir.save(state)

@@ -195,6 +195,20 @@ def prepare_nodes(common: dict, limit: str | None = None) -> None:
         ) from None
 
 
+def run_ours(book: str, cdir: ClusterDir, say, extravars: dict | None = None) -> playbook.PlaybookResult:
+    """One of stackspray's own playbooks (playbooks/) on the cluster's inventory, with the
+    cluster's ssh settings."""
+    return playbook.run(
+        book,
+        project_dir=PLAYBOOKS,
+        inventory=cdir.path / inventory.HOSTS_FILE,
+        cluster_dir=cdir.path,
+        say=say,
+        extravars=extravars,
+        envvars=inventory.ssh_env(cdir.path),
+    )
+
+
 def _kubespray(common: dict, cdir: ClusterDir) -> dict:
     """The run arguments of a Kubespray playbook: Kubespray's own ssh settings kept."""
     return {**common, "envvars": inventory.ssh_env(cdir.path, kubespray=True)}

@@ -86,6 +86,7 @@ class PlaybookResult:
     seconds: float
     tasks: int = 0
     changed: dict[str, int] = field(default_factory=dict)
+    task_seconds: dict[str, float] = field(default_factory=dict)  # wall seconds per task
 
 
 class _Events:
@@ -102,6 +103,9 @@ class _Events:
         self.tasks = 0
         self.changed: dict[str, int] = {}
         self.t0 = time.monotonic()
+        # Wall seconds per task (from its start to the next task's): the run's phase trace.
+        self.task_seconds: dict[str, float] = {}
+        self._task: tuple[str, float] | None = None
 
     def write(self, text: str) -> None:
         if self.out is None:
@@ -113,6 +117,15 @@ class _Events:
         self.out.write(self.redactor.scrub(text) + "\n")
         self.out.flush()
 
+    def _end_task(self) -> None:
+        if self._task is not None:
+            name, started = self._task
+            self.task_seconds[name] = self.task_seconds.get(name, 0.0) + time.monotonic() - started
+            self._task = None
+
+    def slowest(self, n: int = 2) -> list[tuple[str, float]]:
+        return sorted(self.task_seconds.items(), key=lambda kv: -kv[1])[:n]
+
     def close(self) -> None:
         if self.out is not None:
             self.out.close()
@@ -123,6 +136,8 @@ class _Events:
         data = event.get("event_data") or {}
         if event.get("stdout"):
             self.write(event["stdout"])
+        if kind in ("playbook_on_task_start", "playbook_on_play_start", "playbook_on_stats"):
+            self._end_task()
         if kind == "playbook_on_stats":
             # ansible-runner's own `stats` reads the event files, which are not written (see above).
             self.stats = {k: data.get(k) or {} for k in STATS_KEYS}
@@ -130,6 +145,7 @@ class _Events:
             self.say(f"play: {data.get('play') or data.get('name', '')}")
         elif kind == "playbook_on_task_start":
             self.tasks += 1
+            self._task = (data.get("task", "") or "?", time.monotonic())
             self.say(f"  task: {data.get('task', '')}")
         elif kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             host = data.get("host", "?")
@@ -230,13 +246,15 @@ def run(
         seconds=time.monotonic() - t0,
         tasks=events.tasks,
         changed=events.changed,
+        task_seconds=dict(events.task_seconds),
     )
     bad_hosts = set(stats.get("failures", {})) | set(stats.get("dark", {}))
     if r.status != "successful" or r.rc != 0 or bad_hosts:
         raise PlaybookFailed(playbook, events.failures, r.rc, result.artifacts)
+    slow = "; ".join(f"{name} {sec:.1f}s" for name, sec in events.slowest())
     say(
         f"{playbook}: ok on {len(stats.get('ok', {}))} host(s), "
-        f"{events.tasks} task(s) in {result.seconds:.1f}s"
+        f"{events.tasks} task(s) in {result.seconds:.1f}s" + (f" (slowest: {slow})" if slow else "")
     )
     return result
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from . import inventory, kubespray, playbook
+from . import inventory, kubespray
 from .cluster_state import ClusterState
 from .connection import connect
 from .errors import StackSprayError
 from .observe import owned_servers
-from .paths import PLAYBOOKS
 from .progress import Progress
 from .spec import ClusterSpec
 from .state import ClusterDir
@@ -86,6 +85,9 @@ def share_files(
         # there the mount is written to /etc/fstab but not mounted.
         "share_node_mount_state": "present" if sandbox else "mounted",
         "share_install_ceph_client": not sandbox,
+        # share.owner: set once (a user may change it afterwards; a new owner in the spec is set again).
+        "share_owner": {"uid": sh.owner[0], "gid": sh.owner[1]} if sh.owner else None,
+        "share_owner_mount": f"/run/stackspray-{spec.name}-share-owner",
     }
     return [
         inventory.InventoryFile(
@@ -102,6 +104,10 @@ def share_files(
             0o600,
         ),
     ]
+
+
+def owner_text(owner: tuple[int, int] | None) -> str | None:
+    return f"{owner[0]}:{owner[1]}" if owner else None
 
 
 def fingerprint(files: list[inventory.InventoryFile], hosts: list[str]) -> str:
@@ -156,17 +162,17 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
     inventory.write(cdir.path, files)
     if spec.share.mount_on_nodes and sandbox:
         say("sandbox: the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here)")
-    playbook.run(
-        "manila-share.yml",
-        project_dir=PLAYBOOKS,
-        inventory=cdir.path / inventory.HOSTS_FILE,
-        cluster_dir=cdir.path,
-        say=say,
-        envvars=inventory.ssh_env(cdir.path),
-    )
+    # Whether the owner is still to be set goes as an extra-var: it is not part of what was applied.
+    owner_due = bool(spec.share.owner) and state.share.owner_applied != owner_text(spec.share.owner)
+    kubespray.run_ours("manila-share.yml", cdir, say, extravars={"share_owner_apply": owner_due})
     state = cdir.load()
     state.share.applied = digest
     state.share.claim = claim
+    if spec.share.owner and not sandbox:
+        state.share.owner_applied = owner_text(spec.share.owner)
+        say(f"share: its root belongs to {state.share.owner_applied}, mode 2775")
+    elif spec.share.owner:
+        say("sandbox: the share's owner is not set (no CephFS client here)")
     cdir.save(state)
     say(f"share: pods mount it through the ReadWriteMany claim {claim}")
     result["ran"] = True

@@ -136,6 +136,8 @@ class ShareSpec:
     # Also mount it on every node (/etc/fstab), outside Kubernetes.
     mount_on_nodes: bool = False
     mount_path: str = ""
+    # Owner of the share's root (uid, gid), set once: zero-to-jupyterhub's notebook user is 1000:100.
+    owner: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -458,6 +460,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
                 "fs_name",
                 "mount_on_nodes",
                 "mount_path",
+                "owner",
             },
         )
         size = c.integer(sh.get("size_gb"), "share.size_gb", 1, maximum=100_000)
@@ -498,6 +501,17 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         fs_name = c.string(sh.get("fs_name"), "share.fs_name")
         if fs_name and not PLAIN_RE.fullmatch(fs_name):
             c.add("share.fs_name", f"{_show(fs_name)} may hold only letters, digits, '.', '_' and '-'")
+        owner = None
+        if sh.get("owner") is not None:
+            o = c.mapping(sh.get("owner"), "share.owner", {"uid", "gid"})
+            uid = c.integer(o.get("uid"), "share.owner.uid", 0, maximum=2**31 - 1)
+            gid = c.integer(o.get("gid"), "share.owner.gid", 0, maximum=2**31 - 1)
+            if isinstance(sh.get("owner"), dict) and (uid is None or gid is None):
+                c.add(
+                    "share.owner", "give both `uid` and `gid`, e.g. {uid: 1000, gid: 100} (JupyterHub's user)"
+                )
+            elif uid is not None and gid is not None:
+                owner = (uid, gid)
         share = ShareSpec(
             size or 1,
             c.string(sh.get("share_type"), "share.share_type", DEFAULT_SHARE_TYPE),
@@ -507,6 +521,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
             fs_name=fs_name,
             mount_on_nodes=mount_on_nodes,
             mount_path=(mount_path or f"/mnt/{name}-share").rstrip("/"),
+            owner=owner,
         )
 
     k8s = data.get("kubernetes") or {}

@@ -38,7 +38,7 @@ def port_groups(conn, port_name: str) -> set[str]:
 def test_ingress_opens_80_and_443_on_the_control_plane_and_applies_the_issuer_and_the_hub_claim(
     make_spec, sandbox, conn, tmp_path
 ):
-    path, inv = make_spec(workers=1, share={"namespace": "jhub"})
+    path, inv = make_spec(workers=1, share={"namespace": "jhub", "owner": {"uid": 1000, "gid": 100}})
     spec_doc = yaml.safe_load(path.read_text())
     name = spec_doc["name"]
     host = f"{name}.example.org"
@@ -56,6 +56,8 @@ def test_ingress_opens_80_and_443_on_the_control_plane_and_applies_the_issuer_an
     built = run("create-cluster", "--spec", str(path))
     assert f"ingress: https://{host}/" in built.stdout
     assert "running ingress.yml" in built.stdout
+    # share.owner: the sandbox has no CephFS client to mount the share with, and says so.
+    assert "sandbox: the share's owner is not set (no CephFS client here)" in built.stdout
 
     # The cloud: 80 and 443 from everywhere in their own group, on the control plane's port only.
     want = {("tcp", 80, 80, "0.0.0.0/0"), ("tcp", 443, 443, "0.0.0.0/0")}

@@ -143,24 +143,29 @@ def test_only_the_newest_runs_artifacts_are_kept(cluster, monkeypatch):
     assert len(runs) == 2
 
 
-@pytest.mark.parametrize("hosts, forks", [(1, 5), (20, 20), (80, 50)])
-def test_ansible_runs_as_wide_as_the_inventory(tmp_path, hosts, forks):
-    """Ansible's default is 5 hosts at a time and Kubespray's ansible.cfg sets no `forks`: every
-    run is as wide as its inventory (at least 5, at most playbook.MAX_FORKS), as the command
-    line ansible-runner used shows (artifacts/<run>/command)."""
-    cdir = ClusterDir("wide", tmp_path / "inventories")
+def _ping_run(tmp_path: Path, cdir: ClusterDir, hosts: int, envvars: dict | None = None):
+    """A one-task playbook (ping) over `hosts` local hosts, through playbook.run."""
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inv = {"all": {"hosts": {f"n{i}": dict(local) for i in range(hosts)}}}
     inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(inv), 0o644)])
     book = tmp_path / "noop.yml"
     book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
-    result = playbook.run(
+    return playbook.run(
         "noop.yml",
         project_dir=tmp_path,
         inventory=cdir.path / "hosts.yml",
         cluster_dir=cdir.path,
         say=Progress(emit=lambda _m: None),
+        envvars=envvars,
     )
+
+
+@pytest.mark.parametrize("hosts, forks", [(1, 5), (20, 20), (80, 50)])
+def test_ansible_runs_as_wide_as_the_inventory(tmp_path, hosts, forks):
+    """Ansible's default is 5 hosts at a time and Kubespray's ansible.cfg sets no `forks`: every
+    run is as wide as its inventory (at least 5, at most playbook.MAX_FORKS), as the command
+    line ansible-runner used shows (artifacts/<run>/command)."""
+    result = _ping_run(tmp_path, ClusterDir("wide", tmp_path / "inventories"), hosts)
     command = json.loads((result.artifacts / "command").read_text())["command"]
     assert command[command.index("--forks") + 1] == str(forks)
     assert len(result.stats.get("ok", {})) == hosts
@@ -173,19 +178,7 @@ def test_kubesprays_ssh_settings_are_kept_with_ours_and_visible_in_the_artifacts
     keep-alive added; our own playbooks keep one attempt. What ansible-runner ran with is in
     artifacts/<run>/command."""
     cdir = ClusterDir("sshargs", tmp_path / "inventories")
-    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inv = {"all": {"hosts": {"n1": local}}}
-    inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(inv), 0o644)])
-    book = tmp_path / "noop.yml"
-    book.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
-    result = playbook.run(
-        "noop.yml",
-        project_dir=tmp_path,
-        inventory=cdir.path / "hosts.yml",
-        cluster_dir=cdir.path,
-        say=Progress(emit=lambda _m: None),
-        envvars=inventory.ssh_env(cdir.path, kubespray=kubespray),
-    )
+    result = _ping_run(tmp_path, cdir, 1, inventory.ssh_env(cdir.path, kubespray=kubespray))
     recorded = json.loads((result.artifacts / "command").read_text())
     args = recorded["env"]["ANSIBLE_SSH_ARGS"].split()
     assert "ControlPersist=30m" in args and "ServerAliveInterval=15" in args
@@ -206,3 +199,30 @@ def test_forks_flag_caps_the_width_and_bad_values_name_the_flag(tmp_path):
                 playbook.cap_forks(bad)
     finally:
         playbook.cap_forks(None)
+
+
+def test_each_run_says_where_its_time_went(tmp_path):
+    """The summary names the slowest tasks (a phase trace of the run), from ansible-runner's
+    task events: the task that waits is at the top, with at least the time it waited."""
+    cdir = ClusterDir("trace", tmp_path / "inventories")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write(
+        cdir.path,
+        [inventory.InventoryFile("hosts.yml", yaml.safe_dump({"all": {"hosts": {"n1": local}}}), 0o644)],
+    )
+    (tmp_path / "trace.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Quick\n      ansible.builtin.ping:\n"
+        "    - name: Waits\n      ansible.builtin.wait_for:\n        timeout: 1\n"
+    )
+    lines: list[str] = []
+    result = playbook.run(
+        "trace.yml",
+        project_dir=tmp_path,
+        inventory=cdir.path / "hosts.yml",
+        cluster_dir=cdir.path,
+        say=Progress(emit=lines.append),
+    )
+    assert set(result.task_seconds) == {"Quick", "Waits"} and result.task_seconds["Waits"] >= 1.0
+    summary = [line for line in lines if "trace.yml: ok on 1 host(s), 2 task(s) in" in line]
+    assert len(summary) == 1 and "(slowest: Waits " in summary[0], lines

@@ -123,6 +123,10 @@ def test_fingerprint_changes_with_key_variables_and_nodes():
         ({"mount_path": "/"}, "share.mount_path"),
         ({"mount_path": "/my data"}, "share.mount_path"),
         ({"mountpath": "/data"}, "share.mountpath"),
+        ({"owner": {"uid": 1000}}, "share.owner"),
+        ({"owner": {"uid": -1, "gid": 100}}, "share.owner.uid"),
+        ({"owner": {"uid": 1000, "gid": "users"}}, "share.owner.gid"),
+        ({"owner": {"uid": 1000, "gid": 100, "mode": 777}}, "share.owner.mode"),
     ],
 )
 def test_bad_share_fields_are_named(share, field):
@@ -161,3 +165,14 @@ def test_manifests_render_to_the_objects_the_node_plugin_needs():
     made = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
     assert config_maps == made, "every ConfigMap the DaemonSet mounts is created"
     assert all(d["metadata"].get("namespace") in (None, v["share_csi_namespace"]) for d in docs)
+
+
+def test_the_owner_is_passed_to_the_playbook_and_changes_what_was_applied():
+    owned = spec_with({"owner": {"uid": 1000, "gid": 100}})
+    assert owned.share.owner == (1000, 100)
+    variables = yaml.safe_load(render(owned)[VARS_FILE].text)
+    assert variables["share_owner"] == {"uid": 1000, "gid": 100}
+    assert variables["share_owner_mount"] == "/run/stackspray-demo-share-owner"
+    assert yaml.safe_load(render(spec_with())[VARS_FILE].text)["share_owner"] is None
+    other = spec_with({"owner": {"uid": 1001, "gid": 100}})
+    assert fingerprint(list(render(owned).values()), []) != fingerprint(list(render(other).values()), [])

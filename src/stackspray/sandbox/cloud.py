@@ -183,17 +183,7 @@ def _ensure_dns(paths: SandboxPaths, secrets: dict[str, str]) -> None:
         ],
         timeout=300,
     )
-    member = openstack.connect(
-        auth_url=APIS["keystone"].internal_url(),
-        username=MEMBER_USER,
-        password=secrets["member"],
-        project_name=PROJECT,
-        user_domain_name="Default",
-        project_domain_name="Default",
-        region_name=REGION,
-        interface="internal",
-        identity_api_version=3,
-    )
+    member = member_connection(secrets)
     zone = member.dns.find_zone(services.PROJECT_ZONE)
     if zone is None:
         zone = member.dns.create_zone(name=services.PROJECT_ZONE, email="dns-admin@sandbox.invalid", ttl=300)
@@ -266,13 +256,9 @@ OPERATOR_CREDENTIALS = {
 }
 
 
-def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, dict]:
-    """The member's application credentials, as a Jetstream2 user makes them in Horizon: an
-    unrestricted one (what stackspray needs: it creates each cluster's own credential) and a
-    restricted one (for the test that it is refused). Kept 0600 in the sandbox home; made again
-    when Keystone no longer has them."""
-    store = paths.home / "operator-credentials.json"
-    member = openstack.connect(
+def member_connection(secrets: dict[str, str]):
+    """The project member with its password, on the internal endpoints (bootstrap only)."""
+    return openstack.connect(
         auth_url=APIS["keystone"].internal_url(),
         username=MEMBER_USER,
         password=secrets["member"],
@@ -284,6 +270,15 @@ def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -
         load_yaml_config=False,
         load_envvars=False,
     )
+
+
+def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, dict]:
+    """The member's application credentials, as a Jetstream2 user makes them in Horizon: an
+    unrestricted one (what stackspray needs: it creates each cluster's own credential) and a
+    restricted one (for the test that it is refused). Kept 0600 in the sandbox home; made again
+    when Keystone no longer has them."""
+    store = paths.home / "operator-credentials.json"
+    member = member_connection(secrets)
     user = member.current_user_id
     have = json.loads(store.read_text()) if store.exists() else {}
     existing = {c.name: c for c in member.identity.application_credentials(user=user)}

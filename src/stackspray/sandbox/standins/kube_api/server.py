@@ -445,6 +445,17 @@ class Store:
                     )
         return {gv: openapi.custom_v3(gv[0], gv[1], ks) for gv, ks in kinds.items()}
 
+    def write(self, key: tuple[str, str, str, str], body: dict, old: dict | None) -> dict:
+        """put_object for a client's create, patch or replace; a CustomResourceDefinition is
+        validated first and its kinds served (or no longer served) at once."""
+        crd = key[:2] == (CRD_GV, "customresourcedefinitions")
+        if crd:
+            check_crd(body)
+        stored = self.put_object(key, body, old)
+        if crd:
+            self.serve_crds()
+        return stored
+
     def serve_crds(self) -> None:
         serve_custom_resources(
             [o for k, o in self.objects.items() if k[:2] == (CRD_GV, "customresourcedefinitions")]
@@ -1582,8 +1593,6 @@ class Handler(BaseHTTPRequestHandler):
             name = (body.get("metadata") or {}).get("name")
             if not name:
                 raise ApiError(422, "Invalid", f"{kind}: metadata.name: Required value")
-            if plural == "customresourcedefinitions":
-                check_crd(body)
             if ns and ("v1", "namespaces", "", ns) not in s.objects:
                 raise ApiError(
                     404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
@@ -1593,10 +1602,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     409, "AlreadyExists", f'{what} "{name}" already exists', {"name": name, "kind": plural}
                 )
-            created = s.put_object(key, body, None)
-            if plural == "customresourcedefinitions":
-                s.serve_crds()
-            return 201, s.object_view(gv, plural, created)
+            return 201, s.object_view(gv, plural, s.write(key, body, None))
         name = rest[1]
         key = (gv, plural, ns, name)
         old = s.objects.get(key)
@@ -1608,7 +1614,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
                 )
-            return 201, s.object_view(gv, plural, s.put_object(key, body, None))
+            return 201, s.object_view(gv, plural, s.write(key, body, None))
         if old is None:
             raise ApiError(404, "NotFound", f'{what} "{name}" not found', {"name": name, "kind": plural})
         if method == "GET":
@@ -1625,12 +1631,7 @@ class Handler(BaseHTTPRequestHandler):
                     "please apply your changes to the latest version and try again",
                 )
             self.admit(group, version, kind, merged, q)
-            if plural == "customresourcedefinitions":
-                check_crd(merged)
-            stored = s.put_object(key, merged, old)
-            if plural == "customresourcedefinitions":
-                s.serve_crds()
-            return 200, s.object_view(gv, plural, stored)
+            return 200, s.object_view(gv, plural, s.write(key, merged, old))
         if method == "PUT":
             body = self.body()
             self.admit(group, version, kind, body, q)
@@ -1641,12 +1642,7 @@ class Handler(BaseHTTPRequestHandler):
                     "Conflict",
                     f'Operation cannot be fulfilled on {what} "{name}": the object has been modified',
                 )
-            if plural == "customresourcedefinitions":
-                check_crd(body)
-            stored = s.put_object(key, body, old)
-            if plural == "customresourcedefinitions":
-                s.serve_crds()
-            return 200, s.object_view(gv, plural, stored)
+            return 200, s.object_view(gv, plural, s.write(key, body, old))
         if method == "DELETE":
             view = s.object_view(gv, plural, old)
             del s.objects[key]

@@ -37,9 +37,11 @@ def test_a_state_written_by_main_is_read_typed_and_migrated(tmp_path):
     for key, value in raw.items():
         if key == "updated_at":
             continue
-        if isinstance(value, dict) and key == "credential":
+        if isinstance(value, dict) and key in ("credential", "share"):
             # Fields added since (with their defaults) may join; none of the old ones change.
-            assert again[key] | value == again[key] and again[key]["access_rules"] is False, key
+            assert again[key] | value == again[key], key
+            added = {k: v for k, v in again[key].items() if k not in value}
+            assert added == ({"access_rules": False} if key == "credential" else {"owner_applied": None}), key
         elif key == "scale_runs":
             # Each run now says who made it; the old ones, written by `invoke scale`, were manual.
             assert again[key] == [dict(r, source="manual") for r in value], key

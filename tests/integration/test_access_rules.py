@@ -13,7 +13,7 @@ import os
 import subprocess
 import uuid
 
-from helpers import BIN, invoke
+from helpers import BIN, invoke, user_runner
 
 from stackspray.credentials import stored
 from stackspray.sandbox.specs import write_small_cluster_spec
@@ -54,10 +54,7 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
     elsewhere.mkdir()
     env = {"STACKSPRAY_INVENTORIES": str(inv)}
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        out = invoke(sandbox, elsewhere, *args, env=env)
-        assert out.returncode == 0, out.stdout + out.stderr
-        return out
+    run = user_runner(sandbox, elsewhere, env)
 
     try:
         built = run("create-cluster", "--spec", str(spec))

@@ -10,7 +10,7 @@ import json
 import subprocess
 
 import yaml
-from helpers import invoke, kube_tools, make_spec  # noqa: F401 (make_spec is a fixture)
+from helpers import kube_tools, make_spec, user_runner  # noqa: F401 (make_spec is a fixture)
 from kubernetes import client, config
 
 from stackspray import ingress
@@ -48,10 +48,7 @@ def test_ingress_opens_80_and_443_on_the_control_plane_and_applies_the_issuer_an
     elsewhere.mkdir()
     env = {"STACKSPRAY_INVENTORIES": str(inv)}
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        out = invoke(sandbox, elsewhere, *args, env=env)
-        assert out.returncode == 0, out.stdout + out.stderr
-        return out
+    run = user_runner(sandbox, elsewhere, env)
 
     built = run("create-cluster", "--spec", str(path))
     assert f"ingress: https://{host}/" in built.stdout
@@ -149,10 +146,7 @@ def test_ingress_dns_record_follows_the_spec_refuses_a_foreign_name_and_goes_wit
     elsewhere.mkdir()
     env = {"STACKSPRAY_INVENTORIES": str(inv)}
 
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        out = invoke(sandbox, elsewhere, *args, env=env)
-        assert (out.returncode == 0) is ok, out.stdout + out.stderr
-        return out
+    run = user_runner(sandbox, elsewhere, env)
 
     fqdn = f"{name}.{PROJECT_ZONE}"
     built = run("create-cluster", "--spec", str(path))

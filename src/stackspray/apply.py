@@ -40,8 +40,10 @@ class Applier:
         self.tag = cluster_tag(spec.name)
         self.tags = names.owner_tags(spec.name)
         self.ids: dict[str, str] = {}
+        self.found: dict[str, object] = {}
         self.pool = ThreadPoolExecutor(max_workers=PARALLEL)
         self.state_lock = threading.Lock()
+        self.lookup_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -55,8 +57,10 @@ class Applier:
                 f"tag {res.name}",
             )
 
-    def _neutron_ensure(self, kind: str, name: str, lister, creator):
-        res, created = ensure(lambda: self._owned(lister(), name), creator, f"{kind} {name}")
+    def _neutron_ensure(self, kind: str, name: str, lister, creator, known_absent: bool = False):
+        res, created = ensure(
+            lambda: self._owned(lister(), name), creator, f"{kind} {name}", known_absent=known_absent
+        )
         self._tag(res)
         if created:
             self.say(f"created {kind} {name}")
@@ -73,8 +77,9 @@ class Applier:
             a.resource in ("share", "access-rule") and a.kind != "noop" for a in actions
         ):
             share_job = self.pool.submit(self.share, actions)
-        self.network(actions)
-        jobs = [
+        # The network, security groups, keypair and server groups do not depend on each other.
+        jobs = [self.pool.submit(self.network, actions)]
+        jobs += [
             self.pool.submit(self.security_group, a)
             for a in actions
             if a.resource == "security-group" and a.kind in ("create", "update")
@@ -90,9 +95,16 @@ class Applier:
         _results([self.pool.submit(self.port, a) for a in by.get(("port", "create"), [])])
         _results([self.pool.submit(self.port_security_groups, a) for a in by.get(("port", "update"), [])])
         self.port_ids()
-        self.servers(by.get(("server", "create"), []))
-        for a in by.get(("floating-ip", "create"), []) + by.get(("floating-ip", "update"), []):
-            self.floating_ip(a)
+        # The floating IP goes on the control-plane node's port while the servers boot (Neutron
+        # associates it with a port whether or not a server is bound to it yet).
+        fip_jobs = [
+            self.pool.submit(self.floating_ip, a)
+            for a in by.get(("floating-ip", "create"), []) + by.get(("floating-ip", "update"), [])
+        ]
+        try:
+            self.servers(by.get(("server", "create"), []))
+        finally:
+            _results(fip_jobs)
         for a in by.get(("dns-record", "delete"), []):
             dns.delete_record(self.conn, a.detail["id"], a.detail["zone_id"], a.name)
             self.say(f"deleted DNS record {a.name}")
@@ -272,7 +284,9 @@ class Applier:
             security_group_ids=[self.ids[f"sg:{n}"] for n in a.detail["security_groups"]],
             allowed_address_pairs=[{"ip_address": c} for c in a.detail["allowed_address_pairs"]],
         )
-        self._neutron_ensure("port", a.name, lambda: net.ports(name=a.name), lambda: net.create_port(**body))
+        self._neutron_ensure(
+            "port", a.name, lambda: net.ports(name=a.name), lambda: net.create_port(**body), known_absent=True
+        )
 
     def port_security_groups(self, a: Action) -> None:
         """Put the cluster's groups the plan wants on a port; a group that is not the cluster's
@@ -296,10 +310,20 @@ class Applier:
                 return s
         return None
 
+    def _looked_up(self, key: str, find):
+        """One look-up per run for what every server needs (the image, each flavor)."""
+        with self.lookup_lock:
+            if key not in self.found:
+                self.found[key] = read(find, f"find {key}")
+            return self.found[key]
+
     def _boot(self, a: Action):
         compute = self.conn.compute
-        image = read(lambda: self.conn.image.find_image(self.spec.image), "find image")
-        flavor = read(lambda: compute.find_flavor(a.detail["flavor"]), "find flavor")
+        name = self.spec.image
+        image = self._looked_up(f"image {name}", lambda: self.conn.image.find_image(name))
+        flavor = self._looked_up(
+            f"flavor {a.detail['flavor']}", lambda: compute.find_flavor(a.detail["flavor"])
+        )
         kwargs = dict(
             name=a.name,
             flavor_id=flavor.id,
@@ -324,7 +348,10 @@ class Applier:
         else:
             kwargs["image_id"] = image.id
         server, created = ensure(
-            lambda: self._find_server(a.name), lambda: compute.create_server(**kwargs), f"server {a.name}"
+            lambda: self._find_server(a.name),
+            lambda: compute.create_server(**kwargs),
+            f"server {a.name}",
+            known_absent=True,  # the plan's create, or a replacement whose deletion was waited for
         )
         if created:
             self.say(f"booting {a.name} ({a.detail['flavor']})")

@@ -7,7 +7,10 @@
   after a failed or interrupted create, *find again* before creating again, because the create
   may have succeeded on the server side. A create is never blindly repeated.
 - `wait_until(check, what)`: poll with backoff until `check()` returns a value or a failure;
-  `wait_gone(find, what)` until a look-up finds nothing.
+  `wait_gone(find, what)` until a look-up finds nothing. The backoff is proportional
+  (`poll_delay`): the next look comes a tenth of the time waited so far later (at least 0.2 s,
+  at most the cap), so a wait notices a change at most about 10 % after it happened — a
+  geometric backoff (×1.5 per look) can notice it up to 50 % late.
 
 Failures are raised as typed errors (errors.NotFound, Conflict, BadRequest, Forbidden, or
 CloudError) carrying the HTTP status, so callers never match message strings.
@@ -19,6 +22,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from keystoneauth1 import exceptions as ks_exc
@@ -36,6 +40,17 @@ MAX_DELAY = 15.0
 # How many cloud calls a command makes at once, and how long a server may take to change state.
 PARALLEL = 8
 SERVER_TIMEOUT = 900.0
+# Poll cadence (poll_delay): the first looks this often, then a tenth of the time waited so far.
+POLL_FIRST = 0.2
+POLL_FRACTION = 0.1
+
+
+def poll_delay(waited: float, cap: float = 5.0, first: float = POLL_FIRST) -> float:
+    """Seconds until the next look of a wait that has waited `waited` seconds: a tenth of that
+    (noticing a change at most ~10 % late), at least `first`, at most `cap`. A 2-second wait
+    looks about 10 times, a 5-minute one about 90 times (against a listing shared by every node
+    being waited on, see scale.ServerWatch)."""
+    return min(cap, max(first, POLL_FRACTION * waited))
 
 
 def _status(exc: BaseException) -> int | None:
@@ -95,20 +110,39 @@ def read(fn: Callable[[], T], what: str, attempts: int = ATTEMPTS) -> T:
     )
 
 
+def concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Make independent calls at once (up to PARALLEL in flight); their results by key. Every
+    call finishes before the first failure (in the dict's order) is raised."""
+    if not calls:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(calls))) as pool:
+        futures = {key: pool.submit(fn) for key, fn in calls.items()}
+    return {key: f.result() for key, f in futures.items()}
+
+
 def flavors_by_name(conn) -> dict:
     """Every flavor the project may use (private ones included), by name."""
     return {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
 
 
 def ensure(
-    find: Callable[[], T | None], create: Callable[[], T], what: str, attempts: int = ATTEMPTS
+    find: Callable[[], T | None],
+    create: Callable[[], T],
+    what: str,
+    attempts: int = ATTEMPTS,
+    known_absent: bool = False,
 ) -> tuple[T, bool]:
-    """Return (resource, created). Find first; create only if absent; re-find after a failed create."""
+    """Return (resource, created). Find first; create only if absent; re-find after a failed create.
+
+    `known_absent`: the caller has just observed that it does not exist (a plan's create, made
+    under the cluster's lock), so the first look-up is skipped — on a 20-server create those
+    look-ups are as many API calls as the creates. The look-up after a failed create stays."""
     last: BaseException | None = None
     for attempt in range(attempts):
-        found = read(find, f"{what} (look-up)")
-        if found is not None:
-            return found, False
+        if not (known_absent and attempt == 0):
+            found = read(find, f"{what} (look-up)")
+            if found is not None:
+                return found, False
         try:
             return create(), True
         except Exception as exc:  # noqa: BLE001 (classified in retry_or_raise)
@@ -137,19 +171,23 @@ class WaitFailed(CloudError):
 
 
 def wait_until(
-    check: Callable[[], T | None], what: str, timeout: float = 600.0, first: float = 0.5, cap: float = 5.0
+    check: Callable[[], T | None],
+    what: str,
+    timeout: float = 600.0,
+    first: float = POLL_FIRST,
+    cap: float = 5.0,
 ) -> T:
-    """Poll `check` with backoff (first, x1.5, capped) until it returns non-None; it may raise."""
-    deadline = time.monotonic() + timeout
-    delay = first
+    """Poll `check` with proportional backoff (`poll_delay`) until it returns non-None; it may raise."""
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         result = check()
         if result is not None:
             return result
+        delay = poll_delay(time.monotonic() - started, cap, first)
         if time.monotonic() + delay > deadline:
             raise WaitFailed(f"{what}: not done after {timeout:.0f}s")
         time.sleep(delay)
-        delay = min(cap, delay * 1.5)
 
 
 def _describe(exc: BaseException | None) -> str:

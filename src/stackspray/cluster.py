@@ -13,11 +13,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import apply, cost, ingress, inventory, kubespray, names, playbook, quota, rotation, schedule, share
 from .apply import Applier, server_record
-from .cloudops import flavors_by_name, read
+from .cloudops import concurrently, flavors_by_name, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .connection import connect
 from .credentials import check_operator_credential, prepare_cluster_credential
@@ -33,10 +34,14 @@ log = logging.getLogger("stackspray")
 
 
 def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
-    """Validate the spec against the cloud and plan (creates nothing); also return the catalog."""
-    cat = catalog(conn, spec)
-    check_against_cloud(spec, cat)
-    obs = observe(conn, spec)
+    """Validate the spec against the cloud and plan (creates nothing); also return the catalog.
+    The catalog and the observation are read at once; a spec the cloud cannot serve is reported
+    before anything observed."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        observed = pool.submit(observe, conn, spec)
+        cat = catalog(conn, spec)
+        check_against_cloud(spec, cat)
+        obs = observed.result()
     check_router_ranges(conn, spec, obs)
     return plan(spec, obs), cat
 
@@ -193,16 +198,24 @@ def create_cluster(
         logfile = run.log
         progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
         conn = connect(spec.cloud)
-        actions, cat = compute_plan(conn, spec)
-        bad = conflicts(actions)
-        if bad:
-            raise CloudError(
-                "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
-            )
-        if kubernetes:
+
+        def kubernetes_checks() -> None:
             kubespray_dir = kubespray.preflight(conn, spec)
             check_operator_credential(conn, spec.cloud)
             kubespray.validate_inventory(spec, cdir, progress, kubespray_dir)
+
+        # Kubespray's inventory check (a local Ansible run) needs nothing the plan finds: it runs
+        # while the cloud is observed; the plan's own errors are reported first.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checked = pool.submit(kubernetes_checks) if kubernetes else None
+            actions, cat = compute_plan(conn, spec)
+            bad = conflicts(actions)
+            if bad:
+                raise CloudError(
+                    "cannot proceed:\n" + "\n".join(f"  - {a.resource} {a.name}: {a.reason}" for a in bad)
+                )
+            if checked is not None:
+                checked.result()
         rows = quota_rows(conn, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],
@@ -235,11 +248,20 @@ def create_cluster(
             for a in actions
             if a.resource == "server" and a.kind == "delete" and not a.detail.get("recreate")
         ]
+
+        def unjoined() -> list[str]:
+            """Servers Kubespray has not joined yet (an earlier add-nodes cut short, or run with
+            --no-kubernetes); none while Kubernetes is not built."""
+            st = cdir.load()
+            if not built or st.kubernetes_nodes is None:
+                return []
+            return sorted(n for n in st.servers if n not in st.kubernetes_nodes and n not in removed)
+
         live: dict[str, str] = {}
         if built and (
             removed
             or kubespray.kubespray_step(
-                actions, built, names.control_plane_prefix(spec.name), inputs_changed
+                actions, built, names.control_plane_prefix(spec.name), inputs_changed, unjoined()
             )[0]
             != "none"
         ):
@@ -273,8 +295,10 @@ def create_cluster(
         progress(f"cluster {spec.name}: {len(state.servers)} server(s); state in {cdir.state_file}")
         if kubernetes:
             step, new_workers = kubespray.kubespray_step(
-                actions, built, names.control_plane_prefix(spec.name), inputs_changed
+                actions, built, names.control_plane_prefix(spec.name), inputs_changed, unjoined()
             )
+            if step == "scale" and (late := [n for n in new_workers if n in unjoined()]):
+                progress(f"{', '.join(late)}: in the cloud but not yet in Kubernetes: joining now")
             if step == "build":
                 kubespray.build(conn, spec, cdir, progress)
             elif step == "scale":
@@ -305,9 +329,15 @@ def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
 
 def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> ClusterState:
     """Observe again and write what later steps need (ids, IPs, flavors) to the state file."""
-    obs = observe(conn, spec)
+    got = concurrently(
+        {
+            "obs": lambda: observe(conn, spec),
+            "fips": lambda: floating_by_fixed(conn, spec.name),
+            "servers": lambda: owned_servers(conn, spec.name),
+        }
+    )
+    obs, fips = got["obs"], got["fips"]
     state = cdir.load()
-    fips = floating_by_fixed(conn, spec.name)
     fip = obs.floating_ip
     state.cluster, state.cloud, state.ssh_user = spec.name, spec.cloud, spec.ssh_user
     state.network = Network(
@@ -319,7 +349,7 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> ClusterState:
     )
     state.security_groups = {n: r.id for n, r in obs.security_groups.items()}
     state.server_groups = {n: r.id for n, r in obs.server_groups.items()}
-    state.servers = {s.name: server_record(s, fips) for s in owned_servers(conn, spec.name)}
+    state.servers = {s.name: server_record(s, fips) for s in got["servers"]}
     state.floating_ip = FloatingIp(fip.id, fip.detail["address"], fip.detail["adopted"]) if fip else None
     state.kubernetes = KubernetesRanges(spec.kubernetes.pod_cidr, spec.kubernetes.service_cidr)
     if spec.share and obs.share:

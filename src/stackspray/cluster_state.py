@@ -168,6 +168,10 @@ class ClusterState:
     kubernetes: KubernetesRanges | None = None
     kubeconfig: str | None = None
     kubespray_inputs: str | None = None  # digest of the spec's Kubespray variables at the last build
+    # The servers Kubespray has built or joined (cluster.yml, scale.yml); a server not in it is
+    # joined by the next converge (an add-nodes interrupted before scale.yml, or run with
+    # --no-kubernetes). None: a state from before this was kept — every server counts as joined.
+    kubernetes_nodes: list[str] | None = None
     ingress: Ingress | None = None
     credential: Credential | None = None
     credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules

@@ -25,6 +25,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from .cloudops import poll_delay
 from .errors import StackSprayError
 
 log = logging.getLogger(__name__)
@@ -205,26 +206,26 @@ class Kube:
         return result
 
     def _wait_gone(self, node: str, keys: set[str], deadline: float) -> None:
-        delay = 0.5
+        started = time.monotonic()
         while True:
             left = {f"{p.metadata.namespace}/{p.metadata.name}" for p in self.pods_on(node)} & keys
             if not left:
                 return
             if time.monotonic() >= deadline:
                 raise KubeError(f"node {node}: evicted pods still terminating: {', '.join(sorted(left))}")
-            time.sleep(delay)
-            delay = min(5.0, delay * 1.5)
+            time.sleep(poll_delay(time.monotonic() - started))
 
     def wait_ready(self, name: str, timeout: float = 600.0) -> None:
         """Wait (backoff) for the Node's Ready condition; raise KubeError naming the node on timeout."""
-        deadline = time.monotonic() + timeout
-        delay = 0.5
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
             try:
                 if self.node(name).ready:
                     return
             except KubeError as exc:  # the API may blink while nodes come back
                 log.warning("%s", exc)
+            delay = poll_delay(time.monotonic() - started, cap=3.0)
             if time.monotonic() + delay > deadline:
                 raise KubeError(
                     f"node {name}: the VM is ACTIVE but its Kubernetes Node is not Ready after "
@@ -232,7 +233,6 @@ class Kube:
                     "kubelet`) and re-run the same command to finish"
                 )
             time.sleep(delay)
-            delay = min(3.0, delay * 1.5)
 
 
 _FINISHED = ("Succeeded", "Failed")
@@ -414,20 +414,20 @@ class KubeWorkloads:
         """Until the restarted pods are updated and available — on every node that can run them
         (a DaemonSet's pods on NotReady nodes start when those nodes come back) — then put back a
         maxUnavailable that `restart` raised."""
-        deadline = time.monotonic() + timeout
-        delay = 0.5
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
             obj = self.get(kind, name)
             away = self.not_ready_nodes_for(obj, down) if kind == "daemonsets" else []
             if rollout_complete(kind, obj, unavailable_nodes=len(away)):
                 break
+            delay = poll_delay(time.monotonic() - started)
             if time.monotonic() + delay > deadline:
                 raise KubeError(
                     f"{kind} {self.ns}/{name}: the restarted pods are not Ready after {timeout:.0f}s "
                     f"(kubectl -n {self.ns} rollout status {kind}/{name})"
                 )
             time.sleep(delay)
-            delay = min(5.0, delay * 1.5)
         before = (obj["metadata"].get("annotations") or {}).get(MAX_UNAVAILABLE_BEFORE)
         if kind == "daemonsets" and before is not None:
             body = {

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -170,16 +171,20 @@ def node_ssh_timeout() -> int:
     return value
 
 
-def prepare_nodes(common: dict, limit: str | None = None) -> None:
+def prepare_nodes(common: dict, limit: str | None = None, new: list[str] | None = None) -> None:
     """playbooks/prepare-nodes.yml; a node that never answered SSH is named with what to do
-    (a VM can be ACTIVE in the cloud while its OS never comes up)."""
+    (a VM can be ACTIVE in the cloud while its OS never comes up). `new`: only these nodes are
+    waited for and get their hostname; every node gets the new /etc/hosts."""
     timeout = node_ssh_timeout()
+    extravars: dict = {"node_ssh_timeout": timeout}
+    if new:
+        extravars["prepare_hosts"] = ",".join(new)
     try:
         playbook.run(
             "prepare-nodes.yml",
             project_dir=PLAYBOOKS,
             limit=limit,
-            extravars={"node_ssh_timeout": timeout},
+            extravars=extravars,
             **common,
         )
     except playbook.PlaybookFailed as exc:
@@ -285,6 +290,7 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
     state.kubespray_inputs = inventory.kubespray_inputs(spec)
+    state.kubernetes_nodes = sorted(state.servers)
     cdir.save(state)
     return kubeconfig
 
@@ -304,13 +310,27 @@ def named_kubeconfig(text: str, cluster: str) -> str:
 
 
 def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]) -> None:
-    """New workers join an existing cluster: prepare-nodes.yml, then Kubespray's facts.yml on every
-    host (scale.yml's checks need the facts of the hosts it leaves out), then scale.yml --limit."""
+    """New workers join an existing cluster: prepare-nodes.yml (the new nodes waited for and named,
+    every node's /etc/hosts), then scale.yml --limit to the new nodes.
+
+    scale.yml's checks need the facts of the hosts it leaves out (Kubespray's docs/operations/
+    nodes.md: run playbooks/facts.yml first); it gathers the new nodes' own (its
+    internal_facts.yml). So facts.yml runs on the other hosts only, and while prepare-nodes
+    runs: those hosts are prepared already, and nothing prepare-nodes changes is a fact."""
     kubespray_dir, common = _setup(conn, spec, cdir, say)
     limit = ",".join(names)
-    prepare_nodes(common)
-    playbook.run("playbooks/facts.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
+    others = "all:" + ":".join(f"!{n}" for n in names)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = _kubespray(common, cdir)
+        book = "playbooks/facts.yml"
+        facts = pool.submit(playbook.run, book, project_dir=kubespray_dir, limit=others, **run)
+        prepare_nodes(common, new=names)  # a failure waits for facts.yml (the with), then is raised
+        facts.result()
     playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **_kubespray(common, cdir))
+    state = cdir.load()
+    if state.kubernetes_nodes is not None:
+        state.kubernetes_nodes = sorted(set(state.kubernetes_nodes) | set(names))
+        cdir.save(state)
 
 
 def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], gone: list[str]) -> None:
@@ -343,18 +363,29 @@ def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[s
                 extravars={"node": ",".join(batch), "skip_confirmation": "true", **extra},
                 **_kubespray(common, cdir),
             )
+    state = cdir.load()
+    if state.kubernetes_nodes is not None:
+        state.kubernetes_nodes = [n for n in state.kubernetes_nodes if n not in names]
+        cdir.save(state)
 
 
 def kubespray_step(
-    actions: list, built: bool, control_plane_prefix: str, inputs_changed: bool = False
+    actions: list,
+    built: bool,
+    control_plane_prefix: str,
+    inputs_changed: bool = False,
+    unjoined: list[str] | tuple[str, ...] = (),
 ) -> tuple[str, list[str]]:
     """Which Kubespray run the plan's changes call for: ("build", []) cluster.yml, ("scale", new
     workers) facts.yml + scale.yml --limit, or ("none", []). Server removals are handled before
     the VMs go (remove_workers), so they need nothing here; security groups and ports are the
-    cloud's alone. `inputs_changed`: the spec's Kubespray variables differ from the last build's."""
+    cloud's alone. `inputs_changed`: the spec's Kubespray variables differ from the last build's.
+    `unjoined`: servers that exist but Kubespray never joined (state.kubernetes_nodes): they join
+    as new ones do."""
     if not built or inputs_changed:
         return "build", []
     created = [a.name for a in actions if a.resource == "server" and a.kind == "create"]
+    created += [n for n in unjoined if n not in created]
     if any(n.startswith(control_plane_prefix) for n in created):
         return "build", []  # control-plane nodes join through cluster.yml (Kubespray's rule)
     other = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from . import dns, names
-from .cloudops import flavors_by_name, read
+from .cloudops import concurrently, flavors_by_name, read
 from .errors import Conflict, NotFound
 from .names import META_CLUSTER, META_GROUP, is_adopted, is_owned, owns_by_metadata
 from .plan import DESTROY_ORDER, Observed, Res
@@ -108,36 +108,59 @@ def flavor_name(server) -> str | None:
     return getattr(flavor, "original_name", None) or getattr(flavor, "name", None)
 
 
+def _router_with_interfaces(net, spec: ClusterSpec) -> tuple[Res | None, str]:
+    router, mode = _router(net, spec)
+    if router is None:
+        return None, mode
+    ifaces = read(
+        lambda: list(net.ports(device_id=router.id, device_owner="network:router_interface")),
+        "list router interfaces",
+    )
+    subnets = [ip["subnet_id"] for p in ifaces for ip in p.fixed_ips]
+    return Res(router.id, router.name, router.owned, "", {**router.detail, "interfaces": subnets}), mode
+
+
+def _lookups(conn, spec: ClusterSpec) -> dict:
+    """The listings `observe` judges, all made at once (they do not depend on each other)."""
+    c = spec.name
+    net = conn.network
+    calls = {
+        "security_groups": lambda: read(lambda: list(net.security_groups()), "list security groups"),
+        "keypair": lambda: read(lambda: conn.compute.find_keypair(spec.keypair.name), "find keypair"),
+        "server_groups": lambda: read(lambda: list(conn.compute.server_groups()), "list server groups"),
+        "quotas": lambda: read(
+            lambda: conn.compute.get_quota_set(conn.current_project_id), "read compute quota"
+        ),
+        "ports": lambda: read(lambda: list(net.ports()), "list ports"),
+        "servers": lambda: read(lambda: list(conn.compute.servers(name=f"^{re.escape(c)}-")), "list servers"),
+        "fips": lambda: read(lambda: list(net.ips()), "list floating IPs"),
+        "has_dns": lambda: dns.has_dns(conn),
+    }
+    if not spec.network.existing:
+        calls["networks"] = lambda: read(lambda: list(net.networks(name=names.network(c))), "list networks")
+        calls["subnets"] = lambda: read(lambda: list(net.subnets(name=names.subnet(c))), "list subnets")
+        calls["router"] = lambda: _router_with_interfaces(net, spec)
+    if spec.share:
+        sfs = conn.shared_file_system
+        calls["shares"] = lambda: read(lambda: list(sfs.shares(details=True)), "list shares")
+    return concurrently(calls)
+
+
 def observe(conn, spec: ClusterSpec) -> Observed:
     """Everything of this cluster that exists in the cloud, looked up by the exact names of
     `names` and judged by the exact marks; more than one owned match is a Conflict."""
     c = spec.name
-    net = conn.network
     obs = Observed()
+    got = _lookups(conn, spec)
 
     if not spec.network.existing:
-        obs.network = _pick(
-            read(lambda: list(net.networks(name=names.network(c))), "list networks"), "network", c
-        )
-        obs.subnet = _pick(read(lambda: list(net.subnets(name=names.subnet(c))), "list subnets"), "subnet", c)
-        obs.router, obs.router_mode = _router(net, spec)
-        if obs.router is not None:
-            ifaces = read(
-                lambda: list(net.ports(device_id=obs.router.id, device_owner="network:router_interface")),
-                "list router interfaces",
-            )
-            subnets = [ip["subnet_id"] for p in ifaces for ip in p.fixed_ips]
-            obs.router = Res(
-                obs.router.id,
-                obs.router.name,
-                obs.router.owned,
-                "",
-                {**obs.router.detail, "interfaces": subnets},
-            )
+        obs.network = _pick(got["networks"], "network", c)
+        obs.subnet = _pick(got["subnets"], "subnet", c)
+        obs.router, obs.router_mode = got["router"]
 
     wanted_sgs = set(names.security_groups(c))
     by_name: dict[str, list] = {}
-    for sg in read(lambda: list(net.security_groups()), "list security groups"):
+    for sg in got["security_groups"]:
         if sg.name in wanted_sgs:
             by_name.setdefault(sg.name, []).append(sg)
     for sg_name, found in by_name.items():
@@ -145,13 +168,13 @@ def observe(conn, spec: ClusterSpec) -> Observed:
         chosen = next(g for g in found if g.id == res.id)
         obs.security_groups[sg_name] = Res(res.id, sg_name, res.owned, "", {"rules": sg_rules(chosen)})
 
-    kp = read(lambda: conn.compute.find_keypair(spec.keypair.name), "find keypair")
+    kp = got["keypair"]
     if kp is not None:
         obs.keypair = Res(kp.name, kp.name, True, "", {"fingerprint": kp.fingerprint})
 
     # Server groups carry no marks: ours are those with the exact names this spec gives.
     groups: dict[str, list] = {}
-    for sg in read(lambda: list(conn.compute.server_groups()), "list server groups"):
+    for sg in got["server_groups"]:
         if any(names.is_server_group(c, g.name, sg.name) for g in spec.node_groups):
             groups.setdefault(sg.name, []).append(sg)
     for g_name, found in groups.items():
@@ -161,10 +184,9 @@ def observe(conn, spec: ClusterSpec) -> Observed:
                 "delete the extra ones (`openstack server group delete ID`) and re-run"
             )
         obs.server_groups[g_name] = Res(found[0].id, g_name, True)
-    quotas = read(lambda: conn.compute.get_quota_set(conn.current_project_id), "read compute quota")
-    obs.server_group_limit = int(quotas.server_group_members)
+    obs.server_group_limit = int(got["quotas"].server_group_members)
 
-    for p in read(lambda: list(net.ports()), "list ports"):
+    for p in got["ports"]:
         if not is_owned(p, c):
             continue
         if p.name in obs.ports:
@@ -184,7 +206,7 @@ def observe(conn, spec: ClusterSpec) -> Observed:
         )
 
     wanted_servers = {n for g in spec.node_groups for n in spec.server_names(g)}
-    for s in read(lambda: list(conn.compute.servers(name=f"^{re.escape(c)}-")), "list servers"):
+    for s in got["servers"]:
         owned = owns_by_metadata(s, c)
         if not owned and s.name not in wanted_servers:
             continue  # another cluster's (or someone's) server that merely shares the prefix
@@ -209,7 +231,7 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             },
         )
 
-    fips = [f for f in read(lambda: list(net.ips()), "list floating IPs") if is_owned(f, c)]
+    fips = [f for f in got["fips"] if is_owned(f, c)]
     if len(fips) > 1:
         raise Conflict(
             f"cluster {c} owns {len(fips)} floating IPs ({', '.join(f.floating_ip_address for f in fips)}); "
@@ -227,7 +249,7 @@ def observe(conn, spec: ClusterSpec) -> Observed:
 
     if spec.share:
         sfs = conn.shared_file_system
-        shares = read(lambda: list(sfs.shares(details=True)), "list shares")
+        shares = got["shares"]
         mine = [s for s in shares if s.name == names.share(c)]
         owned = [s for s in mine if owns_by_metadata(s, c)]
         if len(owned) > 1:
@@ -242,7 +264,7 @@ def observe(conn, spec: ClusterSpec) -> Observed:
             rule = next((r for r in rules if r.access_to == spec.share.access_rule), None)
             if rule is not None:
                 obs.access_rule = Res(rule.id, rule.access_to, True, rule.state)
-    if dns.has_dns(conn):
+    if got["has_dns"]:
         want = spec.ingress.dns if spec.ingress else None
         fqdn = f"{spec.ingress.host}." if want else None
         if want is not None:
@@ -263,20 +285,32 @@ def owned_servers(conn, name: str) -> list:
 
 def catalog(conn, spec: ClusterSpec) -> CloudCatalog:
     """What the cloud offers that the spec may name (for `spec.check_against_cloud`)."""
-    flavors = {name: {"vcpus": f.vcpus, "ram": f.ram} for name, f in flavors_by_name(conn).items()}
-    images = {i.name for i in read(lambda: list(conn.image.images()), "list images")}
-    networks = read(lambda: list(conn.network.networks()), "list networks")
-    kps = {k.name for k in read(lambda: list(conn.compute.keypairs()), "list keypairs")}
-    fips = {
-        f.floating_ip_address: f.port_id for f in read(lambda: list(conn.network.ips()), "list floating IPs")
-    }
-    dns_zones = None
-    if spec.ingress and spec.ingress.dns and dns.has_dns(conn):
-        dns_zones = dns.zone_names(conn)
-    share_types = None
-    if spec.share and conn.has_service("shared-file-system"):
+
+    def share_types():
+        if not (spec.share and conn.has_service("shared-file-system")):
+            return None
         resp = read(lambda: conn.shared_file_system.get("/types", microversion="2.46"), "list share types")
-        share_types = {t["name"] for t in resp.json().get("share_types", [])}
+        return {t["name"] for t in resp.json().get("share_types", [])}
+
+    got = concurrently(
+        {
+            "flavors": lambda: flavors_by_name(conn),
+            "images": lambda: read(lambda: list(conn.image.images()), "list images"),
+            "networks": lambda: read(lambda: list(conn.network.networks()), "list networks"),
+            "keypairs": lambda: read(lambda: list(conn.compute.keypairs()), "list keypairs"),
+            "fips": lambda: read(lambda: list(conn.network.ips()), "list floating IPs"),
+            "dns_zones": lambda: (
+                dns.zone_names(conn) if spec.ingress and spec.ingress.dns and dns.has_dns(conn) else None
+            ),
+            "share_types": share_types,
+        }
+    )
+    flavors = {name: {"vcpus": f.vcpus, "ram": f.ram} for name, f in got["flavors"].items()}
+    images = {i.name for i in got["images"]}
+    networks = got["networks"]
+    kps = {k.name for k in got["keypairs"]}
+    fips = {f.floating_ip_address: f.port_id for f in got["fips"]}
+    dns_zones, share_types = got["dns_zones"], got["share_types"]
     return CloudCatalog(
         flavors=flavors,
         images=images,

@@ -168,6 +168,15 @@ class _Events:
         return False  # ansible-runner's own event files would hold unscrubbed results
 
 
+def _targets(limit: str | None) -> str:
+    """A --limit as a person reads it: "all hosts", "all hosts but a, b", or the hosts."""
+    if not limit:
+        return "all hosts"
+    if limit.startswith("all:!"):
+        return "all hosts but " + ", ".join(p.lstrip("!") for p in limit.split(":")[1:])
+    return limit
+
+
 def run(
     playbook: str,
     *,
@@ -201,7 +210,7 @@ def run(
     ident = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{Path(playbook).stem}-{uuid.uuid4().hex[:6]}"
     events = _Events(say, Redactor(secrets_of(cluster_dir)), private / "artifacts" / ident / "stdout")
     t0 = time.monotonic()
-    say(f"running {playbook} on {limit or 'all hosts'}")
+    say(f"running {playbook} on {_targets(limit)}")
     env = {
         "ANSIBLE_FORCE_COLOR": "false",
         "ANSIBLE_NOCOLOR": "true",

@@ -23,7 +23,16 @@ from pathlib import Path
 
 from . import cost
 from . import schedule as sched
-from .cloudops import PARALLEL, SERVER_TIMEOUT, flavors_by_name, read, retry_or_raise, typed, wait_until
+from .cloudops import (
+    PARALLEL,
+    SERVER_TIMEOUT,
+    concurrently,
+    flavors_by_name,
+    read,
+    retry_or_raise,
+    typed,
+    wait_until,
+)
 from .cluster_state import ScaleRun
 from .connection import connect
 from .errors import Conflict, StackSprayError
@@ -235,13 +244,22 @@ def _servers(conn, name: str) -> dict:
     return {s.name: s for s in owned_servers(conn, name)}
 
 
-def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], dict, set[str]]:
-    """(node views, servers by name, names Kubernetes knows)."""
-    servers = _servers(conn, name)
+def observe_nodes(
+    conn, kube: Kube | None, name: str, flavors: dict | None = None
+) -> tuple[list[NodeView], dict, set[str], dict]:
+    """(node views, servers by name, names Kubernetes knows, flavors by name); the servers,
+    flavors (unless given) and Nodes are read at once."""
+    calls = {"servers": lambda: _servers(conn, name)}
+    if flavors is None:
+        calls["flavors"] = lambda: flavors_by_name(conn)
+    if kube:
+        calls["nodes"] = kube.nodes
+    got = concurrently(calls)
+    servers = got["servers"]
     if not servers:
         raise ScaleError(f"cluster {name!r} has no servers in the cloud: nothing to scale")
-    flavors = flavors_by_name(conn)
-    knodes = kube.nodes() if kube else {}
+    flavors = flavors if flavors is not None else got["flavors"]
+    knodes = got.get("nodes", {})
     active = [s.name for s in servers.values() if s.status == "ACTIVE" and s.name in knodes]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         counts = dict(zip(active, pool.map(kube.workload_count, active), strict=True)) if kube else {}
@@ -260,7 +278,7 @@ def observe_nodes(conn, kube: Kube | None, name: str) -> tuple[list[NodeView], d
                 ours=bool(k and k.scaling),
             )
         )
-    return views, servers, set(knodes)
+    return views, servers, set(knodes), flavors
 
 
 def _server_action(conn, server_id: str, action: str, done: tuple[str, ...], what: str) -> None:
@@ -292,7 +310,7 @@ class ServerWatch:
         self.at = 0.0
         self.servers: dict = {}
 
-    def get(self, server_id: str, max_age: float = 0.5):
+    def get(self, server_id: str, max_age: float = 0.15):
         with self.lock:
             if time.monotonic() - self.at > max_age:
                 self.servers = {s.id: s for s in _servers(self.conn, self.cluster).values()}
@@ -310,7 +328,7 @@ def _wait_status(watch: ServerWatch, server_id: str, want: tuple[str, ...], what
             raise StackSprayError(f"{what}: the server went to ERROR ({fault})")
         return True if s.status in want and not s.task_state else None
 
-    wait_until(check, f"{what}: waiting for {'/'.join(want)}", timeout=SERVER_TIMEOUT, first=0.5, cap=2.0)
+    wait_until(check, f"{what}: waiting for {'/'.join(want)}", timeout=SERVER_TIMEOUT, cap=2.0)
 
 
 def _shelve_one(
@@ -409,7 +427,7 @@ def scale_cluster(
                 "be drained safely; run `invoke create-cluster` to build Kubernetes first"
             )
         kube = Kube(kubeconfig)
-        views, servers, known = observe_nodes(conn, kube, name)
+        views, servers, known, flavors = observe_nodes(conn, kube, name)
         steps = plan_scale(views, req)
         before = su_per_hour(views)
         result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
@@ -442,7 +460,7 @@ def scale_cluster(
 
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
             list(pool.map(run, work))
-        after, _, _ = observe_nodes(conn, None, name)
+        after, _, _, _ = observe_nodes(conn, None, name, flavors)
         result.su_per_hour_after = su_per_hour(after)
         _record(cdir, result, source)
         return result

@@ -4,11 +4,14 @@ scheduled elsewhere, a scale-down removes unscheduled pods first, a delete casca
 
 from __future__ import annotations
 
+import json
 import random
+import threading
+import time
 
 import pytest
 
-from stackspray.sandbox.standins.kube_api import controllers
+from stackspray.sandbox.standins.kube_api import controllers, server
 from stackspray.sandbox.standins.kube_api.server import Store
 
 MACHINE = {"vcpus": 2, "ram_mb": 6144, "gpus": 0}
@@ -208,3 +211,32 @@ def test_a_daemonsets_status_counts_only_the_nodes_that_should_run_it(store):
         "apps/v1", "daemonsets", store.objects[("apps/v1", "daemonsets", "kube-system", "kube-proxy")]
     )
     assert (proxy["status"]["desiredNumberScheduled"], proxy["status"]["numberReady"]) == (3, 2)
+
+
+def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path):
+    """The DaemonSet controller runs on its own (run_daemonset_controller), as the real one does
+    (woken by pod and node events): a rollout left unwatched for a few seconds has moved on by
+    then. A controller that acted only when a client read the object (as this stand-in's did)
+    would make a slowly polling client's rollout slower — one node per look — and a fast poller's
+    faster than the cluster's."""
+    nodes = [{"name": "cp-1", "ip": "10.0.0.1", "control_plane": True, "machine": MACHINE}] + [
+        {"name": f"w-{i}", "ip": f"10.0.0.{i + 1}", "machine": MACHINE} for i in range(1, 4)
+    ]
+    s = Store({"state_file": str(tmp_path / "state.json"), "nodes": nodes, "cloud_conf": "[Global]\n"})
+    s.apply_cloud_config()
+    s.ready = {n["name"]: True for n in nodes}
+    w = s.workloads[("daemonsets", "csi-cinder-nodeplugin")]
+    desired = s.workload_view(w)["status"]["desiredNumberScheduled"]
+    assert desired >= 3
+    for pod in w["pods"].values():
+        pod["since"] -= 10  # every pod has been available for a while
+    threading.Thread(target=s.run_daemonset_controller, daemon=True).start()
+    merged = {"metadata": w["metadata"], "spec": json.loads(json.dumps(w["spec"]))}
+    merged["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "now"}
+    with s.lock:
+        s.patch_workload(w, merged)
+    # maxUnavailable 1: one node at a time, each POD_STARTUP seconds; nobody reads meanwhile.
+    time.sleep(desired * server.POD_STARTUP + 1.5)
+    status = s.workload_view(w)["status"]
+    assert status["updatedNumberScheduled"] == desired, status
+    assert status["numberAvailable"] == desired, status

@@ -75,6 +75,21 @@ def test_changed_kubespray_variables_run_cluster_yml_even_with_nothing_to_change
     assert kubespray_step(new_worker, True, CP, inputs_changed=True) == ("build", [])
 
 
+def test_servers_kubespray_never_joined_join_on_the_next_converge():
+    """An add-nodes cut short after its VMs were created (or run with --no-kubernetes) leaves
+    servers Kubernetes does not know: the next converge, with nothing to change in the cloud,
+    still joins them; a control-plane one takes cluster.yml."""
+    nothing = [act("noop", "server", "c-workers-1"), act("noop", "server", "c-workers-2")]
+    assert kubespray_step(nothing, True, CP, unjoined=["c-workers-2"]) == ("scale", ["c-workers-2"])
+    more = [act("create", "server", "c-workers-3")]
+    assert kubespray_step(more, True, CP, unjoined=["c-workers-2", "c-workers-3"]) == (
+        "scale",
+        ["c-workers-3", "c-workers-2"],
+    )
+    assert kubespray_step(nothing, True, CP, unjoined=["c-control-plane-2"]) == ("build", [])
+    assert kubespray_step(nothing, False, CP, unjoined=["c-workers-2"]) == ("build", [])
+
+
 def test_kubespray_missing_is_refused_naming_the_command(tmp_path, monkeypatch):
     """Checked before anything is created (create-cluster, add-nodes and plan on a real cloud)."""
     import pytest

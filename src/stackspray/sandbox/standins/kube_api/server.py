@@ -143,6 +143,7 @@ UNREACHABLE_TAINTS = [
 ]
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 POD_STARTUP = 1.0  # seconds a new daemon pod takes to become Ready on a Ready node
+DAEMONSET_RESYNC = 0.2  # seconds between the DaemonSet controller's passes (run_daemonset_controller)
 NODE_MONITOR_GRACE = 40.0  # Kubespray's kube_controller_node_monitor_grace_period (see probe_nodes)
 NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
 
@@ -843,6 +844,20 @@ class Store:
                     changed = True
         if changed:
             self.save()
+
+    def run_daemonset_controller(self) -> None:
+        """The DaemonSet controller works on its own, not when a client looks: it is woken by
+        every pod and node change (its informers' handlers enqueue the DaemonSet,
+        pkg/controller/daemon/daemon_controller.go addPod/updatePod/updateNode) and requeues a
+        DaemonSet whose pods are not yet available (enqueueDaemonSetAfter). Here: a pass over
+        the credential DaemonSets every DAEMONSET_RESYNC seconds, so a rollout advances at the
+        same pace whether a client polls every 0.2 s or every 5 s."""
+        while True:
+            time.sleep(DAEMONSET_RESYNC)
+            with self.lock:
+                for w in self.workloads.values():
+                    if w["plural"] == "daemonsets":
+                        self.sync_daemonset(w)
 
     def run_scheduler(self) -> None:
         while True:
@@ -1901,6 +1916,7 @@ def main() -> None:
     store = Store(config)
     threading.Thread(target=store.probe_nodes, daemon=True).start()
     threading.Thread(target=store.run_scheduler, daemon=True).start()
+    threading.Thread(target=store.run_daemonset_controller, daemon=True).start()
     Handler.store = store
     server = ThreadingHTTPServer((config.get("listen", "0.0.0.0"), int(config.get("port", 6443))), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

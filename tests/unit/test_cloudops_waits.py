@@ -1,0 +1,99 @@
+"""How the waits poll (cloudops.poll_delay, wait_until) and how independent calls overlap
+(cloudops.concurrently), on a fake clock: the cadence is what decides how late a wait notices a
+change, which the floors benchmark (benchmarks/floors.py) measures on the sandbox."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from stackspray import cloudops
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(cloudops, "time", fake)
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("waited", "cap", "expected"),
+    [
+        (0.0, 5.0, 0.2),
+        (1.0, 5.0, 0.2),
+        (3.0, 5.0, 0.3),
+        (30.0, 5.0, 3.0),
+        (300.0, 5.0, 5.0),
+        (30.0, 2.0, 2.0),
+    ],
+)
+def test_poll_delay_is_a_tenth_of_the_wait_between_first_and_cap(waited, cap, expected):
+    assert cloudops.poll_delay(waited, cap) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("done_after", [0.5, 3.0, 20.0, 60.0, 240.0])
+def test_wait_until_notices_a_change_at_most_a_tenth_late(clock, done_after):
+    start = clock.now
+    looks = []
+
+    def check():
+        looks.append(clock.now)
+        return "done" if clock.now - start >= done_after else None
+
+    assert cloudops.wait_until(check, "thing", timeout=900) == "done"
+    noticed = clock.now - start
+    assert done_after <= noticed <= done_after + max(cloudops.POLL_FIRST, 0.1 * done_after) + 1e-9
+    # ... without looking all the time: every 0.2 s for 2 s (10 looks), then 10 % more each time
+    # (ln(50 / 2) / ln(1.1), about 34 looks, until the 5 s cap), then one every 5 s.
+    most = 10 + 35 + max(0.0, done_after - 50.0) / 5.0 + 2
+    assert len(looks) <= most
+
+
+def test_wait_until_gives_up_at_its_timeout_naming_what(clock):
+    with pytest.raises(cloudops.WaitFailed, match="the widget: not done after 30s"):
+        cloudops.wait_until(lambda: None, "the widget", timeout=30)
+    assert clock.now - 1000.0 <= 30
+
+
+def test_concurrently_runs_the_calls_at_once_and_returns_them_by_key():
+    both = threading.Barrier(2, timeout=5)  # a serial run would wait here forever
+
+    def meet(value):
+        def call():
+            both.wait()
+            return value
+
+        return call
+
+    assert cloudops.concurrently({"a": meet(1), "b": meet(2)}) == {"a": 1, "b": 2}
+
+
+def test_concurrently_raises_the_first_failure_after_every_call_finished():
+    finished = []
+
+    def fails():
+        raise cloudops.CloudError("list ports: HTTP 500")
+
+    def slow():
+        threading.Event().wait(0.2)
+        finished.append("slow")
+        return 1
+
+    with pytest.raises(cloudops.CloudError, match="list ports"):
+        cloudops.concurrently({"ports": fails, "servers": slow})
+    assert finished == ["slow"]

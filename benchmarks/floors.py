@@ -93,6 +93,19 @@ def all_at_once(fn, items) -> list:
         return list(pool.map(fn, items))
 
 
+def fresh_connection():
+    """What every floor starts with, as a command does: a new connection and its token."""
+    conn = openstack.connect(cloud="sandbox")
+    conn.authorize()
+    return conn
+
+
+def at_once(**calls):
+    """Independent look-ups all at once; their results by name."""
+    keys = list(calls)
+    return dict(zip(keys, all_at_once(lambda k: calls[k](), keys), strict=True))
+
+
 def poll(check, what: str, timeout: float = 900.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -118,16 +131,27 @@ SG_RULES = {  # what the planner puts in a new cluster's groups (names.SECURITY_
 }
 
 
-def floor_create(conn, tag: str, workers: int, public_key: str, cidr: str) -> tuple[float, dict]:
+def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[float, dict]:
     """The floor of create (OpenStack side). Returns (seconds, what to delete)."""
-    net = conn.network
-    image = conn.image.find_image("Featured-Ubuntu24")
-    flavor = conn.compute.find_flavor("m3.tiny")
-    ext = net.find_network("public")
-    router = net.find_router("auto_allocated_router")
     made: dict = {"servers": [], "ports": [], "sgs": [], "sgroups": [], "fip": None}
     n_servers = 1 + workers
     t0 = time.monotonic()
+    made["phases"] = []
+
+    def mark(what: str) -> None:
+        made["phases"].append((what, round(time.monotonic() - t0, 2)))
+
+    conn = fresh_connection()
+    net = conn.network
+    found = at_once(
+        image=lambda: conn.image.find_image("Featured-Ubuntu24"),
+        flavor=lambda: conn.compute.find_flavor("m3.tiny"),
+        ext=lambda: net.find_network("public"),
+        router=lambda: net.find_router("auto_allocated_router"),
+    )
+    image, flavor, ext, router = found["image"], found["flavor"], found["ext"], found["router"]
+    mark("connected, image, flavor, external network and router found")
+
     with ThreadPoolExecutor(max_workers=WIDE) as pool:
 
         def network():
@@ -165,6 +189,7 @@ def floor_create(conn, tag: str, workers: int, public_key: str, cidr: str) -> tu
         f_fip = pool.submit(lambda: net.create_ip(floating_network_id=ext.id))
         n, s = f_net.result()
         sgs = dict(f.result() for f in f_sgs)
+        mark("network and security groups ready")
 
         def port(i: int):
             role = "api" if i == 0 else "nodeport"
@@ -179,6 +204,7 @@ def floor_create(conn, tag: str, workers: int, public_key: str, cidr: str) -> tu
             return p
 
         ports = all_at_once(port, range(n_servers))
+        mark("last port")
         made["fip"] = f_fip.result()
         f_assoc = pool.submit(lambda: net.update_ip(made["fip"], port_id=ports[0].id))
         f_kp.result()
@@ -197,6 +223,7 @@ def floor_create(conn, tag: str, workers: int, public_key: str, cidr: str) -> tu
             return srv.id
 
         ids = set(all_at_once(server, range(n_servers)))
+        mark("last server submitted")
 
         def active():
             listed = [s for s in conn.compute.servers(name=f"^{tag}-") if s.id in ids]
@@ -205,6 +232,7 @@ def floor_create(conn, tag: str, workers: int, public_key: str, cidr: str) -> tu
             return len(listed) == len(ids) and all(s.status == "ACTIVE" for s in listed)
 
         poll(active, "servers ACTIVE")
+        mark("last server ACTIVE")
         f_assoc.result()
     made["router"] = router
     return round(time.monotonic() - t0, 2), made
@@ -252,10 +280,11 @@ def put_pods(core, nodes: list[str], round_: str) -> None:
         )
 
 
-def floor_shelve(conn, core, cluster: str, nodes: list[str]) -> float:
+def floor_shelve(core, cluster: str, nodes: list[str]) -> float:
+    t0 = time.monotonic()
+    conn = fresh_connection()
     servers = {s.name: s for s in conn.compute.servers(name=f"^{cluster}-workers-")}
     ids = {servers[n].id for n in nodes}
-    t0 = time.monotonic()
 
     def one(node: str) -> None:
         core.patch_node(node, {"spec": {"unschedulable": True}})
@@ -283,10 +312,11 @@ def floor_shelve(conn, core, cluster: str, nodes: list[str]) -> float:
     return round(time.monotonic() - t0, 2)
 
 
-def floor_unshelve(conn, core, cluster: str, nodes: list[str]) -> float:
+def floor_unshelve(core, cluster: str, nodes: list[str]) -> float:
+    t0 = time.monotonic()
+    conn = fresh_connection()
     servers = {s.name: s for s in conn.compute.servers(name=f"^{cluster}-workers-")}
     ids = {servers[n].id for n in nodes}
-    t0 = time.monotonic()
     all_at_once(conn.compute.unshelve_server, ids)
     poll(lambda: _all(conn, cluster, ids, "ACTIVE"), "ACTIVE")
 
@@ -310,11 +340,10 @@ def _all(conn, cluster: str, ids: set[str], status: str) -> bool:
 # -- credential refresh --------------------------------------------------------------------
 
 
-def floor_refresh(conn, kube: Kube, cdir: ClusterDir, key: Path, user_name: str) -> float:
+def floor_refresh(kube: Kube, cdir: ClusterDir, key: Path, user_name: str) -> float:
     """The rotation's calls, directly: a throwaway credential goes everywhere the real one lives,
     then is deleted (in place of the old one). The next stackspray refresh puts a real one back."""
     core, apps = kube.core, client.AppsV1Api(kube.api)
-    user = conn.current_user_id
     hosts = yaml.safe_load((cdir.path / inventory.HOSTS_FILE).read_text())
     cp = next(iter(hosts["all"]["children"]["kube_control_plane"]["hosts"]))
     ssh = [
@@ -325,6 +354,8 @@ def floor_refresh(conn, kube: Kube, cdir: ClusterDir, key: Path, user_name: str)
         f"{user_name}@{hosts['all']['hosts'][cp]['ansible_host']}",
     ]  # fmt: skip
     t0 = time.monotonic()
+    conn = fresh_connection()
+    user = conn.current_user_id
     made = conn.identity.create_application_credential(
         user,
         name=f"floor-{uuid.uuid4().hex[:6]}",
@@ -392,22 +423,26 @@ def floor_refresh(conn, kube: Kube, cdir: ClusterDir, key: Path, user_name: str)
 # -- add-nodes -----------------------------------------------------------------------------
 
 
-def floor_add(conn, cluster: str, count: int) -> float:
+def floor_add(cluster: str, count: int) -> float:
     """Ports and servers for `count` workers, at once, until ACTIVE; deleted afterwards."""
-    net = conn.network
-    image = conn.image.find_image("Featured-Ubuntu24")
-    flavor = conn.compute.find_flavor("m3.tiny")
-    network = net.find_network(names.network(cluster))
-    subnet = next(net.subnets(network_id=network.id))
-    sgs = {g.name: g.id for g in net.security_groups() if g.name.startswith(f"{cluster}-")}
-    keyname = next(k.name for k in conn.compute.keypairs() if cluster in k.name)
     tag = f"fl{uuid.uuid4().hex[:4]}"
     t0 = time.monotonic()
+    conn = fresh_connection()
+    net = conn.network
+    found = at_once(
+        image=lambda: conn.image.find_image("Featured-Ubuntu24"),
+        flavor=lambda: conn.compute.find_flavor("m3.tiny"),
+        subnet=lambda: next(net.subnets(name=names.subnet(cluster))),
+        sgs=lambda: {g.name: g.id for g in net.security_groups() if g.name.startswith(f"{cluster}-")},
+        keyname=lambda: next(k.name for k in conn.compute.keypairs() if cluster in k.name),
+    )
+    image, flavor, subnet, sgs, keyname = (found[k] for k in ("image", "flavor", "subnet", "sgs", "keyname"))
+    network = subnet.network_id
 
     def one(i: int):
         p = net.create_port(
             name=f"{tag}-port-{i}",
-            network_id=network.id,
+            network_id=network,
             fixed_ips=[{"subnet_id": subnet.id}],
             security_group_ids=[sgs[f"{cluster}-cluster"], sgs[f"{cluster}-ssh"], sgs[f"{cluster}-nodeport"]],
         )
@@ -510,9 +545,10 @@ def main() -> int:
     try:
         # create: the floor first, then stackspray, on a cloud with the same things in it.
         fl_s, made = floor_create(
-            conn, f"flc{uuid.uuid4().hex[:4]}", args.workers, public.read_text().strip(), "10.96.0.0/24"
+            f"flc{uuid.uuid4().hex[:4]}", args.workers, public.read_text().strip(), "10.96.0.0/24"
         )
         floor_create_cleanup(conn, made)
+        traces[f"floor of create 1+{args.workers}"] = made["phases"]
         ours, trace, _ = timed(create_cluster, load_spec(spec), root=inv, kubernetes=False)
         row(f"create 1+{args.workers} (OpenStack)", ours, fl_s, trace)
         built, btrace, _ = timed(create_cluster, load_spec(spec), root=inv)
@@ -545,8 +581,8 @@ def main() -> int:
         for round_ in ("a", "c"):
             if round_ == "c":
                 put_pods(core, chosen, "b")
-                fl_down = floor_shelve(conn, core, name, chosen)
-                fl_up = floor_unshelve(conn, core, name, chosen)
+                fl_down = floor_shelve(core, name, chosen)
+                fl_up = floor_unshelve(core, name, chosen)
                 put_pods(core, chosen, "c")
             down_s, dtrace, down = timed(scale_cluster, name, Request(workers=keep), root=inv)
             up_s, utrace, up = timed(scale_cluster, name, Request(workers=args.workers), root=inv)
@@ -571,7 +607,7 @@ def main() -> int:
 
         ref_s, rtrace, res = timed(refresh, name, force=True, root=inv)
         assert res.outcome == "rotated", res
-        fl_ref = floor_refresh(conn, kube, cdir, key, load_spec(spec).ssh_user)
+        fl_ref = floor_refresh(kube, cdir, key, load_spec(spec).ssh_user)
         ref2_s, rtrace2, res2 = timed(refresh, name, force=True, root=inv)
         assert res2.outcome == "rotated", res2
         row(
@@ -585,7 +621,7 @@ def main() -> int:
             for t, m in rtrace2.events:
                 print(f"  refresh-2 {t:7.2f} {m}", file=sys.stderr)
 
-        fl_add = floor_add(conn, name, args.add)
+        fl_add = floor_add(name, args.add)
         add_s, atrace, _ = timed(resize_group, spec, "workers", args.add, root=inv)
         provisioned = atrace.last(" ACTIVE") or add_s
         row(f"add-nodes {args.add} (OpenStack part)", provisioned, fl_add, None)

@@ -41,6 +41,9 @@ class Applier:
         self.tags = names.owner_tags(spec.name)
         self.ids: dict[str, str] = {}
         self.found: dict[str, object] = {}
+        # The cluster's servers as the last wait listed them, once every boot is done (None: no
+        # server was booted): record_state uses it instead of listing them again.
+        self.listed_servers: list | None = None
         self.pool = ThreadPoolExecutor(max_workers=PARALLEL)
         self.state_lock = threading.Lock()
         self.lookup_lock = threading.Lock()
@@ -72,6 +75,11 @@ class Applier:
         by = {}
         for a in actions:
             by.setdefault((a.resource, a.kind), []).append(a)
+        boots = by.get(("server", "create"), [])
+        if boots:  # the image and flavors are looked up while the network is made
+            self.pool.submit(self._image)
+            for flavor in sorted({a.detail["flavor"] for a in boots}):
+                self.pool.submit(self._flavor, flavor)
         share_job: Future | None = None
         if self.spec.share and any(
             a.resource in ("share", "access-rule") and a.kind != "noop" for a in actions
@@ -88,8 +96,7 @@ class Applier:
             jobs.append(self.pool.submit(self.keypair))
         jobs += [self.pool.submit(self.server_group, a) for a in by.get(("server-group", "create"), [])]
         _results(jobs)
-        self.security_group_ids()
-        self.server_group_ids()
+        _results([self.pool.submit(self.security_group_ids), self.pool.submit(self.server_group_ids)])
         _results([self.pool.submit(self.delete_server, a) for a in by.get(("server", "delete"), [])])
         _results([self.pool.submit(self.delete_port, a) for a in by.get(("port", "delete"), [])])
         _results([self.pool.submit(self.port, a) for a in by.get(("port", "create"), [])])
@@ -160,6 +167,9 @@ class Applier:
         )
         self.ids["subnet"] = s.id
         target = next((a for a in actions if a.resource == "router-interface"), None)
+        if target is not None and target.kind == "noop" and target.detail.get("router_id"):
+            self.ids["router"] = target.detail["router_id"]
+            return  # the plan saw the subnet on its router a moment ago
         own = any(a.resource == "router" and a.kind == "create" for a in actions)
         if target is not None and target.detail.get("router_id") and not own:
             # The project's router (or our own from an earlier run): attach to it, never change it.
@@ -317,13 +327,16 @@ class Applier:
                 self.found[key] = read(find, f"find {key}")
             return self.found[key]
 
+    def _image(self):
+        name = self.spec.image
+        return self._looked_up(f"image {name}", lambda: self.conn.image.find_image(name))
+
+    def _flavor(self, name: str):
+        return self._looked_up(f"flavor {name}", lambda: self.conn.compute.find_flavor(name))
+
     def _boot(self, a: Action):
         compute = self.conn.compute
-        name = self.spec.image
-        image = self._looked_up(f"image {name}", lambda: self.conn.image.find_image(name))
-        flavor = self._looked_up(
-            f"flavor {a.detail['flavor']}", lambda: compute.find_flavor(a.detail["flavor"])
-        )
+        image, flavor = self._image(), self._flavor(a.detail["flavor"])
         kwargs = dict(
             name=a.name,
             flavor_id=flavor.id,
@@ -367,11 +380,10 @@ class Applier:
         while pending:
 
             def check():
-                found = {
-                    s.name: s
-                    for s in self.conn.compute.servers(name=f"^{re.escape(self.spec.name)}-")
-                    if s.name in pending and owns_by_metadata(s, self.spec.name)
-                }
+                listed = list(self.conn.compute.servers(name=f"^{re.escape(self.spec.name)}-"))
+                self.listed_servers = listed
+                mine = [s for s in listed if owns_by_metadata(s, self.spec.name)]
+                found = {s.name: s for s in mine if s.name in pending}
                 done = {n: s for n, s in found.items() if s.status in ("ACTIVE", "ERROR")}
                 return done or None
 

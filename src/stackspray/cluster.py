@@ -23,7 +23,7 @@ from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, 
 from .connection import connect
 from .credentials import check_operator_credential, prepare_cluster_credential
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
-from .names import is_owned
+from .names import is_owned, owns_by_metadata
 from .observe import catalog, observe, observe_owned, owned_servers
 from .plan import Action, changes, conflicts, plan, plan_destroy
 from .progress import Progress
@@ -104,17 +104,43 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
     gone = [a for a in actions if a.resource == "server" and a.kind == "delete"]
     cores = sum(flavors[a.detail["flavor"]]["vcpus"] for a in new)
     ram = sum(flavors[a.detail["flavor"]]["ram"] for a in new)
-    limits = read(lambda: conn.compute.get_limits().absolute, "read compute limits")
+    new_groups = sum(1 for a in actions if a.resource == "server-group" and a.kind == "create")
+    vol_gb = sum((a.detail.get("boot_volume_gb") or 0) for a in new)
+    if vol_gb and not conn.has_service("block-storage"):
+        raise SpecError(
+            spec.source,
+            [
+                "node_groups.*.boot_volume_gb: this cloud has no block storage "
+                "(Cinder) — remove boot_volume_gb"
+            ],
+        )
+    new_share = bool(spec.share and any(a.resource == "share" and a.kind == "create" for a in actions))
+    pid = conn.current_project_id
+    calls = {
+        "compute": lambda: read(lambda: conn.compute.get_limits().absolute, "read compute limits"),
+        "network": lambda: read(lambda: conn.network.get_quota(pid, details=True), "read network quota"),
+    }
+    if new_groups:
+        calls["groups"] = lambda: read(
+            lambda: conn.compute.get_quota_set(pid, usage=True), "read compute quota"
+        )
+    if vol_gb:
+        calls["volumes"] = lambda: read(
+            lambda: conn.block_storage.get_limits().absolute, "read volume limits"
+        )
+    if new_share:
+        calls["shares"] = lambda: read(
+            lambda: conn.shared_file_system.get("/limits", microversion="2.7"), "read share limits"
+        )
+    got = concurrently(calls)  # the quotas of every service at once
+    limits = got["compute"]
     rows = [
         quota.QuotaRow("instances", max(0, len(new) - len(gone)), limits.instances_used, limits.instances),
         quota.QuotaRow("cores", cores, limits.total_cores_used, limits.total_cores),
         quota.QuotaRow("ram (MiB)", ram, limits.total_ram_used, limits.total_ram),
     ]
-    new_groups = sum(1 for a in actions if a.resource == "server-group" and a.kind == "create")
     if new_groups:
-        qs = read(
-            lambda: conn.compute.get_quota_set(conn.current_project_id, usage=True), "read compute quota"
-        )
+        qs = got["groups"]
         rows.append(
             quota.QuotaRow(
                 "server groups", new_groups, int(qs.usage.get("server_groups", 0)), int(qs.server_groups)
@@ -123,7 +149,7 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
     needs_fip = any(
         a.resource == "floating-ip" and a.kind == "create" and "adopt" not in a.detail for a in actions
     )
-    q = read(lambda: conn.network.get_quota(conn.current_project_id, details=True), "read network quota")
+    q = got["network"]
     fq = q.floating_ips if isinstance(q.floating_ips, dict) else {"limit": q.floating_ips, "used": 0}
     rows.append(quota.QuotaRow("floating IPs", int(needs_fip), fq.get("used", 0), fq.get("limit", -1)))
     for label, attr, resource in (
@@ -136,17 +162,8 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
         detail = getattr(q, attr, None)
         if need and isinstance(detail, dict):
             rows.append(quota.QuotaRow(label, need, detail.get("used", 0), detail.get("limit", -1)))
-    vol_gb = sum((a.detail.get("boot_volume_gb") or 0) for a in new)
     if vol_gb:
-        if not conn.has_service("block-storage"):
-            raise SpecError(
-                spec.source,
-                [
-                    "node_groups.*.boot_volume_gb: this cloud has no block storage "
-                    "(Cinder) — remove boot_volume_gb"
-                ],
-            )
-        bl = read(lambda: conn.block_storage.get_limits().absolute, "read volume limits")
+        bl = got["volumes"]
         rows.append(
             quota.QuotaRow("volume GB", vol_gb, bl.total_gigabytes_used, bl.max_total_volume_gigabytes)
         )
@@ -158,9 +175,8 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
                 bl.max_total_volumes,
             )
         )
-    if spec.share and any(a.resource == "share" and a.kind == "create" for a in actions):
-        resp = read(lambda: conn.shared_file_system.get("/limits", microversion="2.7"), "read share limits")
-        ab = resp.json()["limits"]["absolute"]
+    if new_share:
+        ab = got["shares"].json()["limits"]["absolute"]
         rows.append(quota.QuotaRow("shares", 1, ab.get("totalSharesUsed", 0), ab.get("maxTotalShares", -1)))
         rows.append(
             quota.QuotaRow(
@@ -287,17 +303,21 @@ def create_cluster(
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
                 gone = [n for n in removed if live.get(n) != "ACTIVE"]
                 kubespray.remove_workers(conn, spec, cdir, progress, removed, gone)
-            Applier(conn, spec, cdir, progress).run(actions)
+            applier = Applier(conn, spec, cdir, progress)
+            applier.run(actions)
+            listed = applier.listed_servers
         else:
             progress("nothing to change: the cloud matches the spec")
-        state = record_state(conn, spec, cdir)
+            listed = None
+        state = record_state(conn, spec, cdir, servers=listed)
         result["state"] = state.to_dict()
         progress(f"cluster {spec.name}: {len(state.servers)} server(s); state in {cdir.state_file}")
         if kubernetes:
             step, new_workers = kubespray.kubespray_step(
                 actions, built, names.control_plane_prefix(spec.name), inputs_changed, unjoined()
             )
-            if step == "scale" and (late := [n for n in new_workers if n in unjoined()]):
+            made = {a.name for a in actions if a.resource == "server" and a.kind == "create"}
+            if step == "scale" and (late := [n for n in new_workers if n in unjoined() and n not in made]):
                 progress(f"{', '.join(late)}: in the cloud but not yet in Kubernetes: joining now")
             if step == "build":
                 kubespray.build(conn, spec, cdir, progress)
@@ -327,16 +347,20 @@ def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
     }
 
 
-def record_state(conn, spec: ClusterSpec, cdir: ClusterDir) -> ClusterState:
-    """Observe again and write what later steps need (ids, IPs, flavors) to the state file."""
-    got = concurrently(
-        {
-            "obs": lambda: observe(conn, spec),
-            "fips": lambda: floating_by_fixed(conn, spec.name),
-            "servers": lambda: owned_servers(conn, spec.name),
-        }
-    )
+def record_state(conn, spec: ClusterSpec, cdir: ClusterDir, servers: list | None = None) -> ClusterState:
+    """Observe again and write what later steps need (ids, IPs, flavors) to the state file.
+    `servers`: the cluster's server listing the caller made after its last change to them (the
+    apply's final wait), used instead of listing them again."""
+    calls = {
+        "obs": lambda: observe(conn, spec, servers=servers),
+        "fips": lambda: floating_by_fixed(conn, spec.name),
+    }
+    if servers is None:
+        calls["servers"] = lambda: owned_servers(conn, spec.name)
+    got = concurrently(calls)
     obs, fips = got["obs"], got["fips"]
+    if servers is not None:
+        got["servers"] = [s for s in servers if owns_by_metadata(s, spec.name)]
     state = cdir.load()
     fip = obs.floating_ip
     state.cluster, state.cloud, state.ssh_user = spec.name, spec.cloud, spec.ssh_user

@@ -147,9 +147,15 @@ class Kube:
             field_selector=f"spec.nodeName={node}",
         ).items
 
-    def workload_count(self, node: str) -> int:
-        """Pods a drain would have to move (not DaemonSet or mirror pods, not finished ones)."""
-        return sum(1 for p in self.pods_on(node) if is_evictable(p) and p.status.phase not in _FINISHED)
+    def workload_counts(self) -> dict[str, int]:
+        """Per node, the pods a drain would have to move (not DaemonSet or mirror pods, not
+        finished ones), from one listing of the cluster's pods."""
+        pods = self._call("list pods", self.core.list_pod_for_all_namespaces).items
+        counts: dict[str, int] = {}
+        for p in pods:
+            if p.spec.node_name and is_evictable(p) and p.status.phase not in _FINISHED:
+                counts[p.spec.node_name] = counts.get(p.spec.node_name, 0) + 1
+        return counts
 
     def drain(self, node: str, *, timeout: float = 300.0, force: bool = False) -> DrainResult:
         """Evict the node's pods, retrying PDB refusals with backoff until `timeout`; wait until gone."""

@@ -120,8 +120,9 @@ def _router_with_interfaces(net, spec: ClusterSpec) -> tuple[Res | None, str]:
     return Res(router.id, router.name, router.owned, "", {**router.detail, "interfaces": subnets}), mode
 
 
-def _lookups(conn, spec: ClusterSpec) -> dict:
-    """The listings `observe` judges, all made at once (they do not depend on each other)."""
+def _lookups(conn, spec: ClusterSpec, servers: list | None = None) -> dict:
+    """The listings `observe` judges, all made at once (they do not depend on each other);
+    `servers`: the servers named for the cluster, listed already."""
     c = spec.name
     net = conn.network
     calls = {
@@ -132,7 +133,11 @@ def _lookups(conn, spec: ClusterSpec) -> dict:
             lambda: conn.compute.get_quota_set(conn.current_project_id), "read compute quota"
         ),
         "ports": lambda: read(lambda: list(net.ports()), "list ports"),
-        "servers": lambda: read(lambda: list(conn.compute.servers(name=f"^{re.escape(c)}-")), "list servers"),
+        "servers": lambda: (
+            servers
+            if servers is not None
+            else read(lambda: list(conn.compute.servers(name=f"^{re.escape(c)}-")), "list servers")
+        ),
         "fips": lambda: read(lambda: list(net.ips()), "list floating IPs"),
         "has_dns": lambda: dns.has_dns(conn),
     }
@@ -146,12 +151,13 @@ def _lookups(conn, spec: ClusterSpec) -> dict:
     return concurrently(calls)
 
 
-def observe(conn, spec: ClusterSpec) -> Observed:
+def observe(conn, spec: ClusterSpec, servers: list | None = None) -> Observed:
     """Everything of this cluster that exists in the cloud, looked up by the exact names of
-    `names` and judged by the exact marks; more than one owned match is a Conflict."""
+    `names` and judged by the exact marks; more than one owned match is a Conflict. `servers`:
+    the listing of the servers named `<cluster>-…`, when the caller has just made it."""
     c = spec.name
     obs = Observed()
-    got = _lookups(conn, spec)
+    got = _lookups(conn, spec, servers)
 
     if not spec.network.existing:
         obs.network = _pick(got["networks"], "network", c)

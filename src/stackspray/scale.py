@@ -254,15 +254,15 @@ def observe_nodes(
         calls["flavors"] = lambda: flavors_by_name(conn)
     if kube:
         calls["nodes"] = kube.nodes
+        calls["workloads"] = kube.workload_counts
     got = concurrently(calls)
     servers = got["servers"]
     if not servers:
         raise ScaleError(f"cluster {name!r} has no servers in the cloud: nothing to scale")
     flavors = flavors if flavors is not None else got["flavors"]
     knodes = got.get("nodes", {})
-    active = [s.name for s in servers.values() if s.status == "ACTIVE" and s.name in knodes]
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        counts = dict(zip(active, pool.map(kube.workload_count, active), strict=True)) if kube else {}
+    active = {s.name for s in servers.values() if s.status == "ACTIVE" and s.name in knodes}
+    counts = {n: c for n, c in got.get("workloads", {}).items() if n in active}
     views = []
     for sname, s in servers.items():
         fl = flavor_name(s)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import openstack
 import yaml
+from keystoneauth1 import exceptions as ks_exc
 from kubernetes import client
 
 from stackspray import inventory, names
@@ -85,12 +86,29 @@ def timed(fn, *args, **kwargs) -> tuple[float, Trace, object]:
     return round(time.monotonic() - t0, 2), trace, out
 
 
+def again(fn):
+    """fn, tried again when the connection was lost (a 2-core sandbox's API resets some of many
+    calls at once); any client does that. A create tried again may have happened: the cleanup
+    finds what the floor made by its names, not by what the calls answered."""
+
+    def call(*args, **kwargs):
+        for attempt in range(4):
+            try:
+                return fn(*args, **kwargs)
+            except ks_exc.ConnectionError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+
+    return call
+
+
 def all_at_once(fn, items) -> list:
     items = list(items)
     if not items:
         return []
     with ThreadPoolExecutor(max_workers=min(WIDE, len(items))) as pool:
-        return list(pool.map(fn, items))
+        return list(pool.map(again(fn), items))
 
 
 def fresh_connection():
@@ -131,9 +149,9 @@ SG_RULES = {  # what the planner puts in a new cluster's groups (names.SECURITY_
 }
 
 
-def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[float, dict]:
-    """The floor of create (OpenStack side). Returns (seconds, what to delete)."""
-    made: dict = {"servers": [], "ports": [], "sgs": [], "sgroups": [], "fip": None}
+def floor_create(tag: str, workers: int, public_key: str, cidr: str, made: dict) -> float:
+    """The floor of create (OpenStack side); `made` gathers what to delete (floor_create_cleanup,
+    which the caller runs whatever happens)."""
     n_servers = 1 + workers
     t0 = time.monotonic()
     made["phases"] = []
@@ -150,6 +168,7 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
         router=lambda: net.find_router("auto_allocated_router"),
     )
     image, flavor, ext, router = found["image"], found["flavor"], found["ext"], found["router"]
+    made.update(conn=conn, router=router, tag=tag)
     mark("connected, image, flavor, external network and router found")
 
     with ThreadPoolExecutor(max_workers=WIDE) as pool:
@@ -164,7 +183,6 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
 
         def group(role: str):
             sg = net.create_security_group(name=f"{tag}-{role}")
-            made["sgs"].append(sg)
             rules = [
                 dict({"security_group_id": sg.id, "direction": "ingress", "ethertype": "IPv4"}, **r)
                 for r in SG_RULES[role]
@@ -177,16 +195,21 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
 
         def server_group(name: str):
             g = conn.compute.create_server_group(name=name, policy="soft-anti-affinity")
-            made["sgroups"].append(g)
             return g.id
 
-        f_net = pool.submit(network)
-        f_sgs = [pool.submit(group, role) for role in SG_RULES]
+        submit = lambda fn, *a: pool.submit(again(fn), *a)  # noqa: E731
+        f_net = submit(network)
+        f_sgs = [submit(group, role) for role in SG_RULES]
         made["key"] = f"{tag}-key"
-        f_kp = pool.submit(lambda: conn.compute.create_keypair(name=made["key"], public_key=public_key))
-        f_cp_group = pool.submit(server_group, f"{tag}-control-plane")
-        f_w_groups = [pool.submit(server_group, f"{tag}-workers-{g}") for g in range((workers + 9) // 10)]
-        f_fip = pool.submit(lambda: net.create_ip(floating_network_id=ext.id))
+        f_kp = submit(lambda: conn.compute.create_keypair(name=made["key"], public_key=public_key))
+        f_cp_group = submit(server_group, f"{tag}-control-plane")
+        f_w_groups = [submit(server_group, f"{tag}-workers-{g}") for g in range((workers + 9) // 10)]
+
+        def fip():
+            made["fip"] = net.create_ip(floating_network_id=ext.id)
+            return made["fip"]
+
+        f_fip = submit(fip)
         n, s = f_net.result()
         sgs = dict(f.result() for f in f_sgs)
         mark("network and security groups ready")
@@ -200,13 +223,12 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
                 security_group_ids=[sgs["cluster"], sgs["ssh"], sgs[role]],
                 allowed_address_pairs=[{"ip_address": "10.233.64.0/18"}, {"ip_address": "10.233.0.0/18"}],
             )
-            made["ports"].append(p)
             return p
 
         ports = all_at_once(port, range(n_servers))
         mark("last port")
-        made["fip"] = f_fip.result()
-        f_assoc = pool.submit(lambda: net.update_ip(made["fip"], port_id=ports[0].id))
+        f_fip.result()
+        f_assoc = submit(lambda: net.update_ip(made["fip"], port_id=ports[0].id))
         f_kp.result()
         groups = [f_cp_group.result()] + [f.result() for f in f_w_groups]
 
@@ -219,7 +241,6 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
                 networks=[{"port": ports[i].id}],
                 scheduler_hints={"group": groups[0] if i == 0 else groups[1 + (i - 1) // 10]},
             )
-            made["servers"].append(srv)
             return srv.id
 
         ids = set(all_at_once(server, range(n_servers)))
@@ -234,28 +255,39 @@ def floor_create(tag: str, workers: int, public_key: str, cidr: str) -> tuple[fl
         poll(active, "servers ACTIVE")
         mark("last server ACTIVE")
         f_assoc.result()
-    made["router"] = router
-    return round(time.monotonic() - t0, 2), made
+    return round(time.monotonic() - t0, 2)
 
 
-def floor_create_cleanup(conn, made: dict) -> None:
-    for s in made["servers"]:
-        conn.compute.delete_server(s, ignore_missing=True)
-    for s in made["servers"]:
-        conn.compute.wait_for_delete(s, wait=600)
+def floor_create_cleanup(made: dict) -> None:
+    """Everything the floor made, found by its names (a create tried again may have made two)."""
+    conn, tag = made.get("conn"), made.get("tag")
+    if conn is None:
+        return
+    net, compute = conn.network, conn.compute
+    servers = list(compute.servers(name=f"^{tag}-"))
+    for s in servers:
+        compute.delete_server(s, ignore_missing=True)
+    for s in servers:
+        compute.wait_for_delete(s, wait=600)
     if made.get("fip"):
-        conn.network.delete_ip(made["fip"], ignore_missing=True)
-    for p in made["ports"]:
-        conn.network.delete_port(p, ignore_missing=True)
-    if made.get("subnet"):
-        conn.network.remove_interface_from_router(made["router"], subnet_id=made["subnet"].id)
-    if made.get("net"):
-        conn.network.delete_network(made["net"], ignore_missing=True)
-    for sg in made["sgs"]:
-        conn.network.delete_security_group(sg, ignore_missing=True)
-    for g in made["sgroups"]:
-        conn.compute.delete_server_group(g, ignore_missing=True)
-    conn.compute.delete_keypair(made.get("key", ""), ignore_missing=True)
+        net.delete_ip(made["fip"], ignore_missing=True)
+    for p in list(net.ports()):
+        if (p.name or "").startswith(f"{tag}-port-"):
+            net.delete_port(p, ignore_missing=True)
+    for sub in list(net.subnets(name=f"{tag}-subnet")):
+        try:
+            net.remove_interface_from_router(made["router"], subnet_id=sub.id)
+        except openstack.exceptions.NotFoundException:
+            pass  # not attached yet
+    for n in list(net.networks(name=f"{tag}-net")):
+        net.delete_network(n, ignore_missing=True)
+    for sg in list(net.security_groups()):
+        if sg.name.startswith(f"{tag}-"):
+            net.delete_security_group(sg, ignore_missing=True)
+    for g in list(compute.server_groups()):
+        if g.name.startswith(f"{tag}-"):
+            compute.delete_server_group(g, ignore_missing=True)
+    compute.delete_keypair(f"{tag}-key", ignore_missing=True)
 
 
 # -- shelve / unshelve ---------------------------------------------------------------------
@@ -512,7 +544,6 @@ def main() -> int:
     args = ap.parse_args()
     paths = SandboxPaths.default()
     os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
-    conn = openstack.connect(cloud="sandbox")
     tmp = Path(tempfile.mkdtemp(prefix="bench-floors-"))
     inv = tmp / "inventories"
     key = tmp / "id"
@@ -544,10 +575,13 @@ def main() -> int:
 
     try:
         # create: the floor first, then stackspray, on a cloud with the same things in it.
-        fl_s, made = floor_create(
-            f"flc{uuid.uuid4().hex[:4]}", args.workers, public.read_text().strip(), "10.96.0.0/24"
-        )
-        floor_create_cleanup(conn, made)
+        made: dict = {}
+        try:
+            fl_s = floor_create(
+                f"flc{uuid.uuid4().hex[:4]}", args.workers, public.read_text().strip(), "10.96.0.0/24", made
+            )
+        finally:
+            floor_create_cleanup(made)
         traces[f"floor of create 1+{args.workers}"] = made["phases"]
         ours, trace, _ = timed(create_cluster, load_spec(spec), root=inv, kubernetes=False)
         row(f"create 1+{args.workers} (OpenStack)", ours, fl_s, trace)

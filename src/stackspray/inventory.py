@@ -240,7 +240,12 @@ def ssh_env(cluster_dir: Path, *, kubespray: bool = False) -> dict[str, str]:
     itself and must name a node that never answers within its own timeout, which 100 attempts
     of Ansible's connect timeout each would stretch to most of an hour."""
     base = KUBESPRAY_SSH_ARGS if kubespray else "-o ControlMaster=auto -o ControlPersist=30m"
-    return {"ANSIBLE_SSH_ARGS": f"{base} {KEEPALIVE} {known_hosts_opts(cluster_dir)}"}
+    return {
+        "ANSIBLE_SSH_ARGS": f"{base} {KEEPALIVE} {known_hosts_opts(cluster_dir)}",
+        # Kubespray's ansible.cfg sets pipelining (a module runs in one ssh command instead of
+        # four: mkdir, put, run, remove); ours run as wide with it.
+        "ANSIBLE_PIPELINING": "True",
+    }
 
 
 def credential_file(cluster: str, credential: Credential) -> InventoryFile:

@@ -184,6 +184,8 @@ def test_kubesprays_ssh_settings_are_kept_with_ours_and_visible_in_the_artifacts
     assert "ControlPersist=30m" in args and "ServerAliveInterval=15" in args
     assert f"UserKnownHostsFile={cdir.path / 'known_hosts'}" in args
     assert ("ConnectionAttempts=100" in args) is kubespray
+    # Kubespray's ansible.cfg pipelines modules; our own playbooks do too.
+    assert recorded["env"]["ANSIBLE_PIPELINING"] == "True"
 
 
 def test_forks_flag_caps_the_width_and_bad_values_name_the_flag(tmp_path):

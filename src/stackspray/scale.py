@@ -366,6 +366,7 @@ def _shelve_one(
     say(f"{name}: shelving")
     _server_action(conn, server.id, "shelve", SHELVED, f"server {name}")
     _wait_status(watch, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
+    say(f"{name}: SHELVED_OFFLOADED")
     step.outcome, step.detail = (
         "done",
         "SHELVED_OFFLOADED" + ("" if in_k8s else " (not a Kubernetes node: no drain)"),
@@ -389,6 +390,7 @@ def _unshelve_one(
     if node.scaling:
         kube.uncordon(name)
         step.outcome, step.detail = "done", "ACTIVE, Ready, uncordoned"
+        say(f"{name}: Ready and uncordoned")
     else:
         step.outcome = "done"
         step.detail = "ACTIVE, Ready" + (

@@ -438,7 +438,15 @@ class Applier:
         net = self.conn.network
         port_id = self.ids[f"port:{names.port(a.detail['server'])}"]
         if a.kind == "update":
-            fip = next(iter(read(lambda: list(net.ips(tags=self.tag)), "list floating IPs")))
+            # By the mark, not the tags alone: a run killed between the create and the tagging
+            # left a floating IP with only the description mark.
+            listed = read(lambda: list(net.ips()), "list floating IPs")
+            fip = next((f for f in listed if is_owned(f, self.spec.name)), None)
+            if fip is None:
+                raise CloudError(
+                    f"floating IP {a.name}: gone since the plan was made (released by someone?): re-run"
+                )
+            self._tag(fip)
         elif "adopt" in a.detail:
             fip = read(lambda: next(iter(net.ips(floating_ip_address=a.detail["adopt"])), None), "find FIP")
             if fip is None:

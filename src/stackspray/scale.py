@@ -281,12 +281,19 @@ def observe_nodes(
     return views, servers, set(knodes), flavors
 
 
-def _server_action(conn, server_id: str, action: str, done: tuple[str, ...], what: str) -> None:
+def _server_action(
+    conn, server_id: str, action: str, done: tuple[str, ...], what: str, observed=None
+) -> None:
     """shelve/unshelve once, idempotently: re-read first, and after a failed call look again —
-    the call may have been carried out although its answer was lost (Nova then answers 409)."""
+    the call may have been carried out although its answer was lost (Nova then answers 409).
+    `observed`: the server as this command listed it a moment ago (under the cluster's lock),
+    which stands for the first read."""
     fn = {"shelve": conn.compute.shelve_server, "unshelve": conn.compute.unshelve_server}[action]
     for attempt in range(6):
-        s = read(lambda: conn.compute.get_server(server_id), f"{what}: read")
+        if attempt == 0 and observed is not None:
+            s = observed
+        else:
+            s = read(lambda: conn.compute.get_server(server_id), f"{what}: read")
         if s.status in done or s.task_state:  # done, or Nova is already on it
             return
         try:
@@ -364,7 +371,7 @@ def _shelve_one(
         if drained.evicted:
             say(f"{name}: evicted {len(drained.evicted)} pod(s)")
     say(f"{name}: shelving")
-    _server_action(conn, server.id, "shelve", SHELVED, f"server {name}")
+    _server_action(conn, server.id, "shelve", SHELVED, f"server {name}", observed=server)
     _wait_status(watch, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
     say(f"{name}: SHELVED_OFFLOADED")
     step.outcome, step.detail = (
@@ -379,7 +386,7 @@ def _unshelve_one(
     name = step.node
     if step.action == "unshelve":
         say(f"{name}: unshelving")
-        _server_action(conn, server.id, "unshelve", ("ACTIVE",), f"server {name}")
+        _server_action(conn, server.id, "unshelve", ("ACTIVE",), f"server {name}", observed=server)
         _wait_status(watch, server.id, ("ACTIVE",), f"server {name}")
     if not in_k8s:
         step.outcome, step.detail = "done", "ACTIVE (not a Kubernetes node)"

@@ -15,6 +15,7 @@ from helpers import kill_when, make_spec, owned_in_cloud, quiet, respec  # noqa:
 
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.errors import LockedError, QuotaError, SpecError
+from stackspray.names import cluster_tag, is_owned
 from stackspray.sandbox import faults
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
@@ -132,6 +133,25 @@ def test_killed_run_converges_on_rerun(conn, make_spec):
     cloud = owned_in_cloud(conn, spec.name)
     assert len(cloud["servers"]) == 4 and len(cloud["ports"]) == 4
     assert len(cloud["networks"]) == 1 and len(cloud["floating_ips"]) == 1
+
+
+def test_a_floating_ip_a_killed_run_left_untagged_is_taken_not_doubled(conn, make_spec):
+    """A run killed between a floating IP's create and its tagging (the floating IP is now made
+    while the servers boot) leaves one that carries only the description mark set at creation.
+    The next run puts that one on the control-plane node and tags it — no second one."""
+    path, inv = make_spec(workers=1)
+    spec = load_spec(path)
+    ext = conn.network.find_network(spec.network.external_network)
+    left = conn.network.create_ip(floating_network_id=ext.id, description=cluster_tag(spec.name))
+    try:
+        create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
+        mine = [f for f in conn.network.ips() if is_owned(f, spec.name)]
+        assert [f.id for f in mine] == [left.id]
+        cp_port = next(conn.network.ports(name=f"{spec.name}-control-plane-1-port"))
+        assert mine[0].port_id == cp_port.id
+        assert cluster_tag(spec.name) in (mine[0].tags or [])
+    finally:
+        conn.network.delete_ip(left, ignore_missing=True)
 
 
 def test_bad_specs_fail_clearly_and_create_nothing(conn, make_spec):

@@ -13,7 +13,7 @@ import pytest
 import testinfra
 import yaml
 from conftest import ssh
-from helpers import ROOT, make_spec, quiet  # noqa: F401 (make_spec is a fixture)
+from helpers import ROOT, make_spec, quiet, user_runner  # noqa: F401 (make_spec is a fixture)
 
 from stackspray.cluster import create_cluster
 from stackspray.inventory import SECRETS_FILE
@@ -25,7 +25,7 @@ from stackspray.state import ClusterDir
 from stackspray.verify import verify_cluster
 
 
-def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_key):
+def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_key, sandbox, tmp_path):
     path, inv = make_spec(workers=1)
     spec = load_spec(path)
     progress = quiet()
@@ -139,21 +139,13 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
 
     # add-nodes --no-kubernetes makes the VM only; the next converge joins it, as it does the
     # VMs of an add-nodes cut short before scale.yml.
+    # As a user runs them: OS_CLOUD exported, from another directory.
     w3 = f"{spec.name}-workers-3"
-    out = subprocess.run(
-        [*invoke, "add-nodes", "--spec", str(path), "--no-kubernetes"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    user = user_runner(sandbox, tmp_path, {"STACKSPRAY_INVENTORIES": str(inv)})
+    out = user("add-nodes", "--spec", str(path), "--no-kubernetes")
     assert "running " not in out.stdout, out.stdout
     assert w3 not in kube.nodes() and w3 not in cdir.load().kubernetes_nodes
-    out = subprocess.run(
-        [*invoke, "create-cluster", "--spec", str(path)], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = user("create-cluster", "--spec", str(path))
     assert f"{w3}: in the cloud but not yet in Kubernetes: joining now" in out.stdout, out.stdout
     assert f"running scale.yml on {w3}" in out.stdout
     assert w3 in kube.nodes() and w3 in cdir.load().kubernetes_nodes

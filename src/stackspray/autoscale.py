@@ -44,9 +44,9 @@ from .autoscale_plan import (
     clear_backoff,
     plan_autoscale,
 )
+from .cloudapi import CloudAPI, connect_api
 from .cloudops import flavors_by_name
 from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
-from .connection import connect
 from .errors import LockedError, StackSprayError
 from .files import atomic_write
 from .kube import SCALE_ANNOTATION, Kube, node_is_ready
@@ -333,12 +333,12 @@ def budget_from_json(b: dict) -> Budget:
     )
 
 
-def observe_cluster(conn, kube: Kube, cluster: str) -> tuple[list[Node], list[Pod], list[Budget]]:
+def observe_cluster(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[Node], list[Pod], list[Budget]]:
     """The cluster's nodes (each server with its Kubernetes Node), pods and budgets."""
-    servers = owned_servers(conn, cluster)
+    servers = owned_servers(api, cluster)
     if not servers:
         raise AutoscaleError(f"cluster {cluster!r} has no servers in the cloud")
-    flavors = flavors_by_name(conn)
+    flavors = flavors_by_name(api)
     knodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
     pods = [pod_from_json(p) for p in kube.list_json("pods")]
     budgets = [budget_from_json(b) for b in kube.list_json("poddisruptionbudgets")]
@@ -448,12 +448,12 @@ def _account(book: dict, nodes: list[Node], settings: Settings, now: float) -> N
 # -- one round --------------------------------------------------------------------------------------
 
 
-def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, conn, kube: Kube, now: float):
+def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, api: CloudAPI, kube: Kube, now: float):
     """Observe and plan (no change anywhere): (plan, nodes, book)."""
     settings = settings_of(state.autoscale)
     book = load_book(cdir)
     memory = Memory.from_dict(book.get("memory"))
-    nodes, pods, budgets = observe_cluster(conn, kube, cluster)
+    nodes, pods, budgets = observe_cluster(api, kube, cluster)
     memory.held.update(_held(state, settings, {n.name: n.group for n in nodes}))
     return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
 
@@ -499,9 +499,9 @@ def run_round(
         raise AutoscaleError(
             f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
         )
-    conn, kube = connect(state.cloud), Kube(state.kubeconfig)
+    api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     now = time.time()
-    plan, nodes, book = plan_round(cluster, cdir, state, conn, kube, now)
+    plan, nodes, book = plan_round(cluster, cdir, state, api, kube, now)
     summary = {"at": _iso(now), **plan.to_dict(), "dry_run": dry_run}
     summary.pop("memory")
     for d in plan.actions:
@@ -640,8 +640,8 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> dict:
     out["last_round"] = (book.get("last") or {}).get("at")
     if not out["enabled"]:
         return out
-    conn, kube = connect(state.cloud), Kube(state.kubeconfig)
-    plan, nodes, _ = plan_round(cluster, cdir, state, conn, kube, time.time())
+    api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
+    plan, nodes, _ = plan_round(cluster, cdir, state, api, kube, time.time())
     groups = {}
     for g, s in state.autoscale.groups.items():
         members = [n for n in nodes if n.group == g]

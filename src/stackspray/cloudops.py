@@ -28,7 +28,7 @@ from typing import TypeVar
 from keystoneauth1 import exceptions as ks_exc
 from openstack import exceptions as os_exc
 
-from .errors import CloudError, cloud_error_for
+from .errors import CloudError, Transient, cloud_error_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,7 +59,7 @@ def _status(exc: BaseException) -> int | None:
 
 
 def retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ks_exc.ConnectionError | ks_exc.RetriableConnectionFailure):
+    if isinstance(exc, Transient | ks_exc.ConnectionError | ks_exc.RetriableConnectionFailure):
         return True
     if isinstance(exc, os_exc.HttpException | ks_exc.HttpError):
         return _status(exc) in RETRY_STATUS
@@ -120,9 +120,9 @@ def concurrently(calls: dict[str, Callable[[], T]]) -> dict[str, T]:
     return {key: f.result() for key, f in futures.items()}
 
 
-def flavors_by_name(conn) -> dict:
-    """Every flavor the project may use (private ones included), by name."""
-    return {f.name: f for f in read(lambda: list(conn.compute.flavors(is_public=None)), "list flavors")}
+def flavors_by_name(api) -> dict:
+    """Every flavor the project may use (private ones included), by name (`api`: a CloudAPI)."""
+    return {f.name: f for f in read(lambda: api.list("flavor"), "list flavors")}
 
 
 def ensure(

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from . import apply, cost, ingress, inventory, kubespray, names, playbook, quota, rotation, schedule, share
 from .apply import Applier, server_record
+from .cloudapi import CloudAPI, connect_api
 from .cloudops import concurrently, flavors_by_name, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
-from .connection import connect
 from .credentials import check_operator_credential, prepare_cluster_credential
 from .errors import CloudError, ClusterNotFound, SpecError, StackSprayError
 from .names import is_owned, owns_by_metadata
 from .observe import catalog, observe, observe_owned, owned_servers
-from .plan import Action, changes, conflicts, plan, plan_destroy
+from .plan import Action, Observed, changes, conflicts, plan, plan_destroy
 from .progress import Progress
 from .spec import CloudCatalog, ClusterSpec, check_against_cloud
 from .state import ClusterDir
@@ -33,27 +33,27 @@ from .state import ClusterDir
 log = logging.getLogger("stackspray")
 
 
-def compute_plan(conn, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog]:
-    """Validate the spec against the cloud and plan (creates nothing); also return the catalog.
-    The catalog and the observation are read at once; a spec the cloud cannot serve is reported
-    before anything observed."""
+def compute_plan(api: CloudAPI, spec: ClusterSpec) -> tuple[list[Action], CloudCatalog, Observed]:
+    """Validate the spec against the cloud and plan (creates nothing); also return the catalog
+    and the observation. The catalog and the observation are read at once; a spec the cloud
+    cannot serve is reported before anything observed."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        observed = pool.submit(observe, conn, spec)
-        cat = catalog(conn, spec)
+        observed = pool.submit(observe, api, spec)
+        cat = catalog(api, spec)
         check_against_cloud(spec, cat)
         obs = observed.result()
-    check_router_ranges(conn, spec, obs)
-    return plan(spec, obs), cat
+    check_router_ranges(api, spec, obs)
+    return plan(spec, obs), cat, obs
 
 
-def check_router_ranges(conn, spec: ClusterSpec, obs) -> None:
+def check_router_ranges(api: CloudAPI, spec: ClusterSpec, obs: Observed) -> None:
     """A subnet joining a router the project already uses must not overlap the subnets on it
     (Neutron refuses the attach, after the network exists), and the router must reach the
     external network (else no floating IP works): refused before anything is created."""
     if obs.router_mode != "existing" or obs.router is None:
         return
     router = obs.router
-    ext = read(lambda: conn.network.find_network(spec.network.external_network), "find external network")
+    ext = read(lambda: api.find("network", spec.network.external_network), "find external network")
     if ext is None or router.detail.get("gateway") != ext.id:
         raise SpecError(
             spec.source,
@@ -69,7 +69,7 @@ def check_router_ranges(conn, spec: ClusterSpec, obs) -> None:
     for sid in obs.router.detail.get("interfaces", []):
         if sid == mine:
             continue
-        sub = read(lambda sid=sid: conn.network.get_subnet(sid), "read subnet")
+        sub = read(lambda sid=sid: api.get("subnet", sid), "read subnet")
         if sub.ip_version == 4 and ipaddress.ip_network(sub.cidr).overlaps(wanted):
             raise SpecError(
                 spec.source,
@@ -98,7 +98,9 @@ def exposure_warnings(spec: ClusterSpec) -> list[str]:
     return out
 
 
-def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog) -> list[quota.QuotaRow]:
+def quota_rows(
+    api: CloudAPI, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
+) -> list[quota.QuotaRow]:
     flavors = cat.flavors
     new = [a for a in actions if a.resource == "server" and a.kind == "create"]
     gone = [a for a in actions if a.resource == "server" and a.kind == "delete"]
@@ -106,7 +108,7 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
     ram = sum(flavors[a.detail["flavor"]]["ram"] for a in new)
     new_groups = sum(1 for a in actions if a.resource == "server-group" and a.kind == "create")
     vol_gb = sum((a.detail.get("boot_volume_gb") or 0) for a in new)
-    if vol_gb and not conn.has_service("block-storage"):
+    if vol_gb and not api.has_service("block-storage"):
         raise SpecError(
             spec.source,
             [
@@ -115,23 +117,16 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
             ],
         )
     new_share = bool(spec.share and any(a.resource == "share" and a.kind == "create" for a in actions))
-    pid = conn.current_project_id
     calls = {
-        "compute": lambda: read(lambda: conn.compute.get_limits().absolute, "read compute limits"),
-        "network": lambda: read(lambda: conn.network.get_quota(pid, details=True), "read network quota"),
+        "compute": lambda: read(api.compute_limits, "read compute limits"),
+        "network": lambda: read(api.network_quota, "read network quota"),
     }
     if new_groups:
-        calls["groups"] = lambda: read(
-            lambda: conn.compute.get_quota_set(pid, usage=True), "read compute quota"
-        )
+        calls["groups"] = lambda: read(lambda: api.compute_quota(usage=True), "read compute quota")
     if vol_gb:
-        calls["volumes"] = lambda: read(
-            lambda: conn.block_storage.get_limits().absolute, "read volume limits"
-        )
+        calls["volumes"] = lambda: read(api.volume_limits, "read volume limits")
     if new_share:
-        calls["shares"] = lambda: read(
-            lambda: conn.shared_file_system.get("/limits", microversion="2.7"), "read share limits"
-        )
+        calls["shares"] = lambda: read(api.share_limits, "read share limits")
     got = concurrently(calls)  # the quotas of every service at once
     limits = got["compute"]
     rows = [
@@ -176,7 +171,7 @@ def quota_rows(conn, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
             )
         )
     if new_share:
-        ab = got["shares"].json()["limits"]["absolute"]
+        ab = got["shares"]
         rows.append(quota.QuotaRow("shares", 1, ab.get("totalSharesUsed", 0), ab.get("maxTotalShares", -1)))
         rows.append(
             quota.QuotaRow(
@@ -199,6 +194,7 @@ def create_cluster(
     before_changes: Callable[[], None] | None = None,
     command: str = "create-cluster",
     forks: int | None = None,
+    api: CloudAPI | None = None,
 ) -> dict:
     """Converge the cloud on the spec, then (kubernetes=True) build the cluster with Kubespray.
 
@@ -213,7 +209,8 @@ def create_cluster(
     with cdir.command(command) as run:
         logfile = run.log
         progress(f"observing cloud {spec.cloud!r} for cluster {spec.name!r}")
-        conn = connect(spec.cloud)
+        api = api or connect_api(spec.cloud)
+        conn = getattr(api, "conn", None)  # openstacksdk's, for Kubespray's inventory and the credential
 
         def kubernetes_checks() -> None:
             kubespray_dir = kubespray.preflight(conn, spec)
@@ -224,7 +221,7 @@ def create_cluster(
         # while the cloud is observed; the plan's own errors are reported first.
         with ThreadPoolExecutor(max_workers=1) as pool:
             checked = pool.submit(kubernetes_checks) if kubernetes else None
-            actions, cat = compute_plan(conn, spec)
+            actions, cat, obs = compute_plan(api, spec)
             bad = conflicts(actions)
             if bad:
                 raise CloudError(
@@ -232,7 +229,7 @@ def create_cluster(
                 )
             if checked is not None:
                 checked.result()
-        rows = quota_rows(conn, spec, actions, cat)
+        rows = quota_rows(api, spec, actions, cat)
         result = {
             "actions": [a.to_dict() for a in actions],
             "quota": [r.__dict__ for r in rows],
@@ -281,7 +278,7 @@ def create_cluster(
             )[0]
             != "none"
         ):
-            live = {s.name: s.status for s in owned_servers(conn, spec.name)}
+            live = {s.name: s.status for s in owned_servers(api, spec.name)}
             shelved = sorted(n for n, st in live.items() if st.startswith("SHELVED") and n not in removed)
             if shelved:
                 raise StackSprayError(
@@ -303,13 +300,13 @@ def create_cluster(
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
                 gone = [n for n in removed if live.get(n) != "ACTIVE"]
                 kubespray.remove_workers(conn, spec, cdir, progress, removed, gone)
-            applier = Applier(conn, spec, cdir, progress)
+            applier = Applier(api, spec, cdir, progress, obs)
             applier.run(actions)
             listed = applier.listed_servers
         else:
             progress("nothing to change: the cloud matches the spec")
             listed = None
-        state = record_state(conn, spec, cdir, servers=listed)
+        state = record_state(api, spec, cdir, servers=listed)
         result["state"] = state.to_dict()
         progress(f"cluster {spec.name}: {len(state.servers)} server(s); state in {cdir.state_file}")
         if kubernetes:
@@ -338,25 +335,27 @@ def create_cluster(
         return result
 
 
-def floating_by_fixed(conn, cluster: str) -> dict[str, str]:
+def floating_by_fixed(api: CloudAPI, cluster: str) -> dict[str, str]:
     """Fixed IP -> floating IP of the cluster's addresses, from Neutron (Nova's cache may lag)."""
     return {
         f.fixed_ip_address: f.floating_ip_address
-        for f in read(lambda: list(conn.network.ips()), "list floating IPs")
+        for f in read(lambda: api.list("floating_ip"), "list floating IPs")
         if is_owned(f, cluster) and f.fixed_ip_address
     }
 
 
-def record_state(conn, spec: ClusterSpec, cdir: ClusterDir, servers: list | None = None) -> ClusterState:
+def record_state(
+    api: CloudAPI, spec: ClusterSpec, cdir: ClusterDir, servers: list | None = None
+) -> ClusterState:
     """Observe again and write what later steps need (ids, IPs, flavors) to the state file.
     `servers`: the cluster's server listing the caller made after its last change to them (the
     apply's final wait), used instead of listing them again."""
     calls = {
-        "obs": lambda: observe(conn, spec, servers=servers),
-        "fips": lambda: floating_by_fixed(conn, spec.name),
+        "obs": lambda: observe(api, spec, servers=servers),
+        "fips": lambda: floating_by_fixed(api, spec.name),
     }
     if servers is None:
-        calls["servers"] = lambda: owned_servers(conn, spec.name)
+        calls["servers"] = lambda: owned_servers(api, spec.name)
     got = concurrently(calls)
     obs, fips = got["obs"], got["fips"]
     if servers is not None:
@@ -377,7 +376,7 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir, servers: list | None
     state.floating_ip = FloatingIp(fip.id, fip.detail["address"], fip.detail["adopted"]) if fip else None
     state.kubernetes = KubernetesRanges(spec.kubernetes.pod_cidr, spec.kubernetes.service_cidr)
     if spec.share and obs.share:
-        exports = read(lambda: list(conn.shared_file_system.export_locations(obs.share.id)), "share exports")
+        exports = read(lambda: api.share_exports(obs.share.id), "share exports")
         old = state.share or Share()
         state.share = Share(
             id=obs.share.id,
@@ -392,18 +391,20 @@ def record_state(conn, spec: ClusterSpec, cdir: ClusterDir, servers: list | None
     return state
 
 
-def cluster_status(name: str, *, cloud: str | None = None, root: Path | None = None) -> dict:
+def cluster_status(
+    name: str, *, cloud: str | None = None, root: Path | None = None, api: CloudAPI | None = None
+) -> dict:
     """Every node with role, flavor, status, IPs and SU/hour; the share and the floating IP."""
     cdir = ClusterDir(name, root)
     state = cdir.load()
     cloud = cloud or state.cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ClusterNotFound(f"no state for cluster {name!r} in {cdir.path} and no --cloud/OS_CLOUD given")
-    conn = connect(cloud)
-    flavors = flavors_by_name(conn)
+    api = api or connect_api(cloud)
+    flavors = flavors_by_name(api)
     nodes = []
-    fips = floating_by_fixed(conn, name)
-    for s in owned_servers(conn, name):
+    fips = floating_by_fixed(api, name)
+    for s in owned_servers(api, name):
         rec = dataclasses.asdict(server_record(s, fips))
         vcpus = flavors[rec["flavor"]].vcpus if rec["flavor"] in flavors else 0
         rec.update(
@@ -439,6 +440,7 @@ def destroy_cluster(
     root: Path | None = None,
     confirm: Callable[[str], bool] | None = None,
     dry_run: bool = False,
+    api: CloudAPI | None = None,
 ) -> dict:
     """Delete everything the cluster owns, in dependency order; safe to re-run after interruption.
 
@@ -454,16 +456,16 @@ def destroy_cluster(
             f"no state for cluster {name!r} in {cdir.path}; give --cloud to search the cloud"
         )
     with cdir.command("destroy-cluster") as run:
-        conn = connect(cloud)
+        api = api or connect_api(cloud)
         kp = state.keypair
         owned = observe_owned(
-            conn,
+            api,
             name,
             server_group_ids=set(state.server_groups.values()),
             keypair=kp.name if kp and kp.uploaded else None,
         )
         actions = plan_destroy(name, owned)
-        left = _unprovable_keypair(conn, name, state, progress)
+        left = _unprovable_keypair(api, name, state, progress)
         result = {"actions": [a.to_dict() for a in actions], "deleted": {}, "cloud": cloud, "left": left}
         result["log"] = str(run.log)
         if not changes(actions):
@@ -477,7 +479,7 @@ def destroy_cluster(
         listing = ", ".join(f"{n} {k}" for k, n in counts.items())
         if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
             raise CloudError("destroy-cluster cancelled; nothing was deleted")
-        result["deleted"] = apply.destroy(conn, actions, progress)
+        result["deleted"] = apply.destroy(api, actions, progress)
         if state:
             state.destroyed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             state.servers = {}
@@ -488,12 +490,12 @@ def destroy_cluster(
         return result
 
 
-def _unprovable_keypair(conn, name: str, state: ClusterState, progress: Progress) -> list[str]:
+def _unprovable_keypair(api: CloudAPI, name: str, state: ClusterState, progress: Progress) -> list[str]:
     """Without a state file stackspray cannot tell a keypair it uploaded (`<name>-key`) from one
     of the same name the user made (keypairs carry no tags): never delete it then, say so."""
     if state.keypair:
         return []
-    kp = read(lambda: conn.compute.find_keypair(names.keypair(name)), "find keypair")
+    kp = read(lambda: api.find("keypair", names.keypair(name)), "find keypair")
     if kp is None:
         return []
     progress(

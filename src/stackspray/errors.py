@@ -67,6 +67,11 @@ class Conflict(CloudError):
     status = 409
 
 
+class Transient(CloudError):
+    """A call whose answer did not arrive (a connection lost, a 5xx, a 429): the cloud may or may
+    not have carried it out. A read is retried; a create is looked for before it is repeated."""
+
+
 def cloud_error_for(status: int | None, message: str) -> CloudError:
     """The typed CloudError for an HTTP status."""
     cls = {400: BadRequest, 401: Forbidden, 403: Forbidden, 404: NotFound, 409: Conflict}.get(

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from .cloudapi import CloudAPI
 from .cluster import create_cluster
 from .errors import SpecError
 from .progress import Progress
@@ -101,6 +102,7 @@ def resize_group(
     root: Path | None = None,
     kubernetes: bool = True,
     forks: int | None = None,
+    api: CloudAPI | None = None,
 ) -> dict:
     """Add `count` nodes to `group` (or with `remove`, take them away): write the new count into
     the spec file and converge the cluster on it. Nodes are removed highest-numbered first; the
@@ -143,6 +145,7 @@ def resize_group(
         before_changes=write_spec,
         command=command,
         forks=forks,
+        api=api,
     )
     result["resize"] = {
         "cluster": new_spec.name,

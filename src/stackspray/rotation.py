@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from . import inventory, names, playbook
+from .cloudapi import OpenStackAPI
 from .cloudops import read
 from .cluster_state import Credential as StateCredential
 from .cluster_state import CredentialRef, CredentialRotation
@@ -225,7 +226,7 @@ class Places:
 
     def restart(self, cred: Credential) -> None:
         # What the cloud says is down, not only what Kubernetes has noticed yet (see kube.py).
-        servers = owned_servers(self.conn, self.cdir.name)
+        servers = owned_servers(OpenStackAPI(self.conn), self.cdir.name)
         down = frozenset(s.name for s in servers if s.status != "ACTIVE")
         away: set[str] = set()
         for kind, name in WORKLOADS:

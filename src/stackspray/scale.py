@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import cost
 from . import schedule as sched
+from .cloudapi import CloudAPI, connect_api
 from .cloudops import (
     PARALLEL,
     SERVER_TIMEOUT,
@@ -34,7 +35,6 @@ from .cloudops import (
     wait_until,
 )
 from .cluster_state import ScaleRun
-from .connection import connect
 from .errors import Conflict, StackSprayError
 from .kube import Kube
 from .names import highest_first, natural_key
@@ -240,18 +240,18 @@ class ScaleResult:
         return d
 
 
-def _servers(conn, name: str) -> dict:
-    return {s.name: s for s in owned_servers(conn, name)}
+def _servers(api: CloudAPI, name: str) -> dict:
+    return {s.name: s for s in owned_servers(api, name)}
 
 
 def observe_nodes(
-    conn, kube: Kube | None, name: str, flavors: dict | None = None
+    api: CloudAPI, kube: Kube | None, name: str, flavors: dict | None = None
 ) -> tuple[list[NodeView], dict, set[str], dict]:
     """(node views, servers by name, names Kubernetes knows, flavors by name); the servers,
     flavors (unless given) and Nodes are read at once."""
-    calls = {"servers": lambda: _servers(conn, name)}
+    calls = {"servers": lambda: _servers(api, name)}
     if flavors is None:
-        calls["flavors"] = lambda: flavors_by_name(conn)
+        calls["flavors"] = lambda: flavors_by_name(api)
     if kube:
         calls["nodes"] = kube.nodes
         calls["workloads"] = kube.workload_counts
@@ -282,22 +282,21 @@ def observe_nodes(
 
 
 def _server_action(
-    conn, server_id: str, action: str, done: tuple[str, ...], what: str, observed=None
+    api: CloudAPI, server_id: str, action: str, done: tuple[str, ...], what: str, observed=None
 ) -> None:
     """shelve/unshelve once, idempotently: re-read first, and after a failed call look again —
     the call may have been carried out although its answer was lost (Nova then answers 409).
     `observed`: the server as this command listed it a moment ago (under the cluster's lock),
     which stands for the first read."""
-    fn = {"shelve": conn.compute.shelve_server, "unshelve": conn.compute.unshelve_server}[action]
     for attempt in range(6):
         if attempt == 0 and observed is not None:
             s = observed
         else:
-            s = read(lambda: conn.compute.get_server(server_id), f"{what}: read")
+            s = read(lambda: api.get("server", server_id), f"{what}: read")
         if s.status in done or s.task_state:  # done, or Nova is already on it
             return
         try:
-            fn(server_id)
+            api.server_action(server_id, action)
             return
         except Exception as exc:  # noqa: BLE001 (typed below)
             if isinstance(typed(exc, what), Conflict):
@@ -311,8 +310,8 @@ class ServerWatch:
     fresher view than `max_age` lists the servers once (under a lock) and all waiters read it, so
     waiting on 8 nodes costs one API call per round instead of 8."""
 
-    def __init__(self, conn, cluster: str) -> None:
-        self.conn, self.cluster = conn, cluster
+    def __init__(self, api: CloudAPI, cluster: str) -> None:
+        self.api, self.cluster = api, cluster
         self.lock = threading.Lock()
         self.at = 0.0
         self.servers: dict = {}
@@ -320,7 +319,7 @@ class ServerWatch:
     def get(self, server_id: str, max_age: float = 0.15):
         with self.lock:
             if time.monotonic() - self.at > max_age:
-                self.servers = {s.id: s for s in _servers(self.conn, self.cluster).values()}
+                self.servers = {s.id: s for s in _servers(self.api, self.cluster).values()}
                 self.at = time.monotonic()
             return self.servers.get(server_id)
 
@@ -339,7 +338,7 @@ def _wait_status(watch: ServerWatch, server_id: str, want: tuple[str, ...], what
 
 
 def _shelve_one(
-    conn,
+    api,
     watch: ServerWatch,
     kube: Kube,
     step: Step,
@@ -371,7 +370,7 @@ def _shelve_one(
         if drained.evicted:
             say(f"{name}: evicted {len(drained.evicted)} pod(s)")
     say(f"{name}: shelving")
-    _server_action(conn, server.id, "shelve", SHELVED, f"server {name}", observed=server)
+    _server_action(api, server.id, "shelve", SHELVED, f"server {name}", observed=server)
     _wait_status(watch, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
     say(f"{name}: SHELVED_OFFLOADED")
     step.outcome, step.detail = (
@@ -381,12 +380,12 @@ def _shelve_one(
 
 
 def _unshelve_one(
-    conn, watch: ServerWatch, kube: Kube, step: Step, server, in_k8s: bool, say, ready_timeout: float
+    api, watch: ServerWatch, kube: Kube, step: Step, server, in_k8s: bool, say, ready_timeout: float
 ):
     name = step.node
     if step.action == "unshelve":
         say(f"{name}: unshelving")
-        _server_action(conn, server.id, "unshelve", ("ACTIVE",), f"server {name}", observed=server)
+        _server_action(api, server.id, "unshelve", ("ACTIVE",), f"server {name}", observed=server)
         _wait_status(watch, server.id, ("ACTIVE",), f"server {name}")
     if not in_k8s:
         step.outcome, step.detail = "done", "ACTIVE (not a Kubernetes node)"
@@ -416,6 +415,8 @@ def scale_cluster(
     ready_timeout: float = 600.0,
     force: bool = False,
     source: str = "manual",
+    api: CloudAPI | None = None,
+    kube: Kube | None = None,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
     (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
@@ -428,15 +429,15 @@ def scale_cluster(
     with cdir.command("scale") as run:
         logfile = run.log
         say(f"observing cluster {name!r}")
-        conn = connect(state.cloud)
+        api = api or connect_api(state.cloud)
         kubeconfig = state.kubeconfig
-        if not kubeconfig:
+        if kube is None and not kubeconfig:
             raise ScaleError(
                 f"cluster {name!r} has no kubeconfig (was it created with --no-kubernetes?): nodes cannot "
                 "be drained safely; run `invoke create-cluster` to build Kubernetes first"
             )
-        kube = Kube(kubeconfig)
-        views, servers, known, flavors = observe_nodes(conn, kube, name)
+        kube = kube or Kube(kubeconfig)
+        views, servers, known, flavors = observe_nodes(api, kube, name)
         steps = plan_scale(views, req)
         before = su_per_hour(views)
         result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
@@ -452,16 +453,16 @@ def scale_cluster(
         if not work:
             say("nothing to do: the workers are already as asked")
 
-        watch = ServerWatch(conn, name)
+        watch = ServerWatch(api, name)
 
         def run(step: Step) -> None:
             started = time.monotonic()
             try:
                 srv, in_k8s = servers[step.node], step.node in known
                 if step.action == "shelve":
-                    _shelve_one(conn, watch, kube, step, srv, in_k8s, say, drain_timeout, force)
+                    _shelve_one(api, watch, kube, step, srv, in_k8s, say, drain_timeout, force)
                 else:
-                    _unshelve_one(conn, watch, kube, step, srv, in_k8s, say, ready_timeout)
+                    _unshelve_one(api, watch, kube, step, srv, in_k8s, say, ready_timeout)
             except Exception as exc:  # noqa: BLE001 (one node's failure must not strand the others)
                 step.outcome, step.detail = "failed", str(exc)
                 say(f"{step.node}: FAILED: {exc}")
@@ -469,7 +470,7 @@ def scale_cluster(
 
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
             list(pool.map(run, work))
-        after, _, _, _ = observe_nodes(conn, None, name, flavors)
+        after, _, _, _ = observe_nodes(api, None, name, flavors)
         result.su_per_hour_after = su_per_hour(after)
         _record(cdir, result, source)
         return result

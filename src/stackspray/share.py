@@ -16,6 +16,7 @@ import hashlib
 from pathlib import Path
 
 from . import inventory, kubespray
+from .cloudapi import OpenStackAPI
 from .cluster_state import ClusterState
 from .connection import connect
 from .errors import StackSprayError
@@ -150,7 +151,8 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
     if spec.share.mount_on_nodes or not state.share.applied:
         # The node plugin must get ready on every node and the mounts reach every node: a shelved
         # node would make the run wait and fail (as Kubespray's would).
-        shelved = sorted(s.name for s in owned_servers(conn, spec.name) if s.status.startswith("SHELVED"))
+        servers = owned_servers(OpenStackAPI(conn), spec.name)
+        shelved = sorted(s.name for s in servers if s.status.startswith("SHELVED"))
         if shelved:
             raise ShareNotReady(
                 f"{len(shelved)} node(s) are shelved ({', '.join(shelved)}); the share setup needs "

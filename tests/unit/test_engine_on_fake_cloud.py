@@ -1,0 +1,278 @@
+"""The engine on the in-memory fake cloud (stackspray_sandbox.fakecloud): the whole life of a
+cluster's OpenStack side in seconds — create, re-run (nothing to do), add and remove nodes,
+shelve and unshelve, destroy — and a kill after every cloud call of a create, followed by a
+re-run that converges on exactly what an uninterrupted create makes.
+
+Kubernetes is not built here (`kubernetes=False`, as `create-cluster --no-kubernetes`); soft
+scaling talks to a small stand-in for the Node API (`NodesOnFakeCloud`) that calls a Node Ready
+once its server is ACTIVE. Waits sleep on a virtual clock."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from stackspray_sandbox.contract import cluster_shape
+from stackspray_sandbox.fakecloud import FakeCloud, Killed
+
+from stackspray import cloudops, scale
+from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.kube import DrainResult, NodeInfo
+from stackspray.progress import quiet
+from stackspray.resize import resize_group
+from stackspray.resources import dns_record
+from stackspray.scale import make_request, scale_cluster
+from stackspray.spec import load_spec
+from stackspray.state import ClusterDir
+
+
+class VirtualClock:
+    """time.monotonic/sleep for the engine's waits: a sleep moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)  # strftime, gmtime, ...
+
+
+@pytest.fixture(autouse=True)
+def virtual_time(monkeypatch):
+    clock = VirtualClock()
+    monkeypatch.setattr(cloudops, "time", clock)
+    monkeypatch.setattr(dns_record, "time", clock)
+    monkeypatch.setattr(scale, "time", clock)
+    return clock
+
+
+SPEC = """\
+name: {name}
+cloud: fake
+image: Featured-Ubuntu24
+keypair:
+  name: {name}-key
+  public_key_file: {key}
+network:
+  cidr: 10.42.0.0/24
+node_groups:
+  control-plane:
+    flavor: m3.small
+    count: 1
+  workers:
+    flavor: m3.small
+    count: {workers}
+share:
+  size_gb: 10
+"""
+
+
+def write_spec(tmp_path: Path, name: str = "lab", workers: int = 2) -> Path:
+    key = tmp_path / "id.pub"
+    key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(SPEC.format(name=name, key=key, workers=workers)))
+    return path
+
+
+def create(cloud: FakeCloud, spec_path: Path, root: Path) -> dict:
+    return create_cluster(load_spec(spec_path), progress=quiet(), root=root, kubernetes=False, api=cloud)
+
+
+def shape(cloud: FakeCloud, cluster: str = "lab") -> dict[str, list]:
+    """What the cluster holds, without ids: what two runs must agree on."""
+    return cluster_shape(cloud, cluster)
+
+
+def project_names(cloud: FakeCloud, kind: str) -> list[str]:
+    return sorted(r["name"] or r["device_owner"] for r in cloud.resources(kind))
+
+
+MUTATING = {
+    "create",
+    "update",
+    "delete",
+    "set_tags",
+    "add_interface",
+    "remove_interface",
+    "shelve",
+    "unshelve",
+}
+
+
+def changes_made(cloud: FakeCloud, since: int) -> list[tuple[str, str]]:
+    return [c for c in cloud.calls[since:] if c[0] in MUTATING]
+
+
+class NodesOnFakeCloud:
+    """The Node API as soft scaling uses it: a Node per server of the cluster, Ready while its
+    server is ACTIVE; cordon marks it unschedulable (annotated as ours); no pods."""
+
+    def __init__(self, cloud: FakeCloud, cluster: str) -> None:
+        self.cloud, self.cluster = cloud, cluster
+        self.cordoned: dict[str, str | None] = {}
+
+    def nodes(self) -> dict[str, NodeInfo]:
+        out = {}
+        for s in self.cloud.resources("server"):
+            if s["metadata"].get("stackspray-cluster") == self.cluster:
+                name = s["name"]
+                ready = s["status"] == "ACTIVE" and s["task_state"] is None
+                out[name] = NodeInfo(name, ready, name in self.cordoned, self.cordoned.get(name))
+        return out
+
+    def node(self, name: str) -> NodeInfo:
+        return self.nodes()[name]
+
+    def workload_counts(self) -> dict[str, int]:
+        return {}
+
+    def cordon(self, name: str) -> None:
+        self.cordoned[name] = "shelve"
+
+    def uncordon(self, name: str) -> None:
+        self.cordoned.pop(name, None)
+
+    def drain(self, name: str, *, timeout: float = 300.0, force: bool = False) -> DrainResult:
+        return DrainResult()
+
+    def wait_ready(self, name: str, timeout: float = 600.0) -> None:
+        cloudops.wait_until(lambda: True if self.node(name).ready else None, f"{name} Ready", timeout=timeout)
+
+
+def test_a_clusters_life_on_the_fake_cloud(tmp_path):
+    cloud = FakeCloud()
+    root = tmp_path / "inventories"
+    spec_path = write_spec(tmp_path)
+
+    create(cloud, spec_path, root)
+    made = shape(cloud)
+    assert [s[:2] for s in made["servers"]] == [
+        ("lab-control-plane-1", "ACTIVE"),
+        ("lab-workers-1", "ACTIVE"),
+        ("lab-workers-2", "ACTIVE"),
+    ]
+    assert (
+        made["shares"] == [("lab-share", "available", 10, "CEPHFS")]
+        and made["access_rules"][0][3] == "active"
+    )
+    assert made["floating_ips"] == [(["stackspray", "stackspray-cluster=lab"], "lab-control-plane-1-port")], (
+        "the FIP is on the first control-plane node"
+    )
+    assert made["routers"] == [] and made["router_interfaces"] == ["lab-subnet"], (
+        "the subnet goes on the project's router (router quota 1)"
+    )
+    assert project_names(cloud, "router") == ["auto_allocated_router"]
+    assert (ClusterDir("lab", root).secrets / "share-access-key").stat().st_mode & 0o777 == 0o600
+
+    before = len(cloud.calls)
+    again = create(cloud, spec_path, root)
+    assert {a["kind"] for a in again["actions"]} == {"noop"}, "a re-run plans only no-ops"
+    assert changes_made(cloud, before) == [], "a re-run changes nothing in the cloud"
+    assert shape(cloud) == made
+
+    resize_group(spec_path, "workers", 1, progress=quiet(), root=root, kubernetes=False, api=cloud)
+    assert [s[0] for s in shape(cloud)["servers"]][-1] == "lab-workers-3"
+    resize_group(
+        spec_path, "workers", 2, remove=True, progress=quiet(), root=root, kubernetes=False, api=cloud
+    )
+    after_remove = shape(cloud)
+    assert [s[0] for s in after_remove["servers"]] == ["lab-control-plane-1", "lab-workers-1"]
+    assert [p[0] for p in after_remove["ports"]] == ["lab-control-plane-1-port", "lab-workers-1-port"], (
+        "a removed node's port goes too"
+    )
+
+    kube = NodesOnFakeCloud(cloud, "lab")
+    shelved = scale_cluster(
+        "lab", make_request(shelve=True), progress=quiet(), root=root, api=cloud, kube=kube
+    )
+    assert shelved.ok and [s.node for s in shelved.steps if s.action == "shelve"] == ["lab-workers-1"]
+    assert ("lab-workers-1", "SHELVED_OFFLOADED") in [s[:2] for s in shape(cloud)["servers"]]
+    assert kube.cordoned == {"lab-workers-1": "shelve"}, "a shelved worker stays cordoned"
+    back = scale_cluster(
+        "lab", make_request(unshelve=True), progress=quiet(), root=root, api=cloud, kube=kube
+    )
+    assert back.ok and ("lab-workers-1", "ACTIVE") in [s[:2] for s in shape(cloud)["servers"]]
+    assert kube.cordoned == {}, "uncordoned once Ready"
+
+    plan = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
+    planned = {(a["resource"], a["name"]) for a in plan["actions"]}
+    assert ("router-interface", "auto_allocated_router:lab-subnet") in planned
+    assert not any(r == "router" for r, _ in planned), "the project's router is never deleted"
+    destroy_cluster("lab", root=root, api=cloud, progress=quiet())
+    assert all(v == [] for v in shape(cloud).values()), shape(cloud)
+    assert project_names(cloud, "network") == ["auto_allocated_network", "public"]
+    assert project_names(cloud, "router") == ["auto_allocated_router"]
+    assert project_names(cloud, "port") == ["network:router_interface"], "only the project's own interface"
+    assert project_names(cloud, "keypair") == [] and project_names(cloud, "security_group") == []
+    again = destroy_cluster("lab", root=root, api=cloud, progress=quiet())
+    assert [a["kind"] for a in again["actions"]] == ["noop"], "a second destroy finds nothing"
+
+
+def test_lost_answers_are_found_again_not_made_twice(tmp_path):
+    """A create whose answer is lost took effect: ensure looks before it creates again."""
+    cloud = FakeCloud()
+    for kind in ("network", "subnet", "port", "server", "security_group", "floating_ip", "share"):
+        cloud.lose("create", kind)
+    create(cloud, write_spec(tmp_path), tmp_path / "inventories")
+    got = shape(cloud)
+    assert [p[0] for p in got["ports"]] == [
+        "lab-control-plane-1-port",
+        "lab-workers-1-port",
+        "lab-workers-2-port",
+    ]
+    assert len(got["servers"]) == 3 and len(got["floating_ips"]) == 1 and len(got["shares"]) == 1
+    assert [n[0] for n in got["networks"]].count("lab-net") == 1
+
+
+def test_a_quota_refusal_names_the_quota_before_anything_is_made(tmp_path):
+    cloud = FakeCloud(quotas={"instances": 2})
+    with pytest.raises(Exception, match="instances"):
+        create(cloud, write_spec(tmp_path), tmp_path / "inventories")
+    assert changes_made(cloud, 0) == []
+
+
+def reference_shape(tmp_path: Path) -> dict:
+    cloud = FakeCloud()
+    create(cloud, write_spec(tmp_path / "ref", workers=1), tmp_path / "ref" / "inventories")
+    return shape(cloud)
+
+
+def test_a_kill_after_any_call_is_finished_by_a_rerun(tmp_path):
+    """SIGKILL after the n-th cloud call of a create, for every n: the re-run converges on
+    exactly what an uninterrupted create makes, and a third run has nothing to do."""
+    (tmp_path / "ref").mkdir()
+    want = reference_shape(tmp_path)
+    probe = FakeCloud()
+    (tmp_path / "probe").mkdir()
+    create(probe, write_spec(tmp_path / "probe", workers=1), tmp_path / "probe" / "inventories")
+    total = len(probe.calls)
+    assert total > 40
+    for n in range(total):
+        base = tmp_path / f"kill-{n}"
+        base.mkdir()
+        spec_path, root = write_spec(base, workers=1), base / "inventories"
+        cloud = FakeCloud()
+        cloud.kill_after(n)
+        try:
+            create(cloud, spec_path, root)
+        except Killed:
+            pass
+        cloud.revive()
+        create(cloud, spec_path, root)
+        assert shape(cloud) == want, (
+            f"killed after call {n} ({cloud.calls[n] if n < len(cloud.calls) else '-'})"
+        )
+        before = len(cloud.calls)
+        third = create(cloud, spec_path, root)
+        assert {a["kind"] for a in third["actions"]} == {"noop"} and changes_made(cloud, before) == [], n

@@ -203,7 +203,7 @@ def create_cluster(
     not called on a dry run. `forks`: at most this many hosts at a time in every Ansible run
     (default: every host, up to playbook.MAX_FORKS). Returns {"actions", "quota", "state", "log",
     "kubeconfig"}."""
-    playbook.cap_forks(forks)
+    playbook.check_forks(forks)
     progress = progress or Progress()
     cdir = ClusterDir(spec.name, root)
     with cdir.command(command) as run:
@@ -299,7 +299,7 @@ def create_cluster(
             if built and removed:
                 # Nodes leave Kubernetes (drained, reset, deleted) before their VMs are deleted.
                 gone = [n for n in removed if live.get(n) != "ACTIVE"]
-                kubespray.remove_workers(conn, spec, cdir, progress, removed, gone)
+                kubespray.remove_workers(conn, spec, cdir, progress, removed, gone, forks)
             applier = Applier(api, spec, cdir, progress, obs)
             applier.run(actions)
             listed = applier.listed_servers
@@ -317,17 +317,17 @@ def create_cluster(
             if step == "scale" and (late := [n for n in new_workers if n in unjoined() and n not in made]):
                 progress(f"{', '.join(late)}: in the cloud but not yet in Kubernetes: joining now")
             if step == "build":
-                kubespray.build(conn, spec, cdir, progress)
+                kubespray.build(conn, spec, cdir, progress, forks)
             elif step == "scale":
-                kubespray.add_workers(conn, spec, cdir, progress, new_workers)
+                kubespray.add_workers(conn, spec, cdir, progress, new_workers, forks)
             elif changes(actions):
                 kubespray.write_inventory(conn, spec, cdir, progress)  # e.g. removed nodes leave it
             if spec.share:
-                result["share"] = share.setup_share(conn, spec, cdir, progress)
+                result["share"] = share.setup_share(conn, spec, cdir, progress, forks=forks)
             else:
                 share.forget_files(cdir)  # a share removed from the spec: its key leaves the inventory
             if spec.ingress:
-                result["ingress"] = ingress.setup_ingress(conn, spec, cdir, progress)
+                result["ingress"] = ingress.setup_ingress(conn, spec, cdir, progress, forks=forks)
             else:
                 ingress.forget(cdir)
             result["state"] = cdir.load().to_dict()

@@ -126,7 +126,9 @@ def forget(cdir: ClusterDir) -> None:
         cdir.save(state)
 
 
-def setup_ingress(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False) -> dict:
+def setup_ingress(
+    conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False, forks: int | None = None
+) -> dict:
     """Run playbooks/ingress.yml unless what it would apply was applied already."""
     state = cdir.load()
     kubeconfig = state.kubeconfig
@@ -146,7 +148,7 @@ def setup_ingress(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool
     inventory.write(cdir.path, files)
     if sandbox:
         say("sandbox: the ingress controller chart is not installed (no chart repository here)")
-    kubespray.run_ours("ingress.yml", cdir, say)
+    kubespray.run_ours("ingress.yml", cdir, say, forks=forks)
     state = cdir.load()
     state.ingress = Ingress(applied=digest, url=result["url"], address=result["address"])
     cdir.save(state)

@@ -127,8 +127,9 @@ def project(conn, spec: ClusterSpec, say) -> Path:
     return check_installed()
 
 
-def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
-    """Credential and inventory (regenerated from the state); returns (Kubespray dir, run args)."""
+def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say, forks: int | None = None) -> tuple[Path, dict]:
+    """Credential and inventory (regenerated from the state); returns (Kubespray dir, run args;
+    `forks`: at most this many hosts at a time in each run)."""
     state = cdir.load()
     credential = prepare_cluster_credential(conn, spec, cdir, say)
     auth = conn.config.get_auth_args()
@@ -151,6 +152,7 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> tuple[Path, dict]:
         cluster_dir=cdir.path,
         say=say,
         envvars=inventory.ssh_env(cdir.path),
+        forks=forks,
     )
     return project(conn, spec, say), common
 
@@ -200,9 +202,11 @@ def prepare_nodes(common: dict, limit: str | None = None, new: list[str] | None 
         ) from None
 
 
-def run_ours(book: str, cdir: ClusterDir, say, extravars: dict | None = None) -> playbook.PlaybookResult:
+def run_ours(
+    book: str, cdir: ClusterDir, say, extravars: dict | None = None, forks: int | None = None
+) -> playbook.PlaybookResult:
     """One of stackspray's own playbooks (playbooks/) on the cluster's inventory, with the
-    cluster's ssh settings."""
+    cluster's ssh settings; `forks`: at most this many hosts at a time."""
     return playbook.run(
         book,
         project_dir=PLAYBOOKS,
@@ -211,6 +215,7 @@ def run_ours(book: str, cdir: ClusterDir, say, extravars: dict | None = None) ->
         say=say,
         extravars=extravars,
         envvars=inventory.ssh_env(cdir.path),
+        forks=forks,
     )
 
 
@@ -276,9 +281,9 @@ def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
     _setup(conn, spec, cdir, say)
 
 
-def build(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> Path:
+def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, forks: int | None = None) -> Path:
     """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
-    kubespray_dir, common = _setup(conn, spec, cdir, say)
+    kubespray_dir, common = _setup(conn, spec, cdir, say, forks)
     prepare_nodes(common)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     admin = cdir.path / "artifacts" / "admin.conf"
@@ -309,7 +314,9 @@ def named_kubeconfig(text: str, cluster: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]) -> None:
+def add_workers(
+    conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], forks: int | None = None
+) -> None:
     """New workers join an existing cluster: prepare-nodes.yml (the new nodes waited for and named,
     every node's /etc/hosts), then scale.yml --limit to the new nodes.
 
@@ -317,7 +324,7 @@ def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]
     nodes.md: run playbooks/facts.yml first); it gathers the new nodes' own (its
     internal_facts.yml). So facts.yml runs on the other hosts only, and while prepare-nodes
     runs: those hosts are prepared already, and nothing prepare-nodes changes is a fact."""
-    kubespray_dir, common = _setup(conn, spec, cdir, say)
+    kubespray_dir, common = _setup(conn, spec, cdir, say, forks)
     limit = ",".join(names)
     others = "all:" + ":".join(f"!{n}" for n in names)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -333,7 +340,15 @@ def add_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str]
         cdir.save(state)
 
 
-def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], gone: list[str]) -> None:
+def remove_workers(
+    conn,
+    spec: ClusterSpec,
+    cdir: ClusterDir,
+    say,
+    names: list[str],
+    gone: list[str],
+    forks: int | None = None,
+) -> None:
     """Before their VMs are deleted: Kubespray's remove-node.yml drains the nodes, resets them and
     deletes them from the cluster. Nodes whose VM is already gone (or not running) cannot be
     drained or reset: `reset_nodes=false allow_ungraceful_removal=true` for those."""
@@ -351,7 +366,7 @@ def remove_workers(conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[s
             dataclasses.replace(g, count=max(g.count, highest.get(g.name, 0))) for g in spec.node_groups
         ),
     )
-    kubespray_dir, common = _setup(conn, widened, cdir, say)
+    kubespray_dir, common = _setup(conn, widened, cdir, say, forks)
     for batch, extra in (
         ([n for n in names if n not in gone], {}),
         ([n for n in names if n in gone], {"reset_nodes": "false", "allow_ungraceful_removal": "true"}),

@@ -11,7 +11,11 @@ What a run leaves on disk holds no secret, whatever Kubespray prints (stackspray
 - ansible-runner writes neither its stdout file nor its per-event JSON files; the event handler
   writes `artifacts/<id>/stdout` itself, each event's text scrubbed first;
 - Ansible sees an allow-list of the environment (`ENV_ALLOWED`), not stackspray's: nothing a
-  shell exports (an openrc's password, an API key) reaches the artifacts' `command` file;
+  shell exports (an openrc's password, an API key) reaches the artifacts' `command` file. Each
+  run gets its own environment (ansible-runner's RunnerConfig is prepared, its `env` trimmed,
+  then a Runner runs it, as ansible_runner/interface.py's init_runner does): the process's
+  `os.environ` is never changed, so threads that call the cloud meanwhile keep HTTPS_PROXY,
+  REQUESTS_CA_BUNDLE and the rest, and two runs at once cannot see each other's settings;
 - Ansible's and Python's temporary files go to the cluster's `runner/tmp` (0700), not /tmp,
   where a killed run would leave them readable;
 - only the newest `KEEP_ARTIFACTS` runs' artifacts are kept.
@@ -29,8 +33,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ansible_runner
 import yaml
+from ansible_runner import Runner, RunnerConfig
+from ansible_runner.utils import dump_artifacts, signal_handler
 
 from .errors import StackSprayError
 from .redact import Redactor, secrets_of
@@ -188,8 +193,10 @@ def run(
     extravars: dict | None = None,
     tags: str | None = None,
     envvars: dict | None = None,
+    forks: int | None = None,
 ) -> PlaybookResult:
-    """Run `playbook` (relative to project_dir); raise PlaybookFailed unless every host succeeded."""
+    """Run `playbook` (relative to project_dir); raise PlaybookFailed unless every host succeeded.
+    `forks`: at most this many hosts at a time (`--forks`; None: as wide as the inventory)."""
     if extravars:
         for key in extravars:
             if any(word in key.lower() for word in ("secret", "password", "token")):
@@ -222,9 +229,6 @@ def run(
         **(envvars or {}),
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    # ansible-runner hands Ansible our whole environment and writes it into artifacts/<id>/command:
-    # only an allow-list stays for the run (restored after).
-    hidden = {k: os.environ.pop(k) for k in list(os.environ) if not _env_allowed(k)}
     try:
         r = _run(
             private,
@@ -238,10 +242,9 @@ def run(
             cluster_dir,
             events,
             ident,
-            forks_for(inventory, limit),
+            forks_for(inventory, limit, forks),
         )
     finally:
-        os.environ.update(hidden)
         events.close()
         _prune(private / "artifacts", KEEP_ARTIFACTS)
     stats = events.stats or r.stats or {}
@@ -268,20 +271,17 @@ def run(
     return result
 
 
-_forks_cap: int | None = None
-
-
-def cap_forks(forks: int | None) -> None:
-    """`--forks N`: at most N hosts at a time in this process's runs (None: MAX_FORKS)."""
-    global _forks_cap
+def check_forks(forks: int | None) -> int | None:
+    """`--forks N`: at most N hosts at a time (None: as wide as the inventory, up to MAX_FORKS)."""
     if forks is not None and (isinstance(forks, bool) or not isinstance(forks, int) or forks < 1):
         raise StackSprayError(f"--forks: {forks!r} is not a number of hosts (1 or more)")
-    _forks_cap = forks
+    return forks
 
 
-def forks_for(inventory: Path, limit: str | None = None) -> int:
+def forks_for(inventory: Path, limit: str | None = None, cap: int | None = None) -> int:
     """How many hosts Ansible works on at once: every host of the inventory (or of `limit`),
-    between MIN_FORKS and MAX_FORKS, or at most `--forks` (cap_forks)."""
+    between MIN_FORKS and MAX_FORKS, or at most `cap` (`--forks`)."""
+    check_forks(cap)
     if limit:
         hosts = len([h for h in limit.split(",") if h])
     else:
@@ -290,8 +290,8 @@ def forks_for(inventory: Path, limit: str | None = None) -> int:
         except (OSError, yaml.YAMLError):
             data = {}
         hosts = len(((data.get("all") or {}).get("hosts")) or {})
-    if _forks_cap is not None:
-        return max(1, min(_forks_cap, hosts))
+    if cap is not None:
+        return max(1, min(cap, hosts))
     return max(MIN_FORKS, min(MAX_FORKS, hosts))
 
 
@@ -310,10 +310,23 @@ def _prune(artifacts: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def run_environment(prepared: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
+    """The environment a run's Ansible gets, from the one ansible-runner prepared (the process's
+    own environment, `ours`, and what ansible-runner sets for itself): the allow-list of the
+    process's variables, everything of `ours`, and ansible-runner's own settings."""
+    return {
+        k: v
+        for k, v in prepared.items()
+        if k in ours or _env_allowed(k) or (os.environ.get(k) != v and not SECRET_ENV.search(k))
+    }
+
+
 def _run(
     private, project_dir, playbook, inventory, limit, tags, extravars, env, cluster_dir, events, ident, forks
 ):
-    return ansible_runner.run(
+    """ansible_runner.run, with the run's environment trimmed between RunnerConfig.prepare and
+    the Runner (ansible_runner/interface.py init_runner makes the same two steps)."""
+    kwargs = dict(
         private_data_dir=str(private),
         ident=ident,
         forks=forks,
@@ -326,7 +339,13 @@ def _run(
         envvars=env,
         fact_cache=str((cluster_dir / "fact_cache").resolve()),
         fact_cache_type="jsonfile",
-        event_handler=events,
         quiet=True,
         suppress_env_files=True,
     )
+    dump_artifacts(kwargs)
+    config = RunnerConfig(**kwargs)
+    config.prepare()
+    config.env = run_environment(config.env, env)
+    runner = Runner(config, event_handler=events, cancel_callback=signal_handler())
+    runner.run()
+    return runner

@@ -126,7 +126,9 @@ def forget_files(cdir: ClusterDir) -> None:
         (cdir.path / rel).unlink(missing_ok=True)
 
 
-def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False) -> dict:
+def setup_share(
+    conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False, forks: int | None = None
+) -> dict:
     """Run playbooks/manila-share.yml unless what it would apply was applied already (force: run
     anyway, e.g. after someone deleted the claim). Returns what the claim is and whether it ran."""
     state = cdir.load()
@@ -166,7 +168,7 @@ def setup_share(conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool =
         say("sandbox: the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here)")
     # Whether the owner is still to be set goes as an extra-var: it is not part of what was applied.
     owner_due = bool(spec.share.owner) and state.share.owner_applied != owner_text(spec.share.owner)
-    kubespray.run_ours("manila-share.yml", cdir, say, extravars={"share_owner_apply": owner_due})
+    kubespray.run_ours("manila-share.yml", cdir, say, extravars={"share_owner_apply": owner_due}, forks=forks)
     state = cdir.load()
     state.share.applied = digest
     state.share.claim = claim

@@ -4,19 +4,17 @@ control-plane node has) are left out of the table rather than counted."""
 
 from __future__ import annotations
 
-import contextlib
-import io
+import json
 import logging
 import os
 import socket
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
-from testinfra.host import Host
-from testinfra.utils.ansible_runner import AnsibleRunner
 
 from . import ingress, inventory
 from .errors import StackSprayError
@@ -37,28 +35,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return bool(self.results) and not self.failures
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.reports: list = []
-        self.meta: dict[str, tuple[str, dict]] = {}
-
-    def pytest_collection_modifyitems(self, items) -> None:
-        for it in items:
-            params = dict(it.callspec.params) if hasattr(it, "callspec") else {}
-            self.meta[it.nodeid] = (it.originalname, params)
-
-    def pytest_runtest_logreport(self, report) -> None:
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            self.reports.append(report)
-
-
-def _forget_testinfra_hosts() -> None:
-    """testinfra keeps the hosts (and the parsed inventory) of earlier runs in this process; the
-    cluster may have gained or lost nodes since, so each verify reads its inventory afresh."""
-    for cache in (AnsibleRunner._runners, Host._host_cache, Host._hosts_cache):
-        cache.clear()
 
 
 def _share_env(cluster_dir: Path) -> dict[str, str]:
@@ -100,54 +76,58 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         "ANSIBLE_SSH_EXTRA_ARGS": inventory.known_hosts_opts(cdir.path),
     }
     env.update(_share_env(cdir.path))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _forget_testinfra_hosts()
-    collector = _Collector()
-    suite_output = io.StringIO()  # pytest's own dots and warnings: not for the user's stdout (--json)
-    try:
-        with contextlib.redirect_stdout(suite_output):
-            pytest.main(
-                [
-                    str(SUITE),
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    "--hosts=ansible://all",
-                    f"--ansible-inventory={hosts_file}",
-                    "--no-header",
-                ],
-                plugins=[collector],
-            )
-    finally:
-        log.debug("verify suite output:\n%s", suite_output.getvalue())
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with tempfile.TemporaryDirectory(prefix="verify-", dir=cdir.path) as work:
+        report = Path(work) / "report.jsonl"
+        report.touch(mode=0o600)
+        env["STACKSPRAY_VERIFY_REPORT"] = str(report)
+        # The suite runs in a process of its own, with its own environment: this process's
+        # environment is never changed (other threads may be using it).
+        suite = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(SUITE),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "stackspray.verify_suite.report",
+                "--hosts=ansible://all",
+                f"--ansible-inventory={hosts_file}",
+                "--no-header",
+                f"--rootdir={work}",
+            ],
+            env={**os.environ, **env},
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        log.debug("verify suite output:\n%s%s", suite.stdout, suite.stderr)
+        lines = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     result = VerifyResult(name)
-    for r in collector.reports:
-        func, params = collector.meta.get(r.nodeid, ("", {}))
-        h = params.pop("_testinfra_host", None)
-        node = h.backend.get_hostname() if h is not None else ""
-        if not func or not node or r.outcome == "skipped":
+    for r in lines:
+        func, node = r["func"], r["node"]
+        if not func or not node or r["outcome"] == "skipped":
             continue
         check = func.removeprefix("test_").replace("_", " ")
-        if params:
-            check += " (" + ", ".join(str(v) for v in params.values()) + ")"
-        outcome = "PASS" if r.outcome == "passed" else "FAIL"
-        stand_in = dict(r.user_properties).get("stand_in")
+        if r["params"]:
+            check += " (" + ", ".join(r["params"]) + ")"
+        outcome = "PASS" if r["outcome"] == "passed" else "FAIL"
+        stand_in = r["stand_in"]
         if stand_in and outcome == "PASS":
             # A node the Kubespray stand-in built has no kubelet/containerd to check: say so.
             why = stand_in if isinstance(stand_in, str) else "no Kubernetes on the sandbox"
             check += f" [stand-in node: {why}]"
             outcome = "N/A"
         result.results.setdefault(node, {})[check] = outcome
-        if r.outcome != "passed":
-            crash = getattr(r.longrepr, "reprcrash", None)
-            msg = crash.message if crash else str(r.longrepr)
-            result.failures[f"{node}: {check}"] = msg.splitlines()[0][:300]
+        if r["outcome"] != "passed":
+            result.failures[f"{node}: {check}"] = r["message"]
+    if not result.results and suite.returncode not in (0, 1):
+        tail = (suite.stdout + suite.stderr).strip().splitlines()[-5:]
+        raise StackSprayError(
+            f"verify could not run its checks (pytest exited {suite.returncode}): {' / '.join(tail)}"
+        )
     if not result.results:
         raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
     _check_ingress_ports(cdir, result)

@@ -146,7 +146,7 @@ def wake_up(paths) -> dict:
     spec = write_small_cluster_spec(tmp, name, paths.home / "demo_id_ed25519.pub", "10.96.0.0/24", 3)
     try:
         result = create_cluster(load_spec(spec), progress=quiet, root=inv)
-        kube = Kube(result["kubeconfig"])
+        kube = Kube(result.kubeconfig)
         apps = client.AppsV1Api(kube.api)
         kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="bench")))
         conn = openstack.connect(cloud="sandbox")

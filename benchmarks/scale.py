@@ -75,11 +75,11 @@ def main() -> None:
     rows = []
     try:
         result = create_cluster(load_spec(spec), progress=quiet, root=inv)
-        kube = Kube(result["kubeconfig"])
+        kube = Kube(result.kubeconfig)
         conn = openstack.connect(cloud="sandbox")
         put_pods(kube.core, [f"{name}-workers-{i}" for i in range(1, TOTAL + 1)], "a")
         for n in args.counts:
-            full = cluster_status(name, root=inv)["su_per_hour"]
+            full = cluster_status(name, root=inv).su_per_hour
             t0 = time.monotonic()
             down = scale_cluster(name, Request(workers=TOTAL - n), progress=quiet, root=inv)
             t_shelve = time.monotonic() - t0

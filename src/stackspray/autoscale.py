@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubernetes.utils import parse_quantity
@@ -93,6 +93,57 @@ def _spec_defaults(state: ClusterState, group: str):
     return None
 
 
+@dataclass
+class AutoscaleEnabled:
+    cluster: str
+    group: str
+    settings: dict
+    service: dict | None
+
+    def to_dict(self) -> dict:
+        return {"cluster": self.cluster, "settings": self.settings, "service": self.service}
+
+
+@dataclass
+class AutoscaleLimits:
+    cluster: str
+    group: str
+    min: int
+    max: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AutoscaleDisabled:
+    cluster: str
+    removed: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AutoscaleRounds:
+    """The rounds one `autoscale.run` made (with --json: the last one)."""
+
+    cluster: str
+    rounds: list[dict]
+
+    def to_dict(self) -> dict:
+        return self.rounds[-1] if self.rounds else {}
+
+
+@dataclass
+class AutoscaleStatus:
+    cluster: str
+    status: dict
+
+    def to_dict(self) -> dict:
+        return self.status
+
+
 def enable(
     cluster: str,
     *,
@@ -106,7 +157,7 @@ def enable(
     skip_nodes_with_system_pods: bool = True,
     service: bool = True,
     root: Path | None = None,
-) -> dict:
+) -> AutoscaleEnabled:
     """Autoscale one group of the cluster (settings kept in its state) and install the loop: a
     systemd user service where systemd runs, else a crontab entry running `--once` each minute."""
     cdir, state = _cluster_dir(cluster, root)
@@ -163,7 +214,7 @@ def enable(
             auto.service = installed["backend"]
         state.autoscale = auto
         cdir.save(state)
-    return {"cluster": cluster, "settings": asdict(auto), "service": installed}
+    return AutoscaleEnabled(cluster, group, asdict(auto), installed)
 
 
 def set_limits(
@@ -173,7 +224,7 @@ def set_limits(
     min_: int | None = None,
     max_: int | None = None,
     root: Path | None = None,
-) -> dict:
+) -> AutoscaleLimits:
     """Change an autoscaled group's min and/or max (what `autoscale.schedule` runs at its times):
     a raised min wakes workers on the next round, a lowered max lets idle ones go."""
     cdir, state = _cluster_dir(cluster, root)
@@ -195,7 +246,7 @@ def set_limits(
             )
         g.min, g.max = lo, hi
         cdir.save(state)
-    return {"cluster": cluster, "group": group, "min": lo, "max": hi}
+    return AutoscaleLimits(cluster, group, lo, hi)
 
 
 def schedule_limits(
@@ -222,7 +273,7 @@ def schedule_limits(
     return sched.install(sched.Job(cluster, f"autoscale-{group}-{when.label()}", tuple(args), when))
 
 
-def disable(cluster: str, *, root: Path | None = None) -> dict:
+def disable(cluster: str, *, root: Path | None = None) -> AutoscaleDisabled:
     """Remove the loop (service or crontab entry), its windows and the settings; workers stay as
     they are."""
     cdir = ClusterDir(cluster, root)
@@ -239,7 +290,7 @@ def disable(cluster: str, *, root: Path | None = None) -> dict:
             state.autoscale = None
             cdir.save(state)
     (cdir.path / MEMORY_FILE).unlink(missing_ok=True)
-    return {"cluster": cluster, "removed": removed}
+    return AutoscaleDisabled(cluster, removed)
 
 
 def settings_of(auto: Autoscale) -> Settings:
@@ -621,7 +672,7 @@ def run(
 # -- status ---------------------------------------------------------------------------------------
 
 
-def status(cluster: str, *, root: Path | None = None, last: int = 10) -> dict:
+def status(cluster: str, *, root: Path | None = None, last: int = 10) -> AutoscaleStatus:
     """Settings, where the loop runs, per group ACTIVE/shelved/min/max, pending pods, the next
     decision, SU/hour now, SU saved today, the last events."""
     cdir, state = _cluster_dir(cluster, root)
@@ -639,7 +690,7 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> dict:
     )
     out["last_round"] = (book.get("last") or {}).get("at")
     if not out["enabled"]:
-        return out
+        return AutoscaleStatus(cluster, out)
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     plan, nodes, _ = plan_round(cluster, cdir, state, api, kube, time.time())
     groups = {}
@@ -658,4 +709,4 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> dict:
         nodes={d.node: {"action": d.action, "reason": d.reason} for d in plan.decisions if d.node},
         su_per_hour=round(sum(cost.STATE_FACTOR.get(n.status, 1.0) * n.su_active for n in nodes), 3),
     )
-    return out
+    return AutoscaleStatus(cluster, out)

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -62,9 +63,20 @@ def _check_checkout(checkout: Path, p: dict) -> str:
     return head
 
 
-def install(p: dict | None = None) -> dict:
+@dataclass
+class InstallResult:
+    path: str
+    tag: str
+    commit: str
+    commit_pinned: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def install(p: dict | None = None) -> InstallResult:
     """Clone the pinned tag, check it is that tag and the pinned commit, and install its
-    requirements into this venv. Returns {"path", "tag", "commit", "commit_pinned"}."""
+    requirements into this venv."""
     p = p or pin()
     target = cache_dir(p)
     if (target / "cluster.yml").exists():
@@ -91,7 +103,7 @@ def install(p: dict | None = None) -> dict:
         tmp.rename(target)
     req = target / "requirements.txt"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(req)], check=True)
-    return {"path": str(target), "tag": p["tag"], "commit": head, "commit_pinned": bool(p.get("commit"))}
+    return InstallResult(str(target), p["tag"], head, bool(p.get("commit")))
 
 
 def check_installed(p: dict | None = None) -> Path:

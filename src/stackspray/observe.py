@@ -26,6 +26,7 @@ __all__ = [
     "META_GROUP",
     "catalog",
     "flavor_name",
+    "floating_by_fixed",
     "is_owned",
     "observe",
     "observe_owned",
@@ -64,6 +65,15 @@ def observe_owned(
     known = {"server_group_ids": set(server_group_ids), "keypair": keypair}
     found = concurrently({k.KIND: (lambda k=k: k.find_owned(view, cluster, known)) for k in KINDS})
     return {kind: found.get(kind, []) for kind in DESTROY_KINDS}
+
+
+def floating_by_fixed(api: CloudAPI, cluster: str) -> dict[str, str]:
+    """Fixed IP -> floating IP of the cluster's addresses, from Neutron (Nova's cache may lag)."""
+    return {
+        f.fixed_ip_address: f.floating_ip_address
+        for f in read(lambda: api.list("floating_ip"), "list floating IPs")
+        if is_owned(f, cluster) and f.fixed_ip_address
+    }
 
 
 def owned_servers(api: CloudAPI, name: str) -> list:

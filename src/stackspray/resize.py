@@ -19,7 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .cloudapi import CloudAPI
-from .cluster import create_cluster
+from .converge import ConvergeResult, create_cluster
 from .errors import SpecError
 from .progress import Progress
 from .spec import parse_spec_text, spec_path
@@ -103,12 +103,12 @@ def resize_group(
     kubernetes: bool = True,
     forks: int | None = None,
     api: CloudAPI | None = None,
-) -> dict:
+) -> ConvergeResult:
     """Add `count` nodes to `group` (or with `remove`, take them away): write the new count into
     the spec file and converge the cluster on it. Nodes are removed highest-numbered first; the
     spec's own rules apply (an odd control-plane count, at least one control-plane node).
 
-    Returns create_cluster's result plus "resize": {cluster, spec, group, from, to}."""
+    Returns create_cluster's result with `resize`: {cluster, spec, group, from, to}."""
     progress = progress or Progress()
     command = "remove-nodes" if remove else "add-nodes"
     path = spec_path(spec)
@@ -147,7 +147,7 @@ def resize_group(
         forks=forks,
         api=api,
     )
-    result["resize"] = {
+    result.resize = {
         "cluster": new_spec.name,
         "spec": str(path),
         "group": group,

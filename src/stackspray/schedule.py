@@ -24,13 +24,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
 from .errors import StackSprayError
 from .files import atomic_write
-from .paths import REPO_ROOT
 from .state import ClusterDir
 
 DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
@@ -89,13 +88,24 @@ def parse_when(at: str, days: str | None = None) -> When:
 class Job:
     cluster: str
     id: str  # e.g. scale-2000-Mo
-    args: tuple[str, ...]  # the invoke command line after `invoke`
+    args: tuple[str, ...]  # the command line after `stackspray`
     when: When
 
 
-def _invoke() -> str:
-    exe = Path(sys.executable).with_name("invoke")
-    return str(exe) if exe.exists() else (shutil.which("invoke") or "invoke")
+def _program() -> str:
+    """The installed `stackspray` command, by its absolute path: the one beside this Python (a
+    venv's), else the one on PATH. A schedule runs it from any folder; nothing depends on a
+    checkout's tasks.py."""
+    exe = Path(sys.executable).with_name("stackspray")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("stackspray")
+    if found:
+        return str(Path(found).resolve())
+    raise ScheduleError(
+        "the `stackspray` command is not installed beside this Python or on PATH: "
+        "install stackspray with pip (`pip install .` in its folder) and try again"
+    )
 
 
 def _paths(job: Job) -> tuple[Path, Path]:
@@ -110,7 +120,7 @@ def _env_prefix() -> str:
 
 
 def _invocation(args: tuple[str, ...]) -> str:
-    return " ".join(shlex.quote(a) for a in (_invoke(), *args))
+    return " ".join(shlex.quote(a) for a in (_program(), *args))
 
 
 def _script(cluster: str, job_id: str) -> Path:
@@ -124,13 +134,13 @@ def command_line(job: Job) -> str:
     log, lock = _paths(job)
     run = _invocation(job.args)
     prefix = _env_prefix()
-    failed = shlex.quote(f"stackspray: invoke {shlex.join(job.args)} failed with exit")
+    failed = shlex.quote(f"stackspray: stackspray {shlex.join(job.args)} failed with exit")
     timed_out = shlex.quote(
         f"stackspray: waited {LOCK_WAIT}s for the cluster's schedule lock "
         "(an earlier job still runs): skipped"
     )
     return (
-        f"cd {shlex.quote(str(REPO_ROOT))} && D={shlex.quote(str(lock.parent))} && "
+        f"D={shlex.quote(str(lock.parent))} && "
         f'L="$D/{log.parent.name}/{log.name}" && mkdir -p "$D/{log.parent.name}" && '
         f'{prefix}flock -w {LOCK_WAIT} -E {LOCK_TIMEOUT_EXIT} "$D/{lock.name}" {run} >> "$L" 2>&1'
         # On failure say so in one line on stdout (cron mails it when MAILTO is set) and keep the code;
@@ -267,6 +277,20 @@ def _write_crontab(lines: list[str]) -> None:
         raise ScheduleError(f"crontab -: {out.stderr.strip()}")
 
 
+@dataclass
+class ScheduleResult:
+    """What a schedule command did: `list` (jobs), `remove` (removed ids) or `install` (the job)."""
+
+    cluster: str
+    action: str
+    jobs: list[dict] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    installed: dict | None = None
+
+    def to_dict(self) -> dict | list:
+        return {"list": self.jobs, "remove": self.removed, "install": self.installed}[self.action]
+
+
 def install(job: Job) -> dict:
     """Install (or replace) the job. Returns {"backend", "id", "when", "where"}."""
     which = backend()
@@ -333,13 +357,13 @@ def service_command_line(cluster: str, job_id: str, args: tuple[str, ...]) -> st
     itself with its own lock)."""
     log = ClusterDir(cluster).logs / f"{job_id}.log"
     return (
-        f"cd {shlex.quote(str(REPO_ROOT))} && mkdir -p {shlex.quote(str(log.parent))} && "
+        f"mkdir -p {shlex.quote(str(log.parent))} && "
         f"{_env_prefix()}exec {_invocation(args)} >> {shlex.quote(str(log))} 2>&1"
     )
 
 
 def render_service(cluster: str, job_id: str, args: tuple[str, ...]) -> str:
-    """A systemd user service that keeps `invoke <args>` running (restarted 30 s after a failure)."""
+    """A systemd user service that keeps `stackspray <args>` running (restarted 30 s after a failure)."""
     return (
         "[Unit]\n"
         f"Description=stackspray {' '.join(args)}\n"
@@ -358,7 +382,7 @@ def render_service(cluster: str, job_id: str, args: tuple[str, ...]) -> str:
 
 
 def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tuple[str, ...]) -> dict:
-    """Run `invoke <loop>` as a systemd user service where systemd runs, else `invoke <once>`
+    """Run `stackspray <loop>` as a systemd user service where systemd runs, else `stackspray <once>`
     from crontab every minute. Returns {"backend", "id", "where"}."""
     which = backend()
     if which == "systemd":

@@ -13,6 +13,7 @@ the state, so a re-run with nothing changed runs no playbook.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import inventory, kubespray
@@ -183,7 +184,24 @@ def setup_share(
     return result
 
 
-def apply_share(spec: ClusterSpec, *, force: bool = False, progress=None, root: Path | None = None) -> dict:
+@dataclass
+class ShareResult:
+    """What `share` set up: the claim pods mount, whether the playbook ran."""
+
+    cluster: str
+    claim: str
+    mount_on_nodes: bool
+    mount_path: str
+    ran: bool
+    log: str
+
+    def to_dict(self) -> dict:
+        return {"claim": self.claim, "mount_on_nodes": self.mount_on_nodes, "ran": self.ran, "log": self.log}
+
+
+def apply_share(
+    spec: ClusterSpec, *, force: bool = False, progress=None, root: Path | None = None
+) -> ShareResult:
     """`invoke share`: (re)apply the share's Kubernetes objects and node mounts of a built cluster."""
     say = progress or Progress()
     if spec.share is None:
@@ -196,6 +214,7 @@ def apply_share(spec: ClusterSpec, *, force: bool = False, progress=None, root: 
     with cdir.command("share") as run:
         logfile = run.log
         conn = connect(spec.cloud)
-        result = setup_share(conn, spec, cdir, say, force=force)
-        result["log"] = str(logfile)
-        return result
+        done = setup_share(conn, spec, cdir, say, force=force)
+        return ShareResult(
+            spec.name, done["claim"], done["mount_on_nodes"], spec.share.mount_path, done["ran"], str(logfile)
+        )

@@ -36,6 +36,9 @@ class VerifyResult:
     def ok(self) -> bool:
         return bool(self.results) and not self.failures
 
+    def to_dict(self) -> dict:
+        return {"cluster": self.cluster, "ok": self.ok, "results": self.results, "failures": self.failures}
+
 
 def _share_env(cluster_dir: Path) -> dict[str, str]:
     """What the share checks need, from the share's inventory file (empty: no node mounts)."""

@@ -115,7 +115,7 @@ def cluster(sandbox, ssh_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("autoscale")
     elsewhere = tmp_path_factory.mktemp("operator-home")
     with built_cluster(sandbox, ssh_key, tmp, "as", "10.68.0.0/24", workers=3) as (name, inv, result, _):
-        c = Cluster(sandbox, name, inv, result["kubeconfig"], elsewhere)
+        c = Cluster(sandbox, name, inv, result.kubeconfig, elsewhere)
         c.kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
         out = c.invoke(
             "autoscale.enable",

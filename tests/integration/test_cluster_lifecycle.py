@@ -71,13 +71,13 @@ def test_create_status_rerun_scale_destroy(conn, admin_conn, make_spec, ssh_key)
 
     # Status: 1 x m3.small (2 SU/h) + 2 x m3.tiny (1 SU/h).
     st = cluster_status(name, root=inv)
-    assert st["su_per_hour"] == 4 and st["su_per_month"] == 4 * 730
-    assert [n["role"] for n in st["nodes"]] == ["control-plane", "workers", "workers"]
-    assert st["nodes"][0]["floating_ip"] == fip.floating_ip_address
+    assert st.su_per_hour == 4 and st.su_per_month == 4 * 730
+    assert [n["role"] for n in st.nodes] == ["control-plane", "workers", "workers"]
+    assert st.nodes[0]["floating_ip"] == fip.floating_ip_address
 
     # Re-running changes nothing.
     again = create_cluster(spec, progress=quiet(), root=inv)
-    assert [a for a in again["actions"] if a["kind"] != "noop"] == []
+    assert [a for a in again.actions if a["kind"] != "noop"] == []
     assert owned_in_cloud(conn, name) == cloud
 
     # Scale up, then down.
@@ -91,7 +91,7 @@ def test_create_status_rerun_scale_destroy(conn, admin_conn, make_spec, ssh_key)
     # Destroy leaves nothing of ours; a second destroy is a no-op.
     destroy_cluster(name, root=inv, progress=quiet())
     assert not any(owned_in_cloud(conn, name).values())
-    assert destroy_cluster(name, root=inv, progress=quiet())["deleted"] == {}
+    assert destroy_cluster(name, root=inv, progress=quiet()).deleted == {}
 
 
 def test_api_faults_and_boot_error_converge(conn, sandbox, make_spec):
@@ -118,9 +118,7 @@ def test_api_faults_and_boot_error_converge(conn, sandbox, make_spec):
     ]
     assert len(cloud["networks"]) == 1 and len(cloud["ports"]) == 3
     assert all(s.status == "ACTIVE" for s in conn.compute.servers() if s.name.startswith(spec.name))
-    assert [
-        a for a in create_cluster(spec, progress=quiet(), root=inv)["actions"] if a["kind"] != "noop"
-    ] == []
+    assert [a for a in create_cluster(spec, progress=quiet(), root=inv).actions if a["kind"] != "noop"] == []
 
 
 def test_killed_run_converges_on_rerun(conn, make_spec):
@@ -202,7 +200,7 @@ def test_destroy_with_the_state_lost_keeps_and_names_the_keypair(conn, make_spec
         result = destroy_cluster(spec.name, cloud="sandbox", root=inv, progress=progress)
         cloud = owned_in_cloud(conn, spec.name)
         assert {k: v for k, v in cloud.items() if v} == {"keypairs": [f"{spec.name}-key"]}
-        assert result["left"] == [f"keypair {spec.name}-key"]
+        assert result.left == [f"keypair {spec.name}-key"]
         assert any(f"openstack keypair delete {spec.name}-key" in line for line in progress.lines)
     finally:
         conn.compute.delete_keypair(f"{spec.name}-key", ignore_missing=True)

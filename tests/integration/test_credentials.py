@@ -115,9 +115,7 @@ class Cluster:
 def cluster(sandbox, conn, ssh_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cred")
     with built_cluster(sandbox, ssh_key, tmp, "cr", "10.97.0.0/24", workers=1) as (name, inv, result, _):
-        yield Cluster(
-            conn, name, inv, result["kubeconfig"], result["state"]["floating_ip"]["address"], ssh_key
-        )
+        yield Cluster(conn, name, inv, result.kubeconfig, result.state["floating_ip"]["address"], ssh_key)
 
 
 def test_rotation_end_to_end(cluster):

@@ -96,7 +96,7 @@ def test_the_fake_cloud_answers_as_the_sandbox(conn, make_spec, tmp_path):
         create_cluster(spec, progress=quiet(), root=root, kubernetes=False, api=api)
         shapes[label] = cluster_shape(api, spec.name)
         again = create_cluster(spec, progress=quiet(), root=root, kubernetes=False, api=api, dry_run=True)
-        reruns[label] = sorted({a["kind"] for a in again["actions"]})
+        reruns[label] = sorted({a["kind"] for a in again.actions})
         refusals[label] = unfriendly_answers(api, spec.name)
         destroy_cluster(spec.name, root=root, api=api, progress=quiet())
         left[label] = cluster_shape(api, spec.name)

@@ -32,7 +32,7 @@ TIMEOUT = 120
 def cluster(sandbox, ssh_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kubectl")
     with built_cluster(sandbox, ssh_key, tmp, "kc", "10.67.0.0/24", workers=1) as (name, inv, result, _):
-        yield name, result["kubeconfig"]
+        yield name, result.kubeconfig
 
 
 @pytest.fixture(scope="module")

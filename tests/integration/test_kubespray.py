@@ -35,9 +35,9 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
 
     # A person sees which playbook, play and task runs, and that this is the stand-in.
     assert "STAND-IN" in text and "running prepare-nodes.yml" in text and "task: Wait until the node" in text
-    kubeconfig = Path(result["kubeconfig"])
+    kubeconfig = Path(result.kubeconfig)
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
-    fip = result["state"]["floating_ip"]["address"]
+    fip = result.state["floating_ip"]["address"]
     assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == f"https://{fip}:6443"
 
     # The credential: recorded without its secret; the secret only in the 0600 file.
@@ -195,4 +195,4 @@ def test_a_failing_task_is_summarised_and_a_rerun_continues(make_spec, ssh_key):
 
     ssh(fip, ssh_key, "sudo rm -f /etc/kubernetes")  # the operator fixes the cause
     result = create_cluster(spec, progress=quiet(), root=inv)
-    assert Path(result["kubeconfig"]).exists()
+    assert Path(result.kubeconfig).exists()

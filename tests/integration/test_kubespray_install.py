@@ -34,7 +34,7 @@ def upstream(tmp_path, monkeypatch):
 def test_install_clones_the_pinned_tag_and_checks_its_commit(upstream):
     pin, cache = upstream
     got = kubespray.install(pin)
-    assert got == {
+    assert got.to_dict() == {
         "path": str(cache / "v9.9.0"),
         "tag": "v9.9.0",
         "commit": pin["commit"],
@@ -42,7 +42,7 @@ def test_install_clones_the_pinned_tag_and_checks_its_commit(upstream):
     }
     assert (cache / "v9.9.0" / "cluster.yml").exists()
     # Installed already: checked again, not cloned again.
-    assert kubespray.install(pin)["commit"] == pin["commit"]
+    assert kubespray.install(pin).commit == pin["commit"]
 
 
 def test_a_tag_at_another_commit_is_refused_and_nothing_is_left(upstream):
@@ -62,4 +62,4 @@ def test_a_missing_tag_says_what_could_not_be_fetched(upstream):
 def test_a_pin_without_commit_installs_and_reports_the_commit_to_pin(upstream):
     pin, _ = upstream
     got = kubespray.install({k: v for k, v in pin.items() if k != "commit"})
-    assert got["commit"] == pin["commit"] and got["commit_pinned"] is False
+    assert got.commit == pin["commit"] and got.commit_pinned is False

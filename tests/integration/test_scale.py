@@ -89,7 +89,7 @@ def cluster(sandbox, ssh_key, tmp_path_factory):
     """A 1 control-plane + 4 worker cluster built through the Kubespray stand-in (module-wide)."""
     tmp = tmp_path_factory.mktemp("scale")
     with built_cluster(sandbox, ssh_key, tmp, "sc", "10.99.0.0/24", workers=4) as (name, inv, result, spec):
-        c = Cluster(name, inv, result["kubeconfig"])
+        c = Cluster(name, inv, result.kubeconfig)
         c.spec_file = spec
         yield c
 
@@ -102,7 +102,7 @@ def test_workers_1_then_4(conn, cluster):
     c.put_pod("web-c", c.w[1])
     c.put_pod("batch", c.w[2])
     before = cluster_status(c.name, root=c.inv)
-    per_worker = next(n["su_per_hour_if_active"] for n in before["nodes"] if n["name"] == c.w[0])
+    per_worker = next(n["su_per_hour_if_active"] for n in before.nodes if n["name"] == c.w[0])
 
     out = c.cli("--workers", "1", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -130,7 +130,7 @@ def test_workers_1_then_4(conn, cluster):
     after = cluster_status(c.name, root=c.inv)
     assert after["su_per_hour"] == pytest.approx(before["su_per_hour"] - 3 * per_worker)
     assert after["su_saved_per_hour"] == pytest.approx(3 * per_worker)
-    assert report["su_per_hour_before"] == pytest.approx(before["su_per_hour"])
+    assert report["su_per_hour_before"] == pytest.approx(before.su_per_hour)
     assert report["su_per_hour_after"] == pytest.approx(after["su_per_hour"])
 
     out = c.cli("--workers", "4")
@@ -138,7 +138,7 @@ def test_workers_1_then_4(conn, cluster):
     assert all(s == "ACTIVE" for s in server_status(conn, c.name).values())
     nodes = c.kube.nodes()
     assert all(nodes[n].ready and not nodes[n].unschedulable and not nodes[n].scaling for n in c.w)
-    assert cluster_status(c.name, root=c.inv)["su_per_hour"] == pytest.approx(before["su_per_hour"])
+    assert cluster_status(c.name, root=c.inv).su_per_hour == pytest.approx(before.su_per_hour)
     assert "Service Units: " in out.stdout and "/hour more" in out.stdout
 
     again = c.cli("--workers", "4", "--json")

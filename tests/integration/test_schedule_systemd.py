@@ -190,9 +190,16 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             now = dt.datetime.now()
             when = now + dt.timedelta(minutes=1 if now.second < 30 else 2)
             at = f"{when:%H:%M}"
-            cli = f"{BIN / 'invoke'} -r {ROOT}"
+            # The installed console script, as a user runs it (from their home, no checkout's tasks.py).
+            cli = str(BIN / "stackspray")
             installed = m.user(f"{cli} scale.schedule --cluster {name} --at {at} --workers 0", env)
             assert installed.returncode == 0, installed.stdout + installed.stderr
+            unit = m.user(
+                f"cat ~/.config/systemd/user/stackspray-{name}-scale-{when:%H%M}.service", {}
+            ).stdout
+            exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+            assert f"{BIN / 'stackspray'} scale --cluster {name} --workers 0" in exec_start, exec_start
+            assert "cd " not in exec_start and "invoke" not in exec_start, exec_start
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
             assert f"stackspray-{name}-" in timers, timers
             # Nobody is logged in: only lingering keeps the user's manager (and its timers) alive.

@@ -36,7 +36,7 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
     cdir = ClusterDir(spec.name, inv)
     state = cdir.load().to_dict()
     text = "\n".join(progress.lines)
-    assert result["share"]["ran"] and "running manila-share.yml" in text
+    assert result.share["ran"] and "running manila-share.yml" in text
     assert f"share: pods mount it through the ReadWriteMany claim default/{spec.name}-share" in text
     rule = spec.share.access_rule
     key = (cdir.secrets / "share-access-key").read_text().strip()
@@ -88,12 +88,12 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
 
     # Re-running changes nothing and runs no playbook.
     again = quiet()
-    assert create_cluster(spec, progress=again, root=inv)["share"]["ran"] is False
+    assert create_cluster(spec, progress=again, root=inv).share["ran"] is False
     assert not any(line.startswith("running ") for line in again.lines)
 
     # Someone deletes the claim: `invoke share --force` puts it back, bound again.
     core.delete_namespaced_persistent_volume_claim(f"{spec.name}-share", "default")
-    assert apply_share(spec, force=True, progress=quiet(), root=inv)["ran"]
+    assert apply_share(spec, force=True, progress=quiet(), root=inv).ran
     assert (
         core.read_namespaced_persistent_volume_claim(f"{spec.name}-share", "default").status.phase == "Bound"
     )

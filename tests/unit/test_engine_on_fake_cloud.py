@@ -177,7 +177,7 @@ def test_a_clusters_life_on_the_fake_cloud(tmp_path):
 
     before = len(cloud.calls)
     again = create(cloud, spec_path, root)
-    assert {a["kind"] for a in again["actions"]} == {"noop"}, "a re-run plans only no-ops"
+    assert {a["kind"] for a in again.actions} == {"noop"}, "a re-run plans only no-ops"
     assert changes_made(cloud, before) == [], "a re-run changes nothing in the cloud"
     assert shape(cloud) == made
 
@@ -206,7 +206,7 @@ def test_a_clusters_life_on_the_fake_cloud(tmp_path):
     assert kube.cordoned == {}, "uncordoned once Ready"
 
     plan = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
-    planned = {(a["resource"], a["name"]) for a in plan["actions"]}
+    planned = {(a["resource"], a["name"]) for a in plan.actions}
     assert ("router-interface", "auto_allocated_router:lab-subnet") in planned
     assert not any(r == "router" for r, _ in planned), "the project's router is never deleted"
     destroy_cluster("lab", root=root, api=cloud, progress=quiet())
@@ -216,7 +216,7 @@ def test_a_clusters_life_on_the_fake_cloud(tmp_path):
     assert project_names(cloud, "port") == ["network:router_interface"], "only the project's own interface"
     assert project_names(cloud, "keypair") == [] and project_names(cloud, "security_group") == []
     again = destroy_cluster("lab", root=root, api=cloud, progress=quiet())
-    assert [a["kind"] for a in again["actions"]] == ["noop"], "a second destroy finds nothing"
+    assert [a["kind"] for a in again.actions] == ["noop"], "a second destroy finds nothing"
 
 
 def test_lost_answers_are_found_again_not_made_twice(tmp_path):
@@ -275,4 +275,4 @@ def test_a_kill_after_any_call_is_finished_by_a_rerun(tmp_path):
         )
         before = len(cloud.calls)
         third = create(cloud, spec_path, root)
-        assert {a["kind"] for a in third["actions"]} == {"noop"} and changes_made(cloud, before) == [], n
+        assert {a["kind"] for a in third.actions} == {"noop"} and changes_made(cloud, before) == [], n

@@ -78,12 +78,12 @@ def test_units_and_command(monkeypatch, tmp_path):
 def test_a_failed_run_says_so_in_one_line_and_keeps_its_exit_code(monkeypatch, tmp_path):
     """cron mails what a job prints: on failure exactly one line naming the command and the log."""
     monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
-    monkeypatch.setattr("stackspray.schedule._invoke", lambda: "sh")
+    monkeypatch.setattr("stackspray.schedule._program", lambda: "sh")
     failing = Job("demo", "x", ("-c", "echo detail; exit 3"), When(1, 0))
     out = subprocess.run(["sh", "-c", command_line(failing)], capture_output=True, text=True)
     assert out.returncode == 3
     log = tmp_path / "demo" / "logs" / "scheduled-x.log"
-    assert out.stdout == f"stackspray: invoke -c 'echo detail; exit 3' failed with exit 3; see {log}\n"
+    assert out.stdout == f"stackspray: stackspray -c 'echo detail; exit 3' failed with exit 3; see {log}\n"
     assert log.read_text() == "detail\n"
     ok = Job("demo", "y", ("-c", "echo fine"), When(1, 0))
     out = subprocess.run(["sh", "-c", command_line(ok)], capture_output=True, text=True)
@@ -131,7 +131,7 @@ def test_a_percent_sign_reaches_the_shell_as_itself_in_a_systemd_unit(tmp_path, 
 def test_a_lock_that_stays_taken_is_logged_not_silent(monkeypatch, tmp_path):
     """`flock -w` gives up with exit 1 and no word; the job's log now says why it did not run."""
     monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
-    monkeypatch.setattr("stackspray.schedule._invoke", lambda: "sh")
+    monkeypatch.setattr("stackspray.schedule._program", lambda: "sh")
     monkeypatch.setattr("stackspray.schedule.LOCK_WAIT", 1)
     job = Job("demo", "x", ("-c", "echo ran"), When(1, 0))
     lock = tmp_path / "demo" / ".schedule.lock"

@@ -299,7 +299,7 @@ def test_cluster_flags_are_checked_like_spec_names(flag_value):
 
 
 def test_plan_warns_when_ssh_or_the_api_is_open_to_the_world():
-    from stackspray.cluster import exposure_warnings
+    from stackspray.converge import exposure_warnings
 
     open_spec = parse_spec(copy.deepcopy(BASE), env={})
     assert [w.split(" ")[0] for w in exposure_warnings(open_spec)] == ["SSH", "the"]

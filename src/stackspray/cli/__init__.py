@@ -1,0 +1,37 @@
+"""stackspray's command line: every command as a thin task (flags, one library call, one
+renderer in `output`), in collections composed by `namespace()`.
+
+The same commands run as `invoke <command>` from a checkout (tasks.py imports `namespace`) and
+as the installed console script `stackspray <command>` (`main`, invoke's Program). Other
+packages add collections through the `stackspray.commands` entry point group (the sandbox adds
+`sandbox.up`, `sandbox.down`, `sandbox.status`).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points, version
+
+from invoke import Collection, Program
+
+from . import autoscale, cluster, credentials, kubespray, scale
+
+__all__ = ["main", "namespace"]
+
+
+def namespace() -> Collection:
+    """Every command, with the collections of installed plugins."""
+    ns = Collection()
+    for name, t in cluster.TASKS.items():
+        ns.add_task(t, name=name)
+    for c in (scale.collection, credentials.collection, autoscale.collection, kubespray.collection):
+        ns.add_collection(c)
+    for ep in sorted(entry_points(group="stackspray.commands"), key=lambda e: e.name):
+        ns.add_collection(ep.load(), name=ep.name)
+    return ns
+
+
+def main() -> None:
+    """The `stackspray` console script."""
+    Program(
+        namespace=namespace(), name="stackspray", binary="stackspray", version=version("stackspray")
+    ).run()

@@ -1,0 +1,339 @@
+"""The one way every command answers: progress lines while it works, then its result — as text,
+or with --json as one JSON document — and one error path that turns any failure into a message,
+an exit code and (with --json) a JSON error document, so a machine always gets an answer.
+
+Each result type has one text form here (`text`); `failure` says whether a result that was
+returned (not raised) still means the command did not do what was asked (exit non-zero).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import singledispatch
+from typing import Any, TypeVar
+
+from invoke import Exit
+
+from ..autoscale import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimits, AutoscaleRounds, AutoscaleStatus
+from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
+from ..errors import StackSprayError
+from ..kubespray import InstallResult
+from ..progress import Progress
+from ..rotation import RefreshResult
+from ..scale import ScaleResult
+from ..schedule import ScheduleResult
+from ..share import ShareResult
+from ..verify import VerifyResult
+
+T = TypeVar("T")
+
+
+def progress(json_: bool) -> Progress:
+    """Progress lines, flushed at once: a pipe, `tee`, cron or a service log sees each step as it
+    happens, not when the command ends (on stderr with --json, so stdout holds only the JSON)."""
+    out = sys.stderr if json_ else sys.stdout
+    return Progress(emit=lambda m: print(m, file=out, flush=True))
+
+
+def call(json_: bool, command: str, fn: Callable[[], T]) -> T:
+    """Run one library call: the one error path of every command. A failure exits non-zero with
+    its message (exit code from the error; 2 for an unexpected one) and, with --json, prints one
+    JSON error document on stdout first."""
+    try:
+        return fn()
+    except Exit:
+        raise
+    except Exception as exc:
+        if isinstance(exc, StackSprayError):
+            code, message = exc.exit_code, f"error: {exc}"
+        else:
+            code = 2
+            message = f"unexpected error: {exc!r} (its traceback is in the cluster's run log, if it has one)"
+        if json_:
+            doc = {
+                "command": command,
+                "ok": False,
+                "error": {"type": type(exc).__name__, "message": str(exc)},
+            }
+            doc["exit_code"] = code
+            print(json.dumps(doc))
+        raise Exit(message, code=code) from exc
+
+
+def emit(result: Any, json_: bool) -> None:
+    """Print a result (text or JSON), then exit non-zero if it says the command failed."""
+    if json_:
+        print(json.dumps(result.to_dict(), default=str))
+    else:
+        for line in text(result):
+            print(line)
+    failed = failure(result)
+    if failed is not None:
+        message, code = failed
+        raise Exit(message, code=code)
+
+
+# -- text, per result type -----------------------------------------------------------------------
+
+MARKS = {"create": "+", "update": "~", "delete": "-", "noop": "=", "conflict": "!"}
+
+
+def action_lines(actions: list[dict]) -> list[str]:
+    lines = [
+        f"  {MARKS[a['kind']]} {a['kind']:<8} {a['resource']:<22} {a['name']:<32} {a['reason']}"
+        for a in actions
+    ]
+    counts = {k: sum(1 for a in actions if a["kind"] == k) for k in MARKS}
+    lines.append("plan: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return lines
+
+
+def _claim(share: dict) -> str:
+    ns, name = share["claim"].split("/", 1)
+    return f"{name} (namespace {ns}, ReadWriteMany)"
+
+
+@singledispatch
+def text(result: Any) -> list[str]:
+    raise TypeError(f"no text form for {type(result).__name__}")
+
+
+@text.register
+def _(result: PlanResult) -> list[str]:
+    return action_lines(result.actions) + [f"warning: {w}" for w in result.warnings]
+
+
+@text.register
+def _(result: ConvergeResult) -> list[str]:
+    lines = []
+    if result.resize:
+        r = result.resize
+        where = "would be" if result.dry_run else "is now"
+        lines.append(f"{r['spec']}: node_groups.{r['group']}.count {where} {r['to']} (was {r['from']})")
+    if result.dry_run:
+        return lines + action_lines(result.actions) + ["dry run: nothing was changed"]
+    st = result.state
+    fip = (st.get("floating_ip") or {}).get("address")
+    lines.append(
+        f"cluster {result.cluster}: {len(st.get('servers', {}))} server(s), floating IP {fip}; "
+        f"log: {result.log}"
+    )
+    if result.kubeconfig:
+        lines.append(f"kubeconfig (0600): export KUBECONFIG={result.kubeconfig}")
+    if result.share:
+        lines.append(f"share: pods mount it with persistentVolumeClaim.claimName {_claim(result.share)}")
+    if result.ingress:
+        lines.append(f"ingress: {result.ingress['url']}")
+    return lines
+
+
+@text.register
+def _(st: StatusResult) -> list[str]:
+    lines = [f"cluster {st.cluster} on cloud {st.cloud}"]
+    head = ("node", 28), ("role", 15), ("flavor", 11), ("status", 19), ("fixed IP", 15), ("floating IP", 16)
+    lines.append("  " + "".join(f"{t:<{w}}" for t, w in head) + f"{'SU/h':>6}")
+    for n in st.nodes:
+        lines.append(
+            f"  {n['name']:<28}{n['role']:<15}{n['flavor'] or '?':<11}{n['status']:<19}"
+            f"{n['fixed_ip'] or '-':<15}{n['floating_ip'] or '-':<16}{n['su_per_hour']:>6g}"
+        )
+    lines.append(
+        f"  Service Units: {st.su_per_hour:g}/hour now, {st.su_per_month:,.0f}/month at this rate"
+        + (f"; {st.su_saved_per_hour:g}/hour saved by shelved nodes" if st.su_saved_per_hour else "")
+    )
+    if st.share:
+        lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
+    if st.ingress:
+        lines.append(f"  ingress: {st.ingress['url']} (80/443 on {st.ingress['address']})")
+    return lines
+
+
+@text.register
+def _(result: DestroyResult) -> list[str]:
+    if result.dry_run:
+        return action_lines(result.actions) + ["dry run: nothing was deleted"]
+    return []
+
+
+@text.register
+def _(result: ScaleResult) -> list[str]:
+    marks = {"shelve": "v", "unshelve": "^", "uncordon": "^", "noop": "="}
+    lines = []
+    for s in result.steps:
+        what = s.detail or s.reason
+        lines.append(f"  {marks[s.action]} {s.node:<28} {s.action:<9} {s.outcome:<8} {what}")
+    verb = "would be" if result.dry_run else "is now"
+    delta = result.su_per_hour_before - result.su_per_hour_after
+    change = f"saving {delta:g}/hour" if delta >= 0 else f"{-delta:g}/hour more"
+    lines.append(
+        f"Service Units: {result.su_per_hour_before:g}/hour before, {result.su_per_hour_after:g}/hour "
+        f"{verb} ({change})"
+    )
+    if result.dry_run:
+        lines.append("dry run: nothing was changed")
+    return lines
+
+
+@text.register
+def _(result: RefreshResult) -> list[str]:
+    if result.outcome == "ok":
+        return [f"ok: {result.credential['name']} expires in {result.days_left:.0f} days"]
+    return [
+        f"rotated: {result.previous['name']} -> {result.credential['name']} "
+        f"(expires {result.credential['expires_at']})"
+    ]
+
+
+@text.register
+def _(result: ScheduleResult) -> list[str]:
+    if result.action == "list":
+        lines = [
+            f"  {j['id']:<20} {j['backend']:<8} {j['when']:<26} stackspray {j['command']}"
+            for j in result.jobs
+        ]
+        return lines or [f"cluster {result.cluster}: no scheduled jobs"]
+    if result.action == "remove":
+        return [f"removed: {', '.join(result.removed) or 'nothing'}"]
+    j = result.installed
+    return [f"scheduled {j['id']} ({j['when']}) with {j['backend']}: {j['where']}"]
+
+
+@text.register
+def _(result: ShareResult) -> list[str]:
+    lines = [
+        f"share of {result.cluster}: pods mount it with persistentVolumeClaim.claimName "
+        f"{_claim(result.to_dict())}"
+    ]
+    if result.mount_on_nodes:
+        lines.append(f"on the nodes: {result.mount_path} (/etc/fstab)")
+    return lines
+
+
+@text.register
+def _(result: VerifyResult) -> list[str]:
+    lines = []
+    for node, checks in sorted(result.results.items()):
+        lines.append(node)
+        lines += [f"  {outcome:<5} {check}" for check, outcome in checks.items()]
+    lines += [f"FAIL {where}: {msg}" for where, msg in result.failures.items()]
+    outcomes = [o for checks in result.results.values() for o in checks.values()]
+    na = outcomes.count("N/A")
+    lines.append(
+        f"{outcomes.count('PASS')}/{len(outcomes) - na} checks passed on {len(result.results)} node(s)"
+        + (f"; {na} not applicable on stand-in nodes" if na else "")
+    )
+    return lines
+
+
+@text.register
+def _(result: InstallResult) -> list[str]:
+    lines = [f"Kubespray {result.tag} (commit {result.commit}) installed in {result.path}"]
+    if not result.commit_pinned:
+        lines.append(
+            f"warning: the Kubespray pin names no commit to check against; add `commit: {result.commit}`"
+        )
+    return lines
+
+
+@text.register
+def _(result: AutoscaleEnabled) -> list[str]:
+    g = result.settings["groups"][result.group]
+    svc = result.service
+    return [
+        f"cluster {result.cluster}: group {result.group} autoscaled between {g['min']} and {g['max']} "
+        f"ACTIVE worker(s); idle {g['idle']:g}s, pending {g['pending_for']:g}s",
+        f"loop: {svc['backend']} ({svc['where']})"
+        if svc
+        else "loop: not installed (run `invoke autoscale.run`)",
+    ]
+
+
+@text.register
+def _(result: AutoscaleLimits) -> list[str]:
+    return [
+        f"cluster {result.cluster}: group {result.group} now between {result.min} and {result.max} "
+        "ACTIVE worker(s)"
+    ]
+
+
+@text.register
+def _(result: AutoscaleDisabled) -> list[str]:
+    return [
+        f"cluster {result.cluster}: autoscaling off; removed: "
+        + (", ".join(result.removed) or "no loop was installed")
+    ]
+
+
+@text.register
+def _(result: AutoscaleRounds) -> list[str]:
+    lines = []
+    for r in result.rounds:
+        for d in r["decisions"]:
+            mark = {"unshelve": "^", "shelve": "v"}.get(d["action"], "=")
+            outcome = (r.get("outcomes", {}).get(d["node"]) or {}).get("outcome", "")
+            lines.append(f"  {mark} {d['node']:<28} {d['action']:<9} {outcome:<8} {d['reason']}")
+        lines += [f"  pending {p['pod']}: {p['reason']}" for p in r["pending"]]
+        if r["dry_run"]:
+            lines.append("dry run: nothing was changed")
+    return lines
+
+
+@text.register
+def _(st: AutoscaleStatus) -> list[str]:
+    s, cluster = st.status, st.cluster
+    lines = []
+    if not s["enabled"]:
+        lines.append(f"cluster {cluster}: autoscaling is off (invoke autoscale.enable --cluster {cluster})")
+    else:
+        lines.append(
+            f"cluster {cluster}: loop {s['service'] or 'not installed'}; "
+            f"last round {s['last_round'] or 'never'}"
+        )
+        for g, v in s["groups"].items():
+            lines.append(
+                f"  group {g}: {v['active']} ACTIVE, {v['shelved']} shelved (min {v['min']}, max {v['max']})"
+            )
+        for node, d in sorted(s["nodes"].items()):
+            lines.append(f"  {node:<28} {d['action']:<9} {d['reason']}")
+        lines += [f"  pending {p['pod']}: {p['reason']}" for p in s["pending"]]
+        nxt = ", ".join(f"{d['action']} {d['node']}" for d in s["next"]) or "nothing to do"
+        lines.append(f"  next: {nxt}")
+        lines.append(f"  Service Units: {s['su_per_hour']:g}/hour now; {s['su_saved_today']:g} saved today")
+    for e in s["events"]:
+        what = " ".join(str(e[k]) for k in ("action", "node", "pod", "outcome") if e.get(k))
+        lines.append(f"  {e['at']} {what}: {e.get('reason', '')}")
+    return lines
+
+
+# -- failure, per result type --------------------------------------------------------------------
+
+
+@singledispatch
+def failure(result: Any) -> tuple[str, int] | None:
+    return None
+
+
+@failure.register
+def _(result: ScaleResult) -> tuple[str, int] | None:
+    if result.ok:
+        return None
+    bad = [s.node for s in result.steps if s.outcome in ("blocked", "failed")]
+    return f"scale: {len(bad)} node(s) not changed as asked: {', '.join(bad)} (log: {result.log})", 1
+
+
+@failure.register
+def _(result: VerifyResult) -> tuple[str, int] | None:
+    return None if result.ok else (f"verify: {len(result.failures)} check(s) failed", 1)
+
+
+@failure.register
+def _(result: AutoscaleRounds) -> tuple[str, int] | None:
+    failed = [
+        n
+        for r in result.rounds
+        for n, o in (r.get("outcomes") or {}).items()
+        if o["outcome"] in ("failed", "blocked")
+    ]
+    return (f"autoscale: not done as planned: {', '.join(failed)}", 1) if failed else None

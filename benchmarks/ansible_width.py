@@ -27,11 +27,12 @@ import time
 import uuid
 from pathlib import Path
 
+from stackspray_sandbox import cloud
+from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import write_small_cluster_spec
+
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.progress import Progress
-from stackspray.sandbox import cloud
-from stackspray.sandbox.paths import SandboxPaths
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 SUMMARY = re.compile(

@@ -130,12 +130,12 @@ def replay_day(idle_min: float = 30.0, wake_min: int = 3) -> dict:
 def wake_up(paths) -> dict:
     import openstack
     from kubernetes import client
+    from stackspray_sandbox.specs import write_small_cluster_spec
 
     from stackspray import autoscale
     from stackspray.cluster import create_cluster, destroy_cluster
     from stackspray.kube import Kube
     from stackspray.progress import Progress
-    from stackspray.sandbox.specs import write_small_cluster_spec
     from stackspray.scale import Request, scale_cluster
     from stackspray.spec import load_spec
 
@@ -227,7 +227,7 @@ def main() -> None:
     args = ap.parse_args()
     out: dict = {"replay": replay_day()}
     if not args.replay_only:
-        from stackspray.sandbox.paths import SandboxPaths
+        from stackspray_sandbox.paths import SandboxPaths
 
         paths = SandboxPaths.default()
         os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))

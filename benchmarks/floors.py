@@ -44,6 +44,8 @@ import openstack
 import yaml
 from keystoneauth1 import exceptions as ks_exc
 from kubernetes import client
+from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray import inventory, names
 from stackspray.cluster import create_cluster, destroy_cluster
@@ -51,8 +53,6 @@ from stackspray.kube import Kube
 from stackspray.progress import Progress
 from stackspray.resize import resize_group
 from stackspray.rotation import SECRET_KEY, SECRETS, WORKLOADS, refresh, with_credential
-from stackspray.sandbox.paths import SandboxPaths
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.scale import Request, scale_cluster
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir

@@ -20,8 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import openstack
-
-from stackspray.sandbox.paths import SandboxPaths
+from stackspray_sandbox.paths import SandboxPaths
 
 
 def boot(conn, net_id: str, image_id: str, flavor_id: str, n: int, tag: str) -> float:

@@ -33,12 +33,12 @@ import openstack
 
 sys.path.insert(0, str(Path(__file__).parent))
 from create_cluster import CLI_CLEANUP, calls  # noqa: E402
+from stackspray_sandbox import faults  # noqa: E402
+from stackspray_sandbox.paths import SandboxPaths  # noqa: E402
+from stackspray_sandbox.specs import write_small_cluster_spec  # noqa: E402
 
 from stackspray.cluster import create_cluster, destroy_cluster  # noqa: E402
 from stackspray.progress import Progress  # noqa: E402
-from stackspray.sandbox import faults  # noqa: E402
-from stackspray.sandbox.paths import SandboxPaths  # noqa: E402
-from stackspray.sandbox.specs import write_small_cluster_spec  # noqa: E402
 from stackspray.spec import load_spec  # noqa: E402
 
 PLAYBOOK = """

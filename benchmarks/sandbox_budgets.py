@@ -22,9 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openstack
-
-from stackspray.sandbox import cloud
-from stackspray.sandbox.paths import SandboxPaths
+from stackspray_sandbox import cloud
+from stackspray_sandbox.paths import SandboxPaths
 
 
 def ssh_ready_latency(paths: SandboxPaths, servers: int) -> list[float]:

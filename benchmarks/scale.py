@@ -27,12 +27,12 @@ from pathlib import Path
 
 import openstack
 from floors import put_pods  # benchmarks/ is the script's folder, first on sys.path
+from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.kube import Kube
 from stackspray.progress import Progress
-from stackspray.sandbox.paths import SandboxPaths
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.scale import Request, scale_cluster
 from stackspray.spec import load_spec
 

@@ -20,10 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
+from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import write_small_cluster_spec
+
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.progress import Progress
-from stackspray.sandbox.paths import SandboxPaths
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.share import apply_share
 from stackspray.spec import load_spec
 

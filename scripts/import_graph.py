@@ -2,8 +2,10 @@
 """Print stackspray's module layers: each module, the layer it sits in (0 imports no other
 stackspray module; n imports only layers below n) and the stackspray modules it imports.
 
-This is the figure in docs/architecture.md: `python3 scripts/import_graph.py` regenerates it.
-tests/unit/test_architecture.py reads the same graph through `graph()`.
+This is the figure in docs/architecture.md, between its FIGURE markers:
+`python3 scripts/import_graph.py --write` regenerates it there; tests/unit/test_architecture.py
+fails when the doc's figure is not what this prints. `--sandbox` lists the sandbox package's
+modules (sandbox/src/stackspray_sandbox) instead.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ import ast
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 PKG = SRC / "stackspray"
-# Not stackspray modules: the API stand-in runs on a node host on its own; the verify suite is a
-# pytest file run against the nodes.
-NOT_MODULES = {PKG / "sandbox" / "standins" / "kube_api" / "server.py"}
+SANDBOX_SRC = ROOT / "sandbox" / "src"
+DOC = ROOT / "docs" / "architecture.md"
+BEGIN, END = "<!-- FIGURE: scripts/import_graph.py --write -->", "<!-- END FIGURE -->"
+# Not modules of the package: the API stand-in runs on a node host on its own.
+NOT_MODULES = {SANDBOX_SRC / "stackspray_sandbox" / "standins" / "kube_api" / "server.py"}
 
 
-def modules() -> dict[str, Path]:
+def modules(src: Path = SRC, package: str = "stackspray") -> dict[str, Path]:
     out = {}
-    for f in sorted(PKG.rglob("*.py")):
+    for f in sorted((src / package).rglob("*.py")):
         if f in NOT_MODULES:
             continue
-        rel = f.relative_to(SRC).with_suffix("")
+        rel = f.relative_to(src).with_suffix("")
         parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
         out[".".join(parts)] = f
     return out
@@ -50,12 +55,10 @@ def imports_of(name: str, path: Path) -> set[str]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(src: Path = SRC, package: str = "stackspray") -> dict[str, set[str]]:
+    mods = modules(src, package)
     # The package itself ("from . import names" also names it) is not an edge.
-    return {
-        n: {i for i in imports_of(n, p) if i in mods and i not in (n, "stackspray")} for n, p in mods.items()
-    }
+    return {n: {i for i in imports_of(n, p) if i in mods and i not in (n, package)} for n, p in mods.items()}
 
 
 def layers(g: dict[str, set[str]]) -> dict[str, int]:
@@ -73,18 +76,46 @@ def layers(g: dict[str, set[str]]) -> dict[str, int]:
     return depth
 
 
-def main() -> int:
-    g = graph()
+def figure(src: Path = SRC, package: str = "stackspray") -> str:
+    """The layer figure: one line per module (the package's __init__ left out)."""
+    g = graph(src, package)
     lay = layers(g)
-    short = lambda n: n.removeprefix("stackspray.")  # noqa: E731
+    prefix = f"{package}."
+
+    def short(n: str) -> str:
+        return n.removeprefix(prefix)
+
+    lines = []
     for n in sorted(g, key=lambda n: (lay[n], n)):
-        if n.startswith("stackspray.sandbox") or n == "stackspray":
-            continue  # the sandbox is its own tree; listed with --sandbox
-        deps = ", ".join(sorted(short(m) for m in g[n] if not m.startswith("stackspray.sandbox")))
-        print(f"{lay[n]:>2}  {short(n):<20} {deps}")
+        if n == package:
+            continue
+        deps = ", ".join(sorted(short(m) for m in g[n]))
+        lines.append(f"{lay[n]:>2}  {short(n):<28} {deps}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def doc_figure(text: str) -> str | None:
+    """The figure docs/architecture.md holds (between its markers), or None."""
+    if BEGIN not in text or END not in text:
+        return None
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    return block.strip("\n").removeprefix("```").removesuffix("```").strip("\n") + "\n"
+
+
+def write_doc() -> None:
+    text = DOC.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n```\n{figure()}```\n{END}{tail}")
+
+
+def main() -> int:
     if "--sandbox" in sys.argv:
-        for n in sorted((n for n in g if n.startswith("stackspray.sandbox")), key=lambda n: (lay[n], n)):
-            print(f"{lay[n]:>2}  {short(n):<28} {', '.join(sorted(short(m) for m in g[n]))}")
+        print(figure(SANDBOX_SRC, "stackspray_sandbox"), end="")
+    elif "--write" in sys.argv:
+        write_doc()
+    else:
+        print(figure(), end="")
     return 0
 
 

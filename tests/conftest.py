@@ -16,9 +16,8 @@ from pathlib import Path
 import openstack
 import paramiko
 import pytest
-
-from stackspray.sandbox import cloud
-from stackspray.sandbox.paths import SandboxPaths
+from stackspray_sandbox import cloud
+from stackspray_sandbox.paths import SandboxPaths
 
 
 @dataclass

@@ -41,6 +41,7 @@ from .plan import Action, Observed, changes, conflicts, plan
 from .progress import Progress
 from .spec import CloudCatalog, ClusterSpec, check_against_cloud
 from .state import ClusterDir
+from .target import PLAIN, Target, resolve
 
 
 @dataclass
@@ -305,6 +306,7 @@ class Converge:
     step: str = "none"
     new_workers: list[str] = field(default_factory=list)
     listed: list | None = None
+    target: Target = PLAIN
 
     @property
     def conn(self):
@@ -325,7 +327,10 @@ class Converge:
         self.api = self.api or connect_api(spec.cloud)
 
         def kubernetes_checks() -> None:
-            kubespray_dir = kubespray.preflight(self.conn, spec)
+            self.target = resolve(self.conn, spec)
+            if self.target.note:
+                self.say(self.target.note)
+            kubespray_dir = kubespray.kubespray_dir(self.target)
             check_operator_credential(self.conn, spec.cloud)
             kubespray.validate_inventory(spec, validation_dir, self.progress, kubespray_dir)
 
@@ -410,7 +415,7 @@ class Converge:
         if self.built and self.removed:
             gone = [n for n in self.removed if self.live.get(n) != "ACTIVE"]
             kubespray.remove_workers(
-                self.conn, self.spec, self.cdir, self.progress, self.removed, gone, self.forks
+                self.conn, self.spec, self.cdir, self.progress, self.removed, gone, self.target, self.forks
             )
 
     def apply(self) -> None:
@@ -425,25 +430,27 @@ class Converge:
 
     def run_kubespray(self) -> None:
         if self.step == "build":
-            kubespray.build(self.conn, self.spec, self.cdir, self.progress, self.forks)
+            kubespray.build(self.conn, self.spec, self.cdir, self.progress, self.target, self.forks)
         elif self.step == "scale":
             kubespray.add_workers(
-                self.conn, self.spec, self.cdir, self.progress, self.new_workers, self.forks
+                self.conn, self.spec, self.cdir, self.progress, self.new_workers, self.target, self.forks
             )
-        elif changes(self.actions):
-            kubespray.write_inventory(
-                self.conn, self.spec, self.cdir, self.progress
-            )  # e.g. removed nodes leave it
+        elif changes(self.actions):  # e.g. removed nodes leave the inventory
+            kubespray.write_inventory(self.conn, self.spec, self.cdir, self.progress, self.target)
 
     def setup_share(self) -> dict | None:
         if self.spec.share:
-            return share.setup_share(self.conn, self.spec, self.cdir, self.progress, forks=self.forks)
+            return share.setup_share(
+                self.conn, self.spec, self.cdir, self.progress, self.target, forks=self.forks
+            )
         share.forget_files(self.cdir)  # a share removed from the spec: its key leaves the inventory
         return None
 
     def setup_ingress(self) -> dict | None:
         if self.spec.ingress:
-            return ingress.setup_ingress(self.conn, self.spec, self.cdir, self.progress, forks=self.forks)
+            return ingress.setup_ingress(
+                self.conn, self.spec, self.cdir, self.progress, self.target, forks=self.forks
+            )
         ingress.forget(self.cdir)
         return None
 

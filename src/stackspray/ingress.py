@@ -21,6 +21,7 @@ from .cluster_state import ClusterState, Ingress
 from .errors import StackSprayError
 from .spec import INGRESS_CLASS, ClusterSpec
 from .state import ClusterDir
+from .target import Target
 
 VARS_FILE = "group_vars/all/ingress.yml"
 NAMESPACE = "traefik"
@@ -63,7 +64,7 @@ def chart_values(spec: ClusterSpec) -> dict:
 
 
 def ingress_files(
-    spec: ClusterSpec, state: ClusterState, *, kubeconfig: str, sandbox: bool
+    spec: ClusterSpec, state: ClusterState, *, kubeconfig: str, target: Target
 ) -> list[inventory.InventoryFile]:
     """The inventory file playbooks/ingress.yml reads (pure: no I/O)."""
     ing = spec.ingress
@@ -81,8 +82,8 @@ def ingress_files(
         "ingress_acme_server": ing.acme_server,
         "ingress_issuer": ISSUER,
         "ingress_labels": {"app.kubernetes.io/managed-by": "stackspray", "stackspray.io/cluster": spec.name},
-        # The sandbox's node hosts have no helm and no way to the chart repository.
-        "ingress_install_chart": not sandbox,
+        # Nodes with no way to the chart repository (the test cloud's) get no chart.
+        "ingress_install_chart": target.charts,
     }
     return [
         inventory.InventoryFile(
@@ -127,15 +128,21 @@ def forget(cdir: ClusterDir) -> None:
 
 
 def setup_ingress(
-    conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False, forks: int | None = None
+    conn,
+    spec: ClusterSpec,
+    cdir: ClusterDir,
+    say,
+    target: Target,
+    *,
+    force: bool = False,
+    forks: int | None = None,
 ) -> dict:
     """Run playbooks/ingress.yml unless what it would apply was applied already."""
     state = cdir.load()
     kubeconfig = state.kubeconfig
     if not kubeconfig:
         raise IngressNotReady(f"cluster {spec.name} has no kubeconfig yet: run create-cluster first")
-    sandbox = kubespray.is_sandbox(conn, spec)
-    files = ingress_files(spec, state, kubeconfig=kubeconfig, sandbox=sandbox)
+    files = ingress_files(spec, state, kubeconfig=kubeconfig, target=target)
     h = hashlib.sha256()
     for f in files:
         h.update(f.path.encode() + b"\0" + f.text.encode())
@@ -144,10 +151,10 @@ def setup_ingress(
     if not force and state.ingress is not None and state.ingress.applied == digest:
         say(f"ingress: set up already ({result['url']})")
         return result
-    kubespray.write_inventory(conn, spec, cdir, say)
+    kubespray.write_inventory(conn, spec, cdir, say, target)
     inventory.write(cdir.path, files)
-    if sandbox:
-        say("sandbox: the ingress controller chart is not installed (no chart repository here)")
+    if not target.charts:
+        say(f"{target.name}: the ingress controller chart is not installed (no chart repository here)")
     kubespray.run_ours("ingress.yml", cdir, say, forks=forks)
     state = cdir.load()
     state.ingress = Ingress(applied=digest, url=result["url"], address=result["address"])

@@ -1,8 +1,8 @@
 """Which Kubespray a cluster is built with, and the Kubespray step of create-cluster.
 
 The pinned release (kubespray/PIN.yaml) is fetched by `invoke kubespray.install` into a per-user
-cache. On the stackspray sandbox cloud (its image carries `stackspray_sandbox=true`) the stand-in
-playbooks in stackspray/sandbox/standins/kubespray/ are run instead, and the progress says so plainly.
+cache. A target that brings its own Kubespray (`target.Target.kubespray`: stackspray's test cloud runs
+a stand-in) runs that one instead, and the progress says so plainly.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Server
 from .credentials import prepare_cluster_credential
 from .errors import SpecError, StackSprayError
-from .paths import KUBESPRAY_STANDIN, PIN_FILE, PLAYBOOKS
+from .paths import PIN_FILE, PLAYBOOKS
 from .spec import ClusterSpec
 from .state import ClusterDir
+from .target import Target
 
 
 class KubesprayMissing(StackSprayError):
@@ -121,25 +122,15 @@ def check_installed(p: dict | None = None) -> Path:
     return target
 
 
-def preflight(conn, spec: ClusterSpec) -> Path:
-    """Before create-cluster, add-nodes or plan touch anything: on a real cloud the pinned
-    Kubespray must be installed (the sandbox runs the stand-in instead). Returns its folder."""
-    return project(conn, spec, lambda _m: None)
+def kubespray_dir(target: Target) -> Path:
+    """The Kubespray the target runs: its own (a stand-in), else the pinned release, which must be
+    installed — checked before create-cluster, add-nodes or plan touch anything."""
+    return target.kubespray if target.kubespray is not None else check_installed()
 
 
-def is_sandbox(conn, spec: ClusterSpec) -> bool:
-    image = read(lambda: conn.image.find_image(spec.image), "find image")
-    return bool(image and str((image.properties or {}).get("stackspray_sandbox", "")).lower() == "true")
-
-
-def project(conn, spec: ClusterSpec, say) -> Path:
-    if is_sandbox(conn, spec):
-        say("sandbox cloud: running the Kubespray STAND-IN (no Kubernetes is installed on the sandbox)")
-        return KUBESPRAY_STANDIN
-    return check_installed()
-
-
-def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say, forks: int | None = None) -> tuple[Path, dict]:
+def _setup(
+    conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks: int | None = None
+) -> tuple[Path, dict]:
     """Credential and inventory (regenerated from the state); returns (Kubespray dir, run args;
     `forks`: at most this many hosts at a time in each run)."""
     state = cdir.load()
@@ -166,7 +157,7 @@ def _setup(conn, spec: ClusterSpec, cdir: ClusterDir, say, forks: int | None = N
         envvars=inventory.ssh_env(cdir.path),
         forks=forks,
     )
-    return project(conn, spec, say), common
+    return kubespray_dir(target), common
 
 
 WAIT_FOR_SSH_TASK = "Wait until the node answers over SSH"
@@ -288,14 +279,14 @@ def validate_inventory(spec: ClusterSpec, cdir: ClusterDir, say, kubespray_dir: 
     say(f"Kubespray {pin()['tag']} accepts the inventory (playbooks/boilerplate.yml, before any VM)")
 
 
-def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say) -> None:
+def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target) -> None:
     """Regenerate the inventory from the state (no playbook runs)."""
-    _setup(conn, spec, cdir, say)
+    _setup(conn, spec, cdir, say, target)
 
 
-def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, forks: int | None = None) -> Path:
+def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks: int | None = None) -> Path:
     """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
-    kubespray_dir, common = _setup(conn, spec, cdir, say, forks)
+    kubespray_dir, common = _setup(conn, spec, cdir, say, target, forks)
     prepare_nodes(common)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     admin = cdir.path / "artifacts" / "admin.conf"
@@ -327,7 +318,7 @@ def named_kubeconfig(text: str, cluster: str) -> str:
 
 
 def add_workers(
-    conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], forks: int | None = None
+    conn, spec: ClusterSpec, cdir: ClusterDir, say, names: list[str], target: Target, forks: int | None = None
 ) -> None:
     """New workers join an existing cluster: prepare-nodes.yml (the new nodes waited for and named,
     every node's /etc/hosts), then scale.yml --limit to the new nodes.
@@ -336,7 +327,7 @@ def add_workers(
     nodes.md: run playbooks/facts.yml first); it gathers the new nodes' own (its
     internal_facts.yml). So facts.yml runs on the other hosts only, and while prepare-nodes
     runs: those hosts are prepared already, and nothing prepare-nodes changes is a fact."""
-    kubespray_dir, common = _setup(conn, spec, cdir, say, forks)
+    kubespray_dir, common = _setup(conn, spec, cdir, say, target, forks)
     limit = ",".join(names)
     others = "all:" + ":".join(f"!{n}" for n in names)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -359,6 +350,7 @@ def remove_workers(
     say,
     names: list[str],
     gone: list[str],
+    target: Target,
     forks: int | None = None,
 ) -> None:
     """Before their VMs are deleted: Kubespray's remove-node.yml drains the nodes, resets them and
@@ -378,7 +370,7 @@ def remove_workers(
             dataclasses.replace(g, count=max(g.count, highest.get(g.name, 0))) for g in spec.node_groups
         ),
     )
-    kubespray_dir, common = _setup(conn, widened, cdir, say, forks)
+    kubespray_dir, common = _setup(conn, widened, cdir, say, target, forks)
     for batch, extra in (
         ([n for n in names if n not in gone], {}),
         ([n for n in names if n in gone], {"reset_nodes": "false", "allow_ungraceful_removal": "true"}),

@@ -25,6 +25,7 @@ from .observe import owned_servers
 from .progress import Progress
 from .spec import ClusterSpec
 from .state import ClusterDir
+from .target import Target, resolve
 
 VARS_FILE = "group_vars/all/manila-share.yml"
 SECRET_FILE = "group_vars/all/manila-share-secret.yml"
@@ -52,7 +53,7 @@ def parse_export_path(path: str) -> tuple[list[str], str]:
 
 
 def share_files(
-    spec: ClusterSpec, state: ClusterState, *, access_key: str, kubeconfig: str, sandbox: bool
+    spec: ClusterSpec, state: ClusterState, *, access_key: str, kubeconfig: str, target: Target
 ) -> list[inventory.InventoryFile]:
     """The inventory files playbooks/manila-share.yml reads (pure: no I/O)."""
     sh = spec.share
@@ -83,10 +84,10 @@ def share_files(
         "share_mount_on_nodes": sh.mount_on_nodes,
         "share_mount_path": sh.mount_path,
         "share_secret_file": f"/etc/ceph/{sh.access_rule}.secret",
-        # The sandbox's node hosts have no CephFS client in their kernel and no package mirror:
+        # Nodes without a CephFS client (the test cloud's) keep the mount in /etc/fstab only:
         # there the mount is written to /etc/fstab but not mounted.
-        "share_node_mount_state": "present" if sandbox else "mounted",
-        "share_install_ceph_client": not sandbox,
+        "share_node_mount_state": "mounted" if target.cephfs_mounts else "present",
+        "share_install_ceph_client": target.cephfs_mounts,
         # share.owner: set once (a user may change it afterwards; a new owner in the spec is set again).
         "share_owner": {"uid": sh.owner[0], "gid": sh.owner[1]} if sh.owner else None,
         "share_owner_mount": f"/run/stackspray-{spec.name}-share-owner",
@@ -128,7 +129,14 @@ def forget_files(cdir: ClusterDir) -> None:
 
 
 def setup_share(
-    conn, spec: ClusterSpec, cdir: ClusterDir, say, *, force: bool = False, forks: int | None = None
+    conn,
+    spec: ClusterSpec,
+    cdir: ClusterDir,
+    say,
+    target: Target,
+    *,
+    force: bool = False,
+    forks: int | None = None,
 ) -> dict:
     """Run playbooks/manila-share.yml unless what it would apply was applied already (force: run
     anyway, e.g. after someone deleted the claim). Returns what the claim is and whether it ran."""
@@ -142,8 +150,7 @@ def setup_share(
             f"the share's access key is missing from {cdir.secrets / 'share-access-key'}: "
             "re-run create-cluster to fetch it from Manila"
         )
-    sandbox = kubespray.is_sandbox(conn, spec)
-    files = share_files(spec, state, access_key=key.strip(), kubeconfig=kubeconfig, sandbox=sandbox)
+    files = share_files(spec, state, access_key=key.strip(), kubeconfig=kubeconfig, target=target)
     hosts = sorted(state.servers) if spec.share and spec.share.mount_on_nodes else []
     digest = fingerprint(files, hosts)
     claim = f"{spec.share.namespace}/{spec.share.claim_name}"
@@ -163,21 +170,24 @@ def setup_share(
                 "(nothing was changed)"
             )
     # The inventory (hosts, ssh options) as the playbook needs it, then the share's files.
-    kubespray.write_inventory(conn, spec, cdir, say)
+    kubespray.write_inventory(conn, spec, cdir, say, target)
     inventory.write(cdir.path, files)
-    if spec.share.mount_on_nodes and sandbox:
-        say("sandbox: the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here)")
+    if spec.share.mount_on_nodes and not target.cephfs_mounts:
+        say(
+            f"{target.name}: the share goes into the nodes' /etc/fstab but is not mounted "
+            "(no CephFS client here)"
+        )
     # Whether the owner is still to be set goes as an extra-var: it is not part of what was applied.
     owner_due = bool(spec.share.owner) and state.share.owner_applied != owner_text(spec.share.owner)
     kubespray.run_ours("manila-share.yml", cdir, say, extravars={"share_owner_apply": owner_due}, forks=forks)
     state = cdir.load()
     state.share.applied = digest
     state.share.claim = claim
-    if spec.share.owner and not sandbox:
+    if spec.share.owner and target.cephfs_mounts:
         state.share.owner_applied = owner_text(spec.share.owner)
         say(f"share: its root belongs to {state.share.owner_applied}, mode 2775")
     elif spec.share.owner:
-        say("sandbox: the share's owner is not set (no CephFS client here)")
+        say(f"{target.name}: the share's owner is not set (no CephFS client here)")
     cdir.save(state)
     say(f"share: pods mount it through the ReadWriteMany claim {claim}")
     result["ran"] = True
@@ -214,7 +224,7 @@ def apply_share(
     with cdir.command("share") as run:
         logfile = run.log
         conn = connect(spec.cloud)
-        done = setup_share(conn, spec, cdir, say, force=force)
+        done = setup_share(conn, spec, cdir, say, resolve(conn, spec), force=force)
         return ShareResult(
             spec.name, done["claim"], done["mount_on_nodes"], spec.share.mount_path, done["ran"], str(logfile)
         )

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stackspray_sandbox import faults
+from stackspray_sandbox.kube_schemas import pinned_wheel
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray import names
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.names import cluster_tag
 from stackspray.progress import Progress
-from stackspray.sandbox import faults
-from stackspray.sandbox.kube_schemas import pinned_wheel
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import subprocess
 import uuid
 
 from helpers import BIN, invoke, user_runner
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.credentials import stored
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.state import ClusterDir
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from helpers import BIN, ROOT, built_cluster, eventually, invoke, kill_when, user_env
 from kubernetes import client
+from stackspray_sandbox import faults
 
 from stackspray.kube import Kube
-from stackspray.sandbox import faults
 from stackspray.state import ClusterDir
 
 NS = "apps"
@@ -371,7 +371,7 @@ def test_one_loop_at_a_time_and_it_waits_for_the_cluster_lock(conn, cluster, san
 
 
 def test_the_crontab_entry_installs_runs_and_goes_with_disable_and_destroy(conn, cluster):
-    from stackspray.sandbox.infra import install_apt_packages
+    from stackspray_sandbox.infra import install_apt_packages
 
     install_apt_packages()  # crontab comes from Debian's cron package
     c = cluster

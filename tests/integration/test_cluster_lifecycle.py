@@ -12,11 +12,11 @@ import pytest
 import yaml
 from conftest import ssh
 from helpers import kill_when, make_spec, owned_in_cloud, quiet, respec  # noqa: F401 (make_spec is a fixture)
+from stackspray_sandbox import faults
 
 from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.errors import LockedError, QuotaError, SpecError
 from stackspray.names import cluster_tag, is_owned
-from stackspray.sandbox import faults
 from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 

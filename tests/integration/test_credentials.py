@@ -19,11 +19,11 @@ import yaml
 from helpers import ROOT, built_cluster, kill_when, quiet
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
+from stackspray_sandbox import faults
 
 from stackspray.credentials import stored
 from stackspray.kube import Kube, KubeWorkloads, rollout_complete
 from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
-from stackspray.sandbox import faults
 from stackspray.scale import Request, scale_cluster
 from stackspray.state import ClusterDir
 
@@ -348,7 +348,7 @@ def test_killed_at_every_step_a_rerun_leaves_exactly_one_valid_credential(cluste
 
 
 def test_schedule_installs_lists_and_removes(cluster):
-    from stackspray.sandbox.infra import install_apt_packages
+    from stackspray_sandbox.infra import install_apt_packages
 
     install_apt_packages()  # crontab comes from Debian's cron package
     c = cluster

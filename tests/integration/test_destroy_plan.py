@@ -14,9 +14,9 @@ import sys
 import uuid
 
 from helpers import ROOT, owned_in_cloud, quiet
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.cluster import create_cluster, destroy_cluster
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.spec import load_spec
 
 

@@ -130,8 +130,9 @@ def test_ingress_dns_record_follows_the_spec_refuses_a_foreign_name_and_goes_wit
 ):
     """The sandbox runs Designate (fake backend, mdns answering the polls): the project's zone
     exists as on Jetstream2, the record is made through the DNS API and judged through it."""
+    from stackspray_sandbox.services import PROJECT_ZONE
+
     from stackspray.names import cluster_tag
-    from stackspray.sandbox.services import PROJECT_ZONE
 
     path, inv = make_spec(workers=0)
     doc = yaml.safe_load(path.read_text())

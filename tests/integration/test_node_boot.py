@@ -9,8 +9,7 @@ import json
 import subprocess
 
 from helpers import invoke, make_spec  # noqa: F401 (make_spec is a fixture)
-
-from stackspray.sandbox import faults, kernel
+from stackspray_sandbox import faults, kernel
 
 
 def test_a_node_whose_os_never_answers_is_named_and_a_hard_reboot_lets_the_rerun_finish(

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, built_cluster, eventually, kill_when, quiet, respec
 from kubernetes import client
+from stackspray_sandbox import faults
 
 from stackspray.cluster import cluster_status, create_cluster
 from stackspray.errors import StackSprayError
 from stackspray.kube import Kube
-from stackspray.sandbox import faults
 from stackspray.scale import Request, scale_cluster
 from stackspray.spec import load_spec
 
@@ -231,7 +231,7 @@ def test_killed_run_converges_on_rerun(conn, cluster):
 def test_schedule_installs_runs_lists_and_removes(conn, cluster, monkeypatch):
     """The crontab backend (this machine has no systemd user manager): entries are installed,
     replaced, listed and removed; other crontab lines are kept; the installed command works."""
-    from stackspray.sandbox.infra import install_apt_packages
+    from stackspray_sandbox.infra import install_apt_packages
 
     install_apt_packages()  # crontab comes from Debian's cron package
     c = cluster

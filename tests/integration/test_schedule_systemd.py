@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from helpers import BIN, ROOT, invoke
 from kubernetes import client
+from stackspray_sandbox.nodehost import NSPAWN_FLAGS, user_ids
+from stackspray_sandbox.nodeimage import IMAGE_USER
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.kube import Kube
-from stackspray.sandbox.nodehost import NSPAWN_FLAGS, user_ids
-from stackspray.sandbox.nodeimage import IMAGE_USER
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.state import ClusterDir
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 from helpers import invoke
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.credentials import stored
-from stackspray.sandbox.specs import write_small_cluster_spec
 from stackspray.state import ClusterDir
 
 

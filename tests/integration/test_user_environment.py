@@ -20,9 +20,9 @@ import uuid
 
 import yaml
 from helpers import BIN, invoke, owned_in_cloud, user_env
+from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray.paths import inventories_root
-from stackspray.sandbox.specs import write_small_cluster_spec
 
 
 def openstack(sandbox, *args: str) -> dict | list:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from conftest import fixed_ip, ssh, ssh_refused
-
-from stackspray.sandbox import nodehost
+from stackspray_sandbox import nodehost
 
 
 def test_flavors_image_and_quotas_look_like_jetstream2(conn, admin_conn):

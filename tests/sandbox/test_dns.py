@@ -8,8 +8,7 @@ import struct
 import time
 
 from conftest import unique
-
-from stackspray.sandbox.services import MDNS_PORT, PROJECT_ZONE
+from stackspray_sandbox.services import MDNS_PORT, PROJECT_ZONE
 
 
 def query_a(name: str) -> list[str]:

@@ -9,8 +9,7 @@ import pytest
 import requests
 from conftest import fixed_ip, ssh, ssh_refused
 from keystoneauth1 import exceptions as ks_exc
-
-from stackspray.sandbox import faults
+from stackspray_sandbox import faults
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,7 @@ import openstack
 import pytest
 from conftest import unique
 from keystoneauth1 import exceptions as ks_exc
-
-from stackspray.sandbox.services import APIS
+from stackspray_sandbox.services import APIS
 
 
 def app_cred_connection(cred_id: str, secret: str):

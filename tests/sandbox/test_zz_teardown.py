@@ -8,8 +8,7 @@ when this session started it, and checks again that nothing is left.
 from __future__ import annotations
 
 from conftest import stop_session_ssh
-
-from stackspray.sandbox import cloud
+from stackspray_sandbox import cloud
 
 
 def test_down_leaves_nothing_behind_and_up_restarts(sandbox, conn, tmp_path_factory):

@@ -84,3 +84,22 @@ def test_test_module_basenames_are_unique():
     tests = Path(__file__).resolve().parents[1]
     names = [p.name for p in tests.rglob("test_*.py")]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_the_docs_figure_is_what_the_code_imports():
+    """docs/architecture.md's layer figure is generated; it must not drift from the code."""
+    doc = import_graph.doc_figure(import_graph.DOC.read_text())
+    assert doc is not None, "docs/architecture.md lost its FIGURE markers"
+    assert doc == import_graph.figure(), "the figure is stale: run `python3 scripts/import_graph.py --write`"
+
+
+def test_the_product_knows_no_sandbox():
+    """What differs on the test cloud is a property of the target (stackspray.target), decided
+    by the sandbox's own provider: no product module imports the sandbox or asks for it by name."""
+    bad = []
+    for name, path in modules().items():
+        if any(i.startswith("stackspray_sandbox") for i in imports_of(name, path)):
+            bad.append(f"{path}: imports the sandbox")
+        if "is_sandbox" in path.read_text():
+            bad.append(f"{path}: asks is_sandbox")
+    assert not bad, bad

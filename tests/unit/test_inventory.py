@@ -18,6 +18,7 @@ from stackspray.cluster_state import ClusterState
 from stackspray.errors import StackSprayError
 from stackspray.inventory import Credential
 from stackspray.spec import parse_spec
+from stackspray.target import PLAIN
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 CRED = Credential(id="ac-id-123", name="demo-k8s-20261122T000000Z", secret=SECRET)
@@ -286,7 +287,7 @@ def test_ingress_brings_kubesprays_helm_and_cert_manager_and_its_own_variables(t
     files = inventory.render(
         spec, state, auth_url="https://k:5000/v3", region="R", credential=CRED, cluster_dir=tmp_path
     )
-    files += ingress.ingress_files(spec, state, kubeconfig=str(tmp_path / "kubeconfig"), sandbox=False)
+    files += ingress.ingress_files(spec, state, kubeconfig=str(tmp_path / "kubeconfig"), target=PLAIN)
     hv = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-control-plane-1"]
     assert hv["cert_manager_enabled"] is True and hv["helm_enabled"] is True
     values = hv["ingress_values"]

@@ -4,8 +4,7 @@ the behaviour of the upstream functions they follow (cited in apimachinery.py)."
 from __future__ import annotations
 
 import pytest
-
-from stackspray.sandbox.standins.kube_api import apimachinery as am
+from stackspray_sandbox.standins.kube_api import apimachinery as am
 
 POD = {
     "metadata": {"name": "web-1", "namespace": "jhub", "labels": {"app": "web", "tier": "front"}},

@@ -1,5 +1,5 @@
 """The stand-in's Deployment, ReplicaSet and garbage-collector controllers (controllers.py, run by
-server.py's Store): a Deployment gets a ReplicaSet and its pods, an evicted pod is replaced and
+store.py's Store): a Deployment gets a ReplicaSet and its pods, an evicted pod is replaced and
 scheduled elsewhere, a scale-down removes unscheduled pods first, a delete cascades."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
-
-from stackspray.sandbox.standins.kube_api import controllers, server
-from stackspray.sandbox.standins.kube_api.server import Store
+from stackspray_sandbox.standins.kube_api import controllers
+from stackspray_sandbox.standins.kube_api import store as store_module
+from stackspray_sandbox.standins.kube_api.store import Store
 
 MACHINE = {"vcpus": 2, "ram_mb": 6144, "gpus": 0}
 
@@ -236,7 +236,7 @@ def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path):
     with s.lock:
         s.patch_workload(w, merged)
     # maxUnavailable 1: one node at a time, each POD_STARTUP seconds; nobody reads meanwhile.
-    time.sleep(desired * server.POD_STARTUP + 1.5)
+    time.sleep(desired * store_module.POD_STARTUP + 1.5)
     status = s.workload_view(w)["status"]
     assert status["updatedNumberScheduled"] == desired, status
     assert status["numberAvailable"] == desired, status

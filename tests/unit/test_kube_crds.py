@@ -5,9 +5,8 @@ real kubectl: tests/integration/test_kubectl.py `test_a_crd_serves_its_kind_unti
 from __future__ import annotations
 
 import pytest
-
-from stackspray.sandbox.standins.kube_api import server
-from stackspray.sandbox.standins.kube_api.server import ApiError, Store, check_crd, resource_info
+from stackspray_sandbox.standins.kube_api import store as store_module
+from stackspray_sandbox.standins.kube_api.store import ApiError, Store, check_crd, resource_info
 
 
 def crd(plural: str, group: str, kind: str, versions=(("v1", True, True),), name: str | None = None) -> dict:
@@ -42,7 +41,7 @@ def _without_schema(body: dict) -> dict:
 def store(tmp_path):
     s = Store({"state_file": str(tmp_path / "state.json"), "nodes": [], "cert_manager": True})
     yield s
-    server.serve_custom_resources([])  # RESOURCES is the module's: leave it as built in
+    store_module.serve_custom_resources([])  # RESOURCES is the module's: leave it as built in
 
 
 def test_cert_managers_crds_and_namespace_come_with_cert_manager_enabled(store, tmp_path):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from stackspray.sandbox import kube_schemas
-from stackspray.sandbox.standins.kube_api.apimachinery import PatchError, json_patch
-from stackspray.sandbox.standins.kube_api.openapi import Schemas
+from stackspray_sandbox import kube_schemas
+from stackspray_sandbox.standins.kube_api.apimachinery import PatchError, json_patch
+from stackspray_sandbox.standins.kube_api.openapi import Schemas
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from stackspray.sandbox.standins.kube_api.scheduler import choose, pod_requests, quantity
+from stackspray_sandbox.standins.kube_api.scheduler import choose, pod_requests, quantity
 
 CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from stackspray.sandbox import services
-from stackspray.sandbox.faultproxy import FaultTable
-from stackspray.sandbox.paths import SandboxPaths
+from stackspray_sandbox import services
+from stackspray_sandbox.faultproxy import FaultTable
+from stackspray_sandbox.paths import SandboxPaths
 
 
 def test_fault_rule_matches_service_method_and_path_then_runs_out():

@@ -3,8 +3,8 @@ when low, never lowered, recorded, restored only where still the sandbox's value
 
 from __future__ import annotations
 
-from stackspray.sandbox import kernel
-from stackspray.sandbox.paths import SandboxPaths
+from stackspray_sandbox import kernel
+from stackspray_sandbox.paths import SandboxPaths
 
 INSTANCES, WATCHES = "fs.inotify.max_user_instances", "fs.inotify.max_user_watches"
 

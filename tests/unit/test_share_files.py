@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jinja2
 import pytest
 import yaml
+from stackspray_sandbox.target import SANDBOX
 
 from stackspray.cluster_state import ClusterState
 from stackspray.errors import SpecError
+from stackspray.paths import PLAYBOOKS
 from stackspray.share import (
     SECRET_FILE,
     VARS_FILE,
@@ -20,8 +21,8 @@ from stackspray.share import (
     share_files,
 )
 from stackspray.spec import parse_spec
+from stackspray.target import PLAIN
 
-ROOT = Path(__file__).resolve().parents[2]
 EXPORT = "10.0.0.1:6789,10.0.0.2:6789,10.0.0.3:6789:/volumes/_nogroup/7f3a/9c1e"
 KEY = "AQBx-unit-test-not-a-real-key=="
 
@@ -46,7 +47,7 @@ def render(spec, *, sandbox=False, export=EXPORT):
         ClusterState.from_dict({"share": {"id": "s1", "export_path": export}}),
         access_key=KEY,
         kubeconfig="/x/kubeconfig",
-        sandbox=sandbox,
+        target=SANDBOX if sandbox else PLAIN,
     )
     return {f.path: f for f in files}
 
@@ -102,7 +103,7 @@ def test_node_mounts_are_mounted_on_a_real_cloud_and_only_written_to_fstab_on_th
 
 def test_no_share_or_no_export_path_yet_is_a_clear_error():
     with pytest.raises(ShareNotReady, match="run create-cluster"):
-        share_files(spec_with(), ClusterState(), access_key=KEY, kubeconfig="k", sandbox=False)
+        share_files(spec_with(), ClusterState(), access_key=KEY, kubeconfig="k", target=PLAIN)
 
 
 def test_fingerprint_changes_with_key_variables_and_nodes():
@@ -139,7 +140,7 @@ def test_manifests_render_to_the_objects_the_node_plugin_needs():
     v = yaml.safe_load(render(spec_with())[VARS_FILE].text)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["to_json"] = json.dumps  # Ansible's filter of that name
-    text = env.from_string((ROOT / "playbooks/templates/cephfs-csi.yml.j2").read_text()).render(**v)
+    text = env.from_string((PLAYBOOKS / "templates/cephfs-csi.yml.j2").read_text()).render(**v)
     docs = [d for d in yaml.safe_load_all(text) if d]
     kinds = {d["kind"]: d for d in docs}
     assert set(kinds) == {

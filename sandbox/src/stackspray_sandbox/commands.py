@@ -8,8 +8,8 @@ import sys
 
 from invoke import Collection, Exit, task
 
-from stackspray.sandbox import cloud
-from stackspray.sandbox.errors import SandboxError
+from stackspray_sandbox import cloud
+from stackspray_sandbox.errors import SandboxError
 
 
 @task(help={"json": "print a machine-readable report"})

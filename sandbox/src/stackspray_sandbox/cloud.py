@@ -26,7 +26,9 @@ from pathlib import Path
 import openstack
 import yaml
 
-from ..paths import SRC
+import stackspray
+import stackspray_sandbox
+
 from . import infra, kernel, kube_schemas, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
@@ -553,18 +555,21 @@ def _discover_compute(paths: SandboxPaths, conn, timeout: float = 120) -> None:
 def helper_daemons(paths: SandboxPaths) -> dict[str, processes.Daemon]:
     """The fault proxy and the node agent: our own processes, run by this Python."""
     env = {"STACKSPRAY_SANDBOX_HOME": str(paths.home), "PYTHONUNBUFFERED": "1"}
-    src = str(SRC)
+    # Both packages as this process imports them (a checkout's, when installed editable).
+    src = os.pathsep.join(
+        dict.fromkeys(str(Path(m.__file__).parent.parent) for m in (stackspray, stackspray_sandbox))
+    )
     env["PYTHONPATH"] = src + (os.pathsep + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")
     return {
         "fault-proxy": processes.Daemon(
             "fault-proxy",
-            [sys.executable, "-m", "stackspray.sandbox.faultproxy"],
+            [sys.executable, "-m", "stackspray_sandbox.faultproxy"],
             env,
             ready_url=f"http://{HOST}:{services.FAULT_CONTROL_PORT}/faults",
         ),
         "node-agent": processes.Daemon(
             "node-agent",
-            [sys.executable, "-m", "stackspray.sandbox.nodeagent"],
+            [sys.executable, "-m", "stackspray_sandbox.nodeagent"],
             env,
         ),
     }

@@ -7,7 +7,7 @@ next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...)
 reset, a delay, or a lost response (the request is carried out, then the connection is reset
 instead of answering). The proxy also counts calls per service, which the benchmarks read.
 
-Run as ``python -m stackspray.sandbox.faultproxy`` (``sandbox.up`` does).
+Run as ``python -m stackspray_sandbox.faultproxy`` (``sandbox.up`` does).
 """
 
 from __future__ import annotations

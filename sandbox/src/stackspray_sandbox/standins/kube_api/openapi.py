@@ -1,6 +1,6 @@
 """STAND-IN OpenAPI and field validation, from the official Kubernetes 1.35 object definitions
 (kubernetes-validate's `_definitions.json`, generated from kubernetes/kubernetes
-api/openapi-spec; see stackspray/sandbox/kube_schemas.py).
+api/openapi-spec; see stackspray_sandbox/kube_schemas.py).
 
 - `/openapi/v2` and `/openapi/v3` (its root and one document per group/version), as kube-apiserver
   serves them: every definition of the group/version's kinds and what they reference, and for

@@ -4,7 +4,7 @@ They come from the PyPI package kubernetes-validate, which ships every Kubernete
 object definitions as generated from kubernetes/kubernetes' api/openapi-spec: downloaded once
 (the wheel's sha256 pinned, nothing unverified is used, none of its Python code is installed)
 and the one file the stand-in needs, `v1.35.0-local/_definitions.json`, kept in the sandbox's
-folder. `python -m stackspray.sandbox.kube_schemas` makes sure it is there and prints its path
+folder. `python -m stackspray_sandbox.kube_schemas` makes sure it is there and prints its path
 (the Kubespray stand-in calls it before it copies the file to the node)."""
 
 from __future__ import annotations

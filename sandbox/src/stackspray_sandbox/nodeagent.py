@@ -6,7 +6,7 @@ it (its disk is kept); a deleted server's node is destroyed; floating IPs follow
 A node killed by fault injection stays down until Nova's record of the server changes (a
 reboot, a stop/start), as a crashed VM would.
 
-Run as ``python -m stackspray.sandbox.nodeagent`` (``sandbox.up`` does). SIGTERM stops every
+Run as ``python -m stackspray_sandbox.nodeagent`` (``sandbox.up`` does). SIGTERM stops every
 node and exits.
 """
 
@@ -23,7 +23,7 @@ from . import faults, nodehost
 from .cloud import admin_connection
 from .paths import SandboxPaths
 
-log = logging.getLogger("stackspray.sandbox.nodeagent")
+log = logging.getLogger("stackspray_sandbox.nodeagent")
 
 RUNNING_STATES = {"ACTIVE"}
 STOPPED_STATES = {

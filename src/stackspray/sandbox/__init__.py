@@ -1,1 +1,0 @@
-"""A real OpenStack cloud and SSH-reachable node hosts on one machine (tests and trials)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, cost, names, schedule
+from . import apply, cost, names, schedule, secret_files
 from .apply import server_record
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import flavors_by_name, read
@@ -112,6 +112,7 @@ class DestroyResult:
     left: list[str] = field(default_factory=list)
     log: str | None = None
     dry_run: bool = False
+    removed_files: list[str] = field(default_factory=list)  # the deleted resources' secrets
 
     def to_dict(self) -> dict:
         return {
@@ -120,6 +121,7 @@ class DestroyResult:
             "cloud": self.cloud,
             "left": self.left,
             "log": self.log,
+            "removed_files": self.removed_files,
         }
 
 
@@ -174,10 +176,34 @@ def destroy_cluster(
             state.destroyed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             state.servers = {}
             state.credential = None
+            state.kubeconfig = None
             cdir.save(state)
+        result.removed_files = forget_secrets(cdir)
+        if result.removed_files:
+            progress(
+                f"removed the secrets of what was deleted: {', '.join(result.removed_files)}; kept "
+                f"{cdir.state_file.name} (what was built and when it was destroyed) and logs/"
+            )
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
         return result
+
+
+def forget_secrets(cdir: ClusterDir) -> list[str]:
+    """After a destroy: remove the files that hold secrets of the deleted resources (their
+    folder-relative paths); the state file and the logs stay."""
+    removed = []
+    for rel in secret_files.FILES:
+        path = cdir.path / rel
+        if path.exists():
+            path.unlink()
+            removed.append(rel)
+    if cdir.secrets.is_dir():
+        for path in sorted(cdir.secrets.iterdir()):
+            if path.is_file():
+                path.unlink()
+                removed.append(str(path.relative_to(cdir.path)))
+    return removed
 
 
 def _unprovable_keypair(api: CloudAPI, name: str, state: ClusterState, progress: Progress) -> list[str]:

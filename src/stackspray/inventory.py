@@ -25,13 +25,13 @@ from pathlib import Path
 
 import yaml
 
-from . import names
+from . import names, secret_files
 from .cluster_state import ClusterState
 from .errors import StackSprayError
 from .files import atomic_write
 from .spec import CONTROL_PLANE, ClusterSpec
 
-SECRETS_FILE = "group_vars/all/openstack-credential.yml"
+SECRETS_FILE = secret_files.CREDENTIAL
 VARS_FILE = "group_vars/all/stackspray.yml"
 HOSTS_FILE = "hosts.yml"
 VXLAN_OVERHEAD = 50  # calico_veth_mtu = network MTU - 50 for VXLAN (kubespray-contract.md)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from . import inventory, playbook
+from . import inventory, playbook, secret_files
 from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Server
 from .credentials import prepare_cluster_credential
@@ -292,9 +292,9 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks:
     admin = cdir.path / "artifacts" / "admin.conf"
     if not admin.exists():
         raise StackSprayError(f"cluster.yml finished but wrote no kubeconfig at {admin}")
-    kubeconfig = cdir.path / "kubeconfig"
+    kubeconfig = cdir.path / secret_files.KUBECONFIG
     text = named_kubeconfig(admin.read_text(), spec.name)
-    inventory.write(cdir.path, [inventory.InventoryFile("kubeconfig", text, 0o600)])
+    inventory.write(cdir.path, [inventory.InventoryFile(secret_files.KUBECONFIG, text, 0o600)])
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
     state.kubespray_inputs = inventory.kubespray_inputs(spec)

@@ -5,7 +5,8 @@ Kubespray v2.31.0 has tasks without `no_log` whose results hold secrets: the Ope
 controller's `set_fact` of the base64 cloud config, the Cinder CSI role's `slurp` of its config
 file, kubeadm's output with the admin kubeconfig and the join token. At ANSIBLE_VERBOSITY ≥ 1
 those results are printed. `Redactor.scrub` replaces, in any text:
-- every secret value the cluster folder's 0600 files hold (and its base64 form);
+- every secret value the cluster folder's secret files hold, whatever their mode (and its base64
+  form);
 - any base64 run that decodes to text holding one of them, or a private key;
 - PEM private key blocks, kubeadm bootstrap tokens and certificate keys.
 """
@@ -18,6 +19,8 @@ import re
 from pathlib import Path
 
 import yaml
+
+from . import secret_files
 
 REDACTED = "<redacted>"
 MIN_SECRET = 8
@@ -43,15 +46,18 @@ def _secret_values(value, key: str = "") -> list[str]:
 
 
 def secrets_of(cluster_dir: Path) -> set[str]:
-    """Every secret value in the cluster folder's private files: the 0600 inventory files (the
-    credential's secret, the share key), `secrets/` and the kubeconfig's client key or token."""
+    """Every secret value in the cluster folder: the files `secret_files` names and `secrets/`,
+    whatever their mode now, and any other private (0600) file of it — the credential's secret,
+    the share key, the kubeconfig's client key or token."""
+    named = {cluster_dir / rel for rel in secret_files.FILES}
     found: set[str] = set()
     for p in cluster_dir.rglob("*"):
-        if "artifacts" in p.parts or "logs" in p.parts or not p.is_file():
+        if "artifacts" in p.parts and p not in named or "logs" in p.parts or not p.is_file():
             continue
+        bare = p.parent.name == secret_files.SECRETS_DIR
         try:
-            if p.stat().st_mode & 0o077:
-                continue  # secrets live only in files no one else may read
+            if not (p in named or bare) and p.stat().st_mode & 0o077:
+                continue  # no secret of ours lives in a file everyone may read
             text = p.read_text()
         except (OSError, UnicodeDecodeError):
             continue
@@ -61,7 +67,7 @@ def secrets_of(cluster_dir: Path) -> set[str]:
             data = None
         if isinstance(data, dict | list):
             found.update(_secret_values(data))
-        elif p.parent.name == "secrets" and text.strip():
+        elif bare and text.strip():
             found.add(text.strip())  # a bare secret, e.g. the share's access key
     return {s for s in found if len(s) >= MIN_SECRET}
 

@@ -530,7 +530,7 @@ def refresh(
         alive = places.alive(current.id)
         record = asdict(current)
         if alive and left > threshold_days and not force:
-            say(f"ok: credential {current.name} expires in {left:.0f} days (threshold {threshold_days:g})")
+            say(f"credential {current.name}: {left:.0f} days left, above the threshold of {threshold_days:g}")
             return RefreshResult(
                 cluster, "ok", record, round(left, 1), warnings=warnings, recovered=recovered
             )
@@ -538,7 +538,7 @@ def refresh(
             say(f"the recorded credential {current.name} has expired or is gone from Keystone: rotating now")
         new_rec, new = rotate(places, cdir, cluster, old, alive, expiry_days, seen)
         _finish(cdir, old.id, new, new_rec.expires_at)
-        say(f"rotated: {old.name} → {new.name} (expires {new_rec.expires_at})")
+        say(f"{old.name} is deleted; the cluster now uses {new.name}")
         return RefreshResult(
             cluster,
             "rotated",

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import inventory, kubespray
+from . import inventory, kubespray, secret_files
 from .cloudapi import OpenStackAPI
 from .cluster_state import ClusterState
 from .connection import connect
@@ -28,7 +28,7 @@ from .state import ClusterDir
 from .target import Target, resolve
 
 VARS_FILE = "group_vars/all/manila-share.yml"
-SECRET_FILE = "group_vars/all/manila-share-secret.yml"
+SECRET_FILE = secret_files.SHARE
 CSI_NAMESPACE = "ceph-csi-cephfs"
 # Images of the node plugin; override with kubernetes.share_cephcsi_image / share_registrar_image.
 CEPHCSI_IMAGE = "quay.io/cephcsi/cephcsi:v3.14.1"

@@ -209,8 +209,13 @@ def test_a_clusters_life_on_the_fake_cloud(tmp_path):
     planned = {(a["resource"], a["name"]) for a in plan.actions}
     assert ("router-interface", "auto_allocated_router:lab-subnet") in planned
     assert not any(r == "router" for r, _ in planned), "the project's router is never deleted"
-    destroy_cluster("lab", root=root, api=cloud, progress=quiet())
+    gone = destroy_cluster("lab", root=root, api=cloud, progress=quiet())
     assert all(v == [] for v in shape(cloud).values()), shape(cloud)
+    cdir = ClusterDir("lab", root)
+    assert (
+        "secrets/share-access-key" in gone.removed_files and not (cdir.secrets / "share-access-key").exists()
+    )
+    assert cdir.state_file.exists() and cdir.load().destroyed_at, "the record of the cluster is kept"
     assert project_names(cloud, "network") == ["auto_allocated_network", "public"]
     assert project_names(cloud, "router") == ["auto_allocated_router"]
     assert project_names(cloud, "port") == ["network:router_interface"], "only the project's own interface"

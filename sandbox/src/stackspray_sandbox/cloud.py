@@ -630,9 +630,13 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
             if missing:
                 say(f"apt: installing {', '.join(missing)}")
             report.installed_apt = infra.install_apt_packages()
-            if not nodeimage.base_ready(paths.base_image):
-                say("node base image: debootstrap of Debian 12 (first time: a few minutes)")
+            if nodeimage.base_ready(paths.base_image):
+                nodeimage.build_base(paths.base_image)
+                return
+            say("node base image: debootstrap of Debian 12 (first time: a few minutes)")
+            started = time.monotonic()
             nodeimage.build_base(paths.base_image)
+            say(f"node base image: built in {time.monotonic() - started:.1f}s")
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             lanes = [pool.submit(services_lane), pool.submit(apt_then_base)]

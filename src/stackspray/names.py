@@ -184,5 +184,12 @@ def parse_schedule_mark(line: str) -> tuple[str, str] | None:
 
 
 def schedule_unit(cluster: str, job: str) -> str:
-    """The systemd unit name of a job (without .service/.timer)."""
+    """The systemd unit name of a job (without .service/.timer). `_` never occurs in a cluster's
+    name, so two clusters' units can never have the same name: with `-` between them, cluster
+    `lab`'s window `autoscale-x-scale-0945` and cluster `lab-autoscale-x`'s `scale-0945` did."""
+    return f"stackspray-{cluster}_{job}"
+
+
+def legacy_schedule_unit(cluster: str, job: str) -> str:
+    """The name earlier releases gave a job's units (found again, by their mark, to replace them)."""
     return f"stackspray-{cluster}-{job}"

@@ -261,14 +261,45 @@ def _put_cron_line(cluster: str, job_id: str, when: str, command: str) -> None:
         _write_crontab(lines)
 
 
+def _marked(service: Path, cluster: str, job_id: str) -> bool:
+    return service.exists() and any(
+        names.parse_schedule_mark(ln) == (cluster, job_id) for ln in service.read_text().splitlines()
+    )
+
+
 def _our_unit(cluster: str, job_id: str) -> Path | None:
-    """The job's systemd .service file when it exists and carries our exact mark."""
-    unit = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
-    if unit.exists() and any(
-        names.parse_schedule_mark(ln) == (cluster, job_id) for ln in unit.read_text().splitlines()
-    ):
-        return unit
+    """The job's systemd .service file when it exists and carries our exact mark (under today's
+    name, or the name an earlier release gave it)."""
+    for name in (names.schedule_unit(cluster, job_id), names.legacy_schedule_unit(cluster, job_id)):
+        unit = unit_dir() / f"{name}.service"
+        if _marked(unit, cluster, job_id):
+            return unit
     return None
+
+
+def _claim_unit_name(cluster: str, job_id: str) -> None:
+    """Before a job's units are written: a unit of that name that is not this job's (no mark, or
+    another cluster's) is never overwritten; this job's units under an earlier release's name are
+    replaced (stopped and removed)."""
+    service = unit_dir() / f"{names.schedule_unit(cluster, job_id)}.service"
+    if service.exists() and not _marked(service, cluster, job_id):
+        raise ScheduleError(
+            f"{service} exists and is not cluster {cluster}'s job {job_id} (no such mark in it): "
+            "it is left alone; remove it yourself if it is stale"
+        )
+    old = unit_dir() / f"{names.legacy_schedule_unit(cluster, job_id)}.service"
+    if _marked(old, cluster, job_id):
+        _remove_units(old.with_suffix(""))
+
+
+def _remove_units(base: Path) -> None:
+    """Stop and remove a job's .timer and .service (`base`: the unit path without suffix)."""
+    for suffix in (".timer", ".service"):
+        if shutil.which("systemctl"):
+            subprocess.run(
+                ["systemctl", "--user", "disable", "--now", base.name + suffix], capture_output=True
+            )
+        base.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _write_crontab(lines: list[str]) -> None:
@@ -297,6 +328,7 @@ def install(job: Job) -> dict:
     if which == "systemd":
         d = unit_dir()
         d.mkdir(parents=True, exist_ok=True)
+        _claim_unit_name(job.cluster, job.id)
         for fname, text in render_units(job).items():
             (d / fname).write_text(text)
         _systemctl("daemon-reload")
@@ -389,6 +421,7 @@ def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tupl
         d = unit_dir()
         d.mkdir(parents=True, exist_ok=True)
         name = names.schedule_unit(cluster, job_id)
+        _claim_unit_name(cluster, job_id)
         (d / f"{name}.service").write_text(render_service(cluster, job_id, loop))
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", f"{name}.service")
@@ -436,10 +469,9 @@ def remove(cluster: str, job_id: str | None = None) -> list[str]:
         raise ScheduleError(f"cluster {cluster!r} has no scheduled job {job_id!r} (see --list)")
     if backend() == "systemd":
         for i in ids:
-            name = names.schedule_unit(cluster, i)
-            subprocess.run(["systemctl", "--user", "disable", "--now", f"{name}.timer"], capture_output=True)
-            for suffix in (".timer", ".service"):
-                (unit_dir() / f"{name}{suffix}").unlink(missing_ok=True)
+            unit = _our_unit(cluster, i)  # by its mark: never another cluster's of a like name
+            if unit is not None:
+                _remove_units(unit.with_suffix(""))
         if ids:
             _systemctl("daemon-reload")
     elif ids:

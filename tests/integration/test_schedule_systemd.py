@@ -195,13 +195,13 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             installed = m.user(f"{cli} scale.schedule --cluster {name} --at {at} --workers 0", env)
             assert installed.returncode == 0, installed.stdout + installed.stderr
             unit = m.user(
-                f"cat ~/.config/systemd/user/stackspray-{name}-scale-{when:%H%M}.service", {}
+                f"cat ~/.config/systemd/user/stackspray-{name}_scale-{when:%H%M}.service", {}
             ).stdout
             exec_start = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
             assert f"{BIN / 'stackspray'} scale --cluster {name} --workers 0" in exec_start, exec_start
             assert "cd " not in exec_start and "invoke" not in exec_start, exec_start
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
-            assert f"stackspray-{name}-" in timers, timers
+            assert f"stackspray-{name}_" in timers, timers
             # Nobody is logged in: only lingering keeps the user's manager (and its timers) alive.
             sessions = m.root("loginctl", "list-sessions", "--no-legend").stdout.strip()
             assert sessions == "", sessions
@@ -224,7 +224,7 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             removed = m.user(f"{cli} scale.schedule --cluster {name} --remove {job}", env)
             assert removed.returncode == 0, removed.stdout + removed.stderr
             timers = m.user("systemctl --user list-timers --all --no-legend", {}).stdout
-            assert f"stackspray-{name}-" not in timers, timers
+            assert f"stackspray-{name}_" not in timers, timers
 
             # The autoscaler as a long-running user service: a pending pod wakes the shelved worker
             # with nobody logged in, the loop running by itself; disable stops and removes it.
@@ -232,7 +232,7 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             assert enabled.returncode == 0 and "loop: systemd" in enabled.stdout, (
                 enabled.stdout + enabled.stderr
             )
-            unit = f"stackspray-{name}-autoscale.service"
+            unit = f"stackspray-{name}_autoscale.service"
             active = m.user(f"systemctl --user is-active {unit}", {}).stdout.strip()
             assert active == "active", active + m.root("journalctl", "--no-pager", "-n", "40").stdout
             shown = m.user(f"systemctl --user show {unit} -p Restart -p Type", {}).stdout

@@ -69,10 +69,10 @@ def test_units_and_command(monkeypatch, tmp_path):
     assert 'L="$D/logs/scheduled-scale-2000.log"' in cmd
     assert 'scale --cluster demo --workers 0 >> "$L" 2>&1 || ' in cmd
     units = render_units(job)
-    assert set(units) == {"stackspray-demo-scale-2000.service", "stackspray-demo-scale-2000.timer"}
-    timer = units["stackspray-demo-scale-2000.timer"]
+    assert set(units) == {"stackspray-demo_scale-2000.service", "stackspray-demo_scale-2000.timer"}
+    timer = units["stackspray-demo_scale-2000.timer"]
     assert "OnCalendar=*-*-* 20:00:00" in timer and "Persistent=true" in timer
-    assert "Unit=stackspray-demo-scale-2000.service" in timer
+    assert "Unit=stackspray-demo_scale-2000.service" in timer
 
 
 def test_a_failed_run_says_so_in_one_line_and_keeps_its_exit_code(monkeypatch, tmp_path):
@@ -114,7 +114,7 @@ def test_systemd_jobs_of_demo_never_include_demo_2s(tmp_path, monkeypatch):
     assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 0"]
     assert remove("demo") == ["scale-2000"]
     left = sorted(p.name for p in (tmp_path / "config" / "systemd" / "user").iterdir())
-    assert left == ["stackspray-demo-2-scale-2000.service", "stackspray-demo-2-scale-2000.timer"]
+    assert left == ["stackspray-demo-2_scale-2000.service", "stackspray-demo-2_scale-2000.timer"]
     assert [j["id"] for j in list_jobs("demo-2")] == ["scale-2000"]
 
 
@@ -123,7 +123,7 @@ def test_a_percent_sign_reaches_the_shell_as_itself_in_a_systemd_unit(tmp_path, 
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", "/home/u/100%/clouds.yaml")
     monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path))
     job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
-    service = render_units(job)["stackspray-demo-scale-2000.service"]
+    service = render_units(job)["stackspray-demo_scale-2000.service"]
     exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
     assert "100%%/clouds.yaml" in exec_start and "100%/" not in exec_start.replace("%%", "")
 
@@ -196,7 +196,7 @@ def test_the_autoscaler_service_unit_restarts_on_failure_and_holds_no_schedule_l
     assert "flock" not in cmd and "OS_CLIENT_CONFIG_FILE=/home/u/clouds.yaml" in cmd
     assert cmd.endswith(f"autoscale.run --cluster demo --once >> {tmp_path}/demo/logs/autoscale.log 2>&1")
     # systemd's own parser (system mode: this machine has no user manager) finds nothing to say.
-    out = tmp_path / "stackspray-demo-autoscale.service"
+    out = tmp_path / "stackspray-demo_autoscale.service"
     out.write_text(unit)
     verify = subprocess.run(["systemd-analyze", "verify", str(out)], capture_output=True, text=True)
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
@@ -225,3 +225,42 @@ def test_a_crontab_line_too_long_for_cron_runs_its_script(tmp_path, monkeypatch)
     assert [j["command"] for j in list_jobs("demo")] == ["scale --cluster demo --workers 3"]
     assert remove("demo", "scale-0700") == ["scale-0700"] and not script.exists()
     assert table.read_text().strip() == ""
+
+
+def test_two_clusters_jobs_never_share_a_unit_and_a_foreign_unit_is_never_overwritten(tmp_path, monkeypatch):
+    """Cluster `lab`'s autoscale window for group x-scale at 09:45 and cluster `lab-autoscale-x`'s
+    scale job at 09:45 were both stackspray-lab-autoscale-x-scale-0945: each overwrote and removed
+    the other's. Now each has its own unit, and a unit of the name without the job's mark stays."""
+    calls = _fake_systemctl(tmp_path, monkeypatch)
+    window = Job("lab", "autoscale-x-scale-0945", ("autoscale.limits", "--cluster", "lab"), When(9, 45))
+    scale = Job("lab-autoscale-x", "scale-0945", ("scale", "--cluster", "lab-autoscale-x"), When(9, 45))
+    install(window)
+    install(scale)
+    units = sorted(p.name for p in (tmp_path / "config" / "systemd" / "user").iterdir())
+    assert len(units) == 4, units
+    assert [j["id"] for j in list_jobs("lab")] == ["autoscale-x-scale-0945"]
+    assert [j["id"] for j in list_jobs("lab-autoscale-x")] == ["scale-0945"]
+    assert remove("lab-autoscale-x") == ["scale-0945"]
+    assert [j["id"] for j in list_jobs("lab")] == ["autoscale-x-scale-0945"], "lab's window is still there"
+    # A unit file of the job's name that is not the job's (no mark) is left alone and refused.
+    foreign = tmp_path / "config" / "systemd" / "user" / "stackspray-lab-autoscale-x_scale-0945.service"
+    foreign.write_text("[Unit]\nDescription=somebody else's\n[Service]\nExecStart=/bin/true\n")
+    with pytest.raises(ScheduleError, match="left alone"):
+        install(scale)
+    assert "somebody else's" in foreign.read_text()
+    assert calls.exists()
+
+
+def test_a_unit_an_earlier_release_named_is_found_and_replaced(tmp_path, monkeypatch):
+    _fake_systemctl(tmp_path, monkeypatch)
+    job = Job("demo", "scale-2000", ("scale", "--cluster", "demo", "--workers", "0"), When(20, 0))
+    d = tmp_path / "config" / "systemd" / "user"
+    d.mkdir(parents=True)
+    for fname, text in render_units(job).items():
+        (d / fname.replace("demo_", "demo-")).write_text(text)
+    assert [j["id"] for j in list_jobs("demo")] == ["scale-2000"], "listed by its mark, whatever its name"
+    install(job)
+    assert sorted(p.name for p in d.iterdir()) == [
+        "stackspray-demo_scale-2000.service",
+        "stackspray-demo_scale-2000.timer",
+    ]

@@ -289,6 +289,8 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks:
     kubespray_dir, common = _setup(conn, spec, cdir, say, target, forks)
     prepare_nodes(common)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
+    # The credential's files on the first control-plane node, 0600 (Kubespray leaves one 0644).
+    run_ours("cloud-credential.yml", cdir, say, forks=forks)
     admin = cdir.path / "artifacts" / "admin.conf"
     if not admin.exists():
         raise StackSprayError(f"cluster.yml finished but wrote no kubeconfig at {admin}")

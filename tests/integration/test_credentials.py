@@ -138,8 +138,8 @@ def test_rotation_end_to_end(cluster):
     state = c.cdir.load().to_dict()
     assert state["credential_rotations"][-1]["old_id"] == old.id
     assert new.secret not in json.dumps(state)
-    # Node files keep Kubespray's modes.
-    assert [oct(c.host.file(p).mode) for p in NODE_FILES] == ["0o640", "0o644", "0o640"]
+    # Node files are root's and 0600 (Kubespray leaves the Cinder CSI Secret manifest 0644).
+    assert [(oct(c.host.file(p).mode), c.host.file(p).user) for p in NODE_FILES] == [("0o600", "root")] * 3
 
 
 def test_inside_threshold_nothing_then_force_rotates(cluster):

@@ -54,18 +54,20 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     assert leaks == [], "the secret is in no log, artifact or other file"
     assert secret not in text
 
-    # What the stand-in wrote on the first control-plane node, as Kubespray would.
+    # The files holding the credential on the first control-plane node: Kubespray (and its
+    # stand-in) writes them 0640 and the Cinder CSI Secret manifest 0644; create-cluster leaves
+    # every one 0600.
     files = ssh(
         fip,
         ssh_key,
-        "sudo stat -c '%a %n' /etc/kubernetes/cinder_cloud_config "
+        "sudo stat -c '%a %U %n' /etc/kubernetes/cinder_cloud_config "
+        "/etc/kubernetes/cinder-csi-cloud-config-secret.yml "
         "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
     )
-    assert files.split() == [
-        "640",
-        "/etc/kubernetes/cinder_cloud_config",
-        "640",
-        "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
+    assert files.splitlines() == [
+        "600 root /etc/kubernetes/cinder_cloud_config",
+        "600 root /etc/kubernetes/cinder-csi-cloud-config-secret.yml",
+        "600 root /etc/kubernetes/external-openstack-cloud-config-secret.yml",
     ]
     conf = ssh(fip, ssh_key, "sudo cat /etc/kubernetes/cinder_cloud_config")
     assert f'application-credential-name="{cred["name"]}"' in conf

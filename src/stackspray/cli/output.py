@@ -25,6 +25,7 @@ from ..rotation import RefreshResult
 from ..scale import ScaleResult
 from ..schedule import ScheduleResult
 from ..share import ShareResult
+from ..tools import ToolsResult
 from ..verify import VerifyResult
 
 T = TypeVar("T")
@@ -225,6 +226,12 @@ def _(result: VerifyResult) -> list[str]:
         + (f"; {na} not applicable on stand-in nodes" if na else "")
     )
     return lines
+
+
+@text.register
+def _(result: ToolsResult) -> list[str]:
+    verb = "installed" if result.installed else "already installed"
+    return [f"kubectl {result.version} and helm {verb}: {result.kubectl}, {result.helm}"]
 
 
 @text.register

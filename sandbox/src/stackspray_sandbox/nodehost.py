@@ -25,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import jinja2
+
 from .nodeimage import IMAGE_USER
 from .paths import SandboxPaths
 from .shell import pid_alive, run
@@ -197,11 +199,52 @@ def _overlay(paths: SandboxPaths, spec: NodeSpec) -> Path:
     return merged
 
 
+# cloud-init's Debian/Ubuntu template of /etc/hosts (canonical/cloud-init templates/hosts.debian.tmpl),
+# as an image with cloud-init ships it.
+HOSTS_TEMPLATE = """## template:jinja
+{#
+This file (/etc/cloud/templates/hosts.debian.tmpl) is only utilized
+if enabled in cloud-config.  Specifically, in order to enable it
+you need to add the following to config:
+   manage_etc_hosts: True
+-#}
+# Your system has configured 'manage_etc_hosts' as True.
+# As a result, if you wish for changes to this file to persist
+# then you will need to either
+# a.) make changes to the master file in /etc/cloud/templates/hosts.debian.tmpl
+# b.) change or remove the value of 'manage_etc_hosts' in
+#     /etc/cloud/cloud.cfg or cloud-config from user-data
+#
+{# The value '{{hostname}}' will be replaced with the local-hostname -#}
+127.0.1.1 {{fqdn}} {{hostname}}
+127.0.0.1 localhost
+
+# The following lines are desirable for IPv6 capable hosts
+::1 localhost ip6-localhost ip6-loopback
+ff02::1 ip6-allnodes
+ff02::2 ip6-allrouters
+
+"""
+
+
+def render_etc_hosts(template: str, hostname: str) -> str:
+    """/etc/hosts as cloud-init renders it from its template (the `## template:jinja` line off,
+    jinja with hostname and fqdn; cloudinit/templater.py)."""
+    body = template.split("\n", 1)[1] if template.startswith("## template:jinja") else template
+    return jinja2.Template(body, keep_trailing_newline=True).render(hostname=hostname, fqdn=hostname)
+
+
 def _customise(root: Path, spec: NodeSpec) -> None:
     (root / "etc" / "hostname").write_text(spec.hostname + "\n")
-    (root / "etc" / "hosts").write_text(
-        f"127.0.0.1 localhost\n{spec.fixed_ip} {spec.hostname}\n::1 localhost ip6-localhost ip6-loopback\n"
-    )
+    # Every boot, as an image whose cloud-init has `manage_etc_hosts: true` does
+    # (cloudinit/config/cc_update_etc_hosts.py, frequency PER_ALWAYS): /etc/hosts is rendered
+    # again from the template; whatever was added to /etc/hosts alone is gone after a reboot or
+    # an unshelve. The image's template is there from the first boot on.
+    template = root / "etc" / "cloud" / "templates" / "hosts.debian.tmpl"
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        template.write_text(HOSTS_TEMPLATE)
+    (root / "etc" / "hosts").write_text(render_etc_hosts(template.read_text(), spec.hostname))
     # The flavor's resources, for what a kubelet on a VM of that flavor would report (the node
     # host itself sees this machine's CPUs and memory).
     machine = root / "etc" / "stackspray-sandbox" / "machine.json"

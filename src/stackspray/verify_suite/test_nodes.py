@@ -42,6 +42,16 @@ def test_etc_hosts_lists_every_node(host):
     assert not missing, f"/etc/hosts lacks {missing}"
 
 
+def test_etc_hosts_keeps_every_node_across_a_reboot(host):
+    """cloud-init with manage_etc_hosts renders /etc/hosts from this template on every boot (an
+    unshelve too): the nodes must be in it, or they are gone after the next one."""
+    template = host.file("/etc/cloud/templates/hosts.debian.tmpl")
+    if not template.exists:
+        pytest.skip("no cloud-init template of /etc/hosts on this node")
+    missing = sorted(n for n in _env_set("STACKSPRAY_VERIFY_NODES") if n not in template.content_string)
+    assert not missing, f"{template.path} lacks {missing}: they leave /etc/hosts at the next boot"
+
+
 def test_ssh_listens(host):
     assert host.socket("tcp://0.0.0.0:22").is_listening or host.socket("tcp://:::22").is_listening
 

@@ -1,10 +1,11 @@
 """Day one as a user lives it, on the sandbox shaped like a Jetstream2 allocation.
 
-- The README's path, as a user types it: a shell holding exactly what README.md and
-  docs/quickstart.md tell a user to export (OS_CLIENT_CONFIG_FILE, OS_CLOUD), commands run from
-  another folder, the spec naming no cloud (OS_CLOUD decides): create-cluster → status →
-  scale --shelve → scale --unshelve → credentials.refresh --force → destroy-cluster. The refresh
-  failed here before: verifying the new credential picked up OS_CLOUD's password auth.
+- README.md's and docs/quickstart.md's commands, run as written in a fresh shell holding exactly
+  what the docs tell a user to export (PATH, OS_CLIENT_CONFIG_FILE, OS_CLOUD, KUBECONFIG), most of
+  them from another folder, the spec naming no cloud (OS_CLOUD decides): plan → create-cluster →
+  openstack server list → kubectl get nodes → status → verify → scale --shelve → scale
+  --unshelve → verify → credentials.refresh --force → destroy-cluster. The refresh failed here
+  before: verifying the new credential picked up OS_CLOUD's password auth.
 - The project's one router: Jetstream2 gives a project a router quota of 1, already used by its
   auto_allocated_router. Two clusters plan and build without a router of their own; destroying
   them leaves that router and auto_allocated_network as they were (read with
@@ -14,14 +15,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 import yaml
-from helpers import BIN, invoke, owned_in_cloud, user_env
+from helpers import BIN, ROOT, invoke, owned_in_cloud, user_env
 from stackspray_sandbox.specs import write_small_cluster_spec
 
+from stackspray import tools
 from stackspray.paths import inventories_root
 
 
@@ -37,34 +41,63 @@ def openstack(sandbox, *args: str) -> dict | list:
     return json.loads(out.stdout)
 
 
-def test_the_readme_path_as_a_user_types_it(sandbox, conn, ssh_key, tmp_path):
-    name = f"ue{uuid.uuid4().hex[:5]}"
-    spec = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), "10.58.0.0/24", 1)
-    data = yaml.safe_load(spec.read_text())
-    del data["cloud"]  # the user's OS_CLOUD decides
-    spec.write_text(yaml.safe_dump(data))
-    elsewhere = tmp_path / "somewhere" / "else"
-    elsewhere.mkdir(parents=True)
+def code_block(doc: Path, after: str) -> list[str]:
+    """The command lines of the first ```sh block after the heading `after` in `doc`."""
+    text = doc.read_text().split(after, 1)[1]
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [ln for ln in block.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
-    def ok(*args: str) -> str:
-        out = invoke(sandbox, elsewhere, *args)
-        assert out.returncode == 0, f"invoke {' '.join(args)}: {out.stdout}{out.stderr}"
-        return out.stdout + out.stderr
 
+def test_the_readme_and_the_quickstart_as_written(sandbox, conn, tmp_path):
+    """docs/quickstart.md's sandbox block and README.md's, run verbatim in a fresh shell — only
+    what the docs export, from the checkout, then `cd ~` — but for the cluster's name (`demo` is
+    the developer's own cluster on this machine: here a new name, in a copy of the demo spec) and
+    `scripts/setup` (the session's sandbox is up; its create-cluster is the block's own). Covers:
+    the spec naming no cloud (OS_CLOUD decides), kubectl installed beside stackspray and reading
+    the printed KUBECONFIG, `verify` passing again after a shelve and an unshelve."""
+    name = f"qs{uuid.uuid4().hex[:5]}"
+    quickstart = code_block(ROOT / "docs" / "quickstart.md", "## On the sandbox")
+    readme = code_block(ROOT / "README.md", "Then use it like any OpenStack cloud")
+    assert quickstart[0].startswith("scripts/setup") and quickstart[-1].startswith(
+        "stackspray destroy-cluster"
+    )
+    spec = yaml.safe_load((ROOT / "clusters" / "sandbox-demo.yaml").read_text())
+    assert "cloud" not in spec, "the demo spec names no cloud: OS_CLOUD decides"
+    spec.update(name=name, network={"cidr": "10.19.0.0/24"})
+    spec_file = ROOT / "clusters" / f"sandbox-{name}.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+
+    def ours(line: str) -> str:
+        return line.replace("demo", name)
+
+    # README's lines after the cluster exists, before the quickstart takes it apart.
+    at = next(i for i, ln in enumerate(quickstart) if ln.startswith("stackspray status"))
+    lines = [ours(ln) for ln in quickstart[1 : at + 1] + readme + quickstart[at + 1 :]]
+    assert "kubectl get nodes" in " ".join(lines) and lines.count(f"stackspray verify --cluster {name}") != 1
+    script = tmp_path / "as-written.sh"
+    script.write_text("set -euxo pipefail\n" + "\n".join(lines) + "\n")
+    tools.install(BIN)  # what scripts/setup's `stackspray tools.install` did
     try:
-        created = ok("create-cluster", "--spec", str(spec))
-        assert f"cluster {name}: 2 server(s)" in created and "export KUBECONFIG=" in created
-        assert (inventories_root() / name / "state.json").exists(), "state lives in the checkout, not the cwd"
-        assert not (elsewhere / "inventories").exists()
-        assert f"{name}-workers-1" in ok("status", "--cluster", name)
-        assert "SHELVED_OFFLOADED" in ok("scale", "--cluster", name, "--shelve")
-        assert "ACTIVE, Ready" in ok("scale", "--cluster", name, "--unshelve")
-        rotated = ok("credentials.refresh", "--cluster", name, "--force")
-        assert "rotated:" in rotated, rotated
-        ok("destroy-cluster", "--cluster", name, "--yes")
-        assert not any(owned_in_cloud(conn, name).values())
+        out = subprocess.run(
+            ["/bin/bash", "--noprofile", "--norc", str(script)],
+            cwd=ROOT,
+            env={"HOME": os.environ["HOME"], "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-6000:]
+        shown = out.stdout
+        assert f"{name}-control-plane-1" in shown and "Ready" in shown, (
+            "openstack and kubectl saw the cluster"
+        )
+        assert shown.count("checks passed on 3 node(s)") == 2, "verify passed before and after the unshelve"
+        assert "FAIL" not in shown
+        assert "rotated:" in shown and shown.count("rotated:") == 1, "the rotation says so, once"
+        assert not any(owned_in_cloud(conn, name).values()), "destroy-cluster left nothing"
     finally:
-        invoke(sandbox, elsewhere, "destroy-cluster", "--cluster", name, "--yes")
+        spec_file.unlink(missing_ok=True)
+        invoke(sandbox, tmp_path, "destroy-cluster", "--cluster", name, "--yes")
         shutil.rmtree(inventories_root() / name, ignore_errors=True)
 
 

@@ -84,7 +84,7 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     kube = Kube(kubeconfig)
     grow = quiet()
     grown = resize_group(path, "workers", 2, progress=grow, root=inv)
-    assert grown["resize"] == {
+    assert grown.resize == {
         "cluster": spec.name,
         "spec": str(path),
         "group": "workers",

@@ -8,7 +8,7 @@ import sys
 
 from invoke import Exit, task
 
-from ..cluster import cluster_status, create_cluster, destroy_cluster, plan_cluster
+from .. import cluster as clusters
 from ..resize import resize_group
 from ..share import apply_share
 from ..spec import load_spec
@@ -23,7 +23,7 @@ JSON = "machine-readable output"
 @task(positional=[], help={"spec": SPEC, "json": JSON})
 def plan(c, spec, json_=False):
     """Show what create-cluster would create, change or leave (and why); creates nothing."""
-    emit(call(json_, "plan", lambda: plan_cluster(load_spec(spec), progress=progress(json_))), json_)
+    emit(call(json_, "plan", lambda: clusters.plan_cluster(load_spec(spec), progress=progress(json_))), json_)
 
 
 @task(
@@ -36,13 +36,13 @@ def plan(c, spec, json_=False):
         "json": JSON,
     },
 )
-def create_cluster_(c, spec, dry_run=False, no_kubernetes=False, forks=0, json_=False):
+def create_cluster(c, spec, dry_run=False, no_kubernetes=False, forks=0, json_=False):
     """Create (or converge) the cluster's OpenStack resources from its spec. Safe to re-run."""
     s = call(json_, "create-cluster", lambda: load_spec(spec))
     result = call(
         json_,
         "create-cluster",
-        lambda: create_cluster(
+        lambda: clusters.create_cluster(
             s,
             dry_run=dry_run,
             progress=progress(json_),
@@ -106,7 +106,7 @@ def remove_nodes(c, spec, group="workers", count=1, dry_run=False, no_kubernetes
 )
 def status(c, cluster, cloud=None, json_=False):
     """Show every node (role, flavor, status, IPs) and the cost in Service Units."""
-    emit(call(json_, "status", lambda: cluster_status(cluster_name(cluster), cloud=cloud)), json_)
+    emit(call(json_, "status", lambda: clusters.cluster_status(cluster_name(cluster), cloud=cloud)), json_)
 
 
 @task(
@@ -119,7 +119,7 @@ def status(c, cluster, cloud=None, json_=False):
         "json": JSON,
     },
 )
-def destroy_cluster_(c, cluster, cloud=None, yes=False, dry_run=False, json_=False):
+def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, json_=False):
     """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
 
     def confirm(question: str) -> bool:
@@ -132,7 +132,7 @@ def destroy_cluster_(c, cluster, cloud=None, yes=False, dry_run=False, json_=Fal
     result = call(
         json_,
         "destroy-cluster",
-        lambda: destroy_cluster(
+        lambda: clusters.destroy_cluster(
             cluster_name(cluster), cloud=cloud, progress=progress(json_), confirm=confirm, dry_run=dry_run
         ),
     )
@@ -164,11 +164,11 @@ def verify(c, cluster, json_=False):
 
 TASKS = {
     "plan": plan,
-    "create-cluster": create_cluster_,
+    "create-cluster": create_cluster,
     "add-nodes": add_nodes,
     "remove-nodes": remove_nodes,
     "status": status,
     "verify": verify,
     "share": share,
-    "destroy-cluster": destroy_cluster_,
+    "destroy-cluster": destroy_cluster,
 }

@@ -13,7 +13,7 @@ import pytest
 import testinfra
 import yaml
 from conftest import ssh
-from helpers import ROOT, make_spec, quiet, user_runner  # noqa: F401 (make_spec is a fixture)
+from helpers import BIN, ROOT, make_spec, quiet, user_runner  # noqa: F401 (make_spec is a fixture)
 
 from stackspray.cluster import create_cluster
 from stackspray.inventory import SECRETS_FILE
@@ -25,7 +25,9 @@ from stackspray.state import ClusterDir
 from stackspray.verify import verify_cluster
 
 
-def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_key, sandbox, tmp_path):
+def test_create_cluster_through_kubeconfig_then_grow_and_shrink(
+    make_spec, ssh_key, sandbox, tmp_path, monkeypatch
+):
     path, inv = make_spec(workers=1)
     spec = load_spec(path)
     progress = quiet()
@@ -171,6 +173,8 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(make_spec, ssh_k
     assert {o for c, o in cp_checks.items() if "stand-in node" in c} == {"N/A"}
     assert sum(1 for c in cp_checks if "stand-in node" in c) == 2  # kubelet, containerd
     w2 = f"{spec.name}-workers-2"
+    # testinfra reads the inventory with ansible-inventory (the venv's; verify finds its own).
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     worker = testinfra.get_host(f"ansible://{w2}", ansible_inventory=str(cdir.path / "hosts.yml"), sudo=True)
     worker.run_test("hostname wrong-name")
     out = subprocess.run(

@@ -350,7 +350,8 @@ def pod_from_json(p: dict) -> Pod:
         )
         or {}
     ).get("nodeSelectorTerms") or []
-    controller = next((r.get("kind") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    owner_ref = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
+    controller = owner_ref.get("kind")
     annotations = meta.get("annotations") or {}
     return Pod(
         key=f"{meta.get('namespace', 'default')}/{meta.get('name')}",
@@ -365,6 +366,7 @@ def pod_from_json(p: dict) -> Pod:
         affinity_terms=tuple(terms),
         tolerations=tuple(spec.get("tolerations") or ()),
         controller=controller,
+        owner=owner_ref.get("name"),
         mirror="kubernetes.io/config.mirror" in annotations,
         local_volumes=tuple(
             v["name"] for v in spec.get("volumes") or [] if "emptyDir" in v or "hostPath" in v

@@ -90,6 +90,7 @@ class Pod:
     affinity_terms: tuple = ()  # required nodeAffinity nodeSelectorTerms (ORed)
     tolerations: tuple = ()
     controller: str | None = None  # kind of the controlling owner
+    owner: str | None = None  # name of the controlling owner (which DaemonSet, ReplicaSet, ...)
     mirror: bool = False
     local_volumes: tuple[str, ...] = ()  # names of emptyDir and hostPath volumes
     annotations: dict = field(default_factory=dict)
@@ -280,6 +281,32 @@ def utilization(node: Node, pods: list[Pod]) -> float:
     return max(used.cpu / a.cpu if a.cpu else 0.0, used.memory / a.memory if a.memory else 0.0)
 
 
+def daemon_overhead(node: Node, pods: list[Pod]) -> Resources:
+    """What the DaemonSet pods on `node` request once it is up: the ones bound to it (a shelved
+    Node keeps its DaemonSet pods) and, for each DaemonSet with no pod there, one of its pods
+    elsewhere when the node admits it (node selector, affinity, tolerations). The
+    cluster-autoscaler counts a woken node the same way: its template is a node of the group with
+    that node's DaemonSet pods (processors/nodeinfosprovider/mixed_nodeinfos_processor.go)."""
+    mine = [p for p in _bound(pods, node.name) if p.daemon]
+    total = Resources()
+    for p in mine:
+        total = total + p.requests
+    have = {p.owner for p in mine if p.owner}
+    seen: set[str] = set()
+    for p in pods:
+        if not p.daemon or not p.owner or p.owner in have or p.owner in seen or p.node == node.name:
+            continue
+        seen.add(p.owner)
+        if admits(node, p) is None:
+            total = total + p.requests
+    return total
+
+
+def room_when_woken(node: Node, pods: list[Pod]) -> Resources:
+    """A shelved worker's allocatable less what its DaemonSet pods will take (`daemon_overhead`)."""
+    return node.allocatable - daemon_overhead(node, pods)
+
+
 # -- scale-down: can a pod move? ----------------------------------------------------------------
 
 
@@ -450,13 +477,13 @@ def plan_autoscale(
             gfree: dict[str, Resources] = {}
             took = []
             for p in sorted(ready_pods, key=lambda p: [-x for x in _size(p.requests)]):
-                if admits(fresh[0], p) is not None or not p.requests.fits_in(fresh[0].allocatable):
+                if admits(fresh[0], p) is not None or not p.requests.fits_in(room_when_woken(fresh[0], pods)):
                     continue
                 where = _fit(p, opened, gfree)
                 if where is None and len(opened) < room:
                     n = fresh[len(opened)]
                     opened.append(n)
-                    gfree[n.name] = n.allocatable
+                    gfree[n.name] = room_when_woken(n, pods)
                     where = _fit(p, [n], gfree)
                 if where:
                     took.append(p)
@@ -482,7 +509,7 @@ def plan_autoscale(
         left = [p for p in left if p not in took]
 
     for p in left:
-        report[p.key] = _why_not(p, scaled, settings, mem, active, now, age(p))
+        report[p.key] = _why_not(p, pods, scaled, settings, mem, active, now, age(p))
     for g, names_ in wake.items():
         for name in names_:
             n = scaled[name]
@@ -498,8 +525,22 @@ def plan_autoscale(
         mem.last_scale_up[g] = now
     waking = any(d.action == "unshelve" for d in decisions.values())
 
-    # 3. Scale down.
+    # 3. Scale down. A node shelved in this round (in any group) is never room for another's pods;
+    # the pending pods the scheduler will place (`expected`) and the pods a shelve in this round
+    # moves (`incoming`) take their room first, and a node receiving pods is not shelved.
     allowance: dict[str, int] = {}
+    pending_by_key = {p.key: p for p in pending}
+    leaving: set[str] = set()
+    incoming: dict[str, list[Pod]] = {}  # node -> pods a shelve in this round moves there
+
+    def room_staying(exclude: str) -> tuple[list[Node], dict[str, Resources]]:
+        stay = [m for m in nodes if m.usable and m.name != exclude and m.name not in leaving]
+        room = {m.name: m.allocatable - _requested(pods, m.name) for m in stay}
+        for m in stay:
+            for taken in [pending_by_key[k] for k in expected.get(m.name, [])] + incoming.get(m.name, []):
+                room[m.name] = room[m.name] - taken.requests
+        return stay, room
+
     for g, gs in sorted(settings.groups.items()):
         members = sorted((n for n in scaled.values() if n.group == g), key=lambda n: natural_key(n.name))
         count = sum(1 for n in members if not n.shelved)
@@ -507,7 +548,10 @@ def plan_autoscale(
         for n in members:
             if n.name in decisions:
                 continue
-            why = _keep(n, pods, budgets, settings, gs, mem, now, waking, dict(allowance))
+            why = _keep(n, pods, budgets, settings, mem, now, dict(allowance))
+            if why is None and n.name in incoming:
+                moved = ", ".join(sorted(p.key for p in incoming[n.name]))
+                why = (f"pods move here from a worker shelved in this round: {moved}", True)
             if why is None and n.name in expected:
                 why = (f"pending pod(s) will run here: {', '.join(sorted(expected[n.name]))}", True)
             if why is not None:
@@ -515,7 +559,29 @@ def plan_autoscale(
                     mem.unneeded_since.pop(n.name, None)
                 decisions[n.name] = Decision("noop", n.name, g, why[0])
                 continue
+            # Unneeded: its idle clock runs, also while scale-down waits — the cluster-autoscaler
+            # updates its unneeded nodes on every loop and only the deletion waits for the
+            # cooldown (core/static_autoscaler.go: UpdateClusterState, then isScaleDownInCooldown).
             since = mem.unneeded_since.setdefault(n.name, now)
+            last = mem.last_scale_up.get(g)
+            if last is not None and now - last < settings.scale_down_delay:
+                decisions[n.name] = Decision(
+                    "noop",
+                    n.name,
+                    g,
+                    f"unneeded for {now - since:.0f}s; group {g} woke a worker {now - last:.0f}s ago: "
+                    f"no scale-down for {settings.scale_down_delay:.0f}s",
+                )
+                continue
+            if waking:
+                decisions[n.name] = Decision(
+                    "noop",
+                    n.name,
+                    g,
+                    f"unneeded for {now - since:.0f}s; a worker is being woken this round: "
+                    "nothing is shelved",
+                )
+                continue
             if now - since < gs.idle:
                 decisions[n.name] = Decision(
                     "noop",
@@ -532,6 +598,7 @@ def plan_autoscale(
         for n in sorted(empty, key=lambda n: highest_first(n.name)):
             if len(chosen) < allowed:
                 chosen.append(n)
+                leaving.add(n.name)
         if not chosen and busy and allowed > 0:
             # One non-empty worker at a time: its pods must fit on the workers that stay.
             for n in sorted(
@@ -541,10 +608,10 @@ def plan_autoscale(
                     highest_first(n.name),
                 ),
             ):
-                stay = [m for m in nodes if m.usable and m.name != n.name]
-                room = {m.name: m.allocatable - _requested(pods, m.name) for m in stay}
+                stay, room = room_staying(n.name)
                 moving = [p for p in _bound(pods, n.name) if not p.daemon and not p.mirror]
-                homeless = [p.key for p in moving if _fit(p, stay, room) is None]
+                destinations = {p.key: _fit(p, stay, room) for p in moving}
+                homeless = [k for k, where in destinations.items() if where is None]
                 if homeless:
                     decisions[n.name] = Decision(
                         "noop", n.name, g, f"kept: {', '.join(homeless)} would not fit on the nodes that stay"
@@ -553,7 +620,9 @@ def plan_autoscale(
                     continue
                 for p in moving:
                     movable(p, settings, budgets, allowance)
+                    incoming.setdefault(destinations[p.key], []).append(p)
                 chosen.append(n)
+                leaving.add(n.name)
                 break
         for n in empty + busy:
             if n in chosen:
@@ -586,8 +655,9 @@ def plan_autoscale(
     return Plan(ordered, mem, [{"pod": k, "reason": v} for k, v in sorted(report.items())])
 
 
-def _keep(n, pods, budgets, settings, gs, mem, now, waking, allowance) -> tuple[str, bool] | None:
-    """(why the worker stays as it is, whether that resets its idle time), or None."""
+def _keep(n, pods, budgets, settings, mem, now, allowance) -> tuple[str, bool] | None:
+    """(why the worker is needed — or left alone — and whether that resets its idle time), or
+    None: it is unneeded (its idle clock runs)."""
     if n.shelved:
         return f"{n.status} (0 SU): no pending pod needs it", True
     if n.status != "ACTIVE":
@@ -602,15 +672,6 @@ def _keep(n, pods, budgets, settings, gs, mem, now, waking, allowance) -> tuple[
         return "not Ready: left alone", True
     if n.unschedulable:
         return "cordoned by someone else: left alone", True
-    last = mem.last_scale_up.get(n.group)
-    if last is not None and now - last < settings.scale_down_delay:
-        return (
-            f"group {n.group} woke a worker {now - last:.0f}s ago: no scale-down for "
-            f"{settings.scale_down_delay:.0f}s",
-            False,
-        )
-    if waking:
-        return "a worker is being woken this round: nothing is shelved", False
     use = utilization(n, pods)
     if use >= settings.utilization_threshold:
         return f"utilization {use:.0%} is not below {settings.utilization_threshold:.0%}", True
@@ -624,7 +685,14 @@ def _keep(n, pods, budgets, settings, gs, mem, now, waking, allowance) -> tuple[
 
 
 def _why_not(
-    p: Pod, scaled: dict, settings: Settings, mem: Memory, active: dict, now: float, age: float
+    p: Pod,
+    pods: list[Pod],
+    scaled: dict,
+    settings: Settings,
+    mem: Memory,
+    active: dict,
+    now: float,
+    age: float,
 ) -> str:
     """Why a pending pod wakes no worker."""
     groups = [g for g in settings.groups if any(n.group == g for n in scaled.values())]
@@ -634,8 +702,12 @@ def _why_not(
     for g in sorted(groups):
         gs = settings.groups[g]
         sample = next(n for n in sorted(scaled.values(), key=lambda n: natural_key(n.name)) if n.group == g)
-        if not p.requests.fits_in(sample.allocatable):
-            reasons.append(f"{g}: needs {p.requests.show()}; a worker of {g} has {sample.allocatable.show()}")
+        room = room_when_woken(sample, pods)
+        if not p.requests.fits_in(room):
+            has = sample.allocatable.show()
+            if room != sample.allocatable:
+                has += f", {room.show()} of it once its DaemonSet pods run"
+            reasons.append(f"{g}: needs {p.requests.show()}; a worker of {g} has {has}")
         elif (why := admits(sample, p)) is not None:
             reasons.append(f"{g}: {why}")
         elif age < gs.pending_for:

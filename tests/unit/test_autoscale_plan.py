@@ -132,6 +132,7 @@ def test_a_pod_read_from_the_api():
     )
     assert pod.key == "hub/web-1" and pod.node is None and pod.unschedulable
     assert pod.requests == Resources(2.0, float(GIB), 1.0), "the largest init container wins for CPU"
-    assert pod.controller == "ReplicaSet" and pod.priority == -5 and pod.local_volumes == ("scratch",)
+    assert pod.controller == "ReplicaSet" and pod.owner == "web"
+    assert pod.priority == -5 and pod.local_volumes == ("scratch",)
     assert pod.pending_since == 1796119205.0
     assert pod_requests({"containers": [{"name": "x"}]}) == Resources()

@@ -84,13 +84,22 @@ def _cluster_dir(cluster: str, root: Path | None) -> tuple[ClusterDir, ClusterSt
     return cdir, state
 
 
-def _spec_defaults(state: ClusterState, group: str):
+def _spec_defaults(state: ClusterState, group: str, flags_given: bool):
+    """The spec's `autoscale` of the group. A spec that no longer loads (moved, or broken) is said
+    so — unless --min and --max are given, which then decide — never silently replaced by
+    defaults (min 0, max every worker)."""
     if not state.spec:
         return None
-    with contextlib.suppress(Exception):  # the spec file may have moved: flags then decide
+    try:
         g = load_spec(state.spec).group(group)
-        return g.autoscale if g else None
-    return None
+    except (OSError, StackSprayError) as exc:
+        if flags_given:
+            return None
+        raise AutoscaleError(
+            f"the cluster's spec {state.spec} does not load ({str(exc).splitlines()[0]}), so its "
+            f"`autoscale` settings are unknown: give --min and --max, or fix the spec"
+        ) from None
+    return g.autoscale if g else None
 
 
 @dataclass
@@ -170,7 +179,9 @@ def enable(
             f"--group: cluster {cluster!r} has no group {group!r} (groups: {', '.join(known) or 'none'})"
         )
     # A flag left out keeps what an earlier enable set, else the spec's value, else the default.
-    spec = (state.autoscale.groups.get(group) if state.autoscale else None) or _spec_defaults(state, group)
+    spec = (state.autoscale.groups.get(group) if state.autoscale else None) or _spec_defaults(
+        state, group, flags_given=min_ is not None and max_ is not None
+    )
     lo = min_ if min_ is not None else (spec.min if spec else 0)
     hi = max_ if max_ is not None else (spec.max if spec else len(members))
     if lo < 0:
@@ -283,13 +294,12 @@ def disable(cluster: str, *, root: Path | None = None) -> AutoscaleDisabled:
     for job in windows:
         sched.remove(cluster, job)
     removed += [f"window {w}" for w in windows]
-    state = cdir.load()
-    if state:
-        with cdir.lock("autoscale.disable"):
+    if cdir.load():
+        with cdir.lock("autoscale.disable"):  # the loop changes both only under this lock too
             state = cdir.load()
             state.autoscale = None
             cdir.save(state)
-    (cdir.path / MEMORY_FILE).unlink(missing_ok=True)
+            (cdir.path / MEMORY_FILE).unlink(missing_ok=True)
     return AutoscaleDisabled(cluster, removed)
 
 
@@ -511,14 +521,6 @@ def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, api: CloudAP
     return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
 
 
-def _restore(now: dict, before: dict, key: str) -> None:
-    """Put back what `before` held under key (or nothing, when it held nothing)."""
-    if key in before:
-        now[key] = before[key]
-    else:
-        now.pop(key, None)
-
-
 def _with_cluster_lock(fn: Callable, wait: float, say: Progress):
     """fn() (which takes the cluster's lock); while another command holds it, wait with backoff
     up to `wait` seconds, then None."""
@@ -545,29 +547,60 @@ def run_round(
     drain_timeout: float = 120.0,
     ready_timeout: float = 600.0,
 ) -> dict:
-    """One round: observe, plan, record the intent, act through soft scaling, record the outcome."""
+    """One round: take the cluster's lock (waiting with backoff while another command holds it),
+    then observe, plan, record the intent and act — all under that one lock, so a round never
+    acts on what it saw before someone else changed the cluster (a manual `scale`, a pod that
+    arrived meanwhile). A dry run only observes and plans."""
     say = progress or Progress()
     cdir, state = _cluster_dir(cluster, root)
     if not state.autoscale or not state.autoscale.groups:
         raise AutoscaleError(
             f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
         )
+    if dry_run:
+        plan, _, _ = plan_round(
+            cluster, cdir, state, connect_api(state.cloud), Kube(state.kubeconfig), time.time()
+        )
+        summary = {"at": _iso(time.time()), **plan.to_dict(), "dry_run": True}
+        summary.pop("memory")
+        for d in plan.actions:
+            say(f"plan: {d.action} {d.node} ({d.reason})")
+        return summary
+
+    def locked() -> dict:
+        with cdir.lock("autoscale round"):
+            return _round(cluster, cdir, say, root, drain_timeout, ready_timeout)
+
+    done = _with_cluster_lock(locked, lock_wait, say)
+    if done is None:  # busy for the whole wait: nothing was planned or done; the next round plans
+        event(
+            cdir,
+            action="round",
+            outcome="skipped",
+            reason="the cluster is busy (its lock is held): next round",
+        )
+        return {"at": _iso(time.time()), "decisions": [], "pending": [], "dry_run": False, "outcomes": {}}
+    return done
+
+
+def _round(
+    cluster: str, cdir: ClusterDir, say: Progress, root, drain_timeout: float, ready_timeout: float
+) -> dict:
+    """A round's observation, plan and actions, under the cluster's lock (held by the caller)."""
+    state = cdir.load()
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     now = time.time()
     plan, nodes, book = plan_round(cluster, cdir, state, api, kube, now)
-    summary = {"at": _iso(now), **plan.to_dict(), "dry_run": dry_run}
+    summary = {"at": _iso(now), **plan.to_dict(), "dry_run": False}
     summary.pop("memory")
     for d in plan.actions:
         say(f"plan: {d.action} {d.node} ({d.reason})")
-    if dry_run:
-        return summary
     _account(book, nodes, settings_of(state.autoscale), now)
     reported = book.get("reported") or {}
     for p in plan.pending:
         if p["reason"].startswith("wakes nothing") and reported.get(p["pod"]) != p["reason"]:
             event(cdir, action="pending", pod=p["pod"], reason=p["reason"])
     book["reported"] = {p["pod"]: p["reason"] for p in plan.pending}
-    before = Memory.from_dict(book.get("memory"))
     memory = plan.memory
     book["memory"], book["last"] = memory.to_dict(), summary
     save_book(cdir, book)  # the intent, before acting: a killed round is finished by the next
@@ -579,32 +612,18 @@ def run_round(
             continue
         for d in chosen:
             say(f"autoscale: {action} {d.node}: {d.reason}")
-        result = _with_cluster_lock(
-            lambda action=action, chosen=chosen: scale_cluster(
-                cluster,
-                make_request(**{action: True}, nodes=[d.node for d in chosen]),
-                progress=say,
-                root=root,
-                drain_timeout=drain_timeout,
-                ready_timeout=ready_timeout,
-                source="autoscale",
-            ),
-            lock_wait,
-            say,
+        result = scale_cluster(
+            cluster,
+            make_request(**{action: True}, nodes=[d.node for d in chosen]),
+            progress=say,
+            root=root,
+            drain_timeout=drain_timeout,
+            ready_timeout=ready_timeout,
+            source="autoscale",
+            api=api,
+            kube=kube,
+            locked=True,
         )
-        if result is None:  # busy: nothing was done; forget the intent, plan again next round
-            for d in chosen:
-                _restore(memory.in_progress, before.in_progress, d.node)
-                _restore(memory.last_scale_up, before.last_scale_up, d.group)
-                outcomes[d.node] = event(
-                    cdir,
-                    action=action,
-                    node=d.node,
-                    group=d.group,
-                    outcome="skipped",
-                    reason="the cluster is busy (its lock is held): next round",
-                )
-            continue
         steps = {s.node: s for s in result.steps}
         for d in chosen:
             s = steps.get(d.node)

@@ -41,7 +41,7 @@ from .names import highest_first, natural_key
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .spec import CONTROL_PLANE
-from .state import ClusterDir
+from .state import ClusterDir, Run
 
 SHELVED = cost.SHELVED
 
@@ -417,6 +417,7 @@ def scale_cluster(
     source: str = "manual",
     api: CloudAPI | None = None,
     kube: Kube | None = None,
+    locked: bool = False,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
     (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
@@ -426,7 +427,9 @@ def scale_cluster(
     state = cdir.load()
     if not state:
         raise ScaleError(f"no cluster {name!r} in {cdir.path}: create it with `invoke create-cluster`")
-    with cdir.command("scale") as run:
+    # `locked`: the caller holds the cluster's lock already (the autoscaler's round).
+    with cdir.run_log("scale") if locked else cdir.command("scale") as logfile_or_run:
+        run = logfile_or_run if not locked else Run("scale", logfile_or_run)
         logfile = run.log
         say(f"observing cluster {name!r}")
         api = api or connect_api(state.cloud)

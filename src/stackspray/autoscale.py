@@ -693,6 +693,40 @@ def run(
 # -- status ---------------------------------------------------------------------------------------
 
 
+def _epoch_of(iso: str | None) -> float | None:
+    try:
+        return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) if iso else None
+    except ValueError:
+        return None
+
+
+def loop_warning(
+    cluster: str, enabled: bool, service: str | None, last_round: str | None, auto, now: float
+) -> str | None:
+    """What status says when the loop is silent: enabled, but no round completed within three of
+    its intervals (10 s as a service, a minute from crontab) — a loop nothing runs is never shown
+    as if it ran."""
+    if not enabled:
+        return None
+    if service is None:
+        return "no loop is installed: nothing runs the rounds (`autoscale.enable` installs one)"
+    interval = 60.0 if service == "cron" else 10.0
+    since = _epoch_of(last_round) or _epoch_of(getattr(auto, "enabled_at", None))
+    if since is None or now - since <= 3 * interval:
+        return None
+    what = (
+        f"the last round ended {now - since:.0f}s ago"
+        if last_round
+        else f"enabled {now - since:.0f}s ago, no round yet"
+    )
+    start = (
+        "is the cron daemon running (`service cron status`)?"
+        if service == "cron"
+        else f"see `systemctl --user status {names.schedule_unit(cluster, names.AUTOSCALE_JOB)}`"
+    )
+    return f"the loop is silent: {what}, it runs every {interval:.0f}s — {start}"
+
+
 def status(cluster: str, *, root: Path | None = None, last: int = 10) -> AutoscaleStatus:
     """Settings, where the loop runs, per group ACTIVE/shelved/min/max, pending pods, the next
     decision, SU/hour now, SU saved today, the last events."""
@@ -710,6 +744,9 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         (book.get("saved") or {}).get("su", 0.0) if (book.get("saved") or {}).get("day") == today else 0.0
     )
     out["last_round"] = (book.get("last") or {}).get("at")
+    out["warning"] = loop_warning(
+        cluster, out["enabled"], out["service"], out["last_round"], state.autoscale, time.time()
+    )
     if not out["enabled"]:
         return AutoscaleStatus(cluster, out)
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)

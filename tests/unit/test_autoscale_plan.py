@@ -136,3 +136,21 @@ def test_a_pod_read_from_the_api():
     assert pod.priority == -5 and pod.local_volumes == ("scratch",)
     assert pod.pending_since == 1796119205.0
     assert pod_requests({"containers": [{"name": "x"}]}) == Resources()
+
+
+def test_a_silent_loop_is_said_so():
+    """autoscale.status never shows a loop nothing runs as if it ran."""
+    from types import SimpleNamespace
+
+    from stackspray.autoscale import loop_warning
+
+    auto = SimpleNamespace(enabled_at="2026-12-06T10:00:00Z")
+    at = 1796551200.0  # 2026-12-06T10:00:00Z
+    assert loop_warning("lab", False, None, None, auto, at + 999) is None
+    assert "no loop is installed" in loop_warning("lab", True, None, None, auto, at)
+    assert loop_warning("lab", True, "systemd", "2026-12-06T10:00:00Z", auto, at + 25) is None
+    late = loop_warning("lab", True, "systemd", "2026-12-06T10:00:00Z", auto, at + 31)
+    assert "last round ended 31s ago" in late and "stackspray-lab_autoscale" in late
+    assert loop_warning("lab", True, "cron", None, auto, at + 170) is None
+    never = loop_warning("lab", True, "cron", None, auto, at + 190)
+    assert "no round yet" in never and "cron daemon" in never

@@ -308,6 +308,8 @@ def _(st: AutoscaleStatus) -> list[str]:
         nxt = ", ".join(f"{d['action']} {d['node']}" for d in s["next"]) or "nothing to do"
         lines.append(f"  next: {nxt}")
         lines.append(f"  Service Units: {s['su_per_hour']:g}/hour now; {s['su_saved_today']:g} saved today")
+    if s.get("warning"):
+        lines.append(f"  WARNING: {s['warning']}")
     for e in s["events"]:
         what = " ".join(str(e[k]) for k in ("action", "node", "pod", "outcome") if e.get(k))
         lines.append(f"  {e['at']} {what}: {e.get('reason', '')}")

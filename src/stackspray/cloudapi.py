@@ -163,10 +163,10 @@ class OpenStackAPI:
         self.conn.network.set_tags(resource, sorted(tags))
 
     def add_router_interface(self, router_id: str, subnet_id: str) -> None:
-        self.conn.network.add_interface_to_router(router_id, subnet_id=subnet_id)
+        self.conn.network.add_interface_to_router(router_id, subnet=subnet_id)
 
     def remove_router_interface(self, router_id: str, subnet_id: str) -> None:
-        self.conn.network.remove_interface_from_router(router_id, subnet_id=subnet_id)
+        self.conn.network.remove_interface_from_router(router_id, subnet=subnet_id)
 
     def server_action(self, server_id: str, action: str) -> None:
         compute = self.conn.compute

@@ -188,7 +188,7 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             ).stdout.strip() not in ("running", "degraded"):
                 time.sleep(1)
             now = dt.datetime.now()
-            when = now + dt.timedelta(minutes=1 if now.second < 30 else 2)
+            when = now + dt.timedelta(minutes=1 if now.second < 45 else 2)  # 15 s is room to install
             at = f"{when:%H:%M}"
             # The installed console script, as a user runs it (from their home, no checkout's tasks.py).
             cli = str(BIN / "stackspray")

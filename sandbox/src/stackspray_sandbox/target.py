@@ -16,9 +16,9 @@ SANDBOX = Target(
     kubespray=KUBESPRAY_STANDIN,
     cephfs_mounts=False,
     charts=False,
-    note="sandbox cloud: running the Kubespray STAND-IN (no Kubernetes is installed on the sandbox); "
-    "the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client here); "
-    "no Helm charts are installed (no chart repository here)",
+    note="sandbox cloud: the Kubespray STAND-IN plays Kubespray here (no Kubernetes is installed on "
+    "the sandbox); the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client "
+    "here); no Helm charts are installed (no chart repository here)",
 )
 
 

@@ -186,7 +186,12 @@ KUBESPRAY_REFUSALS = {
     "kube_version": "1.29.0",
     "container_manager": "podman",
     "download_run_once": "yes",  # a string where Kubespray wants a boolean
+    # Combinations Kubespray refuses (roles/validate_inventory/tasks/main.yml:171, 182, 194).
+    "etcd_deployment_type": "docker",  # etcd in docker needs container_manager docker
+    "download_localhost": True,  # needs download_run_once
+    "gvisor_enabled": True,  # with container_manager crio: gvisor is containerd-only
 }
+EXTRA = {"gvisor_enabled": {"container_manager": "crio"}}
 
 
 def test_kubespray_refuses_these_before_any_vm_exists(sandbox, conn, ssh_key, tmp_path):
@@ -197,7 +202,12 @@ def test_kubespray_refuses_these_before_any_vm_exists(sandbox, conn, ssh_key, tm
     for key, value in KUBESPRAY_REFUSALS.items():
         name = f"kv{uuid.uuid4().hex[:5]}"
         spec = write_small_cluster_spec(
-            tmp_path, name, ssh_key.with_suffix(".pub"), "10.56.0.0/24", 1, kubernetes={key: value}
+            tmp_path,
+            name,
+            ssh_key.with_suffix(".pub"),
+            "10.56.0.0/24",
+            1,
+            kubernetes={key: value, **EXTRA.get(key, {})},
         )
         command = "create-cluster" if key == "kube_version" else "plan"
         out = invoke(sandbox, tmp_path, command, "--spec", str(spec), timeout=300, env=env)

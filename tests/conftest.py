@@ -290,3 +290,29 @@ def ssh_refused(address: str, key: Path, timeout: float = 4.0) -> bool:
     finally:
         client.close()
     return False
+
+
+@pytest.fixture
+def cron_daemon():
+    """A running cron daemon, so an installed crontab line really runs: the one this machine
+    runs, else Debian's `cron -f` started here for this test only (stopped by its PID after it,
+    so no other test's crontab line can fire meanwhile)."""
+    from stackspray_sandbox.infra import install_apt_packages
+
+    from stackspray.schedule import cron_daemon_running
+
+    install_apt_packages()  # crontab and cron come from Debian's cron package
+    if cron_daemon_running():
+        yield None
+        return
+    daemon = subprocess.Popen(["cron", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not cron_daemon_running():
+            assert daemon.poll() is None, f"cron -f exited with {daemon.returncode}"
+            assert time.monotonic() < deadline, "cron -f started but no cron process is seen"
+            time.sleep(0.1)
+        yield daemon.pid
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)

@@ -177,22 +177,65 @@ def _cron_command(line: str) -> str:
 # -- backends ----------------------------------------------------------------------------------
 
 
-def backend() -> str:
+CRON_DAEMONS = frozenset({"cron", "crond", "cronie", "fcron", "dcron"})
+
+
+def cron_daemon_running(proc: Path = Path("/proc")) -> bool:
+    """Whether a cron daemon runs on this machine (a process named cron, crond, ...). On macOS
+    launchd starts cron itself when a crontab exists, so there it is taken as running."""
+    if sys.platform == "darwin":
+        return True
+    for comm in proc.glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in CRON_DAEMONS:
+                return True
+        except OSError:  # the process ended while we looked
+            continue
+    return False
+
+
+def _user_manager_running() -> bool:
+    if not shutil.which("systemctl"):
+        return False
+    probe = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True)
+    return probe.stdout.strip() in ("running", "degraded", "starting")
+
+
+NO_CRON_DAEMON = (
+    "crontab is installed but no cron daemon runs on this machine (no cron or crond process), so "
+    "a schedule installed now would never run. Start it (`sudo systemctl enable --now cron`, or "
+    "`sudo service cron start` where systemd is not init), or run this where a systemd user "
+    "manager runs (`systemctl --user is-system-running`; `loginctl enable-linger $USER` keeps it "
+    "after logout)"
+)
+NO_USER_MANAGER = (
+    "no systemd user manager runs for this user (`systemctl --user is-system-running`), so a "
+    "timer installed now would never run: log in with a systemd session, or run "
+    "`loginctl enable-linger $USER`, or use STACKSPRAY_SCHEDULER=cron with a running cron daemon"
+)
+
+
+def backend(installing: bool = False) -> str:
+    """The scheduler in use: systemd (a user manager runs) or cron. `installing`: also refuse
+    one that would never run what is installed (no user manager, no cron daemon), naming what
+    to start; reading and removing work without them."""
     chosen = os.environ.get("STACKSPRAY_SCHEDULER")
-    if chosen in ("systemd", "cron"):
-        return chosen
-    if chosen:
+    if chosen and chosen not in ("systemd", "cron"):
         raise ScheduleError(f"STACKSPRAY_SCHEDULER={chosen!r}: expected systemd or cron")
-    if shutil.which("systemctl"):
-        probe = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True)
-        if probe.stdout.strip() in ("running", "degraded", "starting"):
-            return "systemd"
-    if shutil.which("crontab"):
-        return "cron"
-    raise ScheduleError(
-        "neither a systemd user manager (systemctl --user) nor crontab is available on this machine; "
-        "install cron or log in with a systemd user session"
-    )
+    if chosen == "systemd":
+        if installing and not _user_manager_running():
+            raise ScheduleError(f"STACKSPRAY_SCHEDULER=systemd: {NO_USER_MANAGER}")
+        return chosen
+    if chosen is None and _user_manager_running():
+        return "systemd"
+    if not shutil.which("crontab"):
+        raise ScheduleError(
+            "neither a systemd user manager (systemctl --user) nor crontab is available on this "
+            "machine; install cron (and start its daemon) or log in with a systemd user session"
+        )
+    if installing and not cron_daemon_running():
+        raise ScheduleError(NO_CRON_DAEMON)
+    return "cron"
 
 
 def unit_dir() -> Path:
@@ -324,7 +367,7 @@ class ScheduleResult:
 
 def install(job: Job) -> dict:
     """Install (or replace) the job. Returns {"backend", "id", "when", "where"}."""
-    which = backend()
+    which = backend(installing=True)
     if which == "systemd":
         d = unit_dir()
         d.mkdir(parents=True, exist_ok=True)
@@ -416,7 +459,7 @@ def render_service(cluster: str, job_id: str, args: tuple[str, ...]) -> str:
 def install_service(cluster: str, job_id: str, loop: tuple[str, ...], once: tuple[str, ...]) -> dict:
     """Run `stackspray <loop>` as a systemd user service where systemd runs, else `stackspray <once>`
     from crontab every minute. Returns {"backend", "id", "where"}."""
-    which = backend()
+    which = backend(installing=True)
     if which == "systemd":
         d = unit_dir()
         d.mkdir(parents=True, exist_ok=True)

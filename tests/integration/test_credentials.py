@@ -347,7 +347,7 @@ def test_killed_at_every_step_a_rerun_leaves_exactly_one_valid_credential(cluste
     assert not (c.cdir.secrets / "credential-pending.yml").exists()
 
 
-def test_schedule_installs_lists_and_removes(cluster):
+def test_schedule_installs_lists_and_removes(cluster, cron_daemon):
     from stackspray_sandbox.infra import install_apt_packages
 
     install_apt_packages()  # crontab comes from Debian's cron package
@@ -446,7 +446,7 @@ def test_operator_credential_near_expiry_is_warned_about(cluster, tmp_path):
         c.conn.identity.delete_application_credential(user, own.id)
 
 
-def test_destroy_removes_the_cluster_credential_and_schedules(cluster):
+def test_destroy_removes_the_cluster_credential_and_schedules(cluster, cron_daemon):
     """Last in this module: destroy leaves no valid credential and no timer behind."""
     c = cluster
     env = dict(os.environ, STACKSPRAY_INVENTORIES=str(c.inv), STACKSPRAY_SCHEDULER="cron")

@@ -228,7 +228,7 @@ def test_killed_run_converges_on_rerun(conn, cluster):
     assert {s["action"] for s in json.loads(again.stdout)["steps"]} == {"noop"}
 
 
-def test_schedule_installs_runs_lists_and_removes(conn, cluster, monkeypatch):
+def test_schedule_installs_runs_lists_and_removes(conn, cluster, monkeypatch, cron_daemon):
     """The crontab backend (this machine has no systemd user manager): entries are installed,
     replaced, listed and removed; other crontab lines are kept; the installed command works."""
     from stackspray_sandbox.infra import install_apt_packages

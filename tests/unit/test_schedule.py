@@ -14,10 +14,13 @@ from stackspray.schedule import (
     ScheduleError,
     When,
     command_line,
+    cron_daemon_running,
     install,
+    install_service,
     list_jobs,
     parse_when,
     remove,
+    remove_service,
     render_service,
     render_units,
     service_command_line,
@@ -96,7 +99,9 @@ def _fake_systemctl(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "systemctl.calls"
-    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$2" = is-system-running ] && echo running\nexit 0\n'
+    )
     (bin_dir / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("STACKSPRAY_SCHEDULER", "systemd")
@@ -165,7 +170,41 @@ def _fake_crontab(tmp_path, monkeypatch, write_delay: float = 0.0) -> Path:
     monkeypatch.setenv("STACKSPRAY_SCHEDULER", "cron")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("STACKSPRAY_INVENTORIES", str(tmp_path / "inv"))
+    monkeypatch.setattr("stackspray.schedule.cron_daemon_running", lambda: True)
     return table
+
+
+def _proc(tmp_path, *names: str) -> Path:
+    proc = tmp_path / "proc"
+    for pid, name in enumerate(names, start=1):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(name + "\n")
+    (proc / "self").mkdir(parents=True, exist_ok=True)
+    return proc
+
+
+def test_a_cron_daemon_is_found_by_its_process_name(tmp_path):
+    assert cron_daemon_running(_proc(tmp_path / "a", "systemd", "cron", "sshd"))
+    assert cron_daemon_running(_proc(tmp_path / "b", "bash", "crond"))
+    assert not cron_daemon_running(_proc(tmp_path / "c", "bash", "crontab", "sshd"))
+
+
+def test_no_schedule_is_installed_where_nothing_would_run_it(tmp_path, monkeypatch):
+    """crontab present, no cron daemon, no user manager: install is refused naming what to
+    start; nothing lands in the table; reading and removing still work."""
+    table = _fake_crontab(tmp_path, monkeypatch)
+    monkeypatch.delenv("STACKSPRAY_SCHEDULER")
+    monkeypatch.setattr("stackspray.schedule.cron_daemon_running", lambda: False)
+    monkeypatch.setattr("stackspray.schedule._user_manager_running", lambda: False)
+    with pytest.raises(ScheduleError, match=r"no cron daemon runs.*systemctl enable --now cron"):
+        install(Job("demo", "scale-2000", ("scale", "--cluster", "demo"), When(20, 0)))
+    with pytest.raises(ScheduleError, match="no cron daemon"):
+        install_service("demo", "autoscale", ("autoscale.run",), ("autoscale.run", "--once"))
+    assert not table.exists()
+    assert list_jobs("demo") == [] and remove_service("demo", "autoscale") == []
+    monkeypatch.setenv("STACKSPRAY_SCHEDULER", "systemd")
+    with pytest.raises(ScheduleError, match="no systemd user manager runs"):
+        install(Job("demo", "scale-2000", ("scale", "--cluster", "demo"), When(20, 0)))
 
 
 def test_concurrent_crontab_installs_keep_every_job(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 try:  # modules of the stackspray_sandbox package (tests, docs) ...
-    from . import apimachinery
+    from . import apimachinery, auth, protobuf
     from .store import (
         APPLY_PATCH,
         BUILTIN_RESOURCES,
@@ -32,6 +32,8 @@ try:  # modules of the stackspray_sandbox package (tests, docs) ...
     )
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
+    import auth  # type: ignore[no-redef]
+    import protobuf  # type: ignore[no-redef]
     from store import (  # type: ignore[no-redef]
         APPLY_PATCH,
         BUILTIN_RESOURCES,
@@ -130,6 +132,17 @@ class Handler(BaseHTTPRequestHandler):
         self.warnings = [*getattr(self, "warnings", []), *fields]
 
     def body(self) -> dict:
+        if self.content_type == protobuf.MEDIA_TYPE:
+            try:
+                return protobuf.decode(self.raw_body)
+            except protobuf.Unsupported as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the stand-in reads {protobuf.MEDIA_TYPE} only for "
+                    f"{', '.join(k for _g, k in sorted(protobuf.KINDS))}, not this body ({exc}); "
+                    "send application/json",
+                ) from None
         return json.loads(self.raw_body or b"{}")
 
     def do_GET(self) -> None:
@@ -152,10 +165,9 @@ class Handler(BaseHTTPRequestHandler):
         self.raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.warnings: list[str] = []
         try:
-            if self.headers.get("Authorization") != f"Bearer {self.store.config['token']}":
-                raise ApiError(401, "Unauthorized", "Unauthorized")
             url = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            self.check_access(method, url.path, query)
             parts = [p for p in url.path.split("/") if p]
             target = collection_of(parts)
             if method == "GET" and target and query.get("watch") in ("true", "1"):
@@ -181,6 +193,25 @@ class Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             code, body = 400, ApiError(400, "BadRequest", f"bad request: {exc}").status()
         self.send(code, body)
+
+    def check_access(self, method: str, path: str, query: dict) -> None:
+        """Authentication, then RBAC authorization (auth.py): 401 or 403 as the API server."""
+        with self.store.lock:
+            try:
+                self.user = auth.authenticate(
+                    self.headers.get("Authorization"), self.store.config["token"], self.store.objects
+                )
+            except auth.Unauthorized:
+                raise ApiError(401, "Unauthorized", "Unauthorized") from None
+            attrs = auth.request_attributes(self.user, method, path, query)
+            allowed, _reason = auth.authorize(attrs, self.store.objects)
+        if not allowed:
+            details = {"kind": attrs.resource} if attrs.resource_request else {}
+            if attrs.name:
+                details["name"] = attrs.name
+            if attrs.group:
+                details["group"] = attrs.group
+            raise ApiError(403, "Forbidden", auth.forbidden_message(attrs), details or None)
 
     @property
     def accept(self) -> str:
@@ -302,6 +333,22 @@ class Handler(BaseHTTPRequestHandler):
             rest = parts[3:]
             if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] == "poddisruptionbudgets":
                 return self.pdbs(method, rest[1], rest[3:])
+        if parts == ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] and method == "POST":
+            body = self.body()
+            self.admit("authorization.k8s.io", "v1", "SelfSubjectAccessReview", body, q)
+            try:
+                status = auth.access_review(self.user, body.get("spec") or {}, s.objects)
+            except ValueError as exc:
+                raise ApiError(
+                    422, "Invalid", f"SelfSubjectAccessReview.authorization.k8s.io is invalid: {exc}"
+                ) from None
+            return 201, {
+                **body,
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "metadata": {"creationTimestamp": None},
+                "status": status,
+            }
         if parts[:1] == ["apis"] and len(parts) >= 4:
             return self.generic(method, parts[1], parts[2], parts[3:], q)
         raise ApiError(404, "NotFound", f"the stand-in does not serve {method} /{'/'.join(parts)}")
@@ -462,7 +509,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     409,
                     "Conflict",
-                    f'Operation cannot be fulfilled on {what} "{name}": the object has been modified',
+                    f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again",
                 )
             return 200, s.object_view(gv, plural, s.write(key, body, old))
         if method == "DELETE":

@@ -16,9 +16,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 try:  # modules of the stackspray package (tests, docs) ...
-    from . import apimachinery, controllers, openapi, scheduler
+    from . import apimachinery, auth, controllers, openapi, scheduler
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
+    import auth  # type: ignore[no-redef]
     import controllers  # type: ignore[no-redef]
     import openapi  # type: ignore[no-redef]
     import scheduler  # type: ignore[no-redef]
@@ -113,6 +114,10 @@ RESOURCES = {
         ("replicasets/scale", "Scale", True, ["get", "patch", "update"]),
     ],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, RW)],
+    ("coordination.k8s.io", "v1"): [("leases", "Lease", True, RW)],
+    ("authorization.k8s.io", "v1"): [
+        ("selfsubjectaccessreviews", "SelfSubjectAccessReview", False, ["create"]),
+    ],
     ("rbac.authorization.k8s.io", "v1"): [
         ("clusterroles", "ClusterRole", False, RW),
         ("clusterrolebindings", "ClusterRoleBinding", False, RW),
@@ -300,6 +305,7 @@ class Store:
         # Every other object: (group/version, plural, namespace or "", name) -> object.
         self.objects: dict[tuple[str, str, str, str], dict] = {}
         self.applied_cloud_conf: str | None = None
+        self.ca_pem: str | None = None
         # The official Kubernetes 1.35 definitions (openapi.py), when the Kubespray stand-in copied
         # them: OpenAPI answers and validation of every write.
         self.schemas = openapi.Schemas.load(config["schemas"]) if config.get("schemas") else None
@@ -798,6 +804,20 @@ class Store:
             with self.lock:
                 self.sync_controllers()
                 self.schedule_pending()
+                self.sync_tokens()
+
+    def sync_tokens(self) -> None:
+        """The ServiceAccount token controller (auth.py sync_tokens); the cluster CA is the
+        stand-in's own certificate, as its kubeconfigs name it."""
+        if self.ca_pem is None:
+            try:
+                with open(self.config["cert"]) as fh:
+                    self.ca_pem = fh.read()
+            except (KeyError, OSError):
+                self.ca_pem = ""
+        if auth.sync_tokens(self.objects, self.ca_pem, self.touch):
+            self.rv += 1
+            self.save()
 
     # -- the Deployment and ReplicaSet controllers (controllers.py) ----------------------------
     def owned(self, plural: str, ns: str, uid: str) -> list[tuple[tuple[str, str, str, str], dict]]:

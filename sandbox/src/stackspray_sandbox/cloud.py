@@ -403,8 +403,9 @@ def _ensure_identity(conn, secrets: dict[str, str]) -> None:
     ensure_user(MEMBER_USER, secrets["member"], projects[PROJECT], ["member"])
 
     existing = {(s.name, s.type): s for s in idn.services()}
-    endpoints = {(e.service_id, e.interface) for e in idn.endpoints()}
-    for name, stype in CATALOG:
+    endpoints = {(e.service_id, e.interface): e for e in idn.endpoints()}
+    # Keystone's own endpoints came from its bootstrap; kept at the same addresses here.
+    for name, stype in [("keystone", "identity"), *CATALOG]:
         svc = existing.get((name, stype)) or idn.create_service(name=name, type=stype, is_enabled=True)
         api = APIS[name]
         for interface, url in (
@@ -412,8 +413,11 @@ def _ensure_identity(conn, secrets: dict[str, str]) -> None:
             ("internal", api.internal_url()),
             ("admin", api.internal_url()),
         ):
-            if (svc.id, interface) not in endpoints:
+            found = endpoints.get((svc.id, interface))
+            if found is None:
                 idn.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id=REGION)
+            elif found.url != url:  # a sandbox made before the public address moved
+                idn.update_endpoint(found, url=url)
 
 
 def _ensure_compute_resources(conn, paths: SandboxPaths) -> None:
@@ -658,6 +662,7 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     helpers = helper_daemons(paths)
     with _Timer(report, "keystone", say):
         _keystone_setup(paths, secrets)
+        nodehost.ensure_public_address(services.PUBLIC_HOST)
         processes.start(paths, daemons["keystone-api"])
         processes.start(paths, helpers["fault-proxy"])
         processes.wait_ready(paths, daemons["keystone-api"])

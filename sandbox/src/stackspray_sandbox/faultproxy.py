@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .services import APIS, FAULT_CONTROL_PORT, HOST
+from .services import APIS, FAULT_CONTROL_PORT, HOST, PUBLIC_HOST
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 
@@ -252,7 +252,9 @@ def serve_forever() -> None:
     servers = [ThreadingHTTPServer((HOST, FAULT_CONTROL_PORT), ControlHandler)]
     for api in APIS.values():
         servers.append(
-            ThreadingHTTPServer((HOST, api.public_port), make_proxy_handler(api.name, api.internal_port))
+            ThreadingHTTPServer(
+                (PUBLIC_HOST, api.public_port), make_proxy_handler(api.name, api.internal_port)
+            )
         )
     for srv in servers:
         srv.daemon_threads = True

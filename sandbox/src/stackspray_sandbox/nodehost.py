@@ -34,6 +34,7 @@ from .shell import pid_alive, run
 log = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "sprb-"
+PUBLIC_LINK = "sprpub0"  # the dummy link holding the cloud's public API address
 # How every node host's container runs: not registered with machined, in the caller's unit, no
 # console, the node's own resolv.conf and journal, the host's user ids.
 NSPAWN_FLAGS = (
@@ -108,6 +109,16 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def _link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
+
+
+def ensure_public_address(address: str) -> None:
+    """The cloud's public API address (services.PUBLIC_HOST) on a dummy link of this machine:
+    reached locally, and by every node through its default route to its network's bridge."""
+    if not _link_exists(PUBLIC_LINK):
+        _ip("link", "add", PUBLIC_LINK, "type", "dummy")
+    if f"{address}/32" not in _addresses(PUBLIC_LINK):
+        _ip("addr", "add", f"{address}/32", "dev", PUBLIC_LINK)
+    _ip("link", "set", PUBLIC_LINK, "up")
 
 
 def ensure_bridge(spec: NodeSpec) -> None:
@@ -485,7 +496,7 @@ def cleanup_all(paths: SandboxPaths) -> None:
     for name in _our_netns():
         _ip("netns", "del", name, check=False)
     for link in Path("/sys/class/net").iterdir():
-        if link.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)):
+        if link.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)) or link.name == PUBLIC_LINK:
             _ip("link", "del", link.name, check=False)
     for mnt in _our_mounts(paths):
         run(["umount", "-l", mnt], check=False)
@@ -510,7 +521,9 @@ def _our_mounts(paths: SandboxPaths) -> list[str]:
 def host_leftovers(paths: SandboxPaths) -> dict[str, list[str]]:
     """Namespaces, links, mounts and node processes of this sandbox still present on the host."""
     links = [
-        p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith((BRIDGE_PREFIX, VETH_PREFIX))
+        p.name
+        for p in Path("/sys/class/net").iterdir()
+        if p.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)) or p.name == PUBLIC_LINK
     ]
     nspawns = []
     for entry in os.scandir("/proc"):

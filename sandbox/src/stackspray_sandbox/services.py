@@ -1,9 +1,13 @@
 """Configuration of the sandbox's upstream OpenStack services and the daemons that run them.
 
-Each API is served twice on loopback: the service itself on its *internal* port (used by the
+Each API is served twice: the service itself on loopback at its *internal* port (used by the
 services among themselves) and the fault-injection proxy on the *public* port the catalog
 gives to clients, so a test can make client calls fail without touching the services' own
-traffic. Settings that matter are commented with why (see shared/reference/sandbox-recipe.md).
+traffic. The public endpoints are at PUBLIC_HOST, an address of this machine on a dummy link
+the sandbox creates (nodehost.ensure_public_address): this machine reaches it, and so does every
+node host, through its default route to the network's bridge — as Jetstream2's VMs reach its
+public API (the cloud controller, Cinder CSI and stackspray's autoscaler agent on a node call
+it). Settings that matter are commented with why (see shared/reference/sandbox-recipe.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from .paths import SandboxPaths
 from .processes import Daemon
 
 HOST = "127.0.0.1"
+# RFC 2544's benchmarking range: never routed on the internet, so it cannot collide with a real
+# address this machine or a node talks to.
+PUBLIC_HOST = "198.18.0.1"
 REGION = "RegionOne"
 DB_PORT = 3307
 RABBIT_PORT = 5672
@@ -37,7 +44,7 @@ class Api:
         return f"http://{HOST}:{self.internal_port}{self.path}"
 
     def public_url(self) -> str:
-        return f"http://{HOST}:{self.public_port}{self.path}"
+        return f"http://{PUBLIC_HOST}:{self.public_port}{self.path}"
 
 
 APIS = {

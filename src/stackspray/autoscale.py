@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kubernetes.utils import parse_quantity
 
-from . import cost, names
+from . import cost, lease, names
 from . import schedule as sched
 from .autoscale_plan import (
     SHELVED,
@@ -569,26 +569,49 @@ def run_round(
 
     def locked() -> dict:
         with cdir.lock("autoscale round"):
-            return _round(cluster, cdir, say, root, drain_timeout, ready_timeout)
+            return _round(cluster, cdir, say, root, drain_timeout, ready_timeout, lock_wait)
 
-    done = _with_cluster_lock(locked, lock_wait, say)
+    try:
+        done = _with_cluster_lock(locked, lock_wait, say)
+        why = "the cluster is busy (its lock is held): next round"
+    except lease.LeaseBusy as exc:
+        done, why = None, f"{exc}: next round"
+        say(f"autoscale: {why}")
     if done is None:  # busy for the whole wait: nothing was planned or done; the next round plans
-        event(
-            cdir,
-            action="round",
-            outcome="skipped",
-            reason="the cluster is busy (its lock is held): next round",
-        )
+        event(cdir, action="round", outcome="skipped", reason=why)
         return {"at": _iso(time.time()), "decisions": [], "pending": [], "dry_run": False, "outcomes": {}}
     return done
 
 
 def _round(
-    cluster: str, cdir: ClusterDir, say: Progress, root, drain_timeout: float, ready_timeout: float
+    cluster: str,
+    cdir: ClusterDir,
+    say: Progress,
+    root,
+    drain_timeout: float,
+    ready_timeout: float,
+    lease_wait: float = LOCK_WAIT,
+    role: str = "autoscaler",
 ) -> dict:
-    """A round's observation, plan and actions, under the cluster's lock (held by the caller)."""
+    """A round under the cluster's lock (held by the caller) and its node Lease (taken here,
+    waiting up to `lease_wait` for another machine's actor): observation, plan and actions."""
     state = cdir.load()
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
+    with lease.holding(kube, role, say, wait=lease_wait):
+        return _round_leased(cluster, cdir, state, api, kube, say, root, drain_timeout, ready_timeout)
+
+
+def _round_leased(
+    cluster: str,
+    cdir: ClusterDir,
+    state: ClusterState,
+    api: CloudAPI,
+    kube: Kube,
+    say: Progress,
+    root,
+    drain_timeout: float,
+    ready_timeout: float,
+) -> dict:
     now = time.time()
     plan, nodes, book = plan_round(cluster, cdir, state, api, kube, now)
     summary = {"at": _iso(now), **plan.to_dict(), "dry_run": False}

@@ -139,6 +139,49 @@ class Kube:
         resp = self._call(f"list {what}", fns[what](), _preload_content=False)
         return json.loads(resp.data).get("items") or []
 
+    # -- leases (lease.py) ------------------------------------------------------------------------
+    def read_lease(self, namespace: str, name: str) -> dict | None:
+        """The Lease as plain JSON, or None when there is none."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            resp = api.read_namespaced_lease(
+                name, namespace, _request_timeout=TIMEOUT, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeError(
+                f"Kubernetes API {self.server}: read lease {namespace}/{name}: {_api_message(exc)}"
+            ) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: read lease: cannot connect ({exc})") from exc
+        return json.loads(resp.data)
+
+    def write_lease(self, body: dict) -> bool:
+        """Create the Lease (no resourceVersion in `body`) or replace it (the resourceVersion it
+        was read at). False when another writer came first (409: exists, or changed since)."""
+        api = client.CoordinationV1Api(self.api)
+        meta = body["metadata"]
+        try:
+            if meta.get("resourceVersion"):
+                api.replace_namespaced_lease(
+                    meta["name"], meta["namespace"], body, _request_timeout=TIMEOUT, _preload_content=False
+                )
+            else:
+                api.create_namespaced_lease(
+                    meta["namespace"], body, _request_timeout=TIMEOUT, _preload_content=False
+                )
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise KubeError(
+                f"Kubernetes API {self.server}: write lease {meta['namespace']}/{meta['name']}: "
+                f"{_api_message(exc)}"
+            ) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: write lease: cannot connect ({exc})") from exc
+
     # -- pods ----------------------------------------------------------------------------------
     def pods_on(self, node: str) -> list:
         return self._call(

@@ -32,11 +32,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from .errors import StackSprayError
-from .kube import TIMEOUT, Kube, KubeError, _api_message
+from .kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
 
@@ -85,32 +82,22 @@ def _parse(stamp) -> dt.datetime | None:
 
 
 class NodeLease:
-    """The cluster's node Lease as one actor sees it."""
+    """The cluster's node Lease as one actor sees it (through `Kube.read_lease`/`write_lease`)."""
 
     def __init__(self, kube: Kube, who: str, duration: int = DURATION) -> None:
-        self.api = client.CoordinationV1Api(kube.api)
-        self.server = kube.server
+        self.kube = kube
         self.who = who
         self.duration = duration
         self._observed: tuple | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time it was first seen so
 
-    def _call(self, what: str, fn, *args, **kwargs):
-        try:
-            return fn(*args, _request_timeout=TIMEOUT, **kwargs)
-        except ApiException:
-            raise
-        except Exception as exc:  # noqa: BLE001 (urllib3 raises several kinds)
-            raise KubeError(f"Kubernetes API {self.server}: {what}: {exc}") from exc
-
-    def _body(self, lease, transitions: int) -> dict:
+    def _body(self, current: dict | None, transitions: int) -> dict:
         now = _micro(_now())
-        acquired = now
-        if lease is not None and lease.spec.holder_identity == self.who and lease.spec.acquire_time:
-            acquired = _micro(_parse(lease.spec.acquire_time))
+        spec = (current or {}).get("spec") or {}
+        acquired = spec.get("acquireTime") if spec.get("holderIdentity") == self.who else None
         meta = {"name": NAME, "namespace": NAMESPACE}
-        if lease is not None:
-            meta["resourceVersion"] = lease.metadata.resource_version
+        if current is not None:
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -118,86 +105,64 @@ class NodeLease:
             "spec": {
                 "holderIdentity": self.who,
                 "leaseDurationSeconds": self.duration,
-                "acquireTime": acquired,
+                "acquireTime": acquired or now,
                 "renewTime": now,
                 "leaseTransitions": transitions,
             },
         }
 
-    def _expired(self, lease) -> bool:
-        spec = lease.spec
-        record = (spec.holder_identity, str(spec.renew_time))
+    def _expired(self, spec: dict) -> bool:
+        record = (spec.get("holderIdentity"), spec.get("renewTime"))
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
-        duration = spec.lease_duration_seconds or self.duration
+        duration = spec.get("leaseDurationSeconds") or self.duration
         if time.monotonic() - self._observed_at > duration:
             return True  # not renewed for its whole duration, as this actor saw it
-        renewed = _parse(spec.renew_time)
+        renewed = _parse(spec.get("renewTime"))
         return renewed is not None and (_now() - renewed).total_seconds() > duration + CLOCK_SKEW
 
     def try_acquire(self) -> Holder | None:
         """Take (or renew) the Lease. None when this actor holds it now; else who does."""
-        try:
-            lease = self._call("read lease", self.api.read_namespaced_lease, NAME, NAMESPACE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise KubeError(f"Kubernetes API {self.server}: read lease: {_api_message(exc)}") from exc
-            try:
-                self._call("create lease", self.api.create_namespaced_lease, NAMESPACE, self._body(None, 0))
-                return None
-            except ApiException as exc2:
-                if exc2.status == 409:  # another actor created it first
-                    return self.try_acquire()
-                raise KubeError(
-                    f"Kubernetes API {self.server}: create lease {NAMESPACE}/{NAME}: {_api_message(exc2)}"
-                ) from exc2
-        spec = lease.spec
-        holder = spec.holder_identity or ""
-        if holder and holder != self.who and not self._expired(lease):
-            return _holder(lease)
-        transitions = (spec.lease_transitions or 0) + (0 if holder == self.who else 1)
-        try:
-            self._call(
-                "update lease",
-                self.api.replace_namespaced_lease,
-                NAME,
-                NAMESPACE,
-                self._body(lease, transitions),
-            )
-            return None
-        except ApiException as exc:
-            if exc.status == 409:  # changed since read: someone else renewed or took it
-                fresh = self._call("read lease", self.api.read_namespaced_lease, NAME, NAMESPACE)
-                s = fresh.spec
-                if s.holder_identity == self.who:
+        for _ in range(3):
+            current = self.kube.read_lease(NAMESPACE, NAME)
+            if current is None:
+                if self.kube.write_lease(self._body(None, 0)):
                     return None
-                return Holder(
-                    s.holder_identity or "",
-                    _str(s.acquire_time),
-                    _str(s.renew_time),
-                    s.lease_duration_seconds,
-                )
-            raise KubeError(
-                f"Kubernetes API {self.server}: update lease {NAMESPACE}/{NAME}: {_api_message(exc)}"
-            ) from exc
+                continue  # another actor created it first: read it
+            spec = current.get("spec") or {}
+            holder = spec.get("holderIdentity") or ""
+            if holder and holder != self.who and not self._expired(spec):
+                return _holder(spec)
+            transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.who else 1)
+            if self.kube.write_lease(self._body(current, transitions)):
+                return None
+            # Changed since read: someone else renewed or took it; look again.
+        current = self.kube.read_lease(NAMESPACE, NAME) or {}
+        spec = current.get("spec") or {}
+        return None if spec.get("holderIdentity") == self.who else _holder(spec)
 
     def release(self) -> None:
         """Give the Lease up (only if this actor still holds it)."""
         try:
-            lease = self._call("read lease", self.api.read_namespaced_lease, NAME, NAMESPACE)
-            if lease.spec.holder_identity != self.who:
+            current = self.kube.read_lease(NAMESPACE, NAME)
+            spec = (current or {}).get("spec") or {}
+            if spec.get("holderIdentity") != self.who:
                 return
-            body = self._body(lease, lease.spec.lease_transitions or 0)
+            body = self._body(current, spec.get("leaseTransitions") or 0)
             body["spec"].update(holderIdentity=None, leaseDurationSeconds=1)
-            self._call("release lease", self.api.replace_namespaced_lease, NAME, NAMESPACE, body)
-        except (ApiException, KubeError) as exc:
+            self.kube.write_lease(body)
+        except KubeError as exc:
             # It expires by itself within its duration.
             log.warning("could not release the node lease: %s", exc)
 
 
-def _holder(lease) -> Holder:
-    s = lease.spec
-    return Holder(s.holder_identity or "", _str(s.acquire_time), _str(s.renew_time), s.lease_duration_seconds)
+def _holder(spec: dict) -> Holder:
+    return Holder(
+        spec.get("holderIdentity") or "",
+        _str(spec.get("acquireTime")),
+        _str(spec.get("renewTime")),
+        spec.get("leaseDurationSeconds") or 0,
+    )
 
 
 def _str(stamp) -> str | None:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import cost
+from . import cost, lease
 from . import schedule as sched
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import (
@@ -418,10 +418,13 @@ def scale_cluster(
     api: CloudAPI | None = None,
     kube: Kube | None = None,
     locked: bool = False,
+    lease_wait: float = 600.0,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
     (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
-    alone for a while."""
+    alone for a while. The cluster's node Lease is held while it observes and acts (waiting up
+    to `lease_wait` seconds for another actor, e.g. the autoscaler's agent), unless `locked`:
+    the caller holds the lock and the Lease."""
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -430,7 +433,6 @@ def scale_cluster(
     # `locked`: the caller holds the cluster's lock already (the autoscaler's round).
     with cdir.run_log("scale") if locked else cdir.command("scale") as logfile_or_run:
         run = logfile_or_run if not locked else Run("scale", logfile_or_run)
-        logfile = run.log
         say(f"observing cluster {name!r}")
         api = api or connect_api(state.cloud)
         kubeconfig = state.kubeconfig
@@ -440,43 +442,69 @@ def scale_cluster(
                 "be drained safely; run `invoke create-cluster` to build Kubernetes first"
             )
         kube = kube or Kube(kubeconfig)
-        views, servers, known, flavors = observe_nodes(api, kube, name)
-        steps = plan_scale(views, req)
-        before = su_per_hour(views)
-        result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
-        for s in steps:
-            if s.action != "noop":
-                say(f"plan: {s.action} {s.node} ({s.reason})")
-        if dry_run:
-            return result
-        work = [s for s in steps if s.action != "noop"]
-        for s in steps:
-            if s.action == "noop":
-                s.outcome = "noop"
-        if not work:
-            say("nothing to do: the workers are already as asked")
+        with contextlib.ExitStack() as leased:
+            if not (locked or dry_run):
+                # One actor changes the nodes at a time across machines (the autoscaler's round
+                # holds the Lease itself: `locked`). Observed and planned under it.
+                leased.enter_context(lease.holding(kube, "scale", say, wait=lease_wait))
+            return _scale_leased(
+                name, req, cdir, run, api, kube, say, dry_run, drain_timeout, ready_timeout, force, source
+            )
 
-        watch = ServerWatch(api, name)
 
-        def run(step: Step) -> None:
-            started = time.monotonic()
-            try:
-                srv, in_k8s = servers[step.node], step.node in known
-                if step.action == "shelve":
-                    _shelve_one(api, watch, kube, step, srv, in_k8s, say, drain_timeout, force)
-                else:
-                    _unshelve_one(api, watch, kube, step, srv, in_k8s, say, ready_timeout)
-            except Exception as exc:  # noqa: BLE001 (one node's failure must not strand the others)
-                step.outcome, step.detail = "failed", str(exc)
-                say(f"{step.node}: FAILED: {exc}")
-            step.seconds = round(time.monotonic() - started, 1)
-
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            list(pool.map(run, work))
-        after, _, _, _ = observe_nodes(api, None, name, flavors)
-        result.su_per_hour_after = su_per_hour(after)
-        _record(cdir, result, source)
+def _scale_leased(
+    name: str,
+    req: Request,
+    cdir: ClusterDir,
+    this_run: Run,
+    api: CloudAPI,
+    kube: Kube,
+    say: Progress,
+    dry_run: bool,
+    drain_timeout: float,
+    ready_timeout: float,
+    force: bool,
+    source: str,
+) -> ScaleResult:
+    """scale_cluster's observation, plan and actions (the cluster's lock and Lease held)."""
+    logfile = this_run.log
+    views, servers, known, flavors = observe_nodes(api, kube, name)
+    steps = plan_scale(views, req)
+    before = su_per_hour(views)
+    result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
+    for s in steps:
+        if s.action != "noop":
+            say(f"plan: {s.action} {s.node} ({s.reason})")
+    if dry_run:
         return result
+    work = [s for s in steps if s.action != "noop"]
+    for s in steps:
+        if s.action == "noop":
+            s.outcome = "noop"
+    if not work:
+        say("nothing to do: the workers are already as asked")
+
+    watch = ServerWatch(api, name)
+
+    def run(step: Step) -> None:
+        started = time.monotonic()
+        try:
+            srv, in_k8s = servers[step.node], step.node in known
+            if step.action == "shelve":
+                _shelve_one(api, watch, kube, step, srv, in_k8s, say, drain_timeout, force)
+            else:
+                _unshelve_one(api, watch, kube, step, srv, in_k8s, say, ready_timeout)
+        except Exception as exc:  # noqa: BLE001 (one node's failure must not strand the others)
+            step.outcome, step.detail = "failed", str(exc)
+            say(f"{step.node}: FAILED: {exc}")
+        step.seconds = round(time.monotonic() - started, 1)
+
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        list(pool.map(run, work))
+    after, _, _, _ = observe_nodes(api, None, name, flavors)
+    result.su_per_hour_after = su_per_hour(after)
+    _record(cdir, result, source)
+    return result
 
 
 def _record(cdir: ClusterDir, result: ScaleResult, source: str = "manual") -> None:

@@ -9,6 +9,7 @@ once its server is ACTIVE. Waits sleep on a virtual clock."""
 
 from __future__ import annotations
 
+import copy
 import textwrap
 import time
 from pathlib import Path
@@ -121,6 +122,26 @@ class NodesOnFakeCloud:
     def __init__(self, cloud: FakeCloud, cluster: str) -> None:
         self.cloud, self.cluster = cloud, cluster
         self.cordoned: dict[str, str | None] = {}
+        self.leases: dict[tuple[str, str], dict] = {}
+        self.lease_writes: list[str | None] = []
+
+    def read_lease(self, namespace: str, name: str) -> dict | None:
+        return copy.deepcopy(self.leases.get((namespace, name)))
+
+    def write_lease(self, body: dict) -> bool:
+        """The API server's create/replace: 409 (False) for an existing one or a stale version."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        held = self.leases.get(key)
+        if (held is None) == bool(meta.get("resourceVersion")):
+            return False
+        if held is not None and held["metadata"]["resourceVersion"] != meta["resourceVersion"]:
+            return False
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(len(self.lease_writes) + 1)
+        self.leases[key] = body
+        self.lease_writes.append(body["spec"].get("holderIdentity"))
+        return True
 
     def nodes(self) -> dict[str, NodeInfo]:
         out = {}
@@ -204,6 +225,10 @@ def test_a_clusters_life_on_the_fake_cloud(tmp_path):
     )
     assert back.ok and ("lab-workers-1", "ACTIVE") in [s[:2] for s in shape(cloud)["servers"]]
     assert kube.cordoned == {}, "uncordoned once Ready"
+    holders = [h.split("@")[0] if h else None for h in kube.lease_writes]
+    assert holders[:2] == ["scale", None] and holders[-1] is None, (
+        "each scale held the node Lease, then freed it"
+    )
 
     plan = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
     planned = {(a["resource"], a["name"]) for a in plan.actions}

@@ -7,7 +7,7 @@ each service when its ``[keystone_authtoken] service_type`` is set) the credenti
 the calls listed here, in the services the cloud has.
 
 Who calls what, read from kubernetes/cloud-provider-openstack (the images Kubespray v2.31.0
-deploys, v1.35.0):
+deploys, v1.35.0), and stackspray's autoscaler agent (AGENT_COMPUTE):
 - the cloud controller manager (pkg/openstack/instancesv2.go, instances.go, loadbalancer.go,
   routes.go): reads servers, their interfaces and flavors, ports, networks, subnets and floating
   IPs; with LoadBalancer Services (Kubespray's default `external_openstack_lbaas_enabled: true`)
@@ -82,6 +82,18 @@ _RULES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+# The autoscaler's agent on the cluster (autoscale_agent.py) runs with the cluster credential: it
+# lists the flavors (their vCPUs size a woken worker) and shelves and unshelves workers. Keystone
+# matches method and path, not the body, so POST .../action also allows the other server actions
+# (reboot, resize, ...); creating or deleting a server stays refused. The rules are fixed when a
+# credential is made, so every credential with rules carries these: enabling the agent later
+# needs no new credential.
+AGENT_COMPUTE: list[tuple[str, str]] = [
+    ("GET", "/v2.1/flavors"),
+    ("GET", "/v2.1/flavors/detail"),
+    ("POST", "/v2.1/servers/*/action"),
+]
+
 # LoadBalancer Services also need floating IPs and (manage-security-groups) security groups.
 _NETWORK_FOR_LOAD_BALANCERS: list[tuple[str, str]] = [
     ("POST", "/v2.0/floatingips"),
@@ -108,6 +120,8 @@ def rules_for(service_types: set[str] | frozenset[str]) -> list[dict[str, str]]:
             rules += [(service, m, p) for m, p in pairs]
     if "load-balancer" in service_types:
         rules += [("network", m, p) for m, p in _NETWORK_FOR_LOAD_BALANCERS]
+    if "compute" in service_types:
+        rules += [("compute", m, p) for m, p in AGENT_COMPUTE]
     return [{"service": s, "method": m, "path": p} for s, m, p in rules]
 
 

@@ -165,10 +165,18 @@ def enable(
     skip_nodes_with_local_storage: bool = True,
     skip_nodes_with_system_pods: bool = True,
     service: bool = True,
+    on: str | None = None,
     root: Path | None = None,
+    progress: Progress | None = None,
 ) -> AutoscaleEnabled:
-    """Autoscale one group of the cluster (settings kept in its state) and install the loop: a
-    systemd user service where systemd runs, else a crontab entry running `--once` each minute."""
+    """Autoscale one group of the cluster (settings kept in its state) and install the loop.
+    `on="cluster"` (the default when the cluster's API answers): the agent on the first
+    control-plane node (autoscale_agent.py), and no loop on this machine. `on="here"`: a systemd
+    user service where a user manager runs, else a crontab entry running `--once` each minute —
+    refused where neither would ever run. `service=False`: settings only."""
+    say = progress or Progress()
+    if on not in (None, "cluster", "here"):
+        raise AutoscaleError(f"--on: expected cluster or here, got {on!r}")
     cdir, state = _cluster_dir(cluster, root)
     members = sorted(n for n, s in state.servers.items() if s.group == group)
     if group == CONTROL_PLANE:
@@ -216,16 +224,61 @@ def enable(
         auto.enabled_at = auto.enabled_at or _iso(time.time())
         installed = None
         if service:
-            installed = sched.install_service(
-                cluster,
-                names.AUTOSCALE_JOB,
-                ("autoscale.run", "--cluster", cluster),
-                ("autoscale.run", "--cluster", cluster, "--once"),
-            )
+            where = on or _default_place(state, say)
+            if where == "cluster":
+                installed = _install_agent(cluster, cdir, state, auto, say)
+            else:
+                installed = sched.install_service(
+                    cluster,
+                    names.AUTOSCALE_JOB,
+                    ("autoscale.run", "--cluster", cluster),
+                    ("autoscale.run", "--cluster", cluster, "--once"),
+                )
+                if state.autoscale and state.autoscale.service == "cluster":
+                    from . import agent_install
+
+                    say("removing the agent from the cluster: the loop runs here now")
+                    agent_install.remove(cluster, cdir, state, say)
+                auto.agent_build = auto.agent_node = None
             auto.service = installed["backend"]
         state.autoscale = auto
         cdir.save(state)
     return AutoscaleEnabled(cluster, group, asdict(auto), installed)
+
+
+def _default_place(state: ClusterState, say: Progress) -> str:
+    """The cluster when its API answers; else here, said so."""
+    try:
+        Kube(state.kubeconfig).nodes()
+        return "cluster"
+    except StackSprayError as exc:
+        say(
+            f"the cluster's API does not answer ({str(exc).splitlines()[0]}): the loop runs on this "
+            "machine; run `autoscale.enable` again when the cluster is up to move it onto the cluster"
+        )
+        return "here"
+
+
+def _install_agent(
+    cluster: str, cdir: ClusterDir, state: ClusterState, auto: Autoscale, say: Progress
+) -> dict:
+    """The agent on the cluster; then no loop of this machine runs the rounds."""
+    from . import agent_install  # playbooks and wheels: only the operator's machine needs them
+
+    done = agent_install.install(cluster, cdir, state, auto, say)
+    local = sched.remove_service(cluster, names.AUTOSCALE_JOB)
+    if local:
+        say(f"removed this machine's loop ({', '.join(local)}): the agent runs the rounds now")
+    auto.agent_build, auto.agent_node = done.build, done.node
+    return {
+        "backend": "cluster",
+        "id": names.AUTOSCALE_JOB,
+        "where": f"agent on {done.node}, stackspray {done.version} build {done.build}",
+        "node": done.node,
+        "build": done.build,
+        "version": done.version,
+        "seconds": done.seconds,
+    }
 
 
 def set_limits(
@@ -256,6 +309,12 @@ def set_limits(
                 f"got min {lo}, max {hi}"
             )
         g.min, g.max = lo, hi
+        if state.autoscale.service == "cluster":
+            # The agent reads its settings from the cluster: written there first, so a failure
+            # leaves both as they were.
+            from . import autoscale_agent
+
+            autoscale_agent.write_settings(Kube(state.kubeconfig), cluster, state.autoscale)
         cdir.save(state)
     return AutoscaleLimits(cluster, group, lo, hi)
 
@@ -284,11 +343,17 @@ def schedule_limits(
     return sched.install(sched.Job(cluster, f"autoscale-{group}-{when.label()}", tuple(args), when))
 
 
-def disable(cluster: str, *, root: Path | None = None) -> AutoscaleDisabled:
-    """Remove the loop (service or crontab entry), its windows and the settings; workers stay as
-    they are."""
+def disable(cluster: str, *, root: Path | None = None, progress: Progress | None = None) -> AutoscaleDisabled:
+    """Remove the loop (the agent on the cluster, a service or crontab entry), its windows and
+    the settings; workers stay as they are."""
     cdir = ClusterDir(cluster, root)
-    removed = sched.remove_service(cluster, names.AUTOSCALE_JOB)
+    removed = []
+    state = cdir.load()
+    if state and state.autoscale and state.autoscale.service == "cluster":
+        from . import agent_install
+
+        removed += agent_install.remove(cluster, cdir, state, progress or Progress())
+    removed += sched.remove_service(cluster, names.AUTOSCALE_JOB)
     # Its windows (autoscale.schedule) would fail every time without the settings.
     windows = [j["id"] for j in sched.list_jobs(cluster) if j["id"].startswith(f"{names.AUTOSCALE_JOB}-")]
     for job in windows:
@@ -750,15 +815,80 @@ def loop_warning(
     return f"the loop is silent: {what}, it runs every {interval:.0f}s — {start}"
 
 
+@dataclass
+class _Decided:
+    """The agent's last round, read like a plan."""
+
+    summary: dict
+
+    @property
+    def pending(self) -> list[dict]:
+        return self.summary.get("pending") or []
+
+    @property
+    def decisions(self) -> list:
+        return [_Decision(d) for d in self.summary.get("decisions") or []]
+
+    @property
+    def actions(self) -> list:
+        return [d for d in self.decisions if d.action in ("shelve", "unshelve")]
+
+
+class _Decision(dict):
+    def __getattr__(self, name: str):
+        return self.get(name)
+
+
+def _agent_status(out: dict, state: ClusterState, last: int) -> dict | None:
+    """Fill `out` from the agent's status ConfigMap (autoscale_agent.py); its last round."""
+    from . import autoscale_agent
+
+    try:
+        agent = autoscale_agent.read_status(Kube(state.kubeconfig))
+    except StackSprayError as exc:
+        out["agent"] = None
+        out["warning"] = f"the cluster's API does not answer, so the agent's state is unknown: {exc}"
+        return None
+    node = state.autoscale.agent_node or "the first control-plane node"
+    look = f"on {node}: `journalctl -u {autoscale_agent.UNIT}`"
+    if agent is None:
+        out["agent"] = None
+        out["warning"] = f"the agent has written no status yet ({look})"
+        return None
+    out["agent"] = {
+        "node": agent.host,
+        "version": agent.version,
+        "build": agent.build,
+        "credential_id": agent.credential_id,
+        "updated": agent.updated,
+        "error": agent.error,
+    }
+    out["events"] = agent.events[-last:]
+    out["last_round"] = (agent.last_round or {}).get("at")
+    age = time.time() - (_epoch_of(agent.updated) or 0)
+    if age > 3 * autoscale_agent.INTERVAL:
+        out["warning"] = f"the agent is silent: its status was last written {age:.0f}s ago ({look})"
+    elif agent.error:
+        out["warning"] = f"the agent's last round failed: {agent.error} ({look})"
+    elif state.autoscale.agent_build and agent.build != state.autoscale.agent_build:
+        out["warning"] = (
+            f"the agent runs build {agent.build}, autoscale.enable installed {state.autoscale.agent_build}"
+        )
+    else:
+        out["warning"] = None
+    return agent.last_round
+
+
 def status(cluster: str, *, root: Path | None = None, last: int = 10) -> AutoscaleStatus:
     """Settings, where the loop runs, per group ACTIVE/shelved/min/max, pending pods, the next
     decision, SU/hour now, SU saved today, the last events."""
     cdir, state = _cluster_dir(cluster, root)
+    on_cluster = bool(state.autoscale and state.autoscale.service == "cluster")
     out: dict = {
         "cluster": cluster,
         "enabled": bool(state.autoscale and state.autoscale.groups),
         "settings": asdict(state.autoscale) if state.autoscale else None,
-        "service": sched.service_installed(cluster, names.AUTOSCALE_JOB),
+        "service": "cluster" if on_cluster else sched.service_installed(cluster, names.AUTOSCALE_JOB),
         "events": events(cdir, last),
     }
     book = load_book(cdir)
@@ -767,13 +897,21 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         (book.get("saved") or {}).get("su", 0.0) if (book.get("saved") or {}).get("day") == today else 0.0
     )
     out["last_round"] = (book.get("last") or {}).get("at")
-    out["warning"] = loop_warning(
-        cluster, out["enabled"], out["service"], out["last_round"], state.autoscale, time.time()
-    )
+    agent_round = None
+    if on_cluster:
+        agent_round = _agent_status(out, state, last)
+    else:
+        out["warning"] = loop_warning(
+            cluster, out["enabled"], out["service"], out["last_round"], state.autoscale, time.time()
+        )
     if not out["enabled"]:
         return AutoscaleStatus(cluster, out)
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     plan, nodes, _ = plan_round(cluster, cdir, state, api, kube, time.time())
+    if agent_round is not None:
+        # The agent's idle clocks and backoffs are on the cluster: its last round says what it
+        # decided; this machine's observation gives the counts and the Service Units.
+        plan = _Decided(agent_round)
     groups = {}
     for g, s in state.autoscale.groups.items():
         members = [n for n in nodes if n.group == g]
@@ -786,7 +924,7 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
     out.update(
         groups=groups,
         pending=plan.pending,
-        next=[asdict(d) for d in plan.actions],
+        next=[dict(d) if isinstance(d, dict) else asdict(d) for d in plan.actions],
         nodes={d.node: {"action": d.action, "reason": d.reason} for d in plan.decisions if d.node},
         su_per_hour=round(sum(cost.STATE_FACTOR.get(n.status, 1.0) * n.su_active for n in nodes), 3),
     )

@@ -138,7 +138,9 @@ class Autoscale:
     skip_nodes_with_local_storage: bool = True
     skip_nodes_with_system_pods: bool = True
     enabled_at: str | None = None
-    service: str | None = None  # where the loop runs: systemd | cron | None (by hand)
+    service: str | None = None  # where the loop runs: cluster (the agent) | systemd | cron | None
+    agent_build: str | None = None  # the agent's build on the cluster (service "cluster")
+    agent_node: str | None = None
 
 
 @dataclass
@@ -272,3 +274,11 @@ def _value(tp, value, where: str):
     if tp in (str, int, bool) and not isinstance(value, tp):
         raise TypeError(f"{where} should be {tp.__name__}, not {type(value).__name__}")
     return value
+
+
+def autoscale_from_dict(data: dict[str, Any], where: str = "autoscale settings") -> Autoscale:
+    """Autoscale settings from their JSON form (the agent's settings ConfigMap)."""
+    try:
+        return _build(Autoscale, data, where)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise StateError(f"{where}: not autoscale settings ({exc})") from exc

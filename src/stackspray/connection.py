@@ -7,6 +7,8 @@ operator's `OS_CLOUD` (password, or another credential) would be mixed into the 
 
 from __future__ import annotations
 
+import configparser
+
 import openstack
 from openstack import config as os_config
 
@@ -48,3 +50,42 @@ def connect_with_credential(conn, credential_id: str, secret: str):
     c = openstack.connection.Connection(config=region)
     c.authorize()
     return c
+
+
+def connect_cloud_config(path: str) -> tuple[object, str]:
+    """A connection with the application credential of a Kubernetes cloud config file (the
+    `[Global]` section Kubespray writes for the cloud controller and Cinder CSI: auth-url,
+    application-credential-id/-secret, region, ca-file), read now; (connection, credential id).
+    Nothing else is read: not clouds.yaml, not the environment."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path) as fh:
+            parser.read_file(fh)
+        glob = {k: v.strip().strip('"') for k, v in parser["Global"].items()}
+        auth = {
+            "auth_url": glob["auth-url"],
+            "application_credential_id": glob["application-credential-id"],
+            "application_credential_secret": glob["application-credential-secret"],
+        }
+    except (OSError, KeyError, configparser.Error) as exc:
+        raise CloudError(
+            f"{path}: not a cloud config with an application credential ({exc.__class__.__name__}: {exc})"
+        ) from exc
+    region = os_config.get_cloud_region(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth_type="v3applicationcredential",
+        auth=auth,
+        region_name=glob.get("region") or None,
+        cacert=glob.get("ca-file") or None,
+        interface="public",
+    )
+    try:
+        c = openstack.connection.Connection(config=region)
+        c.authorize()
+    except Exception as exc:  # keystoneauth errors
+        raise CloudError(
+            f"the application credential in {path} ({auth['application_credential_id']}) cannot "
+            f"authenticate at {auth['auth_url']}: {exc}"
+        ) from exc
+    return c, auth["application_credential_id"]

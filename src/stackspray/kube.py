@@ -139,6 +139,92 @@ class Kube:
         resp = self._call(f"list {what}", fns[what](), _preload_content=False)
         return json.loads(resp.data).get("items") or []
 
+    # -- any object, as plain JSON (the autoscaler agent's objects) -----------------------------
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One REST call, JSON in and out; ApiException for an error answer."""
+        resp = self.api.call_api(
+            path,
+            method,
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=TIMEOUT,
+        )
+        return json.loads(resp.data or b"{}")
+
+    def get_object(self, path: str) -> dict | None:
+        """The object at `path` (e.g. /api/v1/namespaces/kube-system/configmaps/x), None if absent."""
+        try:
+            return self.request("GET", path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeError(f"Kubernetes API {self.server}: read {path}: {_api_message(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: read {path}: cannot connect ({exc})") from exc
+
+    def put_object(self, collection: str, obj: dict, replace: bool = True) -> str:
+        """Create `obj` in `collection` (its list path); when it exists, replace it (the version
+        read just before) unless `replace` is False. Returns created | replaced | kept."""
+        name = obj["metadata"]["name"]
+        try:
+            try:
+                self.request("POST", collection, obj)
+                return "created"
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            if not replace:
+                return "kept"
+            current = self.request("GET", f"{collection}/{name}")
+            body = {
+                **obj,
+                "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+            }
+            self.request("PUT", f"{collection}/{name}", body)
+            return "replaced"
+        except ApiException as exc:
+            raise KubeError(
+                f"Kubernetes API {self.server}: write {collection}/{name}: {_api_message(exc)}"
+            ) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(
+                f"Kubernetes API {self.server}: write {collection}/{name}: cannot connect ({exc})"
+            ) from exc
+
+    def patch_object(self, path: str, patch: dict) -> dict:
+        """A JSON merge patch (RFC 7386) of the object at `path`."""
+        try:
+            resp = self.api.call_api(
+                path,
+                "PATCH",
+                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+                body=patch,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+            return json.loads(resp.data or b"{}")
+        except ApiException as exc:
+            raise KubeError(f"Kubernetes API {self.server}: patch {path}: {_api_message(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: patch {path}: cannot connect ({exc})") from exc
+
+    def delete_object(self, path: str) -> bool:
+        """Delete the object at `path`; False when there was none."""
+        try:
+            self.request("DELETE", path)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise KubeError(f"Kubernetes API {self.server}: delete {path}: {_api_message(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: delete {path}: cannot connect ({exc})") from exc
+
     # -- leases (lease.py) ------------------------------------------------------------------------
     def read_lease(self, namespace: str, name: str) -> dict | None:
         """The Lease as plain JSON, or None when there is none."""

@@ -39,13 +39,25 @@ def test_only_the_services_the_cluster_calls_and_only_those_the_cloud_has():
     [
         ("compute", "POST", "/v2.1/servers"),  # no new servers
         ("compute", "DELETE", "/v2.1/servers/*"),  # nor deleting them
-        ("compute", "POST", "/v2.1/servers/*/action"),  # nor shelving, rebooting, console
         ("network", "POST", "/v2.0/networks"),
         ("network", "PUT", "/v2.0/routers/*"),
     ],
 )
 def test_the_rules_never_let_a_node_create_or_delete_machines_or_networks(service, method, path):
     assert (method, path) not in pairs(rules_for(JETSTREAM2), service)
+
+
+def test_the_autoscaler_agent_may_list_flavors_and_shelve_but_compute_writes_end_there():
+    """The agent (autoscale_agent.py) runs with the cluster credential: flavors and server
+    actions (shelve, unshelve) are in the rules; no other compute write is."""
+    compute = pairs(rules_for(JETSTREAM2), "compute")
+    assert {("GET", "/v2.1/flavors/detail"), ("POST", "/v2.1/servers/*/action")} <= compute
+    writes = {(m, p) for m, p in compute if m != "GET"}
+    assert writes == {
+        ("POST", "/v2.1/servers/*/action"),
+        ("POST", "/v2.1/servers/*/os-volume_attachments"),  # Cinder CSI
+        ("DELETE", "/v2.1/servers/*/os-volume_attachments/*"),
+    }
 
 
 def test_network_writes_only_where_load_balancers_need_them():

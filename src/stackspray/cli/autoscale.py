@@ -32,7 +32,9 @@ def _opt(value, flag: str) -> int | None:
         "skip_nodes_with_local_storage": "pods with emptyDir/hostPath volumes keep their node (default on)",
         "skip_nodes_with_system_pods": "kube-system pods without a PodDisruptionBudget keep their node "
         "(default on)",
-        "service": "install the loop (systemd user service, else crontab; default on)",
+        "service": "install the loop (default on; --no-service: settings only, run the loop yourself)",
+        "on": "where the loop runs: cluster (an agent on the first control-plane node; the default "
+        "when the cluster answers) or here (a systemd user service, else crontab, on this machine)",
         "json": JSON,
     },
 )
@@ -48,6 +50,7 @@ def enable(
     skip_nodes_with_local_storage=True,
     skip_nodes_with_system_pods=True,
     service=True,
+    on=None,
     json_=False,
 ):
     """Autoscale a workers' group by shelving: wake shelved workers for pending pods, shelve idle ones."""
@@ -65,6 +68,8 @@ def enable(
             skip_nodes_with_local_storage=skip_nodes_with_local_storage,
             skip_nodes_with_system_pods=skip_nodes_with_system_pods,
             service=service,
+            on=on,
+            progress=progress(json_),
         ),
     )
     emit(result, json_)
@@ -141,7 +146,14 @@ def schedule(
 @task(positional=[], help={"cluster": "cluster name", "json": JSON})
 def disable(c, cluster, json_=False):
     """Stop autoscaling: remove the loop and its settings (workers stay as they are)."""
-    emit(call(json_, "autoscale.disable", lambda: autoscale.disable(cluster_name(cluster))), json_)
+    emit(
+        call(
+            json_,
+            "autoscale.disable",
+            lambda: autoscale.disable(cluster_name(cluster), progress=progress(json_)),
+        ),
+        json_,
+    )
 
 
 @task(

@@ -298,6 +298,12 @@ def _(st: AutoscaleStatus) -> list[str]:
             f"cluster {cluster}: loop {s['service'] or 'not installed'}; "
             f"last round {s['last_round'] or 'never'}"
         )
+        if s.get("agent"):
+            a = s["agent"]
+            lines.append(
+                f"  agent: stackspray {a['version']} build {a['build']} on {a['node']}; credential "
+                f"{a['credential_id']}; status written {a['updated']}"
+            )
         for g, v in s["groups"].items():
             lines.append(
                 f"  group {g}: {v['active']} ACTIVE, {v['shelved']} shelved (min {v['min']}, max {v['max']})"

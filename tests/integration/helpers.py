@@ -49,11 +49,12 @@ def make_spec(tmp_path, ssh_key, sandbox):
 
 
 @contextmanager
-def built_cluster(sandbox, ssh_key, tmp: Path, prefix: str, cidr: str, workers: int):
+def built_cluster(sandbox, ssh_key, tmp: Path, prefix: str, cidr: str, workers: int, **extra):
     """A cluster built through the Kubespray stand-in for a whole test module; destroyed after.
-    Yields (name, inventories root, create_cluster's result, spec file)."""
+    `extra`: more top-level spec fields. Yields (name, inventories root, create_cluster's result,
+    spec file)."""
     name = f"{prefix}{uuid.uuid4().hex[:5]}"
-    spec_file = write_small_cluster_spec(tmp, name, ssh_key.with_suffix(".pub"), cidr, workers)
+    spec_file = write_small_cluster_spec(tmp, name, ssh_key.with_suffix(".pub"), cidr, workers, **extra)
     inv = tmp / "inventories"
     try:
         yield name, inv, create_cluster(load_spec(spec_file), progress=quiet(), root=inv), spec_file

@@ -379,7 +379,7 @@ def test_enable_is_refused_where_nothing_would_run_the_loop(cluster):
     env = {**user_env(c.sandbox), "STACKSPRAY_INVENTORIES": str(c.inv)}  # no STACKSPRAY_SCHEDULER
     out = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", str(BIN / "stackspray"), "autoscale.enable"]
-        + ["--cluster", c.name, "--min", "0", "--max", "2"],
+        + ["--cluster", c.name, "--min", "0", "--max", "2", "--on", "here"],
         cwd=c.cwd,
         env=env,
         capture_output=True,
@@ -410,7 +410,17 @@ def test_the_crontab_entry_installs_runs_and_goes_with_disable_and_destroy(conn,
     try:
         log = c.inv / c.name / "logs" / "autoscale.log"
         log.unlink(missing_ok=True)
-        out = c.invoke("autoscale.enable", "--cluster", c.name, "--idle", f"{IDLE}s", "--pending-for", "0s")
+        out = c.invoke(
+            "autoscale.enable",
+            "--cluster",
+            c.name,
+            "--on",
+            "here",
+            "--idle",
+            f"{IDLE}s",
+            "--pending-for",
+            "0s",
+        )
         assert out.returncode == 0 and "loop: cron (crontab)" in out.stdout, out.stdout + out.stderr
         (line,) = ours()
         assert line.startswith("* * * * * ") and "autoscale.run --cluster" in line and "--once" in line
@@ -457,7 +467,7 @@ def test_the_crontab_entry_installs_runs_and_goes_with_disable_and_destroy(conn,
         crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
         assert f"stackspray:{c.name}:autoscale-" not in crontab, "disable takes the windows away too"
 
-        assert c.invoke("autoscale.enable", "--cluster", c.name).returncode == 0 and ours()
+        assert c.invoke("autoscale.enable", "--cluster", c.name, "--on", "here").returncode == 0 and ours()
         out = c.invoke("destroy-cluster", "--cluster", c.name, "--yes")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "removed the autoscaler (cron)" in out.stdout, out.stdout

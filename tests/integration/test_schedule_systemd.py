@@ -228,7 +228,7 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
 
             # The autoscaler as a long-running user service: a pending pod wakes the shelved worker
             # with nobody logged in, the loop running by itself; disable stops and removes it.
-            enabled = m.user(f"{cli} autoscale.enable --cluster {name} --pending-for 0s", env)
+            enabled = m.user(f"{cli} autoscale.enable --cluster {name} --on here --pending-for 0s", env)
             assert enabled.returncode == 0 and "loop: systemd" in enabled.stdout, (
                 enabled.stdout + enabled.stderr
             )

@@ -9,8 +9,8 @@ it needs no package index. stackspray's own wheel is built from its checkout (`p
 --no-deps`) when it runs from one, else downloaded as the installed version.
 
 Only what the agent imports is installed (AGENT_REQUIREMENTS): not Ansible, invoke or
-testinfra, which the operator's commands need and the agent does not
-(tests/unit/test_architecture.py holds the agent to that).
+testinfra, which the operator's commands need and the agent does not (the architecture test
+holds the agent's imports to that).
 """
 
 from __future__ import annotations

@@ -24,13 +24,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes.utils import parse_quantity
 
-from . import cost, lease, names
-from . import schedule as sched
+from . import cost, lease
 from .autoscale_plan import (
     SHELVED,
     Budget,
@@ -46,14 +45,14 @@ from .autoscale_plan import (
 )
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import flavors_by_name
-from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
+from .cluster_state import Autoscale, ClusterState
 from .errors import LockedError, StackSprayError
 from .files import atomic_write
 from .kube import SCALE_ANNOTATION, Kube, node_is_ready
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .scale import make_request, scale_cluster
-from .spec import CONTROL_PLANE, load_spec, parse_duration
+from .spec import CONTROL_PLANE
 from .state import ClusterDir
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class AutoscaleError(StackSprayError):
 # -- settings -----------------------------------------------------------------------------------
 
 
-def _cluster_dir(cluster: str, root: Path | None) -> tuple[ClusterDir, ClusterState]:
+def cluster_dir_and_state(cluster: str, root: Path | None) -> tuple[ClusterDir, ClusterState]:
     cdir = ClusterDir(cluster, root)
     state = cdir.load()
     if not state:
@@ -84,55 +83,6 @@ def _cluster_dir(cluster: str, root: Path | None) -> tuple[ClusterDir, ClusterSt
     return cdir, state
 
 
-def _spec_defaults(state: ClusterState, group: str, flags_given: bool):
-    """The spec's `autoscale` of the group. A spec that no longer loads (moved, or broken) is said
-    so — unless --min and --max are given, which then decide — never silently replaced by
-    defaults (min 0, max every worker)."""
-    if not state.spec:
-        return None
-    try:
-        g = load_spec(state.spec).group(group)
-    except (OSError, StackSprayError) as exc:
-        if flags_given:
-            return None
-        raise AutoscaleError(
-            f"the cluster's spec {state.spec} does not load ({str(exc).splitlines()[0]}), so its "
-            f"`autoscale` settings are unknown: give --min and --max, or fix the spec"
-        ) from None
-    return g.autoscale if g else None
-
-
-@dataclass
-class AutoscaleEnabled:
-    cluster: str
-    group: str
-    settings: dict
-    service: dict | None
-
-    def to_dict(self) -> dict:
-        return {"cluster": self.cluster, "settings": self.settings, "service": self.service}
-
-
-@dataclass
-class AutoscaleLimits:
-    cluster: str
-    group: str
-    min: int
-    max: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class AutoscaleDisabled:
-    cluster: str
-    removed: list[str]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass
 class AutoscaleRounds:
     """The rounds one `autoscale.run` made (with --json: the last one)."""
@@ -142,230 +92,6 @@ class AutoscaleRounds:
 
     def to_dict(self) -> dict:
         return self.rounds[-1] if self.rounds else {}
-
-
-@dataclass
-class AutoscaleStatus:
-    cluster: str
-    status: dict
-
-    def to_dict(self) -> dict:
-        return self.status
-
-
-def enable(
-    cluster: str,
-    *,
-    group: str = "workers",
-    min_: int | None = None,
-    max_: int | None = None,
-    idle: str | float | None = None,
-    pending_for: str | float | None = None,
-    scale_down_delay: str | float | None = None,
-    skip_nodes_with_local_storage: bool = True,
-    skip_nodes_with_system_pods: bool = True,
-    service: bool = True,
-    on: str | None = None,
-    root: Path | None = None,
-    progress: Progress | None = None,
-) -> AutoscaleEnabled:
-    """Autoscale one group of the cluster (settings kept in its state) and install the loop.
-    `on="cluster"` (the default when the cluster's API answers): the agent on the first
-    control-plane node (autoscale_agent.py), and no loop on this machine. `on="here"`: a systemd
-    user service where a user manager runs, else a crontab entry running `--once` each minute —
-    refused where neither would ever run. `service=False`: settings only."""
-    say = progress or Progress()
-    if on not in (None, "cluster", "here"):
-        raise AutoscaleError(f"--on: expected cluster or here, got {on!r}")
-    cdir, state = _cluster_dir(cluster, root)
-    members = sorted(n for n, s in state.servers.items() if s.group == group)
-    if group == CONTROL_PLANE:
-        raise AutoscaleError("--group: the control plane is never shelved; autoscale a workers' group")
-    if not members:
-        known = sorted({s.group for s in state.servers.values() if s.group and s.group != CONTROL_PLANE})
-        raise AutoscaleError(
-            f"--group: cluster {cluster!r} has no group {group!r} (groups: {', '.join(known) or 'none'})"
-        )
-    # A flag left out keeps what an earlier enable set, else the spec's value, else the default.
-    spec = (state.autoscale.groups.get(group) if state.autoscale else None) or _spec_defaults(
-        state, group, flags_given=min_ is not None and max_ is not None
-    )
-    lo = min_ if min_ is not None else (spec.min if spec else 0)
-    hi = max_ if max_ is not None else (spec.max if spec else len(members))
-    if lo < 0:
-        raise AutoscaleError(f"--min: must be 0 or more, got {lo}")
-    if hi < 1 or hi < lo:
-        raise AutoscaleError(f"--max: must be at least 1 and at least --min ({lo}), got {hi}")
-    if hi > len(members):
-        raise AutoscaleError(
-            f"--max: group {group} has {len(members)} worker(s), got {hi}: autoscaling wakes shelved "
-            "workers and adds none (raise the count with `invoke add-nodes` first)"
-        )
-    try:
-        idle_s = parse_duration(idle, "--idle") if idle is not None else (spec.idle if spec else 1800.0)
-        pending_s = (
-            parse_duration(pending_for, "--pending-for")
-            if pending_for is not None
-            else (spec.pending_for if spec else 30.0)
-        )
-        delay_s = (
-            parse_duration(scale_down_delay, "--scale-down-delay") if scale_down_delay is not None else None
-        )
-    except ValueError as exc:
-        raise AutoscaleError(str(exc)) from None
-    with cdir.lock("autoscale.enable"):
-        state = cdir.load()
-        auto = state.autoscale or Autoscale()
-        auto.groups[group] = AutoscaleGroup(lo, hi, idle_s, pending_s)
-        if delay_s is not None:
-            auto.scale_down_delay = delay_s
-        auto.skip_nodes_with_local_storage = skip_nodes_with_local_storage
-        auto.skip_nodes_with_system_pods = skip_nodes_with_system_pods
-        auto.enabled_at = auto.enabled_at or _iso(time.time())
-        installed = None
-        if service:
-            where = on or _default_place(state, say)
-            if where == "cluster":
-                installed = _install_agent(cluster, cdir, state, auto, say)
-            else:
-                installed = sched.install_service(
-                    cluster,
-                    names.AUTOSCALE_JOB,
-                    ("autoscale.run", "--cluster", cluster),
-                    ("autoscale.run", "--cluster", cluster, "--once"),
-                )
-                if state.autoscale and state.autoscale.service == "cluster":
-                    from . import agent_install
-
-                    say("removing the agent from the cluster: the loop runs here now")
-                    agent_install.remove(cluster, cdir, state, say)
-                auto.agent_build = auto.agent_node = None
-            auto.service = installed["backend"]
-        state.autoscale = auto
-        cdir.save(state)
-    return AutoscaleEnabled(cluster, group, asdict(auto), installed)
-
-
-def _default_place(state: ClusterState, say: Progress) -> str:
-    """The cluster when its API answers; else here, said so."""
-    try:
-        Kube(state.kubeconfig).nodes()
-        return "cluster"
-    except StackSprayError as exc:
-        say(
-            f"the cluster's API does not answer ({str(exc).splitlines()[0]}): the loop runs on this "
-            "machine; run `autoscale.enable` again when the cluster is up to move it onto the cluster"
-        )
-        return "here"
-
-
-def _install_agent(
-    cluster: str, cdir: ClusterDir, state: ClusterState, auto: Autoscale, say: Progress
-) -> dict:
-    """The agent on the cluster; then no loop of this machine runs the rounds."""
-    from . import agent_install  # playbooks and wheels: only the operator's machine needs them
-
-    done = agent_install.install(cluster, cdir, state, auto, say)
-    local = sched.remove_service(cluster, names.AUTOSCALE_JOB)
-    if local:
-        say(f"removed this machine's loop ({', '.join(local)}): the agent runs the rounds now")
-    auto.agent_build, auto.agent_node = done.build, done.node
-    return {
-        "backend": "cluster",
-        "id": names.AUTOSCALE_JOB,
-        "where": f"agent on {done.node}, stackspray {done.version} build {done.build}",
-        "node": done.node,
-        "build": done.build,
-        "version": done.version,
-        "seconds": done.seconds,
-    }
-
-
-def set_limits(
-    cluster: str,
-    *,
-    group: str = "workers",
-    min_: int | None = None,
-    max_: int | None = None,
-    root: Path | None = None,
-) -> AutoscaleLimits:
-    """Change an autoscaled group's min and/or max (what `autoscale.schedule` runs at its times):
-    a raised min wakes workers on the next round, a lowered max lets idle ones go."""
-    cdir, state = _cluster_dir(cluster, root)
-    with cdir.lock("autoscale.limits"):
-        state = cdir.load()
-        g = state.autoscale.groups.get(group) if state.autoscale else None
-        if g is None:
-            raise AutoscaleError(
-                f"--group: {group!r} of cluster {cluster!r} is not autoscaled: `invoke autoscale.enable "
-                f"--cluster {cluster} --group {group}` first"
-            )
-        members = sum(1 for s in state.servers.values() if s.group == group)
-        lo = g.min if min_ is None else min_
-        hi = g.max if max_ is None else max_
-        if lo < 0 or hi < 1 or lo > hi or hi > members:
-            raise AutoscaleError(
-                f"--min/--max: need 0 <= min <= max <= {members} (the group's workers) and max >= 1, "
-                f"got min {lo}, max {hi}"
-            )
-        g.min, g.max = lo, hi
-        if state.autoscale.service == "cluster":
-            # The agent reads its settings from the cluster: written there first, so a failure
-            # leaves both as they were.
-            from . import autoscale_agent
-
-            autoscale_agent.write_settings(Kube(state.kubeconfig), cluster, state.autoscale)
-        cdir.save(state)
-    return AutoscaleLimits(cluster, group, lo, hi)
-
-
-def schedule_limits(
-    cluster: str,
-    *,
-    at: str,
-    group: str = "workers",
-    min_: int | None = None,
-    max_: int | None = None,
-    days: str | None = None,
-    root: Path | None = None,
-) -> dict:
-    """A timer (or crontab entry) that sets the group's min/max at a time of day — a window for a
-    class at 10:00 — instead of fighting the loop with `invoke scale`."""
-    _, state = _cluster_dir(cluster, root)
-    if not state.autoscale or group not in state.autoscale.groups:
-        raise AutoscaleError(f"--group: {group!r} is not autoscaled: `invoke autoscale.enable` it first")
-    if min_ is None and max_ is None:
-        raise AutoscaleError("give --min N and/or --max N: what the window sets")
-    when = sched.parse_when(at, days)
-    args = ["autoscale.limits", "--cluster", cluster, "--group", group]
-    args += ["--min", str(min_)] if min_ is not None else []
-    args += ["--max", str(max_)] if max_ is not None else []
-    return sched.install(sched.Job(cluster, f"autoscale-{group}-{when.label()}", tuple(args), when))
-
-
-def disable(cluster: str, *, root: Path | None = None, progress: Progress | None = None) -> AutoscaleDisabled:
-    """Remove the loop (the agent on the cluster, a service or crontab entry), its windows and
-    the settings; workers stay as they are."""
-    cdir = ClusterDir(cluster, root)
-    removed = []
-    state = cdir.load()
-    if state and state.autoscale and state.autoscale.service == "cluster":
-        from . import agent_install
-
-        removed += agent_install.remove(cluster, cdir, state, progress or Progress())
-    removed += sched.remove_service(cluster, names.AUTOSCALE_JOB)
-    # Its windows (autoscale.schedule) would fail every time without the settings.
-    windows = [j["id"] for j in sched.list_jobs(cluster) if j["id"].startswith(f"{names.AUTOSCALE_JOB}-")]
-    for job in windows:
-        sched.remove(cluster, job)
-    removed += [f"window {w}" for w in windows]
-    if cdir.load():
-        with cdir.lock("autoscale.disable"):  # the loop changes both only under this lock too
-            state = cdir.load()
-            state.autoscale = None
-            cdir.save(state)
-            (cdir.path / MEMORY_FILE).unlink(missing_ok=True)
-    return AutoscaleDisabled(cluster, removed)
 
 
 def settings_of(auto: Autoscale) -> Settings:
@@ -509,7 +235,7 @@ def observe_cluster(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[Node]
 # -- the loop's book: memory, last round, SU saved, events -----------------------------------------
 
 
-def _iso(t: float) -> str:
+def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
@@ -526,7 +252,7 @@ def save_book(cdir: ClusterDir, book: dict) -> None:
 
 def event(cdir: ClusterDir, **fields) -> dict:
     """Append one decision to the events file and the run's log."""
-    fields = {"at": _iso(time.time()), **fields}
+    fields = {"at": iso(time.time()), **fields}
     cdir.path.mkdir(parents=True, exist_ok=True)
     with open(cdir.path / EVENTS_FILE, "a") as fh:
         fh.write(json.dumps(fields, sort_keys=True) + "\n")
@@ -617,7 +343,7 @@ def run_round(
     acts on what it saw before someone else changed the cluster (a manual `scale`, a pod that
     arrived meanwhile). A dry run only observes and plans."""
     say = progress or Progress()
-    cdir, state = _cluster_dir(cluster, root)
+    cdir, state = cluster_dir_and_state(cluster, root)
     if not state.autoscale or not state.autoscale.groups:
         raise AutoscaleError(
             f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
@@ -626,7 +352,7 @@ def run_round(
         plan, _, _ = plan_round(
             cluster, cdir, state, connect_api(state.cloud), Kube(state.kubeconfig), time.time()
         )
-        summary = {"at": _iso(time.time()), **plan.to_dict(), "dry_run": True}
+        summary = {"at": iso(time.time()), **plan.to_dict(), "dry_run": True}
         summary.pop("memory")
         for d in plan.actions:
             say(f"plan: {d.action} {d.node} ({d.reason})")
@@ -644,7 +370,7 @@ def run_round(
         say(f"autoscale: {why}")
     if done is None:  # busy for the whole wait: nothing was planned or done; the next round plans
         event(cdir, action="round", outcome="skipped", reason=why)
-        return {"at": _iso(time.time()), "decisions": [], "pending": [], "dry_run": False, "outcomes": {}}
+        return {"at": iso(time.time()), "decisions": [], "pending": [], "dry_run": False, "outcomes": {}}
     return done
 
 
@@ -663,10 +389,10 @@ def _round(
     state = cdir.load()
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     with lease.holding(kube, role, say, wait=lease_wait):
-        return _round_leased(cluster, cdir, state, api, kube, say, root, drain_timeout, ready_timeout)
+        return round_leased(cluster, cdir, state, api, kube, say, root, drain_timeout, ready_timeout)
 
 
-def _round_leased(
+def round_leased(
     cluster: str,
     cdir: ClusterDir,
     state: ClusterState,
@@ -677,9 +403,11 @@ def _round_leased(
     drain_timeout: float,
     ready_timeout: float,
 ) -> dict:
+    """One round's observation, plan, recorded intent and actions, by whoever holds the
+    cluster's lock and node Lease (the loop here, or the agent on the cluster)."""
     now = time.time()
     plan, nodes, book = plan_round(cluster, cdir, state, api, kube, now)
-    summary = {"at": _iso(now), **plan.to_dict(), "dry_run": False}
+    summary = {"at": iso(now), **plan.to_dict(), "dry_run": False}
     summary.pop("memory")
     for d in plan.actions:
         say(f"plan: {d.action} {d.node} ({d.reason})")
@@ -776,156 +504,3 @@ def run(
             if once or dry_run or (rounds is not None and len(done) >= rounds):
                 return done
             time.sleep(max(1.0, interval - (time.monotonic() - started)))
-
-
-# -- status ---------------------------------------------------------------------------------------
-
-
-def _epoch_of(iso: str | None) -> float | None:
-    try:
-        return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) if iso else None
-    except ValueError:
-        return None
-
-
-def loop_warning(
-    cluster: str, enabled: bool, service: str | None, last_round: str | None, auto, now: float
-) -> str | None:
-    """What status says when the loop is silent: enabled, but no round completed within three of
-    its intervals (10 s as a service, a minute from crontab) — a loop nothing runs is never shown
-    as if it ran."""
-    if not enabled:
-        return None
-    if service is None:
-        return "no loop is installed: nothing runs the rounds (`autoscale.enable` installs one)"
-    interval = 60.0 if service == "cron" else 10.0
-    since = _epoch_of(last_round) or _epoch_of(getattr(auto, "enabled_at", None))
-    if since is None or now - since <= 3 * interval:
-        return None
-    what = (
-        f"the last round ended {now - since:.0f}s ago"
-        if last_round
-        else f"enabled {now - since:.0f}s ago, no round yet"
-    )
-    start = (
-        "is the cron daemon running (`service cron status`)?"
-        if service == "cron"
-        else f"see `systemctl --user status {names.schedule_unit(cluster, names.AUTOSCALE_JOB)}`"
-    )
-    return f"the loop is silent: {what}, it runs every {interval:.0f}s — {start}"
-
-
-@dataclass
-class _Decided:
-    """The agent's last round, read like a plan."""
-
-    summary: dict
-
-    @property
-    def pending(self) -> list[dict]:
-        return self.summary.get("pending") or []
-
-    @property
-    def decisions(self) -> list:
-        return [_Decision(d) for d in self.summary.get("decisions") or []]
-
-    @property
-    def actions(self) -> list:
-        return [d for d in self.decisions if d.action in ("shelve", "unshelve")]
-
-
-class _Decision(dict):
-    def __getattr__(self, name: str):
-        return self.get(name)
-
-
-def _agent_status(out: dict, state: ClusterState, last: int) -> dict | None:
-    """Fill `out` from the agent's status ConfigMap (autoscale_agent.py); its last round."""
-    from . import autoscale_agent
-
-    try:
-        agent = autoscale_agent.read_status(Kube(state.kubeconfig))
-    except StackSprayError as exc:
-        out["agent"] = None
-        out["warning"] = f"the cluster's API does not answer, so the agent's state is unknown: {exc}"
-        return None
-    node = state.autoscale.agent_node or "the first control-plane node"
-    look = f"on {node}: `journalctl -u {autoscale_agent.UNIT}`"
-    if agent is None:
-        out["agent"] = None
-        out["warning"] = f"the agent has written no status yet ({look})"
-        return None
-    out["agent"] = {
-        "node": agent.host,
-        "version": agent.version,
-        "build": agent.build,
-        "credential_id": agent.credential_id,
-        "updated": agent.updated,
-        "error": agent.error,
-    }
-    out["events"] = agent.events[-last:]
-    out["last_round"] = (agent.last_round or {}).get("at")
-    age = time.time() - (_epoch_of(agent.updated) or 0)
-    if age > 3 * autoscale_agent.INTERVAL:
-        out["warning"] = f"the agent is silent: its status was last written {age:.0f}s ago ({look})"
-    elif agent.error:
-        out["warning"] = f"the agent's last round failed: {agent.error} ({look})"
-    elif state.autoscale.agent_build and agent.build != state.autoscale.agent_build:
-        out["warning"] = (
-            f"the agent runs build {agent.build}, autoscale.enable installed {state.autoscale.agent_build}"
-        )
-    else:
-        out["warning"] = None
-    return agent.last_round
-
-
-def status(cluster: str, *, root: Path | None = None, last: int = 10) -> AutoscaleStatus:
-    """Settings, where the loop runs, per group ACTIVE/shelved/min/max, pending pods, the next
-    decision, SU/hour now, SU saved today, the last events."""
-    cdir, state = _cluster_dir(cluster, root)
-    on_cluster = bool(state.autoscale and state.autoscale.service == "cluster")
-    out: dict = {
-        "cluster": cluster,
-        "enabled": bool(state.autoscale and state.autoscale.groups),
-        "settings": asdict(state.autoscale) if state.autoscale else None,
-        "service": "cluster" if on_cluster else sched.service_installed(cluster, names.AUTOSCALE_JOB),
-        "events": events(cdir, last),
-    }
-    book = load_book(cdir)
-    today = dt.date.today().isoformat()
-    out["su_saved_today"] = (
-        (book.get("saved") or {}).get("su", 0.0) if (book.get("saved") or {}).get("day") == today else 0.0
-    )
-    out["last_round"] = (book.get("last") or {}).get("at")
-    agent_round = None
-    if on_cluster:
-        agent_round = _agent_status(out, state, last)
-    else:
-        out["warning"] = loop_warning(
-            cluster, out["enabled"], out["service"], out["last_round"], state.autoscale, time.time()
-        )
-    if not out["enabled"]:
-        return AutoscaleStatus(cluster, out)
-    api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
-    plan, nodes, _ = plan_round(cluster, cdir, state, api, kube, time.time())
-    if agent_round is not None:
-        # The agent's idle clocks and backoffs are on the cluster: its last round says what it
-        # decided; this machine's observation gives the counts and the Service Units.
-        plan = _Decided(agent_round)
-    groups = {}
-    for g, s in state.autoscale.groups.items():
-        members = [n for n in nodes if n.group == g]
-        groups[g] = {
-            "active": sum(1 for n in members if n.status == "ACTIVE"),
-            "shelved": sum(1 for n in members if n.status in SHELVED),
-            "min": s.min,
-            "max": s.max,
-        }
-    out.update(
-        groups=groups,
-        pending=plan.pending,
-        next=[dict(d) if isinstance(d, dict) else asdict(d) for d in plan.actions],
-        nodes={d.node: {"action": d.action, "reason": d.reason} for d in plan.decisions if d.node},
-        su_per_hour=round(sum(cost.STATE_FACTOR.get(n.status, 1.0) * n.su_active for n in nodes), 3),
-    )
-    return AutoscaleStatus(cluster, out)

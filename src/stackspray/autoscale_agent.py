@@ -47,6 +47,7 @@ from .cluster_state import Autoscale, ClusterState, autoscale_from_dict
 from .connection import connect_cloud_config
 from .errors import StackSprayError
 from .kube import Kube
+from .state import ClusterDir
 
 log = logging.getLogger(__name__)
 
@@ -324,8 +325,6 @@ def run(
     rounds: int | None = None,
 ) -> None:
     """The agent's loop: a round every `interval` seconds, its status written after each."""
-    from .state import ClusterDir
-
     root = home / "inventories"
     cdir = ClusterDir(cluster, root)
     cdir.path.mkdir(parents=True, exist_ok=True)
@@ -355,9 +354,7 @@ def run(
                     cdir.lock("autoscale round"),
                     lease.holding(kube, "agent", say, wait=autoscale.LOCK_WAIT),
                 ):
-                    summary = autoscale._round_leased(
-                        cluster, cdir, state, api, kube, say, root, 120.0, 600.0
-                    )
+                    summary = autoscale.round_leased(cluster, cdir, state, api, kube, say, root, 120.0, 600.0)
             except Exception as exc:  # noqa: BLE001 (a failed round is reported, the next one tried)
                 meta["error"] = str(exc)[:500]
                 log.exception("autoscaler agent round failed")

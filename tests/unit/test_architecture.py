@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_graph.py"
@@ -103,3 +105,16 @@ def test_the_product_knows_no_sandbox():
         if "is_sandbox" in path.read_text():
             bad.append(f"{path}: asks is_sandbox")
     assert not bad, bad
+
+
+def test_the_agent_imports_only_what_its_wheels_install():
+    """The autoscaler's agent runs on a node from a venv with AGENT_REQUIREMENTS alone
+    (agent_wheels.py): importing it must not pull in Ansible, invoke, testinfra or the others
+    only the operator's machine has."""
+    probe = (
+        "import sys, stackspray.autoscale_agent;"
+        "heavy = ('ansible', 'ansible_runner', 'invoke', 'testinfra', 'paramiko', 'jinja2', 'pytest');"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

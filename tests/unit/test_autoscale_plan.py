@@ -142,7 +142,7 @@ def test_a_silent_loop_is_said_so():
     """autoscale.status never shows a loop nothing runs as if it ran."""
     from types import SimpleNamespace
 
-    from stackspray.autoscale import loop_warning
+    from stackspray.autoscale_setup import loop_warning
 
     auto = SimpleNamespace(enabled_at="2026-12-06T10:00:00Z")
     at = 1796551200.0  # 2026-12-06T10:00:00Z

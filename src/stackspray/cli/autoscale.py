@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Exit, task
 
-from .. import autoscale
+from .. import autoscale, autoscale_setup
 from .. import schedule as sched
 from ..schedule import ScheduleResult
 from .output import call, emit, progress
@@ -57,7 +57,7 @@ def enable(
     result = call(
         json_,
         "autoscale.enable",
-        lambda: autoscale.enable(
+        lambda: autoscale_setup.enable(
             cluster_name(cluster),
             group=group,
             min_=_opt(min, "min"),
@@ -90,7 +90,7 @@ def limits(c, cluster, group="workers", min=None, max=None, json_=False):  # noq
     result = call(
         json_,
         "autoscale.limits",
-        lambda: autoscale.set_limits(
+        lambda: autoscale_setup.set_limits(
             cluster_name(cluster), group=group, min_=_opt(min, "min"), max_=_opt(max, "max")
         ),
     )
@@ -135,7 +135,7 @@ def schedule(
             raise Exit(
                 "error: give --at HH:MM with --min N and/or --max N (or --list, or --remove ID)", code=1
             )
-        installed = autoscale.schedule_limits(
+        installed = autoscale_setup.schedule_limits(
             name, at=at, group=group, min_=_opt(min, "min"), max_=_opt(max, "max"), days=days
         )
         return ScheduleResult(name, "install", installed=installed)
@@ -150,7 +150,7 @@ def disable(c, cluster, json_=False):
         call(
             json_,
             "autoscale.disable",
-            lambda: autoscale.disable(cluster_name(cluster), progress=progress(json_)),
+            lambda: autoscale_setup.disable(cluster_name(cluster), progress=progress(json_)),
         ),
         json_,
     )
@@ -190,7 +190,7 @@ def status(c, cluster, last=10, json_=False):
         call(
             json_,
             "autoscale.status",
-            lambda: autoscale.status(cluster_name(cluster), last=whole(last, "last")),
+            lambda: autoscale_setup.status(cluster_name(cluster), last=whole(last, "last")),
         ),
         json_,
     )

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from invoke import Exit
 
-from ..autoscale import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimits, AutoscaleRounds, AutoscaleStatus
+from ..autoscale import AutoscaleRounds
+from ..autoscale_setup import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimits, AutoscaleStatus
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
 from ..kubespray import InstallResult

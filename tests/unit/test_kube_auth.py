@@ -166,3 +166,18 @@ def test_kubectls_protobuf_bodies_are_read():
     )
     with pytest.raises(protobuf.Unsupported):
         protobuf.decode(b'{"kind": "ConfigMap"}')
+
+
+def test_impersonating_an_account_needs_the_right_and_gives_its_groups():
+    objects = _objects()
+    user, groups = auth.impersonation("system:serviceaccount:kube-system:agent")
+    assert user == SA and groups == SA.groups
+    admin = auth.User("kubernetes-admin", (auth.ADMIN_GROUP, auth.AUTHENTICATED))
+    assert auth.authorize(auth.impersonation_attributes(admin, SA.name), objects)[0]
+    # The agent itself may not impersonate anyone (not even another account).
+    attrs = auth.impersonation_attributes(SA, "system:serviceaccount:kube-system:other")
+    assert not auth.authorize(attrs, objects)[0]
+    assert auth.forbidden_message(attrs) == (
+        'serviceaccounts "other" is forbidden: User "system:serviceaccount:kube-system:agent" cannot '
+        'impersonate resource "serviceaccounts" in API group "" in the namespace "kube-system"'
+    )

@@ -302,3 +302,24 @@ def access_review(user: User, spec: dict, objects: dict) -> dict:
     if reason:
         status["reason"] = reason
     return status
+
+
+def impersonation(name: str) -> tuple[User, tuple[str, ...]]:
+    """The user a request impersonating `name` runs as (impersonation.go: a ServiceAccount
+    gets its groups; every impersonated user is in system:authenticated)."""
+    parts = name.split(":")
+    if name.startswith("system:serviceaccount:") and len(parts) == 4:
+        groups = ("system:serviceaccounts", f"system:serviceaccounts:{parts[2]}", AUTHENTICATED)
+    else:
+        groups = (AUTHENTICATED,)
+    return User(name, groups), groups
+
+
+def impersonation_attributes(requester: User, name: str) -> Attributes:
+    """What the requester must be allowed: impersonate on users, or on the ServiceAccount."""
+    parts = name.split(":")
+    if name.startswith("system:serviceaccount:") and len(parts) == 4:
+        return Attributes(
+            requester, "impersonate", "", True, "", "v1", "serviceaccounts", "", parts[2], parts[3]
+        )
+    return Attributes(requester, "impersonate", "", True, "", "v1", "users", "", "", name)

@@ -203,6 +203,9 @@ class Handler(BaseHTTPRequestHandler):
                 )
             except auth.Unauthorized:
                 raise ApiError(401, "Unauthorized", "Unauthorized") from None
+            as_user = self.headers.get("Impersonate-User")
+            if as_user:
+                self.user = self.impersonated(as_user)
             attrs = auth.request_attributes(self.user, method, path, query)
             allowed, _reason = auth.authorize(attrs, self.store.objects)
         if not allowed:
@@ -212,6 +215,17 @@ class Handler(BaseHTTPRequestHandler):
             if attrs.group:
                 details["group"] = attrs.group
             raise ApiError(403, "Forbidden", auth.forbidden_message(attrs), details or None)
+
+    def impersonated(self, name: str) -> auth.User:
+        """`Impersonate-User` (kubectl --as): the requester must be allowed to impersonate that
+        user (a ServiceAccount by its namespace and name); the request then runs as it, with
+        the groups impersonation gives (staging/src/k8s.io/apiserver/pkg/endpoints/filters/
+        impersonation.go). Impersonate-Group and -Extra are not served here."""
+        user, _groups = auth.impersonation(name)
+        attrs = auth.impersonation_attributes(self.user, name)
+        if not auth.authorize(attrs, self.store.objects)[0]:
+            raise ApiError(403, "Forbidden", auth.forbidden_message(attrs))
+        return user
 
     @property
     def accept(self) -> str:

@@ -10,7 +10,8 @@ one — the old, or the new one that was verified before it was handed out:
 4. write it into the inventory's 0600 credential file (a later Kubespray run keeps it);
 5. push it: the Secrets `kube-system/external-openstack-cloud-config` and `kube-system/cloud-config`
    (`cloud.conf`: only the application-credential-* lines change), then the node files on the
-   first control-plane node (playbooks/cloud-credential.yml);
+   first control-plane node (playbooks/cloud-credential.yml); the autoscaler's agent, when it runs
+   there, reads them each round: its next round must report the new credential;
 6. rollout-restart the cloud controller manager and the Cinder CSI controller and node plugin,
    and wait until they are Ready;
 7. only then delete the old credential, and record the rotation (never the secret).
@@ -28,16 +29,18 @@ credential that has expired (or is gone) is never put back: the run then goes fo
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
-from . import inventory, names, playbook
+from . import autoscale_agent, inventory, names, playbook
 from .cloudapi import OpenStackAPI
 from .cloudops import read
 from .cluster_state import Credential as StateCredential
@@ -70,6 +73,7 @@ WORKLOADS = (
     ("daemonsets", "csi-cinder-nodeplugin"),
 )
 DEFAULT_THRESHOLD_DAYS = 30
+AGENT_WAIT = 60.0  # seconds for the autoscaler agent to report a round with the new credential
 PENDING_FILE = "credential-pending.yml"
 PREVIOUS_FILE = "credential-previous.yml"
 
@@ -132,6 +136,10 @@ def days_left(expires_at: str | None, now: dt.datetime | None = None) -> float:
     return (when - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
 
 
+def _epoch(iso: str) -> float:
+    return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+
+
 def _expired(expires_at) -> bool:
     return days_left(str(expires_at) if expires_at else None) <= 0
 
@@ -151,6 +159,7 @@ class Places:
     def __init__(self, conn, cdir: ClusterDir, kube: Kube, say: Progress, rollout_timeout: float) -> None:
         self.conn, self.cdir, self.say = conn, cdir, say
         self.user = conn.current_user_id
+        self.kube = kube
         self.work = KubeWorkloads(kube)
         self.rollout_timeout = rollout_timeout
         self.hosts = cdir.path / inventory.HOSTS_FILE
@@ -224,6 +233,35 @@ class Places:
                 raise NotReached(exc) from exc  # the playbook checks every file before writing any
             raise
 
+    def agent_reads(self, cred: Credential) -> None:
+        """The autoscaler's agent on the cluster (when there is one) reads the node file each
+        round: wait until it reports a round made with `cred`. A silent agent is not waited for
+        (it reads the file when it runs again); one that fails with `cred` fails the step."""
+        state = self.cdir.load()
+        if not (state.autoscale and state.autoscale.service == "cluster"):
+            return
+        started = time.time()
+        deadline = time.monotonic() + AGENT_WAIT
+        while True:
+            st = autoscale_agent.read_status(self.kube)
+            updated = _epoch(st.updated) if st and st.updated else 0.0
+            if st is None or started - updated > 3 * autoscale_agent.INTERVAL:
+                self.say(
+                    f"the autoscaler agent is silent: it reads {cred.name} from the node when it runs again"
+                )
+                return
+            if st.credential_id == cred.id and updated >= started - 2:
+                if st.error:
+                    raise StackSprayError(f"the autoscaler agent's round with {cred.name} failed: {st.error}")
+                self.say(f"the autoscaler agent on {st.host} works with {cred.name}")
+                return
+            if time.monotonic() > deadline:
+                raise StackSprayError(
+                    f"the autoscaler agent did not report a round with {cred.name} within {AGENT_WAIT:.0f} s "
+                    f"(it reports {st.credential_id}; last error: {st.error or 'none'})"
+                )
+            time.sleep(2.0)
+
     def restart(self, cred: Credential) -> None:
         # What the cloud says is down, not only what Kubernetes has noticed yet (see kube.py).
         servers = owned_servers(OpenStackAPI(self.conn), self.cdir.name)
@@ -264,6 +302,7 @@ STEPS: tuple[Step, ...] = (
     Step("inventory", "write_inventory", "inventory", undo=True, event="inventory"),
     Step("secrets", "push_secrets", "Secrets", undo=True, event="secrets"),
     Step("nodes", "push_node_files", "node files", undo=True, event="nodes"),
+    Step("agent", "agent_reads", "autoscaler agent", undo=True, event="agent"),
     Step("restart", "restart", "restart", undo=True, event="restart"),
     Step("check", "check", "check", undo=False, event=None),
 )

@@ -28,7 +28,7 @@ from stackspray.rotation import (
 from stackspray.state import ClusterDir
 
 CLUSTER = "lab"
-PLACES = ("inventory", "secrets", "nodes", "running")
+PLACES = ("inventory", "secrets", "nodes", "agent", "running")
 
 
 class Killed(BaseException):
@@ -107,6 +107,10 @@ class FakePlaces:
         self._hit("push_node_files", cred)
         self.where["nodes"] = self.where["inventory"]  # the play copies the inventory's file
 
+    def agent_reads(self, cred: Credential) -> None:
+        self._hit("agent_reads", cred)
+        self.where["agent"] = self.where["nodes"]  # the agent reads the node file
+
     def restart(self, cred: Credential) -> None:
         self._hit("restart", cred)
         self.where["running"] = self.where["secrets"]
@@ -170,14 +174,23 @@ def test_the_rollback_puts_back_only_where_the_new_one_reached_and_restarts_last
     with pytest.raises(RotationFailed):
         rotate(places, cdir, CLUSTER, old, True, 90, lambda e: None)
     back = [m for m, cid in places.calls if cid == old.id]
-    assert back == ["write_inventory", "push_secrets", "push_node_files", "restart"], back
+    assert back == ["write_inventory", "push_secrets", "push_node_files", "agent_reads", "restart"], back
 
 
 def test_a_forward_run_tells_every_step_and_leaves_only_the_new_one(world):
     cdir, ks, places, old = world
     events: list[str] = []
     rec, new = rotate(places, cdir, CLUSTER, old, True, 90, events.append)
-    assert events == ["created", "verified", "inventory", "secrets", "nodes", "restart", "old deleted"]
+    assert events == [
+        "created",
+        "verified",
+        "inventory",
+        "secrets",
+        "nodes",
+        "agent",
+        "restart",
+        "old deleted",
+    ]
     assert set(places.where.values()) == {new.id} and list(ks.creds) == [new.id]
 
 

@@ -37,12 +37,13 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from . import autoscale, lease
-from .cloudapi import OpenStackAPI
+from .cloudapi import CloudAPI, OpenStackAPI
 from .cluster_state import Autoscale, ClusterState, autoscale_from_dict
 from .connection import connect_cloud_config
 from .errors import StackSprayError
@@ -323,8 +324,11 @@ def run(
     interval: float = INTERVAL,
     build: str = "",
     rounds: int | None = None,
+    api_for: Callable[[str], tuple[CloudAPI, str]] | None = None,
 ) -> None:
-    """The agent's loop: a round every `interval` seconds, its status written after each."""
+    """The agent's loop: a round every `interval` seconds, its status written after each.
+    `api_for(cloud_config)`: (the cloud, the credential id) for a round; by default a
+    connection with the credential the file holds now."""
     root = home / "inventories"
     cdir = ClusterDir(cluster, root)
     cdir.path.mkdir(parents=True, exist_ok=True)
@@ -340,8 +344,7 @@ def run(
                 named, auto = read_settings(kube)
                 if named and named != cluster:
                     raise AgentError(f"the settings are cluster {named!r}'s, this agent is {cluster!r}'s")
-                conn, meta["credential_id"] = connect_cloud_config(cloud_config)
-                api = OpenStackAPI(conn)
+                api, meta["credential_id"] = (api_for or _cloud)(cloud_config)
                 old = cdir.load()
                 state = ClusterState(
                     cluster=cluster,
@@ -367,6 +370,11 @@ def run(
             if rounds is not None and done >= rounds:
                 return
             time.sleep(max(1.0, interval - (time.monotonic() - started)))
+
+
+def _cloud(cloud_config: str) -> tuple[CloudAPI, str]:
+    conn, credential_id = connect_cloud_config(cloud_config)
+    return OpenStackAPI(conn), credential_id
 
 
 def _say(message: str) -> None:

@@ -140,19 +140,40 @@ class Kube:
         return json.loads(resp.data).get("items") or []
 
     # -- any object, as plain JSON (the autoscaler agent's objects) -----------------------------
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One REST call, JSON in and out; ApiException for an error answer."""
-        resp = self.api.call_api(
-            path,
-            method,
-            header_params={"Content-Type": "application/json", "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=TIMEOUT,
-        )
-        return json.loads(resp.data or b"{}")
+    def request(
+        self, method: str, path: str, body: dict | None = None, content_type: str = "application/json"
+    ) -> dict:
+        """One REST call, JSON in and out, through the client's own serialization and
+        authentication (either generation of its ApiClient); ApiException for an error answer."""
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        if hasattr(self.api, "param_serialize"):  # kubernetes >= 35: the newer generator's client
+            m, url, hdrs, data, post = self.api.param_serialize(
+                method=method,
+                resource_path=path,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            resp = self.api.call_api(
+                m, url, header_params=hdrs, body=data, post_params=post, _request_timeout=TIMEOUT
+            )
+            raw = resp.read()
+            if resp.status >= 400:
+                text = raw.decode() if isinstance(raw, bytes) else raw
+                raise ApiException(status=resp.status, reason=resp.reason, body=text)
+        else:
+            resp = self.api.call_api(
+                path,
+                method,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+            raw = resp.data
+        return json.loads(raw or b"{}")
 
     def get_object(self, path: str) -> dict | None:
         """The object at `path` (e.g. /api/v1/namespaces/kube-system/configmaps/x), None if absent."""
@@ -197,17 +218,7 @@ class Kube:
     def patch_object(self, path: str, patch: dict) -> dict:
         """A JSON merge patch (RFC 7386) of the object at `path`."""
         try:
-            resp = self.api.call_api(
-                path,
-                "PATCH",
-                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-                body=patch,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=TIMEOUT,
-            )
-            return json.loads(resp.data or b"{}")
+            return self.request("PATCH", path, patch, content_type="application/merge-patch+json")
         except ApiException as exc:
             raise KubeError(f"Kubernetes API {self.server}: patch {path}: {_api_message(exc)}") from exc
         except urllib3.exceptions.HTTPError as exc:

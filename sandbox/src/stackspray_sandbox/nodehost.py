@@ -34,7 +34,7 @@ from .shell import pid_alive, run
 log = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "sprb-"
-PUBLIC_LINK = "sprpub0"  # the dummy link holding the cloud's public API address
+PUBLIC_LABEL = "lo:sprpub"  # the label of the cloud's public API address on loopback
 # How every node host's container runs: not registered with machined, in the caller's unit, no
 # console, the node's own resolv.conf and journal, the host's user ids.
 NSPAWN_FLAGS = (
@@ -112,13 +112,31 @@ def _link_exists(name: str) -> bool:
 
 
 def ensure_public_address(address: str) -> None:
-    """The cloud's public API address (services.PUBLIC_HOST) on a dummy link of this machine:
-    reached locally, and by every node through its default route to its network's bridge."""
-    if not _link_exists(PUBLIC_LINK):
-        _ip("link", "add", PUBLIC_LINK, "type", "dummy")
-    if f"{address}/32" not in _addresses(PUBLIC_LINK):
-        _ip("addr", "add", f"{address}/32", "dev", PUBLIC_LINK)
-    _ip("link", "set", PUBLIC_LINK, "up")
+    """The cloud's public API address (services.PUBLIC_HOST) as a /32 on this machine's loopback
+    (labelled `lo:sprpub`; a dummy link would do, but containers often lack the module): reached
+    locally, and by every node through its default route to its network's bridge."""
+    if f"{address}/32" not in _addresses("lo"):
+        _ip("addr", "add", f"{address}/32", "dev", "lo", "label", PUBLIC_LABEL)
+
+
+def public_addresses() -> list[str]:
+    """The sandbox's public API address(es) on loopback, found by their label."""
+    out = _ip("-j", "addr", "show", "dev", "lo", check=False).stdout
+    try:
+        data = json.loads(out or "[]")
+    except ValueError:
+        return []
+    return [
+        f"{a['local']}/{a['prefixlen']}"
+        for d in data
+        for a in d.get("addr_info", [])
+        if a.get("label") == PUBLIC_LABEL
+    ]
+
+
+def remove_public_address() -> None:
+    for cidr in public_addresses():
+        _ip("addr", "del", cidr, "dev", "lo", check=False)
 
 
 def ensure_bridge(spec: NodeSpec) -> None:
@@ -496,8 +514,9 @@ def cleanup_all(paths: SandboxPaths) -> None:
     for name in _our_netns():
         _ip("netns", "del", name, check=False)
     for link in Path("/sys/class/net").iterdir():
-        if link.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)) or link.name == PUBLIC_LINK:
+        if link.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)):
             _ip("link", "del", link.name, check=False)
+    remove_public_address()
     for mnt in _our_mounts(paths):
         run(["umount", "-l", mnt], check=False)
 
@@ -521,10 +540,8 @@ def _our_mounts(paths: SandboxPaths) -> list[str]:
 def host_leftovers(paths: SandboxPaths) -> dict[str, list[str]]:
     """Namespaces, links, mounts and node processes of this sandbox still present on the host."""
     links = [
-        p.name
-        for p in Path("/sys/class/net").iterdir()
-        if p.name.startswith((BRIDGE_PREFIX, VETH_PREFIX)) or p.name == PUBLIC_LINK
-    ]
+        p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith((BRIDGE_PREFIX, VETH_PREFIX))
+    ] + [f"lo {cidr} ({PUBLIC_LABEL})" for cidr in public_addresses()]
     nspawns = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():

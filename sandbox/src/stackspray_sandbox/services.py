@@ -3,8 +3,8 @@
 Each API is served twice: the service itself on loopback at its *internal* port (used by the
 services among themselves) and the fault-injection proxy on the *public* port the catalog
 gives to clients, so a test can make client calls fail without touching the services' own
-traffic. The public endpoints are at PUBLIC_HOST, an address of this machine on a dummy link
-the sandbox creates (nodehost.ensure_public_address): this machine reaches it, and so does every
+traffic. The public endpoints are at PUBLIC_HOST, an address the sandbox adds to this machine's
+loopback (nodehost.ensure_public_address): this machine reaches it, and so does every
 node host, through its default route to the network's bridge — as Jetstream2's VMs reach its
 public API (the cloud controller, Cinder CSI and stackspray's autoscaler agent on a node call
 it). Settings that matter are commented with why (see shared/reference/sandbox-recipe.md).

@@ -20,6 +20,7 @@ import pytest
 from conftest import ssh
 from helpers import built_cluster, eventually, invoke, kube_tools
 from kubernetes import client
+from stackspray_sandbox import faults
 
 from stackspray import autoscale_agent, lease
 from stackspray.kube import Kube
@@ -176,26 +177,25 @@ def _epoch(iso: str) -> float:
 
 
 def test_a_manual_scale_waits_for_the_agents_lease(agent):
-    """While the agent wakes a worker (its round holds the node Lease), `invoke scale` from the
-    operator's machine waits, says who holds the Lease, and then does its work."""
+    """While the agent wakes a worker (its round holds the node Lease; Nova is made to take 15 s
+    over the unshelve call), `invoke scale` from the operator's machine waits, says who holds
+    the Lease, and then does its work."""
     a = agent
     assert eventually(lambda: a.active_workers() == [], timeout=240)
+    faults.inject("nova", method="POST", path=r"/servers/[^/]+/action$", kind="delay", delay=15, count=1)
     a.deployment("one", 1)
-    holder = eventually(
-        lambda: (
-            (
-                (doc := a.kube.read_lease(lease.NAMESPACE, lease.NAME))
-                and (doc.get("spec") or {}).get("holderIdentity", "").startswith("agent@")
-                and a.servers().get(a.w[0]) != "SHELVED_OFFLOADED"
-            )
-            or None
-        ),
-        timeout=120,
-    )
-    assert holder, "the agent's round that wakes a worker holds the Lease"
+
+    def holder() -> str:
+        doc = a.kube.read_lease(lease.NAMESPACE, lease.NAME) or {}
+        return (doc.get("spec") or {}).get("holderIdentity") or ""
+
+    assert eventually(lambda: holder().startswith("agent@"), timeout=120), "the agent's round holds the Lease"
+    started = time.monotonic()
     out = a.invoke("scale", "--cluster", a.name, "--unshelve", "1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "waiting for the cluster's node lease" in out.stdout and "held by agent@" in out.stdout, out.stdout
+    assert time.monotonic() - started >= 5, "it waited for the agent's slow unshelve"
+    assert len(a.active_workers()) == 2, "the agent's worker and the one `scale` woke after it"
     a.apps.delete_namespaced_deployment("one", NS)
 
 

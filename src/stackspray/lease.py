@@ -181,7 +181,7 @@ def holding(
     """Hold the cluster's node Lease for the block: wait (with backoff, saying who holds it) up
     to `wait` seconds, renew it in the background, release it after."""
     lease = NodeLease(kube, identity(role), duration)
-    deadline, delay, told = time.monotonic() + wait, 1.0, None
+    deadline, delay, told = time.monotonic() + wait, 0.5, None
     while True:
         holder = lease.try_acquire()
         if holder is None:

@@ -84,7 +84,7 @@ def test_holding_waits_for_the_holder_says_who_and_gives_up_when_told(api):
     def first() -> None:
         with lease.holding(kube, "scale", lambda _m: None, wait=5):
             inside.set()
-            time.sleep(1.5)
+            time.sleep(0.8)
             released_at.append(time.monotonic())
 
     t = threading.Thread(target=first)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -75,14 +76,31 @@ def test_get_nodes_prints_the_api_servers_columns(kubectl, cluster):
     assert by_name[f"{name}-workers-1"][1:3] == ["Ready", "<none>"]
     assert by_name[f"{name}-workers-1"][4] == "v1.35.4"
     wide = kubectl("get", "nodes", "-o", "wide").stdout
-    assert "INTERNAL-IP" in header(wide) and "10.67.0." in wide
+    assert header(wide)[5:] == [
+        "INTERNAL-IP",
+        "EXTERNAL-IP",
+        "OS-IMAGE",
+        "KERNEL-VERSION",
+        "CONTAINER-RUNTIME",
+    ]
+    assert "10.67.0." in wide
 
 
 def test_get_pods_in_all_namespaces_and_by_field(kubectl, cluster):
     name, _ = cluster
     out = kubectl("get", "pods", "-A").stdout
     assert header(out) == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert any(r[1].strip() == f"kube-proxy-{name}-workers-1" for r in rows(out)[1:])
+    # The DaemonSet controller's names: the DaemonSet's and five random characters; kubeadm's
+    # static pods mirrored as <component>-<node>.
+    names = {r[1].strip() for r in rows(out)[1:]}
+    assert any(re.fullmatch(r"kube-proxy-[bcdfghjklmnpqrstvwxz2456789]{5}", n) for n in names), names
+    assert {
+        f"{c}-{name}-control-plane-1" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    } <= names
+    wide = kubectl("get", "pods", "-A", "-o", "wide").stdout
+    assert header(wide)[6:8] == ["IP", "NODE"]
+    ips = {r[1].strip(): r[6].strip() for r in rows(wide)[1:]}
+    assert all(ip != "<none>" for ip in ips.values()), ips
     on_worker = kubectl(
         "get", "pods", "-A", "--field-selector", f"spec.nodeName={name}-workers-1", "-o", "name"
     ).stdout.split()
@@ -146,7 +164,7 @@ def test_drain_evicts_and_ignores_daemonset_pods_then_uncordon(kubectl, cluster)
         assert f"node/{worker} cordoned" in text and f"node/{worker} drained" in text, text
         # Through the Eviction subresource (PodDisruptionBudgets honoured), not a plain delete.
         assert f"evicting pod default/{pod}" in text and f"pod/{pod} evicted" in text, text
-        assert "ignoring DaemonSet-managed Pods: " in text and f"kube-system/kube-proxy-{worker}" in text
+        assert "ignoring DaemonSet-managed Pods: " in text and "kube-system/kube-proxy-" in text
         gone = kubectl("get", "pod", pod, "-n", "default", ok=False)
         assert gone.returncode != 0 and "NotFound" in gone.stderr
         status = rows(kubectl("get", "node", worker).stdout)[1][1].strip()
@@ -160,7 +178,7 @@ def test_describe_node_lists_its_pods(kubectl, cluster):
     name, _ = cluster
     out = kubectl("describe", "node", f"{name}-workers-1").stdout
     assert f"Name:               {name}-workers-1" in out
-    assert "Non-terminated Pods:" in out and f"kube-proxy-{name}-workers-1" in out
+    assert "Non-terminated Pods:" in out and "kube-proxy-" in out and "calico-node-" in out
 
 
 def test_pending_pods_are_scheduled_where_they_fit_or_say_why_not(kubectl, cluster):
@@ -463,3 +481,43 @@ def test_a_crd_serves_its_kind_until_it_is_deleted(kubectl, tmp_path):
         assert gone.returncode != 0 and "doesn't have a resource type" in gone.stderr, gone.stderr
     finally:
         kubectl("delete", "crd", f"widgets.{group}", "--ignore-not-found", ok=False)
+
+
+def test_health_endpoints_answer_as_the_api_servers(kubectl):
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert kubectl("get", "--raw", path).stdout == "ok"
+    verbose = kubectl("get", "--raw", "/readyz?verbose").stdout
+    assert verbose.startswith("[+]ping ok") and verbose.rstrip().endswith("readyz check passed")
+
+
+def test_the_default_kubernetes_service_its_endpoints_and_other_kinds_are_listed(kubectl, cluster):
+    name, _ = cluster
+    svc = kubectl("get", "svc", "-n", "default").stdout
+    assert header(svc) == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    row = {r[0].strip(): [c.strip() for c in r] for r in rows(svc)[1:]}["kubernetes"]
+    assert row[1:5] == ["ClusterIP", "10.233.0.1", "<none>", "443/TCP"]
+    ep = kubectl("get", "endpoints", "kubernetes", "-n", "default").stdout
+    assert header(ep) == ["NAME", "ENDPOINTS", "AGE"] and ":6443" in ep
+    slices = kubectl("get", "endpointslices", "-n", "default").stdout
+    assert header(slices) == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"] and "6443" in slices
+    for kind in ("jobs", "statefulsets", "cronjobs", "csr"):
+        out = kubectl("get", kind, "-A")
+        assert "No resources found" in out.stderr, (kind, out.stdout, out.stderr)
+
+
+def test_typed_create_commands_and_auth_can_i(kubectl):
+    ns = f"t{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", ns)
+    kubectl("create", "serviceaccount", "robot", "-n", ns)
+    kubectl("create", "configmap", "c", "-n", ns, "--from-literal=a=b")
+    assert kubectl("get", "cm", "c", "-n", ns, "-o", "jsonpath={.data.a}").stdout == "b"
+    assert kubectl("auth", "can-i", "list", "secrets", "-n", ns).stdout.strip() == "yes"
+    who = f"system:serviceaccount:{ns}:robot"
+    no = kubectl("auth", "can-i", "list", "secrets", "-n", ns, "--as", who, ok=False)
+    assert no.stdout.strip() == "no"
+    # A typed create of a kind the stand-in cannot read as protobuf is refused as kube-apiserver
+    # refuses a body in a format it does not take (415), never a decode error.
+    refused = kubectl("create", "deployment", "x", "--image=nginx", "-n", ns, ok=False)
+    assert refused.returncode != 0
+    assert "the body of the request was in an unknown format" in refused.stderr, refused.stderr
+    kubectl("delete", "namespace", ns)

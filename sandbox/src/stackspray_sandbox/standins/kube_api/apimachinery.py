@@ -330,6 +330,62 @@ def _claim(o: dict) -> str:
     return f"{ref.get('namespace')}/{ref.get('name')}" if ref else ""
 
 
+def _labels(sel) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items())) or "<none>"
+
+
+def _external_ips(o: dict) -> str:
+    spec = o.get("spec", {})
+    ips = list(spec.get("externalIPs") or [])
+    if spec.get("type") == "LoadBalancer":
+        ips += [
+            i.get("ip") or i.get("hostname")
+            for i in o.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+        ]
+        return ",".join(ips) or "<pending>"
+    if spec.get("type") == "ExternalName":
+        return spec.get("externalName", "")
+    return ",".join(ips) or "<none>"
+
+
+def _service_ports(o: dict) -> str:
+    out = []
+    for p in o.get("spec", {}).get("ports") or []:
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        out.append(f"{p.get('port')}{node}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def _short_list(items: list[str], shown: int = 3) -> str:
+    """printers.go formatEndpoints' style: three, then "+ N more..."."""
+    if not items:
+        return "<unset>"
+    more = f" + {len(items) - shown} more..." if len(items) > shown else ""
+    return ",".join(items[:shown]) + more
+
+
+def _endpoints(o: dict) -> str:
+    pairs = [
+        f"{a.get('ip')}:{p.get('port')}"
+        for s in o.get("subsets") or []
+        for p in s.get("ports") or [{}]
+        for a in s.get("addresses") or []
+    ]
+    return _short_list(pairs) if pairs else "<none>"
+
+
+def _job_status(o: dict) -> str:
+    for c in o.get("status", {}).get("conditions") or []:
+        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "Suspended"):
+            return c["type"]
+    return "Running"
+
+
+def _csr_condition(o: dict) -> str:
+    conds = [c.get("type") for c in o.get("status", {}).get("conditions") or []]
+    return ",".join(conds) or "Pending"
+
+
 # (column name, type, priority, cell) per resource, in the order and with the names of
 # pkg/printers/internalversion/printers.go AddHandlers (priority 1: shown with -o wide).
 COLUMNS = {
@@ -352,6 +408,81 @@ COLUMNS = {
             ),
         ),
         ("External-IP", "string", 1, lambda o: "<none>"),
+        ("OS-Image", "string", 1, lambda o: o.get("status", {}).get("nodeInfo", {}).get("osImage", "")),
+        (
+            "Kernel-Version",
+            "string",
+            1,
+            lambda o: o.get("status", {}).get("nodeInfo", {}).get("kernelVersion", ""),
+        ),
+        (
+            "Container-Runtime",
+            "string",
+            1,
+            lambda o: o.get("status", {}).get("nodeInfo", {}).get("containerRuntimeVersion", ""),
+        ),
+    ],
+    # printers.go serviceColumnDefinitions
+    "services": [
+        ("Type", "string", 0, lambda o: o.get("spec", {}).get("type", "ClusterIP")),
+        ("Cluster-IP", "string", 0, lambda o: o.get("spec", {}).get("clusterIP") or "<none>"),
+        ("External-IP", "string", 0, _external_ips),
+        ("Port(s)", "string", 0, _service_ports),
+        ("Age", "string", 0, age),
+        ("Selector", "string", 1, lambda o: _labels(o.get("spec", {}).get("selector"))),
+    ],
+    # printers.go endpointColumnDefinitions
+    "endpoints": [("Endpoints", "string", 0, _endpoints), ("Age", "string", 0, age)],
+    # printers.go endpointSliceColumnDefinitions
+    "endpointslices": [
+        ("AddressType", "string", 0, lambda o: o.get("addressType", "")),
+        ("Ports", "string", 0, lambda o: _short_list([str(p.get("port")) for p in o.get("ports") or []])),
+        (
+            "Endpoints",
+            "string",
+            0,
+            lambda o: _short_list([a for e in o.get("endpoints") or [] for a in e.get("addresses", [])]),
+        ),
+        ("Age", "string", 0, age),
+    ],
+    # printers.go statefulSetColumnDefinitions
+    "statefulsets": [
+        (
+            "Ready",
+            "string",
+            0,
+            lambda o: f"{o.get('status', {}).get('readyReplicas', 0)}/{o.get('spec', {}).get('replicas', 1)}",
+        ),
+        ("Age", "string", 0, age),
+    ],
+    # printers.go jobColumnDefinitions (no Job controller runs here: nothing completes)
+    "jobs": [
+        ("Status", "string", 0, _job_status),
+        (
+            "Completions",
+            "string",
+            0,
+            lambda o: f"{o.get('status', {}).get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}",
+        ),
+        ("Duration", "string", 0, lambda o: ""),
+        ("Age", "string", 0, age),
+    ],
+    # printers.go cronJobColumnDefinitions
+    "cronjobs": [
+        ("Schedule", "string", 0, lambda o: o.get("spec", {}).get("schedule", "")),
+        ("Timezone", "string", 0, lambda o: o.get("spec", {}).get("timeZone") or "<none>"),
+        ("Suspend", "boolean", 0, lambda o: str(bool(o.get("spec", {}).get("suspend")))),
+        ("Active", "integer", 0, lambda o: len(o.get("status", {}).get("active") or [])),
+        ("Last Schedule", "string", 0, lambda o: "<none>"),
+        ("Age", "string", 0, age),
+    ],
+    # printers.go certificateSigningRequestColumnDefinitions
+    "certificatesigningrequests": [
+        ("Age", "string", 0, age),
+        ("SignerName", "string", 0, lambda o: o.get("spec", {}).get("signerName", "")),
+        ("Requestor", "string", 0, lambda o: o.get("spec", {}).get("username", "")),
+        ("RequestedDuration", "string", 0, lambda o: "<none>"),
+        ("Condition", "string", 0, _csr_condition),
     ],
     "pods": [
         ("Ready", "string", 0, _pod_ready),

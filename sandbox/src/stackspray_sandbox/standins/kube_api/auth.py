@@ -90,9 +90,19 @@ def _b64(data: str) -> str:
     return base64.b64encode(data.encode()).decode()
 
 
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
+# system:public-info-viewer (bootstrappolicy/policy.go): bound to authenticated and
+# unauthenticated users alike.
+PUBLIC_INFO = ("/healthz", "/livez", "/readyz", "/version", "/version/")
+
+
 def authenticate(header: str | None, admin_token: str, objects: dict) -> User:
-    """The user a request's Authorization header names, or Unauthorized."""
-    if not header or not header.startswith("Bearer "):
+    """The user a request's Authorization header names; without one, system:anonymous (Kubespray
+    keeps kube-apiserver's anonymous auth on: kube_api_anonymous_auth); a token nobody issued:
+    Unauthorized."""
+    if not header:
+        return ANONYMOUS
+    if not header.startswith("Bearer "):
         raise Unauthorized
     token = header[len("Bearer ") :]
     if secrets.compare_digest(token, admin_token):
@@ -209,7 +219,12 @@ def _subject_matches(subject: dict, user: User) -> bool:
 
 
 def _bootstrap_rules(user: User) -> list[tuple[str, dict]]:
-    rules = []
+    rules = [
+        (
+            'ClusterRoleBinding "system:public-info-viewer" of ClusterRole "system:public-info-viewer"',
+            {"nonResourceURLs": list(PUBLIC_INFO), "verbs": ["get"]},
+        )
+    ]
     if ADMIN_GROUP in user.groups:
         everything = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
         rules += [

@@ -136,12 +136,14 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 return protobuf.decode(self.raw_body)
             except protobuf.Unsupported as exc:
+                # As kube-apiserver refuses a body it cannot decode (handlers/negotiation/errors.go
+                # NewUnsupportedMediaTypeError), naming what this server does read.
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
-                    f"the stand-in reads {protobuf.MEDIA_TYPE} only for "
-                    f"{', '.join(k for _g, k in sorted(protobuf.KINDS))}, not this body ({exc}); "
-                    "send application/json",
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    "application/json (and application/vnd.kubernetes.protobuf for "
+                    f"{', '.join(k for _g, k in sorted(protobuf.KINDS))} only: {exc})",
                 ) from None
         return json.loads(self.raw_body or b"{}")
 
@@ -166,8 +168,11 @@ class Handler(BaseHTTPRequestHandler):
         self.warnings: list[str] = []
         try:
             url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             self.check_access(method, url.path, query)
+            if method == "GET" and url.path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
+                self.health(url.path.strip("/"), "verbose" in query)
+                return
             parts = [p for p in url.path.split("/") if p]
             target = collection_of(parts)
             if method == "GET" and target and query.get("watch") in ("true", "1"):
@@ -193,6 +198,21 @@ class Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             code, body = 400, ApiError(400, "BadRequest", f"bad request: {exc}").status()
         self.send(code, body)
+
+    def health(self, name: str, verbose: bool) -> None:
+        """/healthz, /livez, /readyz: `ok`, or each check with `?verbose` (staging/src/k8s.io/
+        apiserver/pkg/server/healthz/healthz.go), as text."""
+        text = "ok"
+        if verbose:
+            checks = ["ping", "log", "etcd"] + (["informer-sync", "shutdown"] if name == "readyz" else [])
+            text = "".join(f"[+]{c} ok\n" for c in checks) + f"{name} check passed\n"
+        data = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def check_access(self, method: str, path: str, query: dict) -> None:
         """Authentication, then RBAC authorization (auth.py): 401 or 403 as the API server."""

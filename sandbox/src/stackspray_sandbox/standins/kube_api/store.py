@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import ipaddress
 import json
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -28,6 +31,9 @@ except ImportError:  # ... or scripts beside their copies on the node
 # (roles/kubespray_defaults/vars/main/checksums.yml: 1.35.4).
 KUBE_VERSION = "v1.35.4"
 DAEMONSETS = ("kube-proxy", "calico-node")
+# kubeadm's control-plane static pods (Kubespray v2.31.0 runs etcd on the host: etcd_deployment_type
+# host, so no etcd pod).
+CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 WORKLOADS = (
     ("daemonsets", "openstack-cloud-controller-manager"),
     ("deployments", "csi-cinder-controllerplugin"),
@@ -105,6 +111,8 @@ RESOURCES = {
         ("serviceaccounts", "ServiceAccount", True, RW),
         ("persistentvolumes", "PersistentVolume", False, RW),
         ("persistentvolumeclaims", "PersistentVolumeClaim", True, RW),
+        ("services", "Service", True, RW),
+        ("endpoints", "Endpoints", True, RW),
     ],
     ("apps", "v1"): [
         ("daemonsets", "DaemonSet", True, RW),
@@ -112,7 +120,11 @@ RESOURCES = {
         ("deployments/scale", "Scale", True, ["get", "patch", "update"]),
         ("replicasets", "ReplicaSet", True, RW),
         ("replicasets/scale", "Scale", True, ["get", "patch", "update"]),
+        ("statefulsets", "StatefulSet", True, RW),
     ],
+    ("batch", "v1"): [("jobs", "Job", True, RW), ("cronjobs", "CronJob", True, RW)],
+    ("discovery.k8s.io", "v1"): [("endpointslices", "EndpointSlice", True, RW)],
+    ("certificates.k8s.io", "v1"): [("certificatesigningrequests", "CertificateSigningRequest", False, RW)],
     ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True, RW)],
     ("coordination.k8s.io", "v1"): [("leases", "Lease", True, RW)],
     ("authorization.k8s.io", "v1"): [
@@ -204,6 +216,8 @@ def check_crd(body: dict) -> None:
 
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SERVICE_CIDR = "10.233.0.0/18"  # Kubespray's kube_service_addresses (kubespray_defaults main.yml:243)
+POD_CIDR = "10.233.64.0/18"  # Kubespray's kube_pods_subnet (kubespray_defaults main.yml:248)
 # Discovery's shortNames and categories, as the real API server lists them (each resource's
 # registry: pkg/registry/*/storage/storage.go ShortNames() and Categories()).
 SHORT_NAMES = {
@@ -220,6 +234,11 @@ SHORT_NAMES = {
     "replicasets": ["rs"],
     "poddisruptionbudgets": ["pdb"],
     "storageclasses": ["sc"],
+    "services": ["svc"],
+    "endpoints": ["ep"],
+    "statefulsets": ["sts"],
+    "cronjobs": ["cj"],
+    "certificatesigningrequests": ["csr"],
     # apiextensions-apiserver pkg/registry/customresourcedefinition/etcd.go ShortNames()
     "customresourcedefinitions": ["crd", "crds"],
 }
@@ -228,6 +247,10 @@ CATEGORIES = {
     "daemonsets": ["all"],
     "deployments": ["all"],
     "replicasets": ["all"],
+    "services": ["all"],
+    "statefulsets": ["all"],
+    "jobs": ["all"],
+    "cronjobs": ["all"],
     "customresourcedefinitions": ["api-extensions"],
 }
 
@@ -367,6 +390,7 @@ class Store:
                     }
         self.serve_crds()
         self.reconcile_nodes()
+        self.ensure_kubernetes_service()
         self.apply_cloud_config()
 
     def custom_openapi(self) -> dict[tuple[str, str], dict]:
@@ -391,10 +415,80 @@ class Store:
         crd = key[:2] == (CRD_GV, "customresourcedefinitions")
         if crd:
             check_crd(body)
+        if key[:2] == ("v1", "services"):
+            body = self.with_cluster_ip(body, old)
         stored = self.put_object(key, body, old)
         if crd:
             self.serve_crds()
         return stored
+
+    def with_cluster_ip(self, body: dict, old: dict | None) -> dict:
+        """A Service gets a ClusterIP from the service range when it asks for none (pkg/registry/
+        core/service/ipallocator; the stand-in hands them out in order, not at random) and
+        keeps the one it had; `None` (headless) and ExternalName get none."""
+        spec = body.setdefault("spec", {})
+        kept = (old or {}).get("spec", {}).get("clusterIP")
+        if spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
+            return body
+        if kept or spec.get("clusterIP"):
+            spec["clusterIP"] = kept or spec["clusterIP"]
+        else:
+            used = {
+                o.get("spec", {}).get("clusterIP")
+                for k, o in self.objects.items()
+                if k[:2] == ("v1", "services")
+            }
+            net = ipaddress.ip_network(SERVICE_CIDR)
+            spec["clusterIP"] = next(str(a) for a in list(net.hosts())[9:] if str(a) not in used)
+        spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("type", "ClusterIP")
+        return body
+
+    def ensure_kubernetes_service(self) -> None:
+        """The `default/kubernetes` Service the API server keeps (pkg/controlplane/controller/
+        kubernetesservice): the first address of the service range (Kubespray's
+        kube_service_addresses 10.233.0.0/18), port 443 to the API servers' 6443, with its
+        Endpoints and EndpointSlice naming every control-plane node."""
+        cps = sorted(n["ip"] for n in self.config.get("nodes", []) if n.get("control_plane"))
+        first = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+        labels = {"component": "apiserver", "provider": "kubernetes"}
+        port = {"name": "https", "port": 6443, "protocol": "TCP"}
+        wanted = {
+            ("v1", "services", "default", "kubernetes"): {
+                "kind": "Service",
+                "apiVersion": "v1",
+                "spec": {
+                    "type": "ClusterIP",
+                    "clusterIP": first,
+                    "clusterIPs": [first],
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                    "sessionAffinity": "None",
+                },
+                "labels": labels,
+            },
+            ("v1", "endpoints", "default", "kubernetes"): {
+                "kind": "Endpoints",
+                "apiVersion": "v1",
+                "subsets": [{"addresses": [{"ip": ip} for ip in cps], "ports": [port]}] if cps else [],
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            },
+            ("discovery.k8s.io/v1", "endpointslices", "default", "kubernetes"): {
+                "kind": "EndpointSlice",
+                "apiVersion": "discovery.k8s.io/v1",
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in cps],
+                "ports": [port],
+                "labels": {"kubernetes.io/service-name": "kubernetes"},
+            },
+        }
+        for key, obj in wanted.items():
+            labels_ = obj.pop("labels")
+            current = self.objects.get(key)
+            body = {k: v for k, v in obj.items()}
+            if current is not None and all(current.get(k) == v for k, v in body.items()):
+                continue
+            meta = current["metadata"] if current else self.meta(key[3], key[2], labels=labels_)
+            self.objects[key] = {**body, "metadata": meta}
 
     def serve_crds(self) -> None:
         serve_custom_resources(
@@ -453,9 +547,15 @@ class Store:
                 if name not in self.nodes:
                     self.nodes[name] = self.new_node(n)
                     for ds in DAEMONSETS:
-                        self.add_system_pod(f"{ds}-{name}", name, owner=("DaemonSet", ds))
+                        # The DaemonSet controller's pods: generateName `<ds>-` and 5 random
+                        # characters (storage/names/generate.go), here random but stable per node.
+                        rng = random.Random(f"{ds}/{name}")
+                        self.add_system_pod(controllers.pod_name(ds, rng), name, owner=("DaemonSet", ds))
                     if n.get("control_plane"):
-                        self.add_system_pod(f"kube-apiserver-{name}", name, mirror=True)
+                        # kubeadm's static pods, mirrored as `<component>-<node>` (kubelet
+                        # pkg/kubelet/config/common.go generatePodName).
+                        for component in CONTROL_PLANE_PODS:
+                            self.add_system_pod(f"{component}-{name}", name, mirror=True)
             self.save()
 
     def apply_cloud_config(self) -> None:
@@ -558,7 +658,8 @@ class Store:
         }
 
     def add_system_pod(self, name: str, node: str, owner=None, mirror=False) -> None:
-        extra: dict = {"labels": {"k8s-app": name.rsplit("-", 1)[0]}}
+        app = owner[1] if owner else next(c for c in CONTROL_PLANE_PODS if name.startswith(c + "-"))
+        extra: dict = {"labels": {"k8s-app" if owner else "component": app}}
         if owner:
             ds = self.objects.get(("apps/v1", "daemonsets", "kube-system", owner[1]))
             extra["ownerReferences"] = [
@@ -579,9 +680,12 @@ class Store:
             "metadata": self.meta(name, "kube-system", **extra),
             "spec": {
                 "nodeName": node,
+                # All of them share the node's network namespace (calico-node, kube-proxy and
+                # kubeadm's static pods set hostNetwork: true): their IP is the node's.
+                "hostNetwork": True,
                 "containers": [
                     {
-                        "name": name.split("-")[0],
+                        "name": app,
                         "image": "stand-in",
                         # calico-node's requests (roles/network_plugin/calico_defaults/defaults/
                         # main.yml: calico_node_cpu_requests 150m, memory 64M); kube-proxy none.
@@ -736,12 +840,36 @@ class Store:
             pod.pop("scheduling", None)
             return pod
         pod.pop("scheduling", None)
+        ip = self.pod_ip(pod, node)
+        if ip:
+            pod["status"]["podIP"], pod["status"]["podIPs"] = ip, [{"ip": ip}]
+            pod["status"]["hostIP"], pod["status"]["hostIPs"] = (
+                self.node_ip(node),
+                [{"ip": self.node_ip(node)}],
+            )
         ready = bool(self.ready.get(node))
         pod["status"]["conditions"] = [
             {"type": "PodScheduled", "status": "True"},
             {"type": "Ready", "status": "True" if ready else "False"},
         ]
         return pod
+
+    def node_ip(self, node: str) -> str:
+        return next((n["ip"] for n in self.config.get("nodes", []) if n["name"] == node), "")
+
+    def pod_ip(self, pod: dict, node: str) -> str:
+        """A bound pod's IP: the node's for a hostNetwork pod; else one of the node's block of
+        the pod network (Kubespray's kube_pods_subnet 10.233.64.0/18, a /24 per node:
+        kube_network_node_prefix), stable for the pod (Calico's IPAM hands out addresses of
+        per-node blocks; which one is its choice)."""
+        if pod["spec"].get("hostNetwork"):
+            return self.node_ip(node)
+        names = sorted(n["name"] for n in self.config.get("nodes", []))
+        if node not in names:
+            return ""
+        block = ipaddress.ip_network(POD_CIDR).network_address + 256 * names.index(node)
+        uid = pod["metadata"].get("uid") or pod["metadata"]["name"]
+        return str(block + 2 + int(hashlib.sha256(uid.encode()).hexdigest(), 16) % 250)
 
     # -- the scheduler (scheduler.py) ----------------------------------------------------------
     def schedule_pending(self) -> None:

@@ -521,3 +521,32 @@ def test_typed_create_commands_and_auth_can_i(kubectl):
     assert refused.returncode != 0
     assert "the body of the request was in an unknown format" in refused.stderr, refused.stderr
     kubectl("delete", "namespace", ns)
+
+
+def test_the_schedulers_events_and_logs_without_a_kubelet(kubectl, tmp_path):
+    manifest = tmp_path / "huge.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "huge", "namespace": "default"},
+                "spec": {
+                    "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "64"}}}]
+                },
+            }
+        )
+    )
+    kubectl("apply", "-f", str(manifest))
+    try:
+        events = eventually(
+            lambda: "FailedScheduling" in (e := kubectl("get", "events", "-n", "default").stdout) and e
+        )
+        assert events and "pod/huge" in events and "Insufficient cpu" in events, events
+        described = kubectl("describe", "pod", "huge", "-n", "default").stdout
+        assert "default-scheduler" in described and "FailedScheduling" in described
+    finally:
+        kubectl("delete", "pod", "huge", "-n", "default")
+    proxy = rows(kubectl("get", "pods", "-n", "kube-system", "-o", "wide").stdout)[1]
+    logs = kubectl("logs", "-n", "kube-system", proxy[0].strip(), ok=False)
+    assert logs.returncode != 0 and ":10250/containerLogs/kube-system/" in logs.stderr, logs.stderr

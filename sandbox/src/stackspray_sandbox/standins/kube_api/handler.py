@@ -756,6 +756,20 @@ class Handler(BaseHTTPRequestHandler):
             del s.pods[(ns, name)]
             s.save()
             return 200, s.pod_view(pod)
+        if method == "GET" and rest[1:] == ["log"]:
+            # The API server proxies logs from the node's kubelet (pkg/registry/core/pod/rest/
+            # log.go); no kubelet listens here, so it answers as for a node whose kubelet is down.
+            node = pod["spec"].get("nodeName")
+            if not node:
+                raise ApiError(400, "BadRequest", f"pod {name} does not have a host assigned")
+            ip = s.node_ip(node)
+            container = q.get("container") or pod["spec"]["containers"][0]["name"]
+            raise ApiError(
+                500,
+                "InternalError",
+                f'Get "https://{ip}:10250/containerLogs/{ns}/{name}/{container}": dial tcp {ip}:10250: '
+                "connect: connection refused",
+            )
         raise ApiError(405, "MethodNotAllowed", f"{method} on pods/{'/'.join(rest)}")
 
     # policy/v1 PodDisruptionBudget (https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/pod-disruption-budget-v1/)

@@ -5,6 +5,7 @@ docstring."""
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import hashlib
 import ipaddress
@@ -217,6 +218,7 @@ def check_crd(body: dict) -> None:
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 SERVICE_CIDR = "10.233.0.0/18"  # Kubespray's kube_service_addresses (kubespray_defaults main.yml:243)
+EVENT_TTL = 3600.0  # kube-apiserver --event-ttl (1h)
 POD_CIDR = "10.233.64.0/18"  # Kubespray's kube_pods_subnet (kubespray_defaults main.yml:248)
 # Discovery's shortNames and categories, as the real API server lists them (each resource's
 # registry: pkg/registry/*/storage/storage.go ShortNames() and Categories()).
@@ -264,6 +266,13 @@ def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | N
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _epoch(stamp: str | None) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(stamp or "", "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return 0.0
 
 
 def merge_patch(target, patch):
@@ -896,6 +905,8 @@ class Store:
                 bound.setdefault(node, []).append(pod)
                 self.touch(pod)
                 changed = True
+                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                self.record_event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
             else:
                 cond = {
                     "type": "PodScheduled",
@@ -909,8 +920,47 @@ class Store:
                     pod["scheduling"] = cond
                     self.touch(pod)
                     changed = True
+                    self.record_event(pod, "Warning", "FailedScheduling", message)
         if changed:
             self.save()
+
+    def record_event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        """An Event about a pod, as kube-scheduler records it (core/v1 view of its
+        events.k8s.io/v1 Event: reportingController default-scheduler, action Binding or
+        Scheduling; pkg/scheduler/schedule_one.go). Kept an hour, as the API server's --event-ttl."""
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "default")
+        stamp = now()
+        name = f"{meta['name']}.{uuid.uuid4().hex[:16]}"
+        self.objects[("v1", "events", ns, name)] = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": self.meta(name, ns),
+            "involvedObject": {
+                "kind": obj.get("kind", "Pod"),
+                "namespace": ns,
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+                "apiVersion": obj.get("apiVersion", "v1"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": "default-scheduler"},
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler",
+            "action": "Binding" if reason == "Scheduled" else "Scheduling",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        horizon = time.time() - EVENT_TTL
+        for key in [
+            k
+            for k, o in self.objects.items()
+            if k[1] == "events" and _epoch(o.get("lastTimestamp")) < horizon
+        ]:
+            del self.objects[key]
 
     def run_daemonset_controller(self) -> None:
         """The DaemonSet controller works on its own, not when a client looks: it is woken by

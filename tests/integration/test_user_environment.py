@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 from helpers import BIN, ROOT, invoke, owned_in_cloud, user_env
+from stackspray_sandbox.cloud import ensure_auto_allocated_topology
 from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray import tools
@@ -226,3 +227,38 @@ def test_kubespray_refuses_these_before_any_vm_exists(sandbox, conn, ssh_key, tm
     )
     ok = invoke(sandbox, tmp_path, "plan", "--spec", str(fine), timeout=300, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_a_project_without_a_router_gets_the_clusters_own(sandbox, conn, admin_conn, ssh_key, tmp_path):
+    """A new Jetstream2 allocation has no router until Exosphere creates auto_allocated_network
+    (and its router): the default spec plans and builds `<name>-router` of its own there, and
+    destroy takes it away. The project's auto-allocated router is removed for this test and put
+    back after it."""
+    router = conn.network.find_router("auto_allocated_router")
+    assert router is not None
+    subnet = conn.network.find_subnet("auto_allocated_subnet_v4")
+    env = {"STACKSPRAY_INVENTORIES": str(tmp_path / "inventories")}
+    name = f"nr{uuid.uuid4().hex[:5]}"
+    spec = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), "10.75.0.0/24", 0)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return invoke(sandbox, tmp_path, *args, timeout=600, env=env)
+
+    admin_conn.network.remove_interface_from_router(router, subnet_id=subnet.id)
+    admin_conn.network.delete_router(router)
+    try:
+        assert openstack(sandbox, "router", "list") == []
+        plan = run("plan", "--spec", str(spec), "--json")
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        made = [a for a in json.loads(plan.stdout)["actions"] if a["resource"] == "router"]
+        assert [(a["kind"], a["name"]) for a in made] == [("create", f"{name}-router")], made
+        built = run("create-cluster", "--spec", str(spec), "--no-kubernetes")
+        assert built.returncode == 0, built.stdout + built.stderr
+        assert [r["Name"] for r in openstack(sandbox, "router", "list")] == [f"{name}-router"]
+        gone = run("destroy-cluster", "--cluster", name, "--yes")
+        assert gone.returncode == 0, gone.stdout + gone.stderr
+        assert openstack(sandbox, "router", "list") == []
+    finally:
+        run("destroy-cluster", "--cluster", name, "--yes")
+        ensure_auto_allocated_topology(admin_conn)
+    assert conn.network.find_router("auto_allocated_router") is not None

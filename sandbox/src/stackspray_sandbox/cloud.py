@@ -489,7 +489,7 @@ AUTO_ROUTER = "auto_allocated_router"
 AUTO_CIDR = "10.1.0.0/24"
 
 
-def _ensure_auto_allocated_topology(conn) -> None:
+def ensure_auto_allocated_topology(conn) -> None:
     """The project's own network, subnet and router on `public` — the router that holds the
     project's router quota of 1, as on a fresh Jetstream2 allocation."""
     net_api = conn.network
@@ -680,7 +680,7 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     with _Timer(report, "cloud resources", say):
         _ensure_compute_resources(conn, paths)
         _ensure_network_resources(conn)
-        _ensure_auto_allocated_topology(conn)
+        ensure_auto_allocated_topology(conn)
         _ensure_share_type(conn)
         _wait_share_service(conn)
         _ensure_dns(paths, secrets)

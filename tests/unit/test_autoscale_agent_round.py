@@ -14,7 +14,8 @@ from stackspray_sandbox.fakecloud import FakeCloud
 from test_engine_on_fake_cloud import create, write_spec
 
 from stackspray import autoscale_agent, lease
-from stackspray.cluster_state import Autoscale, AutoscaleGroup
+from stackspray.autoscale_setup import _agent_status
+from stackspray.cluster_state import Autoscale, AutoscaleGroup, ClusterState
 from stackspray.kube import Kube, KubeError
 
 
@@ -77,3 +78,43 @@ def test_its_account_reads_no_secrets_and_changes_no_settings(world, tmp_path):
         autoscale_agent.write_settings(agent, "lab", Autoscale())
     with pytest.raises(KubeError, match="forbidden"):
         agent.delete_object("/api/v1/nodes/lab-workers-1")
+
+
+def test_status_says_when_the_agent_is_silent_failing_or_another_build(world, tmp_path):
+    _, api, _ = world
+    admin = Kube(api.kubeconfig)
+    auto = Autoscale(
+        groups={"workers": AutoscaleGroup(0, 2)}, service="cluster", agent_build="b1", agent_node="cp"
+    )
+    for path, obj, replace in autoscale_agent.objects("lab", auto):
+        admin.put_object(path, obj, replace=replace)
+    state = ClusterState(cluster="lab", kubeconfig=str(api.kubeconfig), autoscale=auto)
+    out: dict = {}
+    assert _agent_status(out, state, 5) is None and "written no status yet" in out["warning"]
+
+    meta = {"version": "0.1.0", "build": "b1", "host": "cp", "credential_id": "c1", "error": None}
+    autoscale_agent.write_status(admin, meta, {"at": "2026-12-06T10:00:00Z", "decisions": []}, [])
+    out = {}
+    assert _agent_status(out, state, 5) == {"at": "2026-12-06T10:00:00Z", "decisions": []}
+    assert out["warning"] is None and out["agent"]["build"] == "b1"
+
+    autoscale_agent.write_status(admin, {**meta, "error": "HTTP 403: nodes is forbidden"}, None, [])
+    out = {}
+    _agent_status(out, state, 5)
+    assert (
+        "last round failed: HTTP 403" in out["warning"]
+        and "journalctl -u stackspray-autoscaler" in out["warning"]
+    )
+
+    autoscale_agent.write_status(admin, {**meta, "build": "b0"}, None, [])
+    out = {}
+    _agent_status(out, state, 5)
+    assert "runs build b0, autoscale.enable installed b1" in out["warning"]
+
+    cm = f"{autoscale_agent.CM_PATH}/{autoscale_agent.STATUS}"
+    admin.patch_object(
+        cm, {"metadata": {"annotations": {autoscale_agent.LAST_UPDATED: "2026-01-01T00:00:00Z"}}}
+    )
+    out = {}
+    _agent_status(out, state, 5)
+    assert "the agent is silent: its status was last written" in out["warning"]

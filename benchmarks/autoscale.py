@@ -176,39 +176,10 @@ def wake_up(paths) -> dict:
                 stop.wait(1.0)
 
         t0 = time.monotonic()
-        apps.create_namespaced_deployment(
-            "bench",
-            client.V1Deployment(
-                metadata=client.V1ObjectMeta(name="web"),
-                spec=client.V1DeploymentSpec(
-                    replicas=2,
-                    selector=client.V1LabelSelector(match_labels={"app": "web"}),
-                    template=client.V1PodTemplateSpec(
-                        metadata=client.V1ObjectMeta(labels={"app": "web"}),
-                        spec=client.V1PodSpec(
-                            containers=[
-                                client.V1Container(
-                                    name="c",
-                                    image="x",
-                                    resources=client.V1ResourceRequirements(requests={"cpu": "400m"}),
-                                )
-                            ]
-                        ),
-                    ),
-                ),
-            ),
-        )
+        apps.create_namespaced_deployment("bench", _web("web"))
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
-        while True:
-            pods = kube.core.list_namespaced_pod("bench").items
-            if len(pods) == 2 and all(
-                p.spec.node_name
-                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-                for p in pods
-            ):
-                break
-            time.sleep(0.2)
+        pods = _wait_running(kube, 2)
         to_running = time.monotonic() - t0
         stop.set()
         thread.join(timeout=120)
@@ -222,15 +193,7 @@ def wake_up(paths) -> dict:
         autoscale_setup.enable(name, min_=0, max_=3, idle="1h", pending_for="0s", on="cluster", root=inv)
         t0 = time.monotonic()
         apps.create_namespaced_deployment("bench", _web("web2"))
-        while True:
-            pods = kube.core.list_namespaced_pod("bench").items
-            if len(pods) == 2 and all(
-                p.spec.node_name
-                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-                for p in pods
-            ):
-                break
-            time.sleep(0.2)
+        _wait_running(kube, 2)
         agent_to_running = time.monotonic() - t0
     finally:
         destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet)
@@ -242,6 +205,19 @@ def wake_up(paths) -> dict:
         "agent_ratio": round(agent_to_running / nova_unshelve, 2),
         "woken": woken,
     }
+
+
+def _wait_running(kube, count: int) -> list:
+    """The bench namespace's pods once `count` of them run, each bound and Ready."""
+    while True:
+        pods = kube.core.list_namespaced_pod("bench").items
+        if len(pods) == count and all(
+            p.spec.node_name
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            for p in pods
+        ):
+            return pods
+        time.sleep(0.2)
 
 
 def _web(name: str):

@@ -31,6 +31,9 @@ from .errors import StackSprayError
 log = logging.getLogger(__name__)
 
 SCALE_ANNOTATION = "stackspray.io/scale"
+_LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+_EXISTS = object()  # a create answered 409: there is one already
+_ABSENT = object()  # a delete answered 404: there was none
 TIMEOUT = (5, 30)
 
 
@@ -175,109 +178,67 @@ class Kube:
             raw = resp.data
         return json.loads(raw or b"{}")
 
+    def _json(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        answers: dict[int, object] | None = None,
+        content_type: str = "application/json",
+    ):
+        """`request`, its failures as KubeError naming `what`; an error status listed in
+        `answers` returns the value given for it instead (404 -> None: absent)."""
+        try:
+            return self.request(method, path, body, content_type)
+        except ApiException as exc:
+            if answers and exc.status in answers:
+                return answers[exc.status]
+            raise KubeError(f"Kubernetes API {self.server}: {what}: {_api_message(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: {what}: cannot connect ({exc})") from exc
+
     def get_object(self, path: str) -> dict | None:
         """The object at `path` (e.g. /api/v1/namespaces/kube-system/configmaps/x), None if absent."""
-        try:
-            return self.request("GET", path)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise KubeError(f"Kubernetes API {self.server}: read {path}: {_api_message(exc)}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(f"Kubernetes API {self.server}: read {path}: cannot connect ({exc})") from exc
+        return self._json(f"read {path}", "GET", path, answers={404: None})
 
     def put_object(self, collection: str, obj: dict, replace: bool = True) -> str:
         """Create `obj` in `collection` (its list path); when it exists, replace it (the version
         read just before) unless `replace` is False. Returns created | replaced | kept."""
-        name = obj["metadata"]["name"]
-        try:
-            try:
-                self.request("POST", collection, obj)
-                return "created"
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-            if not replace:
-                return "kept"
-            current = self.request("GET", f"{collection}/{name}")
-            body = {
-                **obj,
-                "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
-            }
-            self.request("PUT", f"{collection}/{name}", body)
-            return "replaced"
-        except ApiException as exc:
-            raise KubeError(
-                f"Kubernetes API {self.server}: write {collection}/{name}: {_api_message(exc)}"
-            ) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(
-                f"Kubernetes API {self.server}: write {collection}/{name}: cannot connect ({exc})"
-            ) from exc
+        path = f"{collection}/{obj['metadata']['name']}"
+        if self._json(f"create {path}", "POST", collection, obj, answers={409: _EXISTS}) is not _EXISTS:
+            return "created"
+        if not replace:
+            return "kept"
+        current = self._json(f"read {path}", "GET", path)
+        version = {"resourceVersion": current["metadata"]["resourceVersion"]}
+        self._json(f"replace {path}", "PUT", path, {**obj, "metadata": {**obj["metadata"], **version}})
+        return "replaced"
 
     def patch_object(self, path: str, patch: dict) -> dict:
         """A JSON merge patch (RFC 7386) of the object at `path`."""
-        try:
-            return self.request("PATCH", path, patch, content_type="application/merge-patch+json")
-        except ApiException as exc:
-            raise KubeError(f"Kubernetes API {self.server}: patch {path}: {_api_message(exc)}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(f"Kubernetes API {self.server}: patch {path}: cannot connect ({exc})") from exc
+        return self._json(f"patch {path}", "PATCH", path, patch, content_type="application/merge-patch+json")
 
     def delete_object(self, path: str) -> bool:
         """Delete the object at `path`; False when there was none."""
-        try:
-            self.request("DELETE", path)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise KubeError(f"Kubernetes API {self.server}: delete {path}: {_api_message(exc)}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(f"Kubernetes API {self.server}: delete {path}: cannot connect ({exc})") from exc
+        return self._json(f"delete {path}", "DELETE", path, answers={404: _ABSENT}) is not _ABSENT
 
     # -- leases (lease.py) ------------------------------------------------------------------------
     def read_lease(self, namespace: str, name: str) -> dict | None:
         """The Lease as plain JSON, or None when there is none."""
-        api = client.CoordinationV1Api(self.api)
-        try:
-            resp = api.read_namespaced_lease(
-                name, namespace, _request_timeout=TIMEOUT, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise KubeError(
-                f"Kubernetes API {self.server}: read lease {namespace}/{name}: {_api_message(exc)}"
-            ) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(f"Kubernetes API {self.server}: read lease: cannot connect ({exc})") from exc
-        return json.loads(resp.data)
+        return self.get_object(f"{_LEASES.format(ns=namespace)}/{name}")
 
     def write_lease(self, body: dict) -> bool:
         """Create the Lease (no resourceVersion in `body`) or replace it (the resourceVersion it
         was read at). False when another writer came first (409: exists, or changed since)."""
-        api = client.CoordinationV1Api(self.api)
         meta = body["metadata"]
-        try:
-            if meta.get("resourceVersion"):
-                api.replace_namespaced_lease(
-                    meta["name"], meta["namespace"], body, _request_timeout=TIMEOUT, _preload_content=False
-                )
-            else:
-                api.create_namespaced_lease(
-                    meta["namespace"], body, _request_timeout=TIMEOUT, _preload_content=False
-                )
-            return True
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise KubeError(
-                f"Kubernetes API {self.server}: write lease {meta['namespace']}/{meta['name']}: "
-                f"{_api_message(exc)}"
-            ) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise KubeError(f"Kubernetes API {self.server}: write lease: cannot connect ({exc})") from exc
+        leases = _LEASES.format(ns=meta["namespace"])
+        method, path = (
+            ("PUT", f"{leases}/{meta['name']}") if meta.get("resourceVersion") else ("POST", leases)
+        )
+        return (
+            self._json(f"write lease {meta['name']}", method, path, body, answers={409: False}) is not False
+        )
 
     # -- pods ----------------------------------------------------------------------------------
     def pods_on(self, node: str) -> list:

@@ -75,7 +75,13 @@ def start(tmp: Path, nodes: list[dict] | None = None) -> StandIn:
     cert, key, pem = _certificate(tmp)
     token = secrets.token_urlsafe(24)
     store = Store(
-        {"state_file": str(tmp / "objects.json"), "nodes": nodes or [], "token": token, "cert": str(cert)}
+        {
+            "state_file": str(tmp / "objects.json"),
+            "nodes": nodes or [],
+            "token": token,
+            "cert": str(cert),
+            "tick": 0.1,  # the controllers' pass ten times a second: tests wait less for them
+        }
     )
     handler = type("StandInHandler", (Handler,), {"store": store})
     http = ThreadingHTTPServer(("127.0.0.1", 0), handler)

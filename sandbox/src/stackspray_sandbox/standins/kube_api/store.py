@@ -978,7 +978,7 @@ class Store:
 
     def run_scheduler(self) -> None:
         while True:
-            time.sleep(1.0)
+            time.sleep(float(self.config.get("tick", 1.0)))  # the controllers' pass: once a second
             with self.lock:
                 self.sync_controllers()
                 self.schedule_pending()

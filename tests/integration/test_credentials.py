@@ -129,7 +129,8 @@ def test_rotation_end_to_end(cluster):
     assert result.outcome == "rotated" and result.previous["id"] == old.id
     new = stored(c.cdir)
     assert new.id == result.credential["id"] != old.id
-    assert steps == ["created", "verified", "inventory", "secrets", "nodes", "agent", "restart", "old deleted"]
+    events = ["created", "verified", "inventory", "secrets", "nodes", "agent", "restart", "old deleted"]
+    assert steps == events
     assert c.assert_valid_in_cluster() == new.id
     assert c.node_ids() == {new.id}
     assert all(g > gens[n] for n, g in c.generations().items()), "all three workloads were restarted"

@@ -18,6 +18,11 @@ import paramiko
 import pytest
 from stackspray_sandbox import cloud
 from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import made_clusters
+
+from stackspray.cluster import destroy_cluster
+from stackspray.names import META_CLUSTER, cluster_tag
+from stackspray.progress import Progress
 
 
 @dataclass
@@ -52,6 +57,29 @@ def stop_session_ssh(basetemp: Path) -> list[int]:
     return stopped
 
 
+def sweep_made_clusters(paths: SandboxPaths, scratch: Path) -> list[str]:
+    """Destroy what is left in the sandbox of the clusters test specs were written for (an
+    interrupted run's: its quota and address ranges would fail unrelated tests later), found by
+    their exact ownership marks; forget the names of which nothing is left. Returns the names
+    destroyed."""
+    ledger = made_clusters(paths)
+    names = sorted(p.name for p in ledger.iterdir()) if ledger.is_dir() else []
+    if not names:
+        return []
+    conn = openstack.connect(cloud="sandbox")
+    marks = {m for g in conn.network.security_groups() for m in [g.description or "", *(g.tags or [])]}
+    marks |= {m for n in conn.network.networks() for m in [n.description or "", *(n.tags or [])]}
+    marks |= {m for f in conn.network.ips() for m in [f.description or "", *(f.tags or [])]}
+    owners = {(s.metadata or {}).get(META_CLUSTER) for s in conn.compute.servers()}
+    owners |= {(s.metadata or {}).get(META_CLUSTER) for s in conn.shared_file_system.shares()}
+    left = [n for n in names if cluster_tag(n) in marks or n in owners]
+    for name in left:
+        destroy_cluster(name, cloud="sandbox", root=scratch, progress=Progress(emit=lambda m: None))
+    for name in names:
+        (ledger / name).unlink(missing_ok=True)
+    return left
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
     """The running sandbox. One this session started is stopped at the very end, after every
@@ -60,7 +88,11 @@ def sandbox(tmp_path_factory):
     was_running = cloud.status(paths)["running"]
     report = cloud.up(paths)
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(paths.clouds_yaml)
+    swept = sweep_made_clusters(paths, tmp_path_factory.mktemp("sweep"))
+    if swept:
+        print(f"\nclusters an interrupted earlier run left, destroyed first: {', '.join(swept)}")
     yield Sandbox(paths, report, was_running)
+    sweep_made_clusters(paths, tmp_path_factory.mktemp("sweep"))
     stop_session_ssh(tmp_path_factory.getbasetemp())
     if not was_running:
         cloud.down(paths)

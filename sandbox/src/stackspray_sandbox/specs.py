@@ -7,6 +7,16 @@ from typing import Any
 
 import yaml
 
+from stackspray_sandbox.paths import SandboxPaths
+
+MADE = "made-clusters"
+
+
+def made_clusters(paths: SandboxPaths | None = None) -> Path:
+    """The folder with one empty file per cluster name a spec was written for here: what a test
+    or benchmark run interrupted before its cleanup left in the sandbox, by exact name."""
+    return (paths or SandboxPaths.default()).home / MADE
+
 
 def write_small_cluster_spec(
     directory: Path,
@@ -34,4 +44,7 @@ def write_small_cluster_spec(
     }
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
+    ledger = made_clusters()
+    ledger.mkdir(parents=True, exist_ok=True)
+    (ledger / name).touch()
     return path

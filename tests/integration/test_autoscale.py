@@ -462,6 +462,7 @@ def test_the_crontab_entry_installs_runs_and_goes_with_disable_and_destroy(conn,
             lambda: sorted(c.servers(conn)[n] for n in c.w) == ["ACTIVE", "ACTIVE", "SHELVED_OFFLOADED"],
             timeout=240,
         ), "the cron-run loop did not wake a second worker for min 2"
+
         # Nova says ACTIVE before the round has seen the node Ready and uncordoned it and logged it.
         def woken_for_min() -> bool:
             return any(

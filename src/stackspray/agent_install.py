@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from . import agent_wheels, autoscale_agent
+from . import agent_wheels, autoscale_agent, cost
 from .cluster_state import Autoscale, ClusterState
 from .kube import Kube, KubeError
 from .kubespray import run_ours
@@ -122,7 +122,7 @@ def install(
         f"{autoscale_agent.ACCOUNT}, RBAC, ConfigMaps)"
     )
     done = {}
-    for path, obj, replace in autoscale_agent.objects(cluster, auto):
+    for path, obj, replace in autoscale_agent.objects(cluster, auto, cost.shipped(state.su_rates)):
         done[f"{obj['kind']}/{obj['metadata']['name']}"] = kube.put_object(path, obj, replace=replace)
     token = _token(kube)
     kubeconfig = cdir.write_secret(

@@ -187,8 +187,10 @@ def budget_from_json(b: dict) -> Budget:
     )
 
 
-def observe_cluster(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[Node], list[Pod], list[Budget]]:
-    """The cluster's nodes (each server with its Kubernetes Node), pods and budgets."""
+def observe_cluster(
+    api: CloudAPI, kube: Kube, cluster: str, rates: cost.Rates | None = None
+) -> tuple[list[Node], list[Pod], list[Budget]]:
+    """The cluster's nodes (each server with its Kubernetes Node), pods and budgets; SU at `rates`."""
     servers = owned_servers(api, cluster)
     if not servers:
         raise AutoscaleError(f"cluster {cluster!r} has no servers in the cloud")
@@ -223,10 +225,11 @@ def observe_cluster(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[Node]
                     if not str(t.get("key", "")).startswith("node.kubernetes.io/")
                 ),
                 allocatable=alloc,
-                su_active=cost.su_if_active(fl, f.vcpus if f is not None else 0),
+                su_active=cost.su_if_active(fl, f.vcpus if f is not None else 0, rates),
                 annotations=meta.get("annotations") or {},
                 control_plane=group == CONTROL_PLANE,
                 task_state=getattr(s, "task_state", None),
+                flavor=fl or "",
             )
         )
     return nodes, pods, budgets
@@ -307,7 +310,7 @@ def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, api: CloudAP
     settings = settings_of(state.autoscale)
     book = load_book(cdir)
     memory = Memory.from_dict(book.get("memory"))
-    nodes, pods, budgets = observe_cluster(api, kube, cluster)
+    nodes, pods, budgets = observe_cluster(api, kube, cluster, cost.rates_for(state.su_rates))
     memory.held.update(_held(state, settings, {n.name: n.group for n in nodes}))
     return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
 

@@ -107,14 +107,19 @@ def _meta(name: str, cluster: str, namespaced: bool = True, **extra) -> dict:
     return meta
 
 
-def settings_data(cluster: str, auto: Autoscale) -> dict[str, str]:
-    """The settings ConfigMap's data: the cluster and the autoscale settings."""
+def settings_data(cluster: str, auto: Autoscale, su_rates: dict | None = None) -> dict[str, str]:
+    """The settings ConfigMap's data: the cluster, the autoscale settings and the SU rates the
+    operator's machine uses beyond the built-in table (its rates file, the spec's su_rates)."""
     doc = dataclasses.asdict(auto)
     doc.pop("service", None)
-    return {"cluster": cluster, "settings.json": json.dumps(doc, sort_keys=True)}
+    return {
+        "cluster": cluster,
+        "settings.json": json.dumps(doc, sort_keys=True),
+        "su-rates.json": json.dumps(su_rates or {}, sort_keys=True),
+    }
 
 
-def objects(cluster: str, auto: Autoscale) -> list[tuple[str, dict, bool]]:
+def objects(cluster: str, auto: Autoscale, su_rates: dict | None = None) -> list[tuple[str, dict, bool]]:
     """(collection path, object, replace when it exists) for everything the agent needs in
     Kubernetes. The token Secret, the status ConfigMap and the Lease are created once and never
     replaced (a replaced token Secret would get a new token; the status is the agent's)."""
@@ -186,7 +191,7 @@ def objects(cluster: str, auto: Autoscale) -> list[tuple[str, dict, bool]]:
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": _meta(SETTINGS, cluster),
-                "data": settings_data(cluster, auto),
+                "data": settings_data(cluster, auto, su_rates),
             },
             True,
         ),
@@ -218,19 +223,23 @@ def object_paths(cluster: str) -> list[str]:
     ]
 
 
-def read_settings(kube: Kube) -> tuple[str, Autoscale]:
-    """(cluster, settings) from the settings ConfigMap; AgentError when there is none."""
+def read_settings(kube: Kube) -> tuple[str, Autoscale, dict]:
+    """(cluster, settings, SU rates) from the settings ConfigMap; AgentError when there is none."""
     cm = kube.get_object(f"{CM_PATH}/{SETTINGS}")
     if cm is None:
         raise AgentError(
             f"no ConfigMap {NAMESPACE}/{SETTINGS}: autoscaling was disabled; the agent does nothing"
         )
     data = cm.get("data") or {}
-    return data.get("cluster", ""), autoscale_from_dict(json.loads(data.get("settings.json") or "{}"))
+    return (
+        data.get("cluster", ""),
+        autoscale_from_dict(json.loads(data.get("settings.json") or "{}")),
+        json.loads(data.get("su-rates.json") or "{}"),
+    )
 
 
-def write_settings(kube: Kube, cluster: str, auto: Autoscale) -> None:
-    kube.patch_object(f"{CM_PATH}/{SETTINGS}", {"data": settings_data(cluster, auto)})
+def write_settings(kube: Kube, cluster: str, auto: Autoscale, su_rates: dict | None = None) -> None:
+    kube.patch_object(f"{CM_PATH}/{SETTINGS}", {"data": settings_data(cluster, auto, su_rates)})
 
 
 @dataclass
@@ -341,7 +350,7 @@ def run(
             started = time.monotonic()
             summary, meta["error"] = None, None
             try:
-                named, auto = read_settings(kube)
+                named, auto, su_rates = read_settings(kube)
                 if named and named != cluster:
                     raise AgentError(f"the settings are cluster {named!r}'s, this agent is {cluster!r}'s")
                 api, meta["credential_id"] = (api_for or _cloud)(cloud_config)
@@ -351,6 +360,7 @@ def run(
                     kubeconfig=str(kubeconfig),
                     autoscale=auto,
                     scale_runs=old.scale_runs if old else [],
+                    su_rates=su_rates,
                 )
                 cdir.save(state)
                 with (

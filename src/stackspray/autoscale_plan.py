@@ -119,6 +119,7 @@ class Node:
     annotations: dict = field(default_factory=dict)
     control_plane: bool = False
     task_state: str | None = None  # Nova task in progress (e.g. unshelving)
+    flavor: str = ""
 
     @property
     def shelved(self) -> bool:

@@ -249,7 +249,9 @@ def set_limits(
         if state.autoscale.service == "cluster":
             # The agent reads its settings from the cluster: written there first, so a failure
             # leaves both as they were.
-            autoscale_agent.write_settings(Kube(state.kubeconfig), cluster, state.autoscale)
+            autoscale_agent.write_settings(
+                Kube(state.kubeconfig), cluster, state.autoscale, cost.shipped(state.su_rates)
+            )
         cdir.save(state)
     return AutoscaleLimits(cluster, group, lo, hi)
 
@@ -448,5 +450,6 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         next=[dict(d) if isinstance(d, dict) else asdict(d) for d in plan.actions],
         nodes={d.node: {"action": d.action, "reason": d.reason} for d in plan.decisions if d.node},
         su_per_hour=round(sum(cost.STATE_FACTOR.get(n.status, 1.0) * n.su_active for n in nodes), 3),
+        su_rates=cost.rates_for(state.su_rates).used([n.flavor for n in nodes]),
     )
     return AutoscaleStatus(cluster, out)

@@ -52,6 +52,7 @@ class StatusResult:
     su_per_hour: float
     su_per_month: float
     su_saved_per_hour: float
+    su_rates: dict = dataclasses.field(default_factory=dict)  # family -> {su_per_vcpu_hour, source}
     floating_ip: dict | None = None
     share: dict | None = None
     ingress: dict | None = None
@@ -69,6 +70,7 @@ def cluster_status(
     cloud = cloud or state.cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ClusterNotFound(f"no state for cluster {name!r} in {cdir.path} and no --cloud/OS_CLOUD given")
+    rates = cost.rates_for(state.su_rates)
     api = api or connect_api(cloud)
     flavors = flavors_by_name(api)
     nodes = []
@@ -79,8 +81,8 @@ def cluster_status(
         rec.update(
             name=s.name,
             role=rec.pop("group") or "?",
-            su_per_hour=cost.su_per_hour(rec["flavor"], vcpus, s.status),
-            su_per_hour_if_active=cost.su_if_active(rec["flavor"], vcpus),
+            su_per_hour=cost.su_per_hour(rec["flavor"], vcpus, s.status, rates),
+            su_per_hour_if_active=cost.su_if_active(rec["flavor"], vcpus, rates),
         )
         nodes.append(rec)
     if not nodes and not state:
@@ -95,6 +97,7 @@ def cluster_status(
         su_per_hour=now,
         su_per_month=now * cost.HOURS_PER_MONTH,
         su_saved_per_hour=full - now,
+        su_rates=rates.used([n["flavor"] for n in nodes]),
         floating_ip=dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
         share=dataclasses.asdict(state.share) if state.share else None,
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,

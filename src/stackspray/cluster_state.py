@@ -177,6 +177,9 @@ class ClusterState:
     ingress: Ingress | None = None
     credential: Credential | None = None
     credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules
+    # SU rates set for this cluster: {family: {su_per_vcpu_hour, source}} (the spec's su_rates; on
+    # the autoscaler agent, the table the operator's machine shipped with its settings).
+    su_rates: dict[str, dict] = field(default_factory=dict)
     rotation: Rotation | None = None
     credential_rotations: list[CredentialRotation] = field(default_factory=list)
     share: Share | None = None

@@ -402,6 +402,10 @@ class Converge:
         spec = self.spec
         state = self.cdir.load()
         state.cluster, state.cloud, state.spec = spec.name, spec.cloud, spec.source
+        state.su_rates = {
+            f: {"su_per_vcpu_hour": r, "source": f"the spec's su_rates ({spec.source})"}
+            for f, r in spec.su_rates
+        }
         state.keypair = Keypair(spec.keypair.name, uploaded=spec.keypair.public_key_file is not None)
         self.cdir.save(state)
 

@@ -229,6 +229,7 @@ class ScaleResult:
     dry_run: bool
     log: str = ""
     problems: list[str] = field(default_factory=list)
+    su_rates: dict = field(default_factory=dict)  # family -> {su_per_vcpu_hour, source}
 
     @property
     def ok(self) -> bool:
@@ -245,10 +246,14 @@ def _servers(api: CloudAPI, name: str) -> dict:
 
 
 def observe_nodes(
-    api: CloudAPI, kube: Kube | None, name: str, flavors: dict | None = None
+    api: CloudAPI,
+    kube: Kube | None,
+    name: str,
+    flavors: dict | None = None,
+    rates: cost.Rates | None = None,
 ) -> tuple[list[NodeView], dict, set[str], dict]:
     """(node views, servers by name, names Kubernetes knows, flavors by name); the servers,
-    flavors (unless given) and Nodes are read at once."""
+    flavors (unless given) and Nodes are read at once. SU at `rates` (default: the built-in table)."""
     calls = {"servers": lambda: _servers(api, name)}
     if flavors is None:
         calls["flavors"] = lambda: flavors_by_name(api)
@@ -272,7 +277,7 @@ def observe_nodes(
             NodeView(
                 name=sname,
                 status=s.status,
-                su_active=cost.su_if_active(fl, vcpus),
+                su_active=cost.su_if_active(fl, vcpus, rates),
                 control_plane=(s.metadata or {}).get(META_GROUP) == CONTROL_PLANE,
                 workloads=counts.get(sname, 0),
                 ours=bool(k and k.scaling),
@@ -468,10 +473,12 @@ def _scale_leased(
 ) -> ScaleResult:
     """scale_cluster's observation, plan and actions (the cluster's lock and Lease held)."""
     logfile = this_run.log
-    views, servers, known, flavors = observe_nodes(api, kube, name)
+    rates = cost.rates_for(cdir.load().su_rates)
+    views, servers, known, flavors = observe_nodes(api, kube, name, rates=rates)
     steps = plan_scale(views, req)
     before = su_per_hour(views)
     result = ScaleResult(name, steps, before, su_per_hour(views, steps), dry_run, str(logfile))
+    result.su_rates = rates.used([flavor_name(s) for s in servers.values()])
     for s in steps:
         if s.action != "noop":
             say(f"plan: {s.action} {s.node} ({s.reason})")
@@ -501,7 +508,7 @@ def _scale_leased(
 
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         list(pool.map(run, work))
-    after, _, _, _ = observe_nodes(api, None, name, flavors)
+    after, _, _, _ = observe_nodes(api, None, name, flavors, rates)
     result.su_per_hour_after = su_per_hour(after)
     _record(cdir, result, source)
     return result

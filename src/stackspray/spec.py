@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import names
+from . import cost, names
 from .errors import SpecError, StackSprayError
 from .names import CONTROL_PLANE
 
@@ -211,6 +211,7 @@ class ClusterSpec:
     source: str = "<spec>"
     credential: CredentialSpec = CredentialSpec()
     ingress: IngressSpec | None = None
+    su_rates: tuple[tuple[str, float], ...] = ()  # (flavor family, SU per vCPU-hour) overrides
 
     def group(self, name: str) -> NodeGroup | None:
         return next((g for g in self.node_groups if g.name == name), None)
@@ -240,6 +241,7 @@ TOP_KEYS = {
     "kubernetes",
     "credential",
     "ingress",
+    "su_rates",
 }
 INGRESS_KEYS = {"group", "allowed_cidrs", "tls", "email", "acme_server", "host", "dns"}
 CREDENTIAL_KEYS = {"access_rules"}
@@ -564,6 +566,15 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
 
     ingress = _ingress(c, data.get("ingress"), groups, options) if data.get("ingress") is not None else None
 
+    su_rates: tuple[tuple[str, float], ...] = ()
+    try:
+        su_rates = tuple(
+            (f, r.su_per_vcpu_hour)
+            for f, r in sorted(cost.parse_table(data.get("su_rates"), "su_rates", "spec").items())
+        )
+    except cost.RatesError as exc:
+        c.problems.append(str(exc))
+
     total = sum(g.count for g in groups)
     if total > MAX_NODES:
         c.add("node_groups", f"{total} nodes in all: stackspray builds at most {MAX_NODES} per cluster")
@@ -594,6 +605,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         source=source,
         credential=CredentialSpec(access_rules=access_rules),
         ingress=ingress,
+        su_rates=su_rates,
     )
 
 

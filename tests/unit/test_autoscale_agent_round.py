@@ -17,6 +17,7 @@ from stackspray import autoscale_agent, lease
 from stackspray.autoscale_setup import _agent_status
 from stackspray.cluster_state import Autoscale, AutoscaleGroup, ClusterState
 from stackspray.kube import Kube, KubeError
+from stackspray.state import ClusterDir
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def world(tmp_path):
     kube_standin.stop(api)
 
 
-def _agent_kubeconfig(api, admin: Kube, tmp_path, auto: Autoscale):
-    for path, obj, replace in autoscale_agent.objects("lab", auto):
+def _agent_kubeconfig(api, admin: Kube, tmp_path, auto: Autoscale, su_rates: dict | None = None):
+    for path, obj, replace in autoscale_agent.objects("lab", auto, su_rates):
         admin.put_object(path, obj, replace=replace)
     deadline = time.monotonic() + 5
     path = f"/api/v1/namespaces/kube-system/secrets/{autoscale_agent.TOKEN_SECRET}"
@@ -50,10 +51,13 @@ def test_a_round_with_the_agents_own_rights_reads_all_it_needs_and_reports(world
     cloud, api, names = world
     admin = Kube(api.kubeconfig)
     auto = Autoscale(groups={"workers": AutoscaleGroup(2, 2, 30.0, 0.0)}, scale_down_delay=0.0)
-    conf = _agent_kubeconfig(api, admin, tmp_path, auto)
+    rates = {"m3": {"su_per_vcpu_hour": 3.0, "source": "your rates file /home/op/.config/x"}}
+    conf = _agent_kubeconfig(api, admin, tmp_path, auto, rates)
     autoscale_agent.run(
         "lab", conf, home=tmp_path / "node", rounds=1, build="b1", api_for=lambda _f: (cloud, "cred-1")
     )
+    # The SU rates the operator's machine shipped are the agent's (no rates file on the node).
+    assert ClusterDir("lab", tmp_path / "node" / "inventories").load().su_rates == rates
     st = autoscale_agent.read_status(admin)
     assert st is not None and st.error is None, st
     assert (st.build, st.credential_id) == ("b1", "cred-1")

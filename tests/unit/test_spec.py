@@ -199,6 +199,19 @@ BAD = [
         "is not a Kubernetes label name",
         None,
     ),
+    ("su_rates not a mapping", spec_with(su_rates=2), "su_rates: must be a mapping of flavor family", None),
+    (
+        "su_rates not a number",
+        spec_with(su_rates={"g3": "half"}),
+        "su_rates.g3: SU per vCPU-hour must be a number from 0 to 1000, got 'half'",
+        None,
+    ),
+    (
+        "su_rates a flavor",
+        spec_with(su_rates={"g3.small": 2}),
+        "su_rates.g3.small: not a flavor family",
+        "g3",
+    ),
     (
         "autoscale unknown key",
         spec_with(node_groups__workers__autoscale={"maximum": 2}),
@@ -215,6 +228,11 @@ def test_autoscale_settings_of_a_group():
     auto = s.group("workers").autoscale
     assert (auto.min, auto.max, auto.idle, auto.pending_for) == (1, 2, 2700.0, 10.0)
     assert parse_spec(BASE, env={}).group("workers").autoscale is None
+
+
+def test_su_rates_override_families():
+    assert parse_spec(spec_with(su_rates={"g3": 2, "m3": 1.5}), env={}).su_rates == (("g3", 2.0), ("m3", 1.5))
+    assert parse_spec(BASE, env={}).su_rates == ()
 
 
 @pytest.mark.parametrize("data,message,hint", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

@@ -145,6 +145,8 @@ def _(st: StatusResult) -> list[str]:
         f"  Service Units: {st.su_per_hour:g}/hour now, {st.su_per_month:,.0f}/month at this rate"
         + (f"; {st.su_saved_per_hour:g}/hour saved by shelved nodes" if st.su_saved_per_hour else "")
     )
+    for fam, r in st.su_rates.items():
+        lines.append(f"    {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
     if st.share:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:
@@ -173,6 +175,8 @@ def _(result: ScaleResult) -> list[str]:
         f"Service Units: {result.su_per_hour_before:g}/hour before, {result.su_per_hour_after:g}/hour "
         f"{verb} ({change})"
     )
+    for fam, r in result.su_rates.items():
+        lines.append(f"  {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
     if result.dry_run:
         lines.append("dry run: nothing was changed")
     return lines
@@ -315,6 +319,8 @@ def _(st: AutoscaleStatus) -> list[str]:
         nxt = ", ".join(f"{d['action']} {d['node']}" for d in s["next"]) or "nothing to do"
         lines.append(f"  next: {nxt}")
         lines.append(f"  Service Units: {s['su_per_hour']:g}/hour now; {s['su_saved_today']:g} saved today")
+        for fam, r in (s.get("su_rates") or {}).items():
+            lines.append(f"    {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
     if s.get("warning"):
         lines.append(f"  WARNING: {s['warning']}")
     for e in s["events"]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, cost, names, schedule, secret_files
+from . import apply, certs, cost, names, schedule, secret_files
 from .apply import server_record
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import flavors_by_name, read
@@ -53,6 +53,7 @@ class StatusResult:
     su_per_month: float
     su_saved_per_hour: float
     su_rates: dict = dataclasses.field(default_factory=dict)  # family -> {su_per_vcpu_hour, source}
+    certificates: list = dataclasses.field(default_factory=list)  # certs.Expiry dicts
     floating_ip: dict | None = None
     share: dict | None = None
     ingress: dict | None = None
@@ -98,6 +99,7 @@ def cluster_status(
         su_per_month=now * cost.HOURS_PER_MONTH,
         su_saved_per_hour=full - now,
         su_rates=rates.used([n["flavor"] for n in nodes]),
+        certificates=[e.to_dict() for e in certs.check(state.kubeconfig, name)],
         floating_ip=dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
         share=dataclasses.asdict(state.share) if state.share else None,
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,

@@ -193,6 +193,12 @@ def render(
         "artifacts_dir": str(cluster_dir / "artifacts"),
         "ansible_python_interpreter": "/usr/bin/python3",
     }
+    if not k8s.options.get("kube_external_ca_mode"):
+        # kubeadm's certificates last a year; Kubespray renews them on a systemd timer only when
+        # asked (roles/kubernetes/control-plane/defaults/main/main.yml: false), and refuses the
+        # timer with an external CA (roles/validate_inventory/tasks/main.yml:209).
+        # `kubernetes: {auto_renew_certificates: false}` in the spec turns it off.
+        variables["auto_renew_certificates"] = True
     if k8s.default_storage_class:
         # roles/kubernetes-apps/persistent_volumes/cinder-csi (Kubespray v2.31.0): its one class,
         # with the defaults' availability zone, made the default; expand_persistent_volumes sets

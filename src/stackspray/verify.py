@@ -16,13 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from . import ingress, inventory
+from . import certs, ingress, inventory
 from .errors import StackSprayError
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
 from .state import ClusterDir
 
 SUITE = VERIFY_SUITE
+CERTIFICATES = "certificates"
 log = logging.getLogger(__name__)
 
 
@@ -31,13 +32,25 @@ class VerifyResult:
     cluster: str
     results: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> check -> PASS/FAIL
     failures: dict[str, str] = field(default_factory=dict)  # "node check" -> message
+    warnings: dict[str, str] = field(default_factory=dict)  # "node check" -> message (not failures)
 
     @property
     def ok(self) -> bool:
         return bool(self.results) and not self.failures
 
+    @property
+    def nodes(self) -> list[str]:
+        """The cluster's nodes among the results (not the ingress and certificates checks)."""
+        return [n for n in self.results if n != CERTIFICATES and not n.startswith("ingress ")]
+
     def to_dict(self) -> dict:
-        return {"cluster": self.cluster, "ok": self.ok, "results": self.results, "failures": self.failures}
+        return {
+            "cluster": self.cluster,
+            "ok": self.ok,
+            "results": self.results,
+            "failures": self.failures,
+            "warnings": self.warnings,
+        }
 
 
 def _share_env(cluster_dir: Path) -> dict[str, str]:
@@ -55,6 +68,12 @@ def _share_env(cluster_dir: Path) -> dict[str, str]:
         "STACKSPRAY_VERIFY_SHARE_KEY_FILE": v["share_secret_file"],
         "STACKSPRAY_VERIFY_SHARE_STATE": v["share_node_mount_state"],
     }
+
+
+def _kubespray_var(cluster_dir: Path, key: str):
+    """A variable of the Kubespray variables file stackspray wrote (None without it)."""
+    path = cluster_dir / inventory.VARS_FILE
+    return (yaml.safe_load(path.read_text()) or {}).get(key) if path.exists() else None
 
 
 def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
@@ -79,6 +98,7 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         "ANSIBLE_SSH_EXTRA_ARGS": inventory.known_hosts_opts(cdir.path),
     }
     env.update(_share_env(cdir.path))
+    env["STACKSPRAY_VERIFY_CERT_RENEW"] = "1" if _kubespray_var(cdir.path, "auto_renew_certificates") else ""
     with tempfile.TemporaryDirectory(prefix="verify-", dir=cdir.path) as work:
         report = Path(work) / "report.jsonl"
         report.touch(mode=0o600)
@@ -134,7 +154,27 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
     if not result.results:
         raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
     _check_ingress_ports(cdir, result)
+    _check_certificates(cdir, name, result)
     return result
+
+
+def _check_certificates(cdir: ClusterDir, name: str, result: VerifyResult) -> None:
+    """The API server's serving certificate and the kubeconfig's client certificate: expired (or
+    unreadable) fails, under certs.WARN_DAYS days left warns."""
+    node = CERTIFICATES
+    for e in certs.check(cdir.load().kubeconfig, name):
+        if e.level == "none":
+            continue
+        check = f"{e.what} valid for {certs.WARN_DAYS} days or more"
+        key = f"{node}: {check}"
+        if e.level == "ok":
+            result.results.setdefault(node, {})[check] = "PASS"
+        elif e.level == "warning":
+            result.results.setdefault(node, {})[check] = "WARN"
+            result.warnings[key] = e.detail
+        else:
+            result.results.setdefault(node, {})[check] = "FAIL"
+            result.failures[key] = e.detail
 
 
 def probe(address: str, port: int, timeout: float = 5.0) -> str:

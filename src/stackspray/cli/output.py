@@ -147,6 +147,9 @@ def _(st: StatusResult) -> list[str]:
     )
     for fam, r in st.su_rates.items():
         lines.append(f"    {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
+    marks = {"ok": "", "none": "", "unknown": "UNKNOWN: ", "warning": "WARNING: ", "expired": "EXPIRED: "}
+    for c in st.certificates:
+        lines.append(f"  {c['what']}: {marks.get(c['level'], '')}{c['detail']}")
     if st.share:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:
@@ -224,11 +227,13 @@ def _(result: VerifyResult) -> list[str]:
         lines.append(node)
         lines += [f"  {outcome:<5} {check}" for check, outcome in checks.items()]
     lines += [f"FAIL {where}: {msg}" for where, msg in result.failures.items()]
+    lines += [f"WARNING {where}: {msg}" for where, msg in result.warnings.items()]
     outcomes = [o for checks in result.results.values() for o in checks.values()]
     na = outcomes.count("N/A")
     lines.append(
-        f"{outcomes.count('PASS')}/{len(outcomes) - na} checks passed on {len(result.results)} node(s)"
+        f"{outcomes.count('PASS')}/{len(outcomes) - na} checks passed on {len(result.nodes)} node(s)"
         + (f"; {na} not applicable on stand-in nodes" if na else "")
+        + (f"; {outcomes.count('WARN')} warning(s)" if outcomes.count("WARN") else "")
     )
     return lines
 

@@ -72,6 +72,20 @@ def test_api_server_listens_on_the_first_control_plane(host):
     assert host.socket("tcp://0.0.0.0:6443").is_listening or host.socket("tcp://:::6443").is_listening
 
 
+def test_certificate_renewal_timer_is_enabled_on_the_control_plane(host):
+    """Kubespray's auto_renew_certificates: kubeadm's one-year certificates renewed monthly by a
+    systemd timer on every control-plane node (roles/kubernetes/control-plane/tasks/main.yml)."""
+    if _name(host) not in _env_set("STACKSPRAY_VERIFY_CONTROL_PLANE"):
+        pytest.skip("control-plane nodes only")
+    if os.environ.get("STACKSPRAY_VERIFY_CERT_RENEW") != "1":
+        pytest.skip("auto_renew_certificates is off in the cluster's Kubespray variables")
+    timer = host.service("k8s-certs-renew.timer")
+    assert timer.is_enabled and timer.is_running, (
+        "k8s-certs-renew.timer is not enabled and active: the control plane's certificates expire a "
+        "year after they were issued; re-run `invoke create-cluster`"
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     [

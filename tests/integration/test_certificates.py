@@ -1,0 +1,57 @@
+"""Certificate expiry and the renewal timer, as a user runs status and verify (`OS_CLOUD`
+exported, from another folder) against a cluster the Kubespray stand-in built: the API server's
+certificate read from its TLS handshake (a year, as kubeadm issues it), the timer Kubespray's
+auto_renew_certificates installs on the control plane, and a certificate aged to 20 days warned
+about by both commands."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import yaml
+from helpers import user_runner
+from stackspray_sandbox.specs import write_small_cluster_spec
+
+
+def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(sandbox, ssh_key, tmp_path):
+    name = f"ce{uuid.uuid4().hex[:5]}"
+    spec = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), "10.57.0.0/24", 1)
+    env = {"STACKSPRAY_INVENTORIES": str(tmp_path / "inventories")}
+    run = user_runner(sandbox, tmp_path, env=env)
+    try:
+        run("create-cluster", "--spec", str(spec))
+
+        def certificates() -> dict:
+            doc = json.loads(run("status", "--cluster", name, "--json").stdout)
+            return {c["what"]: c for c in doc["certificates"]}
+
+        fresh = certificates()
+        serving = fresh["API server serving certificate"]
+        assert serving["level"] == "ok" and 363 < serving["days_left"] <= 365, serving
+        assert serving["subject"] == "CN=kube-apiserver"
+        assert fresh["kubeconfig client certificate"]["level"] == "none"  # the stand-in's token
+        checked = json.loads(run("verify", "--cluster", name, "--json").stdout)
+        assert checked["ok"] and not checked["warnings"], checked
+        cp = f"{name}-control-plane-1"
+        timer = [c for c in checked["results"][cp] if c.startswith("certificate renewal timer")]
+        assert [checked["results"][cp][c] for c in timer] == ["PASS"], checked["results"][cp]
+        assert checked["results"]["certificates"] == {
+            "API server serving certificate valid for 30 days or more": "PASS"
+        }
+
+        # Aged: the stand-in issues it for 20 days (its fault variable); cluster.yml runs again.
+        data = yaml.safe_load(spec.read_text())
+        data["kubernetes"] = {**(data.get("kubernetes") or {}), "standin_cert_days": 20}
+        spec.write_text(yaml.safe_dump(data))
+        run("create-cluster", "--spec", str(spec))
+        aged = certificates()["API server serving certificate"]
+        assert aged["level"] == "warning" and 18 < aged["days_left"] <= 20, aged
+        text = run("status", "--cluster", name).stdout
+        assert "API server serving certificate: WARNING: expires in 20 day(s)" in text, text
+        assert "docs/certificates.md" in text
+        warned = run("verify", "--cluster", name)  # a warning is not a failure: exit 0
+        assert "WARNING certificates: API server serving certificate valid for 30 days" in warned.stdout
+        assert "1 warning(s)" in warned.stdout, warned.stdout
+    finally:
+        run("destroy-cluster", "--cluster", name, "--yes")

@@ -213,7 +213,7 @@ def test_a_daemonsets_status_counts_only_the_nodes_that_should_run_it(store):
     assert (proxy["status"]["desiredNumberScheduled"], proxy["status"]["numberReady"]) == (3, 2)
 
 
-def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path):
+def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path, monkeypatch):
     """The DaemonSet controller runs on its own (run_daemonset_controller), as the real one does
     (woken by pod and node events): a rollout left unwatched for a few seconds has moved on by
     then. A controller that acted only when a client read the object (as this stand-in's did)
@@ -222,7 +222,9 @@ def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path):
     nodes = [{"name": "cp-1", "ip": "10.0.0.1", "control_plane": True, "machine": MACHINE}] + [
         {"name": f"w-{i}", "ip": f"10.0.0.{i + 1}", "machine": MACHINE} for i in range(1, 4)
     ]
-    s = Store({"state_file": str(tmp_path / "state.json"), "nodes": nodes, "cloud_conf": "[Global]\n"})
+    monkeypatch.setattr(store_module, "POD_STARTUP", 0.3)  # the same rules, faster
+    config = {"state_file": str(tmp_path / "state.json"), "nodes": nodes, "cloud_conf": "[Global]\n"}
+    s = Store({**config, "tick": 0.1})
     s.apply_cloud_config()
     s.ready = {n["name"]: True for n in nodes}
     w = s.workloads[("daemonsets", "csi-cinder-nodeplugin")]
@@ -236,7 +238,7 @@ def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path):
     with s.lock:
         s.patch_workload(w, merged)
     # maxUnavailable 1: one node at a time, each POD_STARTUP seconds; nobody reads meanwhile.
-    time.sleep(desired * store_module.POD_STARTUP + 1.5)
+    time.sleep(desired * (store_module.POD_STARTUP + store_module.DAEMONSET_RESYNC) + 1.0)
     status = s.workload_view(w)["status"]
     assert status["updatedNumberScheduled"] == desired, status
     assert status["numberAvailable"] == desired, status

@@ -143,7 +143,8 @@ def test_only_the_newest_runs_artifacts_are_kept(tmp_path, monkeypatch):
 
 
 def _ping_run(tmp_path: Path, cdir: ClusterDir, hosts: int, envvars: dict | None = None):
-    """A one-task playbook (debug: no module to run, each host still a fork) over `hosts` local hosts, through playbook.run."""
+    """A one-task playbook over `hosts` local hosts, through playbook.run: a debug task (no
+    module to run, each host still one of Ansible's forks)."""
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inv = {"all": {"hosts": {f"n{i}": dict(local) for i in range(hosts)}}}
     inventory.write(cdir.path, [inventory.InventoryFile("hosts.yml", yaml.safe_dump(inv), 0o644)])

@@ -24,13 +24,15 @@ from cryptography import x509
 
 WARN_DAYS = 30
 TIMEOUT = 5.0
+SERVING = "API server serving certificate"
+CLIENT = "kubeconfig client certificate"
 
 
 @dataclass
 class Expiry:
     """One certificate's end of validity, judged."""
 
-    what: str  # "API server serving certificate", "kubeconfig client certificate"
+    what: str  # SERVING or CLIENT
     level: str  # ok | warning | expired | unknown | none (nothing there expires)
     not_after: str | None = None  # ISO 8601, UTC
     days_left: float | None = None
@@ -98,15 +100,12 @@ def client_certificate(user: dict, base: Path) -> x509.Certificate | None:
 def check(kubeconfig: Path | str | None, cluster: str, now: dt.datetime | None = None) -> list[Expiry]:
     """The serving and the client certificate of the cluster's kubeconfig, each judged."""
     now = now or dt.datetime.now(dt.UTC)
-    renew = (
-        "renew the control plane's certificates and fetch the kubeconfig again "
-        f"(docs/certificates.md; cluster {cluster})"
-    )
+    renew = f"run `invoke certs.renew --cluster {cluster}` (docs/certificates.md)"
     if not kubeconfig or not Path(kubeconfig).exists():
         why = (
             "the cluster has no kubeconfig (built with --no-kubernetes, or not yet): no certificate to check"
         )
-        return [Expiry("API server serving certificate", "none", detail=why)]
+        return [Expiry(SERVING, "none", detail=why)]
     path = Path(kubeconfig)
     try:
         entry, user = _kubeconfig(path)
@@ -115,11 +114,11 @@ def check(kubeconfig: Path | str | None, cluster: str, now: dt.datetime | None =
     out = []
     server = entry.get("server") or ""
     try:
-        out.append(judge("API server serving certificate", serving_certificate(server), now, renew))
+        out.append(judge(SERVING, serving_certificate(server), now, renew))
     except (OSError, ValueError, ssl.SSLError) as exc:
         out.append(
             Expiry(
-                "API server serving certificate",
+                SERVING,
                 "unknown",
                 detail=f"cannot know: {server} answered no TLS handshake ({exc})",
             )
@@ -127,19 +126,17 @@ def check(kubeconfig: Path | str | None, cluster: str, now: dt.datetime | None =
     try:
         cert = client_certificate(user, path.parent)
     except (OSError, ValueError) as exc:
-        out.append(
-            Expiry("kubeconfig client certificate", "unknown", detail=f"cannot be read from {path}: {exc}")
-        )
+        out.append(Expiry(CLIENT, "unknown", detail=f"cannot be read from {path}: {exc}"))
     else:
         if cert is None:
             out.append(
                 Expiry(
-                    "kubeconfig client certificate",
+                    CLIENT,
                     "none",
                     detail=f"{path} authenticates with a token: no client certificate to expire",
                 )
             )
         else:
-            todo = f"fetch the kubeconfig again after renewing (docs/certificates.md; cluster {cluster})"
-            out.append(judge("kubeconfig client certificate", cert, now, todo))
+            todo = f"`invoke certs.renew --cluster {cluster}` issues it again (docs/certificates.md)"
+            out.append(judge(CLIENT, cert, now, todo))
     return out

@@ -1,16 +1,17 @@
 """Certificate expiry and the renewal timer, as a user runs status and verify (`OS_CLOUD`
 exported, from another folder) against a cluster the Kubespray stand-in built: the API server's
 certificate read from its TLS handshake (a year, as kubeadm issues it), the timer Kubespray's
-auto_renew_certificates installs on the control plane, and a certificate aged to 20 days warned
-about by both commands."""
+auto_renew_certificates installs on the control plane, a certificate aged to 20 days warned
+about by both commands, and `certs.renew` making it a year again with a kubeconfig that works."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 
 import yaml
-from helpers import user_runner
+from helpers import kube_tools, user_runner
 from stackspray_sandbox.specs import write_small_cluster_spec
 
 
@@ -53,5 +54,21 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
         warned = run("verify", "--cluster", name)  # a warning is not a failure: exit 0
         assert "WARNING certificates: API server serving certificate valid for 30 days" in warned.stdout
         assert "1 warning(s)" in warned.stdout, warned.stdout
+
+        # Renewed now, as the warning says: a year again, read back from the handshake, and the
+        # kubeconfig issued again still works (kubectl, the real client).
+        renewed = json.loads(run("certs.renew", "--cluster", name, "--json").stdout)
+        (after,) = [e for e in renewed["after"] if e["what"] == "API server serving certificate"]
+        assert after["level"] == "ok" and 363 < after["days_left"] <= 365, renewed
+        assert certificates()["API server serving certificate"]["level"] == "ok"
+        kubeconfig = tmp_path / "inventories" / name / "kubeconfig"
+        assert kubeconfig.stat().st_mode & 0o777 == 0o600
+        nodes = subprocess.run(
+            [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert nodes.returncode == 0 and f"node/{name}-control-plane-1" in nodes.stdout, nodes.stderr
     finally:
         run("destroy-cluster", "--cluster", name, "--yes")

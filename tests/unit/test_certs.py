@@ -142,7 +142,7 @@ def test_a_client_certificate_file_beside_the_kubeconfig_and_an_expired_one(tls_
     (tmp_path / "client.crt").write_bytes(pem)
     conf = kubeconfig(tmp_path, tls_server(100), {"client-certificate": "client.crt"})
     _, client = certs.check(conf, "lab", now=NOW)
-    assert client.level == "expired" and "fetch the kubeconfig again" in client.detail
+    assert client.level == "expired" and "invoke certs.renew --cluster lab" in client.detail
 
 
 def test_no_kubeconfig_nothing_to_check(tmp_path):

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, cluster, credentials, kubespray, scale, tools
+from . import autoscale, certs, cluster, credentials, kubespray, scale, tools
 
 __all__ = ["main", "namespace"]
 
@@ -26,6 +26,7 @@ def namespace() -> Collection:
     for c in (
         scale.collection,
         credentials.collection,
+        certs.collection,
         autoscale.collection,
         kubespray.collection,
         tools.collection,

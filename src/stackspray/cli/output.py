@@ -18,6 +18,7 @@ from invoke import Exit
 
 from ..autoscale import AutoscaleRounds
 from ..autoscale_setup import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimits, AutoscaleStatus
+from ..certs_renew import RenewResult
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
 from ..kubespray import InstallResult
@@ -154,6 +155,15 @@ def _(st: StatusResult) -> list[str]:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:
         lines.append(f"  ingress: {st.ingress['url']} (80/443 on {st.ingress['address']})")
+    return lines
+
+
+@text.register
+def _(result: RenewResult) -> list[str]:
+    lines = [f"certificates of cluster {result.cluster} renewed"]
+    for when, expiries in (("before", result.before), ("after", result.after)):
+        lines += [f"  {when}: {e['what']}: {e['detail']}" for e in expiries]
+    lines.append(f"kubeconfig (0600): export KUBECONFIG={result.kubeconfig}")
     return lines
 
 

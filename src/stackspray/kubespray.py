@@ -268,8 +268,11 @@ def validate_inventory(spec: ClusterSpec, cdir: ClusterDir, say, kubespray_dir: 
     except playbook.PlaybookFailed as exc:
         problems = []
         for f in exc.failures:
-            field = next((k for k in spec.kubernetes.options if k in f.message or k in f.task), None)
-            where = f"kubernetes.{field}" if field else "kubernetes"
+            # The user's variables the refusal names: those in its message first (what it is
+            # about), then those only in the task's name (what it is checked against).
+            named = [k for k in spec.kubernetes.options if k in f.message]
+            named += [k for k in spec.kubernetes.options if k in f.task and k not in named]
+            where = ", ".join(f"kubernetes.{k}" for k in named) or "kubernetes"
             problems.append(f"{where}: Kubespray {pin()['tag']} refuses it ({f.task}): {f.message}")
         raise SpecError(
             spec.source, problems or [f"kubernetes: Kubespray's inventory validation failed: {exc}"]

@@ -102,9 +102,16 @@ def test_get_pods_in_all_namespaces_and_by_field(kubectl, cluster):
     ips = {r[1].strip(): r[6].strip() for r in rows(wide)[1:]}
     assert all(ip != "<none>" for ip in ips.values()), ips
     on_worker = kubectl(
-        "get", "pods", "-A", "--field-selector", f"spec.nodeName={name}-workers-1", "-o", "name"
-    ).stdout.split()
-    assert on_worker and all(f"{name}-workers-1" in p for p in on_worker), on_worker
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        f"spec.nodeName={name}-workers-1",
+        "-o",
+        "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName",
+        "--no-headers",
+    ).stdout.splitlines()
+    assert on_worker and all(ln.split()[1] == f"{name}-workers-1" for ln in on_worker), on_worker
     bad = kubectl("get", "pods", "-A", "--field-selector", "spec.color=blue", ok=False)
     assert bad.returncode != 0 and "field label not supported: spec.color" in bad.stderr
 

@@ -267,6 +267,10 @@ def record_state(
     state.servers = {s.name: server_record(s, fips) for s in got["servers"]}
     state.floating_ip = FloatingIp(fip.id, fip.detail["address"], fip.detail["adopted"]) if fip else None
     state.kubernetes = KubernetesRanges(spec.kubernetes.pod_cidr, spec.kubernetes.service_cidr)
+    # Every run records the spec's rates (a changed rate changes nothing in the cloud).
+    state.su_rates = {
+        f: {"su_per_vcpu_hour": r, "source": f"the spec's su_rates ({spec.source})"} for f, r in spec.su_rates
+    }
     if spec.share and obs.share:
         exports = read(lambda: api.share_exports(obs.share.id), "share exports")
         old = state.share or Share()
@@ -402,10 +406,6 @@ class Converge:
         spec = self.spec
         state = self.cdir.load()
         state.cluster, state.cloud, state.spec = spec.name, spec.cloud, spec.source
-        state.su_rates = {
-            f: {"su_per_vcpu_hour": r, "source": f"the spec's su_rates ({spec.source})"}
-            for f, r in spec.su_rates
-        }
         state.keypair = Keypair(spec.keypair.name, uploaded=spec.keypair.public_key_file is not None)
         self.cdir.save(state)
 

@@ -162,14 +162,18 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(
     # verify: every check passes on every node; a wrong hostname is caught and named.
     result = verify_cluster(spec.name, root=inv)
     assert result.ok, result.failures
-    assert set(result.results) == {
+    assert set(result.nodes) == {
         f"{spec.name}-control-plane-1",
         f"{spec.name}-workers-1",
         f"{spec.name}-workers-2",
         w3,
     }
+    assert result.results["certificates"] == {
+        "API server serving certificate valid for 30 days or more": "PASS"
+    }
     cp_checks = result.results[f"{spec.name}-control-plane-1"]
     assert cp_checks["api server listens on the first control plane"] == "PASS"
+    assert cp_checks["certificate renewal timer is enabled on the control plane"] == "PASS"
     assert {o for c, o in cp_checks.items() if "stand-in node" in c} == {"N/A"}
     assert sum(1 for c in cp_checks if "stand-in node" in c) == 2  # kubelet, containerd
     w2 = f"{spec.name}-workers-2"

@@ -29,11 +29,10 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
+from floors import ssh_to_first_control_plane
 from stackspray_sandbox.paths import SandboxPaths
 from stackspray_sandbox.specs import write_small_cluster_spec
 
-from stackspray import inventory
 from stackspray.certs_renew import renew
 from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.progress import Progress
@@ -53,15 +52,7 @@ KUBECONFIG = (
 
 
 def floor(cdir: ClusterDir, key: Path, user: str) -> float:
-    hosts = yaml.safe_load((cdir.path / inventory.HOSTS_FILE).read_text())
-    cp = next(iter(hosts["all"]["children"]["kube_control_plane"]["hosts"]))
-    ssh = [
-        "ssh",
-        "-o", "BatchMode=yes",
-        *inventory.known_hosts_opts(cdir.path).split(),
-        "-i", str(key),
-        f"{user}@{hosts['all']['hosts'][cp]['ansible_host']}",
-    ]  # fmt: skip
+    ssh = ssh_to_first_control_plane(cdir, key, user)
     t0 = time.monotonic()
     subprocess.run([*ssh, f"bash -c {NODE_WORK!r}"], check=True, capture_output=True)
     subprocess.run([*ssh, KUBECONFIG], check=True, capture_output=True)

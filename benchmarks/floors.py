@@ -372,19 +372,24 @@ def _all(conn, cluster: str, ids: set[str], status: str) -> bool:
 # -- credential refresh --------------------------------------------------------------------
 
 
-def floor_refresh(kube: Kube, cdir: ClusterDir, key: Path, user_name: str) -> float:
-    """The rotation's calls, directly: a throwaway credential goes everywhere the real one lives,
-    then is deleted (in place of the old one). The next stackspray refresh puts a real one back."""
-    core, apps = kube.core, client.AppsV1Api(kube.api)
+def ssh_to_first_control_plane(cdir: ClusterDir, key: Path, user_name: str) -> list[str]:
+    """The ssh command line to the first control-plane node, with the cluster's known_hosts."""
     hosts = yaml.safe_load((cdir.path / inventory.HOSTS_FILE).read_text())
     cp = next(iter(hosts["all"]["children"]["kube_control_plane"]["hosts"]))
-    ssh = [
+    return [
         "ssh",
         "-o", "BatchMode=yes",
         *inventory.known_hosts_opts(cdir.path).split(),
         "-i", str(key),
         f"{user_name}@{hosts['all']['hosts'][cp]['ansible_host']}",
     ]  # fmt: skip
+
+
+def floor_refresh(kube: Kube, cdir: ClusterDir, key: Path, user_name: str) -> float:
+    """The rotation's calls, directly: a throwaway credential goes everywhere the real one lives,
+    then is deleted (in place of the old one). The next stackspray refresh puts a real one back."""
+    core, apps = kube.core, client.AppsV1Api(kube.api)
+    ssh = ssh_to_first_control_plane(cdir, key, user_name)
     t0 = time.monotonic()
     conn = fresh_connection()
     user = conn.current_user_id

@@ -5,7 +5,7 @@ rates come from one table with its source (Jetstream2's instance-flavors page), 
 user-level file (`~/.config/stackspray/su-rates.yaml`) and then by the spec's `su_rates:`; every
 rate carries where it came from, and status, scale and the autoscaler name it. Charged by
 instance state: ACTIVE 100 %, SUSPENDED 75 %, STOPPED/SHUTOFF 50 %, SHELVED 0 %
-(shared/reference/jetstream2.md).
+(docs.jetstream-cloud.org/general/access/).
 """
 
 from __future__ import annotations

@@ -89,8 +89,8 @@ def test_a_verbose_create_and_refresh_leave_no_secret_outside_its_0600_file(
         assert not any(n in shown for n in needles), "a secret in the commands' output"
         # The files that are there to hold secrets: the two 0600 inventory files (credential,
         # share key), the kubeconfig and Kubespray's copy of it (artifacts/admin.conf), the API
-        # stand-in's token and TLS key (the sandbox's stand-in for the control plane's PKI), and
-        # secrets/.
+        # stand-in's token and the cluster CA it fetched (the sandbox's stand-in for the control
+        # plane's PKI; the CA is public, the folder is kept 0600 whole), and secrets/.
         secret_files = {
             cdir.path / "group_vars" / "all" / "openstack-credential.yml",
             cdir.path / "group_vars" / "all" / "manila-share-secret.yml",

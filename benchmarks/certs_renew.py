@@ -40,10 +40,10 @@ from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 
 NODE_WORK = (
-    "sudo /usr/local/bin/kubeadm certs renew all >/dev/null && "
-    "sudo /usr/local/bin/crictl pods --namespace kube-system "
+    "/usr/local/bin/kubeadm certs renew all >/dev/null && "
+    "/usr/local/bin/crictl pods --namespace kube-system "
     "--name 'kube-scheduler-*|kube-controller-manager-*|kube-apiserver-*|etcd-*' -q "
-    "| sudo xargs -r /usr/local/bin/crictl rmp -f >/dev/null && "
+    "| xargs -r /usr/local/bin/crictl rmp -f >/dev/null && "
     "until (echo > /dev/tcp/127.0.0.1/6443) 2>/dev/null; do sleep 0.1; done"
 )
 KUBECONFIG = (
@@ -54,8 +54,10 @@ KUBECONFIG = (
 def floor(cdir: ClusterDir, key: Path, user: str) -> float:
     ssh = ssh_to_first_control_plane(cdir, key, user)
     t0 = time.monotonic()
-    subprocess.run([*ssh, f"bash -c {NODE_WORK!r}"], check=True, capture_output=True)
-    subprocess.run([*ssh, KUBECONFIG], check=True, capture_output=True)
+    for command in (f"sudo bash -c {NODE_WORK!r}", KUBECONFIG):
+        done = subprocess.run([*ssh, command], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"floor: {command} exited {done.returncode}: {done.stderr.strip()}")
     return time.monotonic() - t0
 
 

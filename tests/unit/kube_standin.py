@@ -41,32 +41,41 @@ class StandIn:
         return path
 
 
-def _certificate(tmp: Path) -> tuple[Path, Path, str]:
+def self_signed(
+    cn: str, not_before: dt.datetime, not_after: dt.datetime, ip: str | None = None
+) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM): a self-signed EC certificate for `cn`, with `ip` as its one SAN."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
     )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    (tmp / "tls.crt").write_text(pem)
-    (tmp / "tls.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    if ip:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), False
         )
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    cert = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return tmp / "tls.crt", tmp / "tls.key", pem
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _certificate(tmp: Path) -> tuple[Path, Path, str]:
+    now = dt.datetime.now(dt.UTC)
+    pem, key = self_signed(
+        "kube-apiserver", now - dt.timedelta(minutes=5), now + dt.timedelta(days=1), "127.0.0.1"
+    )
+    (tmp / "tls.crt").write_bytes(pem)
+    (tmp / "tls.key").write_bytes(key)
+    return tmp / "tls.crt", tmp / "tls.key", pem.decode()
 
 
 def start(tmp: Path, nodes: list[dict] | None = None) -> StandIn:

@@ -9,12 +9,9 @@ import socket
 import ssl
 import threading
 
+import kube_standin
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from stackspray import certs
 
@@ -23,23 +20,7 @@ NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 
 def make_cert(cn: str, days_left: float) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM), self-signed, ending `days_left` days after NOW."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=400))
-        .not_valid_after(NOW + dt.timedelta(days=days_left))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem, key_pem
+    return kube_standin.self_signed(cn, NOW - dt.timedelta(days=400), NOW + dt.timedelta(days=days_left))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ later certificate — a renewal that changed nothing is an error, not a success.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import certs, inventory, secret_files
@@ -30,13 +30,7 @@ class RenewResult:
     log: str = ""
 
     def to_dict(self) -> dict:
-        return {
-            "cluster": self.cluster,
-            "before": self.before,
-            "after": self.after,
-            "kubeconfig": self.kubeconfig,
-            "log": self.log,
-        }
+        return asdict(self)
 
 
 def _serving(expiries: list[certs.Expiry]) -> certs.Expiry | None:
@@ -68,7 +62,7 @@ def renew(name: str, *, root: Path | None = None, progress: Progress | None = No
         say(f"after: {now.what}: {now.detail}" if now else "after: no serving certificate read")
         if (
             now is None
-            or now.level not in ("ok",)
+            or now.level != "ok"
             or (was is not None and was.not_after and now.not_after and now.not_after <= was.not_after)
         ):
             raise StackSprayError(

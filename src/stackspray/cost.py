@@ -85,13 +85,6 @@ class Rates:
             family(f): dataclasses.asdict(self.rate(f)) for f in sorted({f for f in flavors if f}, key=str)
         }
 
-    def to_dict(self) -> dict[str, dict]:
-        return {f: dataclasses.asdict(r) for f, r in sorted(self.table.items())}
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "rates") -> Rates:
-        return Rates().over(parse_table(data, where, source=None))
-
 
 def parse_table(data: object, where: str, source: str | None) -> dict[str, Rate]:
     """{family: rate} from a document: `{g3: 2}`, or `{g3: {su_per_vcpu_hour: 2, source: …}}` when

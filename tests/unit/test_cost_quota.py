@@ -57,7 +57,8 @@ def test_the_user_file_then_the_spec_override_the_table(rates_file):
         "g3": {"su_per_vcpu_hour": 3.0, "source": f"your rates file {rates_file}"},
         "r3": {"su_per_vcpu_hour": 2.5, "source": f"your rates file {rates_file}"},
     }
-    assert cost.Rates.from_dict(cost.shipped({})).rate("g3.x").su_per_vcpu_hour == 3
+    # …and read back the way the agent reads them (as a state's su_rates).
+    assert cost.rates_for(cost.shipped({})).rate("g3.x") == cost.Rate(3.0, f"your rates file {rates_file}")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from . import apply, certs, cost, names, schedule, secret_files
 from .apply import server_record
+from .backups import KEY_FILE as BACKUP_KEY
+from .backups import BackupStore
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState
@@ -118,6 +121,7 @@ class DestroyResult:
     log: str | None = None
     dry_run: bool = False
     removed_files: list[str] = field(default_factory=list)  # the deleted resources' secrets
+    backups: str | None = None  # where the kept etcd backups are, None when there are none
 
     def to_dict(self) -> dict:
         return {
@@ -139,11 +143,13 @@ def destroy_cluster(
     confirm: Callable[[str], bool] | None = None,
     dry_run: bool = False,
     api: CloudAPI | None = None,
+    delete_backups: bool = False,
 ) -> DestroyResult:
     """Delete everything the cluster owns, in dependency order; safe to re-run after interruption.
 
     Observes with `observe.observe_owned`, plans with `plan.plan_destroy` (printed by the CLI;
-    `dry_run` stops there), carries out with `apply.destroy`."""
+    `dry_run` stops there), carries out with `apply.destroy`. The cluster's etcd backups and
+    their key stay unless `delete_backups`."""
     progress = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -167,6 +173,8 @@ def destroy_cluster(
         result.dry_run = dry_run
         if not changes(actions):
             progress(f"cluster {name}: nothing of it is left in cloud {cloud!r}")
+            if not dry_run:
+                result.backups = _backups_after_destroy(cdir, delete_backups, result, progress)
             return result
         if dry_run:
             return result
@@ -184,6 +192,7 @@ def destroy_cluster(
             state.kubeconfig = None
             cdir.save(state)
         result.removed_files = forget_secrets(cdir)
+        result.backups = _backups_after_destroy(cdir, delete_backups, result, progress)
         if result.removed_files:
             progress(
                 f"removed the secrets of what was deleted: {', '.join(result.removed_files)}; kept "
@@ -194,9 +203,33 @@ def destroy_cluster(
         return result
 
 
+def _backups_after_destroy(
+    cdir: ClusterDir, delete: bool, result: DestroyResult, progress: Progress
+) -> str | None:
+    """The cluster's etcd backups (and their key) are kept and named, or deleted when asked."""
+    store = BackupStore(cdir.path)
+    kept = store.list()
+    if delete:
+        for path in (store.dir, store.key_file):
+            if path.exists():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                result.removed_files.append(str(path.relative_to(cdir.path)))
+        return None
+    if not kept:
+        return None
+    progress(
+        f"kept {len(kept)} etcd backups in {store.dir} and their key {store.key_file} (0600): a new "
+        f"cluster can be restored from them; destroy-cluster --delete-backups removes them"
+    )
+    return str(store.dir)
+
+
 def forget_secrets(cdir: ClusterDir) -> list[str]:
     """After a destroy: remove the files that hold secrets of the deleted resources (their
-    folder-relative paths); the state file and the logs stay."""
+    folder-relative paths); the state file, the logs and the etcd backups' key stay."""
     removed = []
     for rel in secret_files.FILES:
         path = cdir.path / rel
@@ -205,7 +238,7 @@ def forget_secrets(cdir: ClusterDir) -> list[str]:
             removed.append(rel)
     if cdir.secrets.is_dir():
         for path in sorted(cdir.secrets.iterdir()):
-            if path.is_file():
+            if path.is_file() and path != cdir.path / BACKUP_KEY:
                 path.unlink()
                 removed.append(str(path.relative_to(cdir.path)))
     return removed

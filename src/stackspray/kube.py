@@ -148,7 +148,18 @@ class Kube:
     ) -> dict:
         """One REST call, JSON in and out, through the client's own serialization and
         authentication (either generation of its ApiClient); ApiException for an error answer."""
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        return json.loads(self.request_text(method, path, body, content_type) or "{}")
+
+    def request_text(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> str:
+        """`request`'s answer as text (e.g. /readyz); ApiException for an error answer."""
+        headers = {"Content-Type": content_type, "Accept": accept}
         if hasattr(self.api, "param_serialize"):  # kubernetes >= 35: the newer generator's client
             m, url, hdrs, data, post = self.api.param_serialize(
                 method=method,
@@ -176,7 +187,7 @@ class Kube:
                 _request_timeout=TIMEOUT,
             )
             raw = resp.data
-        return json.loads(raw or b"{}")
+        return raw.decode() if isinstance(raw, bytes) else (raw or "")
 
     def _json(
         self,
@@ -197,6 +208,15 @@ class Kube:
             raise KubeError(f"Kubernetes API {self.server}: {what}: {_api_message(exc)}") from exc
         except urllib3.exceptions.HTTPError as exc:
             raise KubeError(f"Kubernetes API {self.server}: {what}: cannot connect ({exc})") from exc
+
+    def readyz(self) -> bool:
+        """The API server's /readyz answers `ok` (its checks, etcd among them, pass)."""
+        try:
+            return self.request_text("GET", "/readyz").strip() == "ok"
+        except ApiException:
+            return False
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeError(f"Kubernetes API {self.server}: /readyz: cannot connect ({exc})") from exc
 
     def get_object(self, path: str) -> dict | None:
         """The object at `path` (e.g. /api/v1/namespaces/kube-system/configmaps/x), None if absent."""

@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 SUITE = "bookworm"
 # libpam-systemd: a login (SSH, or a lingering user's manager) gets a logind session and its
 # $XDG_RUNTIME_DIR, as on Ubuntu cloud images; without it no systemd user manager can start.
-PACKAGES = "openssh-server,python3,iproute2,systemd-sysv,dbus,libpam-systemd,sudo,ca-certificates,procps"
+# etcd-server, etcd-client: the Kubespray stand-in installs them as Kubespray installs etcd
+# (etcd_deployment_type host), the one piece of a control plane that does run here.
+PACKAGES = (
+    "openssh-server,python3,iproute2,systemd-sysv,dbus,libpam-systemd,sudo,ca-certificates,procps,"
+    "etcd-server,etcd-client"
+)
 IMAGE_USER = "ubuntu"
 DONE_MARKER = ".stackspray-base-done"
 # Units that have nothing to do in a container and only slow down boot.
@@ -105,6 +110,10 @@ def _configure(root: Path) -> None:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to("/dev/null")
+    # Debian's etcd-server enables its own etcd.service: no node runs etcd until the Kubespray
+    # stand-in configures it, as an image without etcd would.
+    for wants in (root / "etc" / "systemd" / "system").glob("*.wants/etcd.service"):
+        wants.unlink()
     (root / "etc" / "machine-id").write_text("")
     # Free the space apt's downloaded packages take in every node's lower layer.
     shutil.rmtree(root / "var" / "cache" / "apt" / "archives", ignore_errors=True)

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, certs, cluster, credentials, kubespray, scale, tools
+from . import autoscale, backup, certs, cluster, credentials, kubespray, scale, tools
 
 __all__ = ["main", "namespace"]
 
@@ -23,10 +23,12 @@ def namespace() -> Collection:
     ns = Collection()
     for name, t in cluster.TASKS.items():
         ns.add_task(t, name=name)
+    ns.add_task(backup.restore, name="restore")
     for c in (
         scale.collection,
         credentials.collection,
         certs.collection,
+        backup.collection,
         autoscale.collection,
         kubespray.collection,
         tools.collection,

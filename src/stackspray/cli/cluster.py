@@ -116,10 +116,11 @@ def status(c, cluster, cloud=None, json_=False):
         "cloud": "clouds.yaml entry (default: from the state file)",
         "yes": "do not ask for confirmation",
         "dry_run": "print what would be deleted (or released) and stop",
+        "delete_backups": "delete the cluster's etcd backups and their key too (kept by default)",
         "json": JSON,
     },
 )
-def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, json_=False):
+def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, delete_backups=False, json_=False):
     """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
 
     def confirm(question: str) -> bool:
@@ -133,7 +134,12 @@ def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, json_=Fals
         json_,
         "destroy-cluster",
         lambda: clusters.destroy_cluster(
-            cluster_name(cluster), cloud=cloud, progress=progress(json_), confirm=confirm, dry_run=dry_run
+            cluster_name(cluster),
+            cloud=cloud,
+            progress=progress(json_),
+            confirm=confirm,
+            dry_run=dry_run,
+            delete_backups=delete_backups,
         ),
     )
     emit(result, json_)

@@ -21,6 +21,7 @@ from ..autoscale_setup import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimi
 from ..certs_renew import RenewResult
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
+from ..etcd_backup import BackupList, BackupResult, RestoreResult
 from ..kubespray import InstallResult
 from ..progress import Progress
 from ..rotation import RefreshResult
@@ -165,6 +166,56 @@ def _(result: RenewResult) -> list[str]:
         lines += [f"  {when}: {e['what']}: {e['detail']}" for e in expiries]
     lines.append(f"kubeconfig (0600): export KUBECONFIG={result.kubeconfig}")
     return lines
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@text.register
+def _(result: BackupResult) -> list[str]:
+    b = result.backup
+    lines = [
+        f"backup {b['id']} of cluster {result.cluster}: etcd revision {b['revision']} on {b['node']}, "
+        f"snapshot {_size(b['snapshot_size'])}, stored encrypted ({_size(b['size'])}) in {result.location} "
+        f"in {result.seconds:.1f}s"
+    ]
+    if result.pruned:
+        lines.append(f"  retention: deleted {', '.join(result.pruned)}")
+    lines.append(
+        f"  {result.kept} backups kept; restore with: invoke restore --cluster {result.cluster} "
+        f"--snapshot {b['id']}"
+    )
+    return lines
+
+
+@text.register
+def _(result: BackupList) -> list[str]:
+    if not result.backups:
+        return [
+            f"cluster {result.cluster} has no backups in {result.location}: invoke backup --cluster "
+            f"{result.cluster}"
+        ]
+    lines = [f"backups of cluster {result.cluster} in {result.location} (oldest first):"]
+    lines += [
+        f"  {b['id']}  {b['created']}  {_size(b['size']):>10}  revision {b['revision']}  from {b['node']}"
+        for b in result.backups
+    ]
+    return lines
+
+
+@text.register
+def _(result: RestoreResult) -> list[str]:
+    return [
+        f"cluster {result.cluster} restored from backup {result.backup} in {result.seconds:.1f}s: "
+        f"{sum(result.counts.values())} etcd keys"
+        + (" as recorded at the backup" if result.expected is not None else " (no key count was recorded)")
+        + (", API server ready" if result.ready else ", API server NOT ready")
+    ]
 
 
 @text.register

@@ -68,8 +68,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import ssl
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 try:  # modules of the stackspray_sandbox package (tests, docs) ...
@@ -83,10 +85,26 @@ except ImportError:  # ... or scripts beside their copies on the node
 __all__ = ["ApiError", "Handler", "Store", "check_crd", "main", "resource_info"]
 
 
+def run_as_static_pod(manifest: str) -> None:
+    """Serve only while kube-apiserver's static pod manifest exists, as the kubelet runs it: wait
+    for it, then exit when it goes (systemd starts the process again, to wait)."""
+    while not os.path.exists(manifest):
+        time.sleep(0.5)
+
+    def exit_when_gone() -> None:
+        while os.path.exists(manifest):
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_when_gone, daemon=True).start()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True)
     config = json.load(open(ap.parse_args().config))  # noqa: SIM115
+    if config.get("manifest"):
+        run_as_static_pod(config["manifest"])
     store = Store(config)
     threading.Thread(target=store.probe_nodes, daemon=True).start()
     threading.Thread(target=store.run_scheduler, daemon=True).start()

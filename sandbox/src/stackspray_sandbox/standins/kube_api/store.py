@@ -20,12 +20,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 try:  # modules of the stackspray package (tests, docs) ...
-    from . import apimachinery, auth, controllers, openapi, scheduler
+    from . import apimachinery, auth, controllers, openapi, persist, scheduler
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
     import auth  # type: ignore[no-redef]
     import controllers  # type: ignore[no-redef]
     import openapi  # type: ignore[no-redef]
+    import persist  # type: ignore[no-redef]
     import scheduler  # type: ignore[no-redef]
 
 # What Kubespray v2.31.0 installs: kube_version is the newest of kubelet_checksums
@@ -325,7 +326,6 @@ class Store:
 
     def __init__(self, config: dict) -> None:
         self.config = config
-        self.path = config["state_file"]
         self.lock = threading.RLock()
         self.ready: dict[str, bool] = {}
         self.rv = 1
@@ -342,9 +342,9 @@ class Store:
         # them: OpenAPI answers and validation of every write.
         self.schemas = openapi.Schemas.load(config["schemas"]) if config.get("schemas") else None
         self.openapi_v2: bytes | None = None
-        if os.path.exists(self.path):
-            with open(self.path) as fh:
-                saved = json.load(fh)
+        self.storage = persist.backend(config)
+        saved = self.storage.load()
+        if saved is not None:
             self.rv = saved["rv"]
             self.nodes = {n["metadata"]["name"]: n for n in saved["nodes"]}
             self.pods = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in saved["pods"]}
@@ -505,22 +505,18 @@ class Store:
         )
 
     def save(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(
-                {
-                    "rv": self.rv,
-                    "nodes": list(self.nodes.values()),
-                    "pods": list(self.pods.values()),
-                    "pdbs": list(self.pdbs.values()),
-                    "secrets": list(self.secrets.values()),
-                    "workloads": list(self.workloads.values()),
-                    "applied_cloud_conf": self.applied_cloud_conf,
-                    "objects": [[list(k), v] for k, v in self.objects.items()],
-                },
-                fh,
-            )
-        os.replace(tmp, self.path)
+        self.storage.save(
+            {
+                "rv": self.rv,
+                "nodes": list(self.nodes.values()),
+                "pods": list(self.pods.values()),
+                "pdbs": list(self.pdbs.values()),
+                "secrets": list(self.secrets.values()),
+                "workloads": list(self.workloads.values()),
+                "applied_cloud_conf": self.applied_cloud_conf,
+                "objects": [[list(k), v] for k, v in self.objects.items()],
+            }
+        )
 
     def meta(self, name: str, namespace: str | None = None, **extra) -> dict:
         self.rv += 1
@@ -577,17 +573,17 @@ class Store:
         with self.lock:
             b64 = base64.b64encode(conf.encode()).decode()
             if conf != self.applied_cloud_conf:
-                for name in ("external-openstack-cloud-config", "cloud-config"):
-                    old = self.secrets.get(("kube-system", name))
+                for ns, name in persist.CLOUD_CONFIG_SECRETS:
+                    old = self.secrets.get((ns, name))
                     sec = old or {
                         "kind": "Secret",
                         "apiVersion": "v1",
-                        "metadata": self.meta(name, "kube-system"),
+                        "metadata": self.meta(name, ns),
                         "type": "Opaque",
                     }
                     sec["data"] = {"cloud.conf": b64}
                     self.touch(sec)
-                    self.secrets[("kube-system", name)] = sec
+                    self.secrets[(ns, name)] = sec
                 self.applied_cloud_conf = conf
             for plural, name in WORKLOADS:
                 w = self.workloads.get((plural, name))

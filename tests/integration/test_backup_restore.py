@@ -23,6 +23,19 @@ from stackspray import snapshot_crypto
 
 SECRET_VALUE = "s3cr3t-" + uuid.uuid4().hex
 NOTE = "note-" + uuid.uuid4().hex
+WEB = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web", "labels": {"app": "web"}},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "registry.k8s.io/pause:3.10"}]},
+        },
+    },
+}
 
 
 def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key, tmp_path):
@@ -35,9 +48,10 @@ def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key,
         run("create-cluster", "--spec", str(spec))
         kubeconfig = cluster / "kubeconfig"
 
-        def kubectl(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        def kubectl(*args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
             out = subprocess.run(
                 [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
+                input=stdin,
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -48,7 +62,7 @@ def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key,
         kubectl("create", "namespace", "lab")
         kubectl("-n", "lab", "create", "configmap", "settings", f"--from-literal=note={NOTE}")
         kubectl("-n", "lab", "create", "secret", "generic", "token", f"--from-literal=value={SECRET_VALUE}")
-        kubectl("-n", "lab", "create", "deployment", "web", "--image=registry.k8s.io/pause:3.10")
+        kubectl("-n", "lab", "apply", "-f", "-", stdin=json.dumps(WEB))
 
         def ready_replicas() -> int:
             doc = json.loads(kubectl("-n", "lab", "get", "deployment", "web", "-o", "json").stdout)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import snapshot_crypto
 from .errors import StackSprayError
+from .files import atomic_write
 
 DIR = "backups"
 KEY_FILE = "secrets/etcd-backup.key"
@@ -131,10 +132,7 @@ class BackupStore:
         snapshot_crypto.encrypt_file(key, plain, partial)
         backup.file, backup.size, backup.sha256 = enc.name, partial.stat().st_size, sha256_of(partial)
         os.replace(partial, enc)
-        meta = self.dir / f"{backup.id}.json"
-        tmp = meta.with_name(meta.name + PARTIAL)
-        tmp.write_text(json.dumps(backup.to_dict(), indent=2) + "\n")
-        os.replace(tmp, meta)
+        atomic_write(self.dir / f"{backup.id}.json", json.dumps(backup.to_dict(), indent=2) + "\n", 0o600)
         return backup
 
     def prune(self, keep: int) -> list[str]:

@@ -166,6 +166,30 @@ def list_backups(name: str, *, root: Path | None = None) -> BackupList:
     return BackupList(name, str(store.dir), [b.to_dict() for b in store.list()])
 
 
+@dataclass
+class ExportResult:
+    """Where the decrypted snapshot was written."""
+
+    cluster: str
+    backup: str
+    path: str
+    size: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def export(name: str, snapshot_id: str, dest: Path, *, root: Path | None = None) -> ExportResult:
+    """Write backup `snapshot_id`'s etcd snapshot, verified and decrypted, to `dest` (0600): for
+    Kubespray's recover-control-plane.yml (`etcd_snapshot`) or etcdctl by hand."""
+    store = BackupStore(ClusterDir(name, root).path)
+    b = store.get(snapshot_id)
+    if dest.exists():
+        raise StackSprayError(f"{dest} exists: choose a new file for the decrypted snapshot")
+    store.decrypt(b, dest)
+    return ExportResult(name, b.id, str(dest), dest.stat().st_size)
+
+
 def _workloads_running(kubeconfig: str) -> str | None:
     """Why a restore needs --yes: pods running outside the system namespaces, or an API that
     cannot tell; None when it answers and nothing runs."""

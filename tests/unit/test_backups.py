@@ -171,3 +171,16 @@ def test_the_api_stand_in_state_survives_the_trip_through_etcd_keys(tmp_path):
 
     assert norm(back) == norm(doc)
     assert persist.from_keys({}) is None
+
+
+def test_export_writes_the_verified_snapshot_0600_and_never_over_a_file(tmp_path):
+    from stackspray.etcd_backup import export
+
+    root = tmp_path / "inventories"
+    store = BackupStore(root / "demo")
+    b = _backup(store, tmp_path, "a", "2026-12-06T00:00:00+00:00")
+    out = export("demo", "a", tmp_path / "snap.db", root=root)
+    assert out.size == 2048 and (tmp_path / "snap.db").read_bytes() == (tmp_path / "snapshot.db").read_bytes()
+    assert stat.S_IMODE((tmp_path / "snap.db").stat().st_mode) == 0o600
+    with pytest.raises(StackSprayError, match="exists"):
+        export("demo", b.id, tmp_path / "snap.db", root=root)

@@ -21,7 +21,7 @@ from ..autoscale_setup import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimi
 from ..certs_renew import RenewResult
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
-from ..etcd_backup import BackupList, BackupResult, RestoreResult
+from ..etcd_backup import BackupList, BackupResult, ExportResult, RestoreResult
 from ..kubespray import InstallResult
 from ..progress import Progress
 from ..rotation import RefreshResult
@@ -206,6 +206,14 @@ def _(result: BackupList) -> list[str]:
         for b in result.backups
     ]
     return lines
+
+
+@text.register
+def _(result: ExportResult) -> list[str]:
+    return [
+        f"backup {result.backup} of cluster {result.cluster}: etcd snapshot written to {result.path} "
+        f"({_size(result.size)}, 0600; it holds every Secret of the cluster: delete it after use)"
+    ]
 
 
 @text.register

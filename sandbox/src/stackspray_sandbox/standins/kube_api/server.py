@@ -6,7 +6,7 @@ HTTPS server on the first control-plane node, where the real API server would li
 stackspray talks to it only through the official `kubernetes` Python client and the cluster's
 kubeconfig, exactly as it talks to a real cluster. It implements only the REST calls stackspray
 makes, each following the Kubernetes API reference (https://kubernetes.io/docs/reference/
-kubernetes-api/) as cited below, and keeps its objects in a JSON file so a restart keeps them.
+kubernetes-api/) as cited below, and keeps its objects in etcd (persist.py) so a restart keeps them.
 
 - Nodes (core/v1 Node): get, list, patch (JSON, merge or strategic merge; cordon =
   `spec.unschedulable`). One Node per inventory host, named like the host, labelled with the

@@ -114,6 +114,27 @@ class Share:
 
 
 @dataclass
+class HealAttempt:
+    """One remedy heal tried on a node."""
+
+    remedy: str  # soft-reboot | hard-reboot | replace
+    at: float  # epoch seconds
+    outcome: str = "pending"  # pending | ok | failed
+
+
+@dataclass
+class HealMemory:
+    """What heal remembers of one unhealthy node between runs (heal_plan.py)."""
+
+    unhealthy_since: float | None = None
+    attempts: list[HealAttempt] = field(default_factory=list)
+    failed_replacements: int = 0
+    backoff_until: float | None = None
+    replacing: bool = False  # a replacement started: its Node removed, its server deleted, made again
+    server_deleted: bool = False  # … and the broken server is gone
+
+
+@dataclass
 class ScaleRun:
     at: str
     changed: dict[str, str] = field(default_factory=dict)
@@ -185,6 +206,7 @@ class ClusterState:
     share: Share | None = None
     scale_runs: list[ScaleRun] = field(default_factory=list)
     autoscale: Autoscale | None = None
+    heal: dict[str, HealMemory] = field(default_factory=dict)  # unhealthy nodes heal is working on
     destroyed_at: str | None = None
     updated_at: str | None = None
     schema_version: int = SCHEMA_VERSION

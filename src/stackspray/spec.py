@@ -91,6 +91,26 @@ class AutoscaleSpec:
 
 
 @dataclass(frozen=True)
+class HealSpec:
+    """node_groups.<g>.heal: when `invoke heal` calls a node of the group broken, and how many
+    broken ones it may replace (Cluster API's MachineHealthCheck: unhealthy conditions with a
+    timeout, maxUnhealthy)."""
+
+    unhealthy_for: float = 300.0  # seconds NotReady (or the server ERROR/SHUTOFF) before a remedy
+    max_unhealthy: str = "40%"  # more of the group unhealthy than this: nothing is remedied
+    reboot_timeout: float = 300.0  # seconds a reboot has to bring the node back Ready
+
+    def max_unhealthy_of(self, size: int) -> int:
+        """max_unhealthy as a node count for a group of `size`: a percentage rounds down, as
+        MachineHealthCheck's intstr.GetScaledValueFromIntOrPercent with roundUp false, but is never
+        below 1 (one broken node of a small group says nothing about the cloud; 0 is written 0)."""
+        most = str(self.max_unhealthy)
+        if most.endswith("%"):
+            return max(1, size * int(most[:-1]) // 100) if int(most[:-1]) else 0
+        return int(most)
+
+
+@dataclass(frozen=True)
 class NodeGroup:
     name: str
     flavor: str
@@ -98,6 +118,7 @@ class NodeGroup:
     boot_volume_gb: int | None = None
     extra_groups: tuple[str, ...] = ()
     autoscale: AutoscaleSpec | None = None
+    heal: HealSpec = HealSpec()
 
     @property
     def is_control_plane(self) -> bool:
@@ -245,8 +266,10 @@ TOP_KEYS = {
 }
 INGRESS_KEYS = {"group", "allowed_cidrs", "tls", "email", "acme_server", "host", "dns"}
 CREDENTIAL_KEYS = {"access_rules"}
-GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale"}
+GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale", "heal"}
 AUTOSCALE_KEYS = {"min", "max", "idle", "pending_for"}
+HEAL_KEYS = {"unhealthy_for", "max_unhealthy", "reboot_timeout"}
+_MAX_UNHEALTHY = re.compile(r"(\d{1,3})%|\d{1,4}")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*")
 
 
@@ -708,7 +731,10 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
             elif e in ("kube_control_plane", "kube_node", "etcd", "k8s_cluster", "bastion"):
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is managed by stackspray — remove it")
         auto = _autoscale(c, g.get("autoscale"), f"{where}.autoscale", gname, count or 0)
-        groups.append(NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra), auto))
+        heal = _heal(c, g.get("heal"), f"{where}.heal")
+        groups.append(
+            NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra), auto, heal)
+        )
     names = {g.name for g in groups}
     if CONTROL_PLANE not in names and isinstance(raw, dict) and CONTROL_PLANE not in raw:
         c.add("node_groups", f"`{CONTROL_PLANE}` is required (it runs etcd and the API server)")
@@ -780,6 +806,29 @@ def _autoscale(c: _Checker, raw: Any, where: str, group: str, count: int) -> Aut
             c.problems.append(str(exc))
             times[key] = default
     return AutoscaleSpec(lo or 0, hi if hi is not None else count, times["idle"], times["pending_for"])
+
+
+def _heal(c: _Checker, raw: Any, where: str) -> HealSpec:
+    if raw is None:
+        return HealSpec()
+    raw = c.mapping(raw, where, HEAL_KEYS)
+    times = {}
+    for key in ("unhealthy_for", "reboot_timeout"):
+        try:
+            times[key] = parse_duration(raw[key], f"{where}.{key}") if key in raw else 300.0
+        except ValueError as exc:
+            c.problems.append(str(exc))
+            times[key] = 300.0
+    most = raw.get("max_unhealthy", "40%")
+    m = (
+        _MAX_UNHEALTHY.fullmatch(str(most))
+        if isinstance(most, str | int) and not isinstance(most, bool)
+        else None
+    )
+    if not m or (m[1] is not None and int(m[1]) > 100):
+        c.add(f"{where}.max_unhealthy", f"{_show(most)} is not a node count or a percentage such as 40%")
+        most = "40%"
+    return HealSpec(times["unhealthy_for"], str(most), times["reboot_timeout"])
 
 
 def spec_path(path: str | os.PathLike[str]) -> Path:

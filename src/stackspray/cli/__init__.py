@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, backup, certs, cluster, credentials, kubespray, scale, tools
+from . import autoscale, backup, certs, cluster, credentials, heal, kubespray, scale, tools
 
 __all__ = ["main", "namespace"]
 
@@ -24,6 +24,7 @@ def namespace() -> Collection:
     for name, t in cluster.TASKS.items():
         ns.add_task(t, name=name)
     ns.add_task(backup.restore, name="restore")
+    ns.add_task(heal.heal, name="heal")
     for c in (
         scale.collection,
         credentials.collection,

@@ -22,6 +22,7 @@ from ..certs_renew import RenewResult
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
 from ..etcd_backup import BackupList, BackupResult, ExportResult, RestoreResult
+from ..heal import HealResult
 from ..kubespray import InstallResult
 from ..progress import Progress
 from ..rotation import RefreshResult
@@ -227,6 +228,20 @@ def _(result: RestoreResult) -> list[str]:
 
 
 @text.register
+def _(result: HealResult) -> list[str]:
+    lines = [f"heal {result.cluster}" + (" (dry run: nothing was done)" if result.dry_run else "") + ":"]
+    lines += [f"  {s['node']:<28} {s['action']:<12} {s['reason']}" for s in result.steps]
+    for r in result.remedies:
+        lines.append(
+            f"  done: {r['node']} {r['remedy']}: {r['outcome']} in {r['seconds']:.0f}s ({r['detail']})"
+        )
+    if not result.dry_run and result.remedies:
+        left = [f"{s['node']} ({s['action']})" for s in result.left]
+        lines.append("  now: " + (", ".join(left) if left else "every node is healthy"))
+    return lines
+
+
+@text.register
 def _(result: DestroyResult) -> list[str]:
     if result.dry_run:
         return action_lines(result.actions) + ["dry run: nothing was deleted"]
@@ -417,6 +432,14 @@ def _(result: ScaleResult) -> tuple[str, int] | None:
         return None
     bad = [s.node for s in result.steps if s.outcome in ("blocked", "failed")]
     return f"scale: {len(bad)} node(s) not changed as asked: {', '.join(bad)} (log: {result.log})", 1
+
+
+@failure.register
+def _(result: HealResult) -> tuple[str, int] | None:
+    if result.dry_run or not result.unresolved:
+        return None
+    bad = ", ".join(f"{s['node']} ({s['action']}: {s['reason']})" for s in result.unresolved)
+    return f"heal: not healed: {bad} (log: {result.log})", 1
 
 
 @failure.register

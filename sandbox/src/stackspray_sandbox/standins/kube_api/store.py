@@ -328,6 +328,9 @@ class Store:
         self.config = config
         self.lock = threading.RLock()
         self.ready: dict[str, bool] = {}
+        # When each Node's Ready condition last changed (its lastTransitionTime, which the node
+        # lifecycle controller and the kubelet set only on a change of status).
+        self.ready_since: dict[str, str] = {}
         self.rv = 1
         self.nodes: dict[str, dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
@@ -717,7 +720,9 @@ class Store:
             "reason": "KubeletReady" if ready else "NodeStatusUnknown",
             "message": "kubelet is posting ready status" if ready else "Kubelet stopped posting node status.",
             "lastHeartbeatTime": now(),
-            "lastTransitionTime": now(),
+            "lastTransitionTime": self.ready_since.get(name)
+            or node["metadata"].get("creationTimestamp")
+            or now(),
         }
         node["status"]["conditions"] = [cond]
         # Every field of core/v1 NodeSystemInfo (all required: the official client refuses a
@@ -1130,7 +1135,11 @@ class Store:
                         ready[name] = name in heard and t - heard[name] < grace
                 if t - last_check >= NODE_MONITOR_PERIOD:
                     last_check = t
-                self.ready = {n: ready.get(n, False) for n in hosts}
+                new = {n: ready.get(n, False) for n in hosts}
+                for n, ok in new.items():
+                    if self.ready.get(n) != ok or n not in self.ready_since:
+                        self.ready_since[n] = now()
+                self.ready = new
                 time.sleep(1.0)
 
     # -- PodDisruptionBudget arithmetic (policy/v1 PodDisruptionBudgetSpec) ---------------------

@@ -1,0 +1,111 @@
+"""`invoke heal` as a user runs it (`OS_CLOUD` exported, from another folder), with the sandbox's
+faults: a worker whose node host is killed (the server still ACTIVE, SSH dead, so its Node goes
+NotReady) is soft-rebooted and Ready again; a worker shelved by `scale` is never touched; two of
+three workers broken with max_unhealthy 40 % → nothing is remedied and the reason is shown, and
+with max_unhealthy 2 both are rebooted at once; a worker whose OS stays silent through both
+reboots is replaced — a new server of the same name on the same address, joined and Ready."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import yaml
+from helpers import eventually, kube_tools, user_runner
+from stackspray_sandbox import faults
+from stackspray_sandbox.specs import write_small_cluster_spec
+
+
+def test_heal_reboots_then_replaces_broken_workers_and_never_a_shelved_one(sandbox, conn, ssh_key, tmp_path):
+    name = f"he{uuid.uuid4().hex[:5]}"
+    spec = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), "10.59.0.0/24", 3)
+    data = yaml.safe_load(spec.read_text())
+    data["node_groups"]["workers"]["heal"] = {"unhealthy_for": "5s", "reboot_timeout": "40s"}
+    spec.write_text(yaml.safe_dump(data))
+    env = {"STACKSPRAY_INVENTORIES": str(tmp_path / "inventories")}
+    run = user_runner(sandbox, tmp_path, env=env)
+    kubeconfig = tmp_path / "inventories" / name / "kubeconfig"
+    w1, w2, w3 = (f"{name}-workers-{i}" for i in (1, 2, 3))
+
+    def server(node: str):
+        return next(s for s in conn.compute.servers(name=node) if s.name == node)
+
+    def ready(node: str) -> str:
+        out = subprocess.run(
+            [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), "get", "node", node, "-o",
+             'jsonpath={.status.conditions[?(@.type=="Ready")].status}'],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return out.stdout.strip()
+
+    def heal(*args: str, ok: bool = True) -> dict:
+        out = run("heal", "--cluster", name, "--json", *args, ok=ok)
+        return json.loads(out.stdout)
+
+    def steps(doc: dict) -> dict[str, tuple[str, str]]:
+        return {s["node"]: (s["action"], s["reason"]) for s in doc["steps"]}
+
+    try:
+        run("create-cluster", "--spec", str(spec))
+        run("scale", "--cluster", name, "--shelve", "1", "--nodes", w3)
+        assert server(w3).status == "SHELVED_OFFLOADED"
+        shelved_at = server(w3).updated_at
+
+        # A killed node host: NotReady after the grace period; heal reboots it.
+        assert faults.kill_node(server(w1).id, paths=sandbox.paths)
+        assert eventually(lambda: ready(w1) == "Unknown", timeout=90)
+        planned = heal("--dry-run")
+        assert steps(planned)[w1][0] in ("wait", "soft-reboot"), planned
+        assert steps(planned)[w3][0] == "skip" and "shelved" in steps(planned)[w3][1], planned
+        assert steps(planned)[w2][0] == "healthy"
+        assert ready(w1) == "Unknown", "a dry run did something"
+        time.sleep(5)  # the group's unhealthy_for
+        healed = heal()
+        assert [(r["node"], r["remedy"], r["outcome"]) for r in healed["remedies"]] == [
+            (w1, "soft-reboot", "ok")
+        ]
+        assert ready(w1) == "True" and all(s["node"] == w3 for s in healed["left"]), healed
+        assert server(w3).status == "SHELVED_OFFLOADED" and server(w3).updated_at == shelved_at
+
+        # Two of three broken: more than max_unhealthy 40 % (1): nothing is done, and heal says why.
+        for node in (w1, w2):
+            assert faults.kill_node(server(node).id, paths=sandbox.paths)
+        assert eventually(lambda: ready(w1) == ready(w2) == "Unknown", timeout=90)
+        time.sleep(5)
+        held = run("heal", "--cluster", name, ok=False)
+        assert "more than max_unhealthy 40% (1)" in held.stdout + held.stderr, held.stdout
+        assert "done:" not in held.stdout
+        assert ready(w1) == ready(w2) == "Unknown"
+        # Allowed two: both rebooted, at once.
+        data["node_groups"]["workers"]["heal"]["max_unhealthy"] = 2
+        spec.write_text(yaml.safe_dump(data))
+        both = heal()
+        assert sorted((r["node"], r["remedy"], r["outcome"]) for r in both["remedies"]) == [
+            (w1, "soft-reboot", "ok"),
+            (w2, "soft-reboot", "ok"),
+        ]
+
+        # An OS that stays silent through both reboots: replaced.
+        old = server(w1)
+        old_ip = [a["addr"] for addrs in old.addresses.values() for a in addrs][0]
+        faults.silent_os(2, name_contains=w1, paths=sandbox.paths)
+        assert faults.kill_node(old.id, paths=sandbox.paths)
+        assert eventually(lambda: ready(w1) == "Unknown", timeout=90)
+        time.sleep(5)
+        replaced = heal()
+        assert [(r["remedy"], r["outcome"]) for r in replaced["remedies"]] == [
+            ("soft-reboot", "failed"),
+            ("hard-reboot", "failed"),
+            ("replace", "ok"),
+        ], replaced
+        new = server(w1)
+        assert (
+            new.id != old.id and [a["addr"] for addrs in new.addresses.values() for a in addrs][0] == old_ip
+        )
+        assert ready(w1) == "True"
+        state = json.loads((tmp_path / "inventories" / name / "state.json").read_text())
+        assert state["heal"] == {}, state["heal"]
+    finally:
+        run("destroy-cluster", "--cluster", name, "--yes")

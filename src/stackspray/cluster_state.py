@@ -191,6 +191,7 @@ class ClusterState:
     kubernetes: KubernetesRanges | None = None
     kubeconfig: str | None = None
     kubespray_inputs: str | None = None  # digest of the spec's Kubespray variables at the last build
+    kube_version: str | None = None  # the Kubernetes version cluster.yml last built (None: not recorded)
     # The servers Kubespray has built or joined (cluster.yml, scale.yml); a server not in it is
     # joined by the next converge (an add-nodes interrupted before scale.yml, or run with
     # --no-kubernetes). None: a state from before this was kept — every server counts as joined.

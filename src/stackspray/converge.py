@@ -366,6 +366,9 @@ class Converge:
         reachable for any run, so shelved nodes refuse it before anything changes."""
         spec, state = self.spec, self.cdir.load()
         self.built = self.kubernetes and bool(state.kubeconfig) and Path(state.kubeconfig).exists()
+        refused = kubespray.version_change_refused(state.kube_version, spec) if self.built else None
+        if refused:
+            raise SpecError(refused)
         last = state.kubespray_inputs
         self.inputs_changed = bool(self.built and last and last != inventory.kubespray_inputs(spec))
         if self.inputs_changed:

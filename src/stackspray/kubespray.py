@@ -303,9 +303,36 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks:
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
     state.kubespray_inputs = inventory.kubespray_inputs(spec)
+    state.kube_version = kube_version(spec)
     state.kubernetes_nodes = sorted(state.servers)
     cdir.save(state)
     return kubeconfig
+
+
+# What Kubespray v2.31.0 installs unless kube_version is set: the newest of kubelet_checksums
+# (roles/kubespray_defaults/vars/main/checksums.yml).
+DEFAULT_KUBE_VERSION = "1.35.4"
+
+
+def kube_version(spec: ClusterSpec) -> str:
+    """The Kubernetes version the spec asks Kubespray for (`kubernetes.kube_version`, or its default)."""
+    return str(spec.kubernetes.options.get("kube_version") or DEFAULT_KUBE_VERSION).lstrip("v")
+
+
+def version_change_refused(built_with: str | None, spec: ClusterSpec) -> str | None:
+    """Why a changed `kubernetes.kube_version` is refused on a built cluster (None when it is not
+    changed, or the state does not say what it was built with): re-running cluster.yml with a new
+    version is what Kubespray's docs/operations/upgrades.md calls the unsafe upgrade — every
+    component replaced at once, no cordon, no drain."""
+    wanted = kube_version(spec)
+    if built_with is None or wanted == built_with:
+        return None
+    return (
+        f"kubernetes.kube_version: the cluster runs Kubernetes {built_with} and the spec asks for {wanted}; "
+        "create-cluster would re-run cluster.yml, Kubespray's unsafe upgrade (every node at once, nothing "
+        "cordoned or drained). stackspray has no graceful upgrade yet: set kube_version back to "
+        f"{built_with} (nothing was changed)"
+    )
 
 
 def named_kubeconfig(text: str, cluster: str) -> str:

@@ -371,6 +371,10 @@ class Converge:
             raise SpecError(refused)
         last = state.kubespray_inputs
         self.inputs_changed = bool(self.built and last and last != inventory.kubespray_inputs(spec))
+        if self.built and state.kube_version is None and last and not self.inputs_changed:
+            # Built before the version was recorded, with the same variables: the spec's version.
+            state.kube_version = kubespray.kube_version(spec)
+            self.cdir.save(state)
         if self.inputs_changed:
             self.say("the spec's Kubespray variables changed since the last build: cluster.yml runs")
         self.removed = [

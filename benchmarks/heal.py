@@ -1,0 +1,137 @@
+"""`invoke heal`'s replacement of a broken worker against its floor, in one run on the sandbox.
+
+    .venv/bin/python benchmarks/heal.py [--rounds 2] [--json]
+
+A cluster of 1 control plane + 2 m3.tiny workers built by create-cluster with Kubernetes (the
+Kubespray stand-in). Each round, alternating:
+
+  stackspray  worker 1's node host killed (its server stays ACTIVE, its Node goes NotReady after
+              the grace period), both reboots recorded as failed in heal's memory so the next
+              remedy is the replacement; then heal() timed: observe, plan, remove-node.yml
+              (ungraceful), the server deleted, create-cluster's converge making it again on its
+              port and joining it (prepare-nodes, facts, scale.yml), the Node waited for Ready.
+  floor       the same worker replaced with nothing but the calls: the server deleted and made
+              again on the same port through openstacksdk, waited ACTIVE, then the join
+              stackspray uses (prepare-nodes, facts, scale.yml --limit), no removal, no checks.
+
+The ratio (median stackspray / median floor) is what heal's care costs: the removal from
+Kubernetes first and the converge's observation. Torn down afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import openstack
+from stackspray_sandbox import faults
+from stackspray_sandbox.paths import SandboxPaths
+from stackspray_sandbox.specs import write_small_cluster_spec
+
+from stackspray import kubespray
+from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.cluster_state import HealAttempt, HealMemory
+from stackspray.heal import heal
+from stackspray.kube import Kube
+from stackspray.progress import Progress
+from stackspray.spec import load_spec
+from stackspray.state import ClusterDir
+from stackspray.target import resolve
+
+
+def node_ready(kubeconfig: str, node: str) -> bool:
+    n = next((x for x in Kube(kubeconfig).list_json("nodes") if x["metadata"]["name"] == node), None)
+    conds = (n or {}).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def wait(check, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    paths = SandboxPaths.default()
+    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
+    quiet = Progress(emit=lambda m: None)
+    key = paths.home / "demo_id_ed25519"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-heal-"))
+    inv = tmp / "inventories"
+    name = f"bh{uuid.uuid4().hex[:5]}"
+    node = f"{name}-workers-1"
+    ours, floors = [], []
+    conn = openstack.connect(cloud="sandbox")
+    try:
+        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), "10.97.0.0/24", 2))
+        create_cluster(spec, progress=quiet, root=inv)
+        cdir = ClusterDir(name, inv)
+        kubeconfig = cdir.load().kubeconfig
+        for _ in range(args.rounds):
+            server = conn.compute.find_server(node)
+            faults.kill_node(server.id, paths=paths)
+            wait(lambda: not node_ready(kubeconfig, node), "NotReady", timeout=120)
+            state = cdir.load()
+            state.heal[node] = HealMemory(
+                unhealthy_since=0.0,
+                attempts=[
+                    HealAttempt("soft-reboot", 1.0, "failed"),
+                    HealAttempt("hard-reboot", 2.0, "failed"),
+                ],
+            )
+            cdir.save(state)
+            t0 = time.monotonic()
+            done = heal(name, root=inv, progress=quiet)
+            ours.append(time.monotonic() - t0)
+            if [r["outcome"] for r in done.remedies] != ["ok"]:
+                raise SystemExit(f"heal did not replace {node}: {done.remedies}")
+
+            server = conn.compute.find_server(node)
+            port = next(iter(conn.network.ports(device_id=server.id)))
+            t0 = time.monotonic()
+            conn.compute.delete_server(server)
+            conn.compute.wait_for_delete(server, wait=600)
+            again = conn.compute.create_server(
+                name=node,
+                image_id=server.image.id,
+                flavor_id=conn.compute.find_flavor("m3.tiny").id,
+                key_name=server.key_name,
+                networks=[{"port": port.id}],
+                metadata=server.metadata,
+            )
+            conn.compute.wait_for_server(again, wait=600)
+            kubespray.add_workers(conn, spec, cdir, quiet, [node], resolve(conn, spec))
+            wait(lambda: node_ready(kubeconfig, node), "Ready", timeout=300)
+            floors.append(time.monotonic() - t0)
+    finally:
+        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet)
+    row = {
+        "heal_replace_s": round(statistics.median(ours), 1),
+        "floor_s": round(statistics.median(floors), 1),
+        "runs": [round(t, 1) for t in ours],
+        "floors": [round(t, 1) for t in floors],
+    }
+    row["ratio"] = round(row["heal_replace_s"] / row["floor_s"], 2)
+    if args.json:
+        print(json.dumps(row))
+    else:
+        print(
+            f"heal (replace) {row['heal_replace_s']:.1f}s, floor {row['floor_s']:.1f}s, "
+            f"ratio {row['ratio']:.2f} (runs {row['runs']}, floors {row['floors']})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -122,11 +122,13 @@ def _remember(memory: dict[str, HealMemory], steps: list[HealStep], now: float) 
 
 
 class _Healer:
-    def __init__(self, name: str, cdir: ClusterDir, spec: ClusterSpec | None, say: Progress, clock) -> None:
+    def __init__(
+        self, name: str, cdir: ClusterDir, spec: ClusterSpec | None, say: Progress, clock, api, kube
+    ) -> None:
         self.name, self.cdir, self.spec, self.say, self.clock = name, cdir, spec, say, clock
         state = cdir.load()
-        self.api = connect_api(state.cloud)
-        self.kubeconfig = state.kubeconfig
+        self.api = api or connect_api(state.cloud)
+        self.kube = kube or Kube(state.kubeconfig)
 
     def settings(self) -> dict[str, HealSpec]:
         return {g.name: g.heal for g in self.spec.node_groups} if self.spec else {}
@@ -134,11 +136,10 @@ class _Healer:
     def wait_ready(self, node: str, timeout: float) -> bool:
         """The node's server is ACTIVE and its Node Ready (heal only remedies a node that was not,
         so Ready again is the remedy's effect)."""
-        deadline, delay = time.monotonic() + timeout, 1.0
+        deadline, delay = time.monotonic() + timeout, 0.2
         while True:
             try:
-                kube = Kube(self.kubeconfig)
-                n = next((x for x in kube.list_json("nodes") if x["metadata"]["name"] == node), None)
+                n = next((x for x in self.kube.list_json("nodes") if x["metadata"]["name"] == node), None)
             except KubeError:
                 n = None
             if n is not None:
@@ -182,8 +183,11 @@ def heal(
     root: Path | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
+    api: CloudAPI | None = None,
+    kube: Kube | None = None,
 ) -> HealResult:
-    """Observe, plan and remedy the cluster's broken workers (see the module's docstring)."""
+    """Observe, plan and remedy the cluster's broken workers (see the module's docstring). `api`,
+    `kube`: the cloud and the cluster's API (default: from the state's cloud and kubeconfig)."""
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -197,9 +201,9 @@ def heal(
         replace: HealStep | None = None
         with cdir.command("heal") as run:
             result.log = str(run.log)
-            healer = _Healer(name, cdir, spec, say, clock)
+            healer = _Healer(name, cdir, spec, say, clock, api, kube)
             state = cdir.load()
-            nodes, servers = observe(healer.api, Kube(state.kubeconfig), name, list(state.heal))
+            nodes, servers = observe(healer.api, healer.kube, name, list(state.heal))
             blocked = (
                 "a credential rotation is pending: run `invoke credentials.refresh` first"
                 if state.rotation is not None
@@ -287,7 +291,7 @@ def _make_again(healer: _Healer, step: HealStep, root: Path | None, clock) -> di
     assert spec is not None
     healer.say(f"{step.node}: replace — create-cluster makes its server again on its port and joins it")
     try:
-        create_cluster(spec, progress=healer.say, root=root, command="heal-replace")
+        create_cluster(spec, progress=healer.say, root=root, command="heal-replace", api=healer.api)
         ok = healer.wait_ready(step.node, max(g.heal.reboot_timeout for g in spec.node_groups))
         detail = "replaced: Ready" if ok else "replaced, but its Node is not Ready"
     except (StackSprayError, WaitFailed) as exc:

@@ -28,25 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from floors import ssh_to_first_control_plane
 from kubernetes import client
-from stackspray_sandbox.paths import SandboxPaths
-from stackspray_sandbox.specs import write_small_cluster_spec
+from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
 
 from stackspray import etcd_backup
-from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.kube import Kube
-from stackspray.progress import Progress
-from stackspray.spec import load_spec
-from stackspray.state import ClusterDir
 
 ETCDCTL = (
     "ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/ssl/etcd/ssl/ca.pem "
@@ -104,60 +95,37 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    paths = SandboxPaths.default()
-    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
-    quiet = Progress(emit=lambda m: None)
-    key = paths.home / "demo_id_ed25519"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-backup-"))
-    inv = tmp / "inventories"
-    name = f"bb{uuid.uuid4().hex[:5]}"
     times: dict[str, list[float]] = {"backup": [], "backup_floor": [], "restore": [], "restore_floor": []}
     sizes: dict = {}
-    try:
-        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), "10.96.0.0/24", 1))
-        create_cluster(spec, progress=quiet, root=inv)
-        cdir = ClusterDir(name, inv)
-        kubeconfig = cdir.load().kubeconfig
+    with sandbox_cluster("bb", "10.96.0.0/24", 1) as c:
         t0 = time.monotonic()
-        fill(kubeconfig, args.objects)
+        fill(c.cdir.load().kubeconfig, args.objects)
         sizes["fill_s"] = round(time.monotonic() - t0, 1)
-        ssh = ssh_to_first_control_plane(cdir, key, spec.ssh_user)
+        ssh = ssh_to_first_control_plane(c.cdir, c.key, c.spec.ssh_user)
         backup_id = ""
         for _ in range(args.rounds):
             t0 = time.monotonic()
-            taken = etcd_backup.backup(name, root=inv, progress=quiet)
+            taken = etcd_backup.backup(c.name, root=c.root, progress=QUIET)
             times["backup"].append(time.monotonic() - t0)
             backup_id = taken.backup["id"]
             sizes.update(snapshot_bytes=taken.backup["snapshot_size"], encrypted_bytes=taken.backup["size"])
-            times["backup_floor"].append(floor_backup(ssh, tmp / "floor.db"))
+            times["backup_floor"].append(floor_backup(ssh, c.tmp / "floor.db"))
         for _ in range(args.rounds):
             t0 = time.monotonic()
-            etcd_backup.restore(name, backup_id, yes=True, root=inv, progress=quiet)
+            etcd_backup.restore(c.name, backup_id, yes=True, root=c.root, progress=QUIET)
             times["restore"].append(time.monotonic() - t0)
-            times["restore_floor"].append(floor_restore(ssh, tmp / "floor.db"))
-    finally:
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet, delete_backups=True)
-    med = {k: round(statistics.median(v), 2) for k, v in times.items()}
-    row = {
-        "objects": args.objects,
-        **sizes,
-        **{f"{k}_s": v for k, v in med.items()},
-        "backup_ratio": round(med["backup"] / med["backup_floor"], 2),
-        "restore_ratio": round(med["restore"] / med["restore_floor"], 2),
-        "runs": {k: [round(t, 2) for t in v] for k, v in times.items()},
-    }
+            times["restore_floor"].append(floor_restore(ssh, c.tmp / "floor.db"))
+    backup = ratio_row(times["backup"], times["backup_floor"])
+    restore = ratio_row(times["restore"], times["restore_floor"])
     if args.json:
-        print(json.dumps(row))
+        print(json.dumps({"objects": args.objects, **sizes, "backup": backup, "restore": restore}))
     else:
         print(
-            f"{args.objects} objects, snapshot {row['snapshot_bytes'] / 1e6:.1f} MB "
-            f"(encrypted {row['encrypted_bytes'] / 1e6:.1f} MB)\n"
-            f"backup  {med['backup']:.1f}s, floor {med['backup_floor']:.1f}s, "
-            f"ratio {row['backup_ratio']:.2f}\n"
-            f"restore {med['restore']:.1f}s, floor {med['restore_floor']:.1f}s, "
-            f"ratio {row['restore_ratio']:.2f}\n"
-            f"runs {row['runs']}"
+            f"{args.objects} objects (created in {sizes['fill_s']:.0f}s), snapshot "
+            f"{sizes['snapshot_bytes'] / 1e6:.1f} MB (encrypted {sizes['encrypted_bytes'] / 1e6:.1f} MB)"
         )
+        print(ratio_line("backup", backup))
+        print(ratio_line("restore", restore))
 
 
 if __name__ == "__main__":

@@ -21,22 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from floors import ssh_to_first_control_plane
-from stackspray_sandbox.paths import SandboxPaths
-from stackspray_sandbox.specs import write_small_cluster_spec
+from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
 
 from stackspray.certs_renew import renew
-from stackspray.cluster import create_cluster, destroy_cluster
-from stackspray.progress import Progress
-from stackspray.spec import load_spec
 from stackspray.state import ClusterDir
 
 NODE_WORK = (
@@ -66,39 +58,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    paths = SandboxPaths.default()
-    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
-    quiet = Progress(emit=lambda m: None)
-    key = paths.home / "demo_id_ed25519"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-certs-"))
-    inv = tmp / "inventories"
-    name = f"bc{uuid.uuid4().hex[:5]}"
     ours, floors = [], []
-    try:
-        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), "10.95.0.0/24", 1))
-        create_cluster(spec, progress=quiet, root=inv)
-        cdir = ClusterDir(name, inv)
+    with sandbox_cluster("bc", "10.95.0.0/24", 1) as c:
         for _ in range(args.rounds):
             t0 = time.monotonic()
-            renew(name, root=inv, progress=quiet)
+            renew(c.name, root=c.root, progress=QUIET)
             ours.append(time.monotonic() - t0)
-            floors.append(floor(cdir, key, spec.ssh_user))
-    finally:
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet)
-    row = {
-        "stackspray_s": round(statistics.median(ours), 2),
-        "floor_s": round(statistics.median(floors), 2),
-        "runs": [round(t, 2) for t in ours],
-        "floors": [round(t, 2) for t in floors],
-    }
-    row["ratio"] = round(row["stackspray_s"] / row["floor_s"], 2)
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(
-            f"certs.renew {row['stackspray_s']:.1f}s, floor {row['floor_s']:.1f}s, ratio {row['ratio']:.2f} "
-            f"(runs {row['runs']}, floors {row['floors']})"
-        )
+            floors.append(floor(c.cdir, c.key, c.spec.ssh_user))
+    row = ratio_row(ours, floors)
+    print(json.dumps(row) if args.json else ratio_line("certs.renew", row))
 
 
 if __name__ == "__main__":

@@ -22,26 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import openstack
+from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
 from stackspray_sandbox import faults
-from stackspray_sandbox.paths import SandboxPaths
-from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray import kubespray
-from stackspray.cluster import create_cluster, destroy_cluster
 from stackspray.cluster_state import HealAttempt, HealMemory
 from stackspray.heal import heal
 from stackspray.kube import Kube
-from stackspray.progress import Progress
-from stackspray.spec import load_spec
-from stackspray.state import ClusterDir
 from stackspray.target import resolve
 
 
@@ -64,26 +54,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    paths = SandboxPaths.default()
-    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
-    quiet = Progress(emit=lambda m: None)
-    key = paths.home / "demo_id_ed25519"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-heal-"))
-    inv = tmp / "inventories"
-    name = f"bh{uuid.uuid4().hex[:5]}"
-    node = f"{name}-workers-1"
     ours, floors = [], []
-    conn = openstack.connect(cloud="sandbox")
-    try:
-        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), "10.97.0.0/24", 2))
-        create_cluster(spec, progress=quiet, root=inv)
-        cdir = ClusterDir(name, inv)
-        kubeconfig = cdir.load().kubeconfig
+    with sandbox_cluster("bh", "10.97.0.0/24", 2) as c:
+        conn = openstack.connect(cloud="sandbox")
+        node = f"{c.name}-workers-1"
+        kubeconfig = c.cdir.load().kubeconfig
         for _ in range(args.rounds):
             server = conn.compute.find_server(node)
-            faults.kill_node(server.id, paths=paths)
+            faults.kill_node(server.id, paths=c.paths)
             wait(lambda: not node_ready(kubeconfig, node), "NotReady", timeout=120)
-            state = cdir.load()
+            state = c.cdir.load()
             state.heal[node] = HealMemory(
                 unhealthy_since=0.0,
                 attempts=[
@@ -91,9 +71,9 @@ def main() -> None:
                     HealAttempt("hard-reboot", 2.0, "failed"),
                 ],
             )
-            cdir.save(state)
+            c.cdir.save(state)
             t0 = time.monotonic()
-            done = heal(name, root=inv, progress=quiet)
+            done = heal(c.name, root=c.root, progress=QUIET)
             ours.append(time.monotonic() - t0)
             if [r["outcome"] for r in done.remedies] != ["ok"]:
                 raise SystemExit(f"heal did not replace {node}: {done.remedies}")
@@ -112,25 +92,11 @@ def main() -> None:
                 metadata=server.metadata,
             )
             conn.compute.wait_for_server(again, wait=600)
-            kubespray.add_workers(conn, spec, cdir, quiet, [node], resolve(conn, spec))
+            kubespray.add_workers(conn, c.spec, c.cdir, QUIET, [node], resolve(conn, c.spec))
             wait(lambda: node_ready(kubeconfig, node), "Ready", timeout=300)
             floors.append(time.monotonic() - t0)
-    finally:
-        destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet)
-    row = {
-        "heal_replace_s": round(statistics.median(ours), 1),
-        "floor_s": round(statistics.median(floors), 1),
-        "runs": [round(t, 1) for t in ours],
-        "floors": [round(t, 1) for t in floors],
-    }
-    row["ratio"] = round(row["heal_replace_s"] / row["floor_s"], 2)
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(
-            f"heal (replace) {row['heal_replace_s']:.1f}s, floor {row['floor_s']:.1f}s, "
-            f"ratio {row['ratio']:.2f} (runs {row['runs']}, floors {row['floors']})"
-        )
+    row = ratio_row(ours, floors)
+    print(json.dumps(row) if args.json else ratio_line("heal (replace)", row))
 
 
 if __name__ == "__main__":

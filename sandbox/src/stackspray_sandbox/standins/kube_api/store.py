@@ -265,6 +265,20 @@ def resource_info(group: str, version: str, plural: str) -> tuple[str, bool] | N
     return None
 
 
+def _seconds(value) -> float:
+    """A Go duration as Kubespray's variables write them (`40s`, `1m`, `1m30s`) or a number."""
+    if isinstance(value, int | float):
+        return float(value)
+    total, num = 0.0, ""
+    for ch in str(value).strip():
+        if ch.isdigit() or ch == ".":
+            num += ch
+        else:
+            total += float(num) * {"h": 3600, "m": 60, "s": 1}[ch]
+            num = ""
+    return total + (float(num) if num else 0.0)
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -1116,7 +1130,7 @@ class Store:
             except OSError:
                 return False
 
-        grace = float(self.config.get("node_monitor_grace_period", NODE_MONITOR_GRACE))
+        grace = _seconds(self.config.get("node_monitor_grace_period", NODE_MONITOR_GRACE))
         heard: dict[str, float] = {}
         last_check = 0.0
         with ThreadPoolExecutor(max_workers=16) as pool:

@@ -57,6 +57,7 @@ class StatusResult:
     su_saved_per_hour: float
     su_rates: dict = dataclasses.field(default_factory=dict)  # family -> {su_per_vcpu_hour, source}
     certificates: list = dataclasses.field(default_factory=list)  # certs.Expiry dicts
+    backups: dict = dataclasses.field(default_factory=dict)  # count, last (ISO time), location
     floating_ip: dict | None = None
     share: dict | None = None
     ingress: dict | None = None
@@ -103,6 +104,7 @@ def cluster_status(
         su_saved_per_hour=full - now,
         su_rates=rates.used([n["flavor"] for n in nodes]),
         certificates=[e.to_dict() for e in certs.check(state.kubeconfig, name)],
+        backups=_backups_summary(cdir),
         floating_ip=dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
         share=dataclasses.asdict(state.share) if state.share else None,
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,
@@ -201,6 +203,13 @@ def destroy_cluster(
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
         return result
+
+
+def _backups_summary(cdir: ClusterDir) -> dict:
+    """How many etcd backups the cluster has, the newest one's time, and where they are."""
+    store = BackupStore(cdir.path)
+    kept = store.list()
+    return {"count": len(kept), "last": kept[-1].created if kept else None, "location": str(store.dir)}
 
 
 def _backups_after_destroy(

@@ -59,6 +59,7 @@ def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key,
             assert (out.returncode == 0) is ok, out.stdout + out.stderr
             return out
 
+        assert "etcd backups: none (invoke backup --cluster" in run("status", "--cluster", name).stdout
         kubectl("create", "namespace", "lab")
         kubectl("-n", "lab", "create", "configmap", "settings", f"--from-literal=note={NOTE}")
         kubectl("-n", "lab", "create", "secret", "generic", "token", f"--from-literal=value={SECRET_VALUE}")
@@ -94,6 +95,8 @@ def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key,
             raise AssertionError("decrypted with another key")
         except snapshot_crypto.DecryptError:
             pass
+        status = json.loads(run("status", "--cluster", name, "--json").stdout)["backups"]
+        assert status == {"count": 1, "last": b["created"], "location": str(cluster / "backups")}
         listed = json.loads(run("backup.list", "--cluster", name, "--json").stdout)
         assert [x["id"] for x in listed["backups"]] == [b["id"]]
 

@@ -153,6 +153,12 @@ def _(st: StatusResult) -> list[str]:
     marks = {"ok": "", "none": "", "unknown": "UNKNOWN: ", "warning": "WARNING: ", "expired": "EXPIRED: "}
     for c in st.certificates:
         lines.append(f"  {c['what']}: {marks.get(c['level'], '')}{c['detail']}")
+    if st.backups.get("count"):
+        lines.append(
+            f"  etcd backups: {st.backups['count']}, newest {st.backups['last']}, in {st.backups['location']}"
+        )
+    elif st.backups:
+        lines.append(f"  etcd backups: none (invoke backup --cluster {st.cluster}; docs/backups.md)")
     if st.share:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:

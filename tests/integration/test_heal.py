@@ -52,7 +52,7 @@ def test_heal_reboots_then_replaces_broken_workers_and_never_a_shelved_one(sandb
 
     try:
         run("create-cluster", "--spec", str(spec))
-        run("scale", "--cluster", name, "--shelve", "1", "--nodes", w3)
+        run("scale", "--cluster", name, "--shelve", "--nodes", w3)
         assert server(w3).status == "SHELVED_OFFLOADED"
         shelved_at = server(w3).updated_at
 

@@ -11,7 +11,8 @@ stackspray's scale holds (its annotation on the Node).
 Remedies in order, each after the previous one failed: soft reboot (Nova allows it only for an
 ACTIVE server), hard reboot, replace. A group with more unhealthy nodes than `max_unhealthy`
 allows gets none (MachineHealthCheck's maxUnhealthy: more likely the cloud than the nodes); one
-replacement at a time per cluster; a node whose replacement failed waits out a backoff. A
+replacement at a time per cluster, and none while a worker is shelved (joining the new server
+needs Kubespray to reach every node); a node whose replacement failed waits out a backoff. A
 control-plane node is reported with its recovery procedure, never remedied automatically.
 """
 
@@ -151,9 +152,22 @@ def plan_heal(
                 if steps[name].action in REMEDIES:
                     steps[name] = HealStep(name, "hold", why)
     replacing = False
+    shelved = [n.name for n in nodes if n.server and n.server.startswith("SHELVED")]
     for n in nodes:
         step = steps[n.name]
         if step.action not in REMEDIES:
+            continue
+        if step.action == "replace" and shelved and not (memory.get(n.name) or NodeMemory()).server_deleted:
+            # Joining the new server runs Kubespray's scale.yml, which needs every node's facts
+            # (docs/operations/nodes.md: facts.yml first): a shelved node makes it fail. Nothing
+            # is taken out that could not be put back.
+            steps[n.name] = HealStep(
+                n.name,
+                "hold",
+                f"{step.reason}; replacing it needs Kubespray to reach every node and "
+                f"{', '.join(shelved)} {'is' if len(shelved) == 1 else 'are'} shelved: "
+                "`invoke scale --unshelve` first, then heal again",
+            )
             continue
         if blocked:
             steps[n.name] = HealStep(n.name, "hold", blocked)

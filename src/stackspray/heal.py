@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import kubespray
+from . import inventory, kubespray
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import WaitFailed, act, wait_gone
 from .cluster_state import HealAttempt, HealMemory
@@ -280,6 +280,9 @@ def _take_out(healer: _Healer, step: HealStep, server, state) -> None:
         act(lambda: healer.api.delete("server", server.id), f"delete server {step.node}")
         wait_gone(lambda: healer.api.find("server", server.id), f"server {step.node} deleted", timeout=600)
     state = healer.cdir.load()
+    record = state.servers.get(step.node)
+    if record is not None and record.fixed_ip:
+        inventory.forget_host_keys(healer.cdir.path, [record.fixed_ip])
     state.heal[step.node].server_deleted = True
     healer.cdir.save(state)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,6 +229,20 @@ def known_hosts_opts(cluster_dir: Path) -> str:
     """ssh options: the cluster's own known_hosts file, new hosts accepted (their keys recorded)."""
     known = shlex.quote(str(cluster_dir / "known_hosts"))
     return f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=accept-new"
+
+
+def forget_host_keys(cluster_dir: Path, addresses: list[str]) -> None:
+    """Remove these addresses' host keys from the cluster's known_hosts: a server made again at
+    the same address (heal's replacement) has a new key, which ssh would refuse as a changed one."""
+    known = cluster_dir / "known_hosts"
+    if not known.exists():
+        return
+    for address in addresses:
+        subprocess.run(
+            ["ssh-keygen", "-R", address, "-f", str(known)], capture_output=True, check=False, timeout=30
+        )
+    for old in (cluster_dir / "known_hosts.old",):
+        old.unlink(missing_ok=True)
 
 
 # Kubespray's own ssh settings (its ansible.cfg, [ssh_connection] ssh_args), which an

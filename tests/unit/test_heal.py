@@ -110,3 +110,16 @@ def test_a_worker_that_never_comes_back_climbs_the_ladder(cluster, monkeypatch):
         ("hard-reboot", "failed"),
     ]
     assert not mem.replacing and _server(cloud, "lab-workers-2")["status"] == "ACTIVE", "nothing deleted"
+
+
+def test_a_replaced_servers_old_host_key_is_forgotten(tmp_path):
+    from stackspray.inventory import forget_host_keys
+
+    keys = (
+        "10.0.0.5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld0000000000000000000000000000000000000000\n"
+        "10.0.0.6 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeep000000000000000000000000000000000000000\n"
+    )
+    (tmp_path / "known_hosts").write_text(keys)
+    forget_host_keys(tmp_path, ["10.0.0.5"])
+    assert (tmp_path / "known_hosts").read_text().splitlines() == [keys.splitlines()[1]]
+    assert not (tmp_path / "known_hosts.old").exists()

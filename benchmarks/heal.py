@@ -28,7 +28,7 @@ import openstack
 from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
 from stackspray_sandbox import faults
 
-from stackspray import kubespray
+from stackspray import inventory, kubespray
 from stackspray.cluster_state import HealAttempt, HealMemory
 from stackspray.heal import heal
 from stackspray.kube import Kube
@@ -92,6 +92,7 @@ def main() -> None:
                 metadata=server.metadata,
             )
             conn.compute.wait_for_server(again, wait=600)
+            inventory.forget_host_keys(c.cdir.path, [port.fixed_ips[0]["ip_address"]])
             kubespray.add_workers(conn, c.spec, c.cdir, QUIET, [node], resolve(conn, c.spec))
             wait(lambda: node_ready(kubeconfig, node), "Ready", timeout=300)
             floors.append(time.monotonic() - t0)

@@ -85,7 +85,9 @@ def to_keys(doc: dict) -> dict[str, str]:
     for w in doc["workloads"]:
         put(f"{PREFIX}{w['plural']}/kube-system/{w['metadata']['name']}", w)
     for k, v in doc["objects"]:
-        put(_key_path(*k), v)
+        # An object as a client sent it may lack apiVersion (the typed clients leave it out); its
+        # key's group/version is what reading it back needs.
+        put(_key_path(*k), v if v.get("apiVersion") else {"apiVersion": k[0], **v})
     put(META_KEY, {"rv": doc["rv"], "applied_cloud_conf": doc.get("applied_cloud_conf")})
     return out
 

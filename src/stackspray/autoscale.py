@@ -48,6 +48,7 @@ from .cloudops import flavors_by_name
 from .cluster_state import Autoscale, ClusterState
 from .errors import LockedError, StackSprayError
 from .files import atomic_write
+from .hibernate_plan import hibernated_refusal
 from .kube import SCALE_ANNOTATION, Kube, node_is_ready
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
@@ -351,6 +352,17 @@ def run_round(
         raise AutoscaleError(
             f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
         )
+    asleep = hibernated_refusal(state, "the autoscaler's round")
+    if asleep:  # paused, not failed: the loop keeps running and resumes after the wake
+        say(f"autoscale: paused: {asleep}")
+        return {
+            "at": iso(time.time()),
+            "decisions": [],
+            "pending": [],
+            "dry_run": dry_run,
+            "outcomes": {},
+            "paused": asleep,
+        }
     if dry_run:
         plan, _, _ = plan_round(
             cluster, cdir, state, connect_api(state.cloud), Kube(state.kubeconfig), time.time()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import certs, inventory, secret_files
 from .errors import StackSprayError
+from .hibernate_plan import refuse_if_hibernated
 from .kubespray import named_kubeconfig, run_ours
 from .progress import Progress
 from .state import ClusterDir
@@ -43,6 +44,8 @@ def renew(name: str, *, root: Path | None = None, progress: Progress | None = No
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
+    if state.hibernation is not None and state.hibernation.phase != "waking":
+        refuse_if_hibernated(state, "certs.renew")
     hosts = cdir.path / inventory.HOSTS_FILE
     if not state.kubeconfig or not hosts.exists():
         raise StackSprayError(

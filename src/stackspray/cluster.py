@@ -61,6 +61,7 @@ class StatusResult:
     floating_ip: dict | None = None
     share: dict | None = None
     ingress: dict | None = None
+    hibernation: dict | None = None  # phase, since, active_workers, snapshot (None: awake)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,11 +104,14 @@ def cluster_status(
         su_per_month=now * cost.HOURS_PER_MONTH,
         su_saved_per_hour=full - now,
         su_rates=rates.used([n["flavor"] for n in nodes]),
-        certificates=[e.to_dict() for e in certs.check(state.kubeconfig, name)],
+        certificates=[e.to_dict() for e in certs.check(state.kubeconfig, name)]
+        if state.hibernation is None or state.hibernation.phase == "waking"
+        else [certs.Expiry(certs.SERVING, "unknown", detail="not read: the cluster is hibernated").to_dict()],
         backups=_backups_summary(cdir),
         floating_ip=dataclasses.asdict(state.floating_ip) if state.floating_ip else None,
         share=dataclasses.asdict(state.share) if state.share else None,
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,
+        hibernation=dataclasses.asdict(state.hibernation) if state.hibernation else None,
     )
 
 

@@ -175,6 +175,19 @@ class Ingress:
 
 
 @dataclass
+class Hibernation:
+    """The whole cluster asleep, or on its way there or back (hibernate.py). While it is kept,
+    commands that need the cluster running refuse, saying so."""
+
+    phase: str = "hibernating"  # hibernating | hibernated | waking
+    since: str = ""  # when hibernate started (UTC, ISO)
+    active_workers: list[str] = field(default_factory=list)  # the workers ACTIVE when it started
+    snapshot: str | None = None  # the etcd backup taken first (backups set up), else None
+    agent: bool = False  # the autoscaler's agent ran on the cluster: started again by wake
+    hibernated_at: str | None = None  # when the last server was shelved
+
+
+@dataclass
 class ClusterState:
     """Everything stackspray keeps about one cluster between commands."""
 
@@ -208,6 +221,7 @@ class ClusterState:
     scale_runs: list[ScaleRun] = field(default_factory=list)
     autoscale: Autoscale | None = None
     heal: dict[str, HealMemory] = field(default_factory=dict)  # unhealthy nodes heal is working on
+    hibernation: Hibernation | None = None  # hibernate/wake in progress or done (None: awake)
     destroyed_at: str | None = None
     updated_at: str | None = None
     schema_version: int = SCHEMA_VERSION

@@ -35,6 +35,7 @@ from .cloudops import concurrently, read
 from .cluster_state import ClusterState, FloatingIp, Keypair, KubernetesRanges, Network, Share
 from .credentials import check_operator_credential, prepare_cluster_credential
 from .errors import CloudError, SpecError, StackSprayError
+from .hibernate_plan import refuse_if_hibernated
 from .names import owns_by_metadata
 from .observe import catalog, floating_by_fixed, observe, owned_servers
 from .plan import Action, Observed, changes, conflicts, plan
@@ -499,6 +500,7 @@ class Converge:
             return self.result(log, state, dry_run=True, cls=cls)
 
     def run(self, command: str) -> ConvergeResult:
+        refuse_if_hibernated(self.cdir.load(), command)
         with self.cdir.command(command) as run:
             self.check(self.cdir)
             self.settle_rotation()

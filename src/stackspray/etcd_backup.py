@@ -25,6 +25,7 @@ import yaml
 from . import inventory
 from .backups import DEFAULT_KEEP, Backup, BackupStore, key_counts
 from .errors import StackSprayError
+from .hibernate_plan import refuse_if_hibernated
 from .kube import Kube, KubeError
 from .kubespray import run_ours
 from .progress import Progress
@@ -81,6 +82,7 @@ class RestoreResult:
 def _cluster(name: str, root: Path | None) -> tuple[ClusterDir, object]:
     cdir = ClusterDir(name, root)
     state = cdir.load()
+    refuse_if_hibernated(state, "an etcd backup or restore")
     if not state.kubeconfig or not (cdir.path / inventory.HOSTS_FILE).exists():
         raise StackSprayError(
             f"cluster {name!r} has no Kubernetes to back up or restore (no kubeconfig or inventory in "

@@ -27,6 +27,7 @@ from .cluster_state import HealAttempt, HealMemory
 from .converge import create_cluster
 from .errors import StackSprayError
 from .heal_plan import REMEDIES, HealStep, NodeHealth, backoff_after, plan_heal
+from .hibernate_plan import refuse_if_hibernated
 from .kube import SCALE_ANNOTATION, Kube, KubeError
 from .names import META_GROUP
 from .observe import owned_servers
@@ -195,6 +196,7 @@ def heal(
         raise StackSprayError(
             f"cluster {name!r} has no Kubernetes to heal: run `invoke create-cluster` first"
         )
+    refuse_if_hibernated(state, "heal")
     spec = load_spec(state.spec) if state.spec and Path(state.spec).exists() else None
     result = HealResult(name, dry_run)
     for _ in range(MAX_ROUNDS):

@@ -41,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from . import autoscale_agent, inventory, names, playbook
+from . import schedule as sched
 from .cloudapi import OpenStackAPI
 from .cloudops import read
 from .cluster_state import Credential as StateCredential
@@ -93,7 +94,7 @@ class RotationNeedsAttention(StackSprayError):
 @dataclass
 class RefreshResult:
     cluster: str
-    outcome: str  # ok | rotated
+    outcome: str  # ok | rotated | deferred (hibernated: the rotation happens at wake)
     credential: dict
     days_left: float
     previous: dict | None = None
@@ -527,6 +528,39 @@ def _operator_warning(conn, threshold: float) -> str | None:
     return None
 
 
+def deferred(
+    cluster: str, state, threshold_days: float, say: Progress, now: dt.datetime | None = None
+) -> RefreshResult:
+    """credentials.refresh on a hibernated cluster: nothing on it uses the credential while every
+    server is shelved, and a rotation needs the nodes and the API, so it is left to `wake` (which
+    rotates an expired or nearly expired credential before any worker starts). Warns when the
+    credential will expire before the next scheduled wake, or when no wake is scheduled."""
+    cred = state.credential
+    now = now or dt.datetime.now()  # local, naive: as the schedules' times
+    left = days_left(cred.expires_at, now.astimezone(dt.UTC))
+    warnings = []
+    wake_at = sched.next_run(cluster, "wake-", now)
+    if cred.expires_at and wake_at is not None:
+        if now + dt.timedelta(days=left) < wake_at:
+            warnings.append(
+                f"{cred.name} expires {cred.expires_at}, before the next scheduled wake "
+                f"({wake_at:%Y-%m-%d %H:%M} local): that wake will rotate it first, with the operator's "
+                "credential — keep that one valid"
+            )
+    elif cred.expires_at and left <= threshold_days:
+        warnings.append(
+            f"{cred.name} has {left:.0f} days left and no wake is scheduled: the next "
+            f"`invoke wake --cluster {cluster}` rotates it first"
+        )
+    say(
+        f"cluster {cluster!r} is {state.hibernation.phase}: the credential is not rotated now "
+        "(nothing on the cluster runs); `wake` rotates it when it is due"
+    )
+    for w in warnings:
+        say(f"WARNING: {w}")
+    return RefreshResult(cluster, "deferred", asdict(cred), round(left, 1), warnings=warnings)
+
+
 def refresh(
     cluster: str,
     *,
@@ -548,6 +582,8 @@ def refresh(
             f"cluster {cluster!r} has no recorded credential or kubeconfig in {cdir.path}: "
             "run `invoke create-cluster` first"
         )
+    if state.hibernation is not None and state.hibernation.phase != "waking":
+        return deferred(cluster, state, threshold_days, say)
     with cdir.command("credentials.refresh"):
         conn = connect(state.cloud)
         places = Places(conn, cdir, Kube(state.kubeconfig), say, rollout_timeout)

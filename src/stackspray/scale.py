@@ -36,6 +36,7 @@ from .cloudops import (
 )
 from .cluster_state import ScaleRun
 from .errors import Conflict, StackSprayError
+from .hibernate_plan import refuse_if_hibernated
 from .kube import Kube
 from .names import highest_first, natural_key
 from .observe import META_GROUP, flavor_name, owned_servers
@@ -286,7 +287,7 @@ def observe_nodes(
     return views, servers, set(knodes), flavors
 
 
-def _server_action(
+def server_action(
     api: CloudAPI, server_id: str, action: str, done: tuple[str, ...], what: str, observed=None
 ) -> None:
     """shelve/unshelve once, idempotently: re-read first, and after a failed call look again —
@@ -329,7 +330,7 @@ class ServerWatch:
             return self.servers.get(server_id)
 
 
-def _wait_status(watch: ServerWatch, server_id: str, want: tuple[str, ...], what: str) -> None:
+def wait_status(watch: ServerWatch, server_id: str, want: tuple[str, ...], what: str) -> None:
     def check():
         s = watch.get(server_id)
         if s is None:
@@ -375,8 +376,8 @@ def _shelve_one(
         if drained.evicted:
             say(f"{name}: evicted {len(drained.evicted)} pod(s)")
     say(f"{name}: shelving")
-    _server_action(api, server.id, "shelve", SHELVED, f"server {name}", observed=server)
-    _wait_status(watch, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
+    server_action(api, server.id, "shelve", SHELVED, f"server {name}", observed=server)
+    wait_status(watch, server.id, ("SHELVED_OFFLOADED",), f"server {name}")
     say(f"{name}: SHELVED_OFFLOADED")
     step.outcome, step.detail = (
         "done",
@@ -390,8 +391,8 @@ def _unshelve_one(
     name = step.node
     if step.action == "unshelve":
         say(f"{name}: unshelving")
-        _server_action(api, server.id, "unshelve", ("ACTIVE",), f"server {name}", observed=server)
-        _wait_status(watch, server.id, ("ACTIVE",), f"server {name}")
+        server_action(api, server.id, "unshelve", ("ACTIVE",), f"server {name}", observed=server)
+        wait_status(watch, server.id, ("ACTIVE",), f"server {name}")
     if not in_k8s:
         step.outcome, step.detail = "done", "ACTIVE (not a Kubernetes node)"
         return
@@ -424,17 +425,21 @@ def scale_cluster(
     kube: Kube | None = None,
     locked: bool = False,
     lease_wait: float = 600.0,
+    waking: bool = False,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
     (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
     alone for a while. The cluster's node Lease is held while it observes and acts (waiting up
     to `lease_wait` seconds for another actor, e.g. the autoscaler's agent), unless `locked`:
-    the caller holds the lock and the Lease."""
+    the caller holds the lock and the Lease. `waking`: called by `wake`, which holds the
+    cluster's hibernation record (every other caller is refused while it is kept)."""
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
     if not state:
         raise ScaleError(f"no cluster {name!r} in {cdir.path}: create it with `invoke create-cluster`")
+    if not waking:
+        refuse_if_hibernated(state, "scale")
     # `locked`: the caller holds the cluster's lock already (the autoscaler's round).
     with cdir.run_log("scale") if locked else cdir.command("scale") as logfile_or_run:
         run = logfile_or_run if not locked else Run("scale", logfile_or_run)

@@ -17,6 +17,7 @@ Backends:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import os
 import re
@@ -60,6 +61,16 @@ class When:
         dow = ",".join(SYSTEMD_DAYS[d] for d in self.days) + " " if self.days else ""
         return f"{dow}*-*-* {self.hour:02d}:{self.minute:02d}:00"
 
+    def next_after(self, now: dt.datetime) -> dt.datetime:
+        """The first time after `now` (local, naive) this runs."""
+        day = now.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
+        for i in range(8):
+            t = day + dt.timedelta(days=i)
+            # datetime's weekday(): Monday 0; cron's (and DAYS'): Sunday 0
+            if t > now and (not self.days or (t.weekday() + 1) % 7 in self.days):
+                return t
+        raise AssertionError("a weekly time always comes within 8 days")
+
     def label(self) -> str:
         return f"{self.hour:02d}{self.minute:02d}" + (
             "-" + "".join(SYSTEMD_DAYS[d][:2] for d in self.days) if self.days else ""
@@ -82,6 +93,32 @@ def parse_when(at: str, days: str | None = None) -> When:
             span = [a] if a == b else [(a + i) % 7 for i in range((b - a) % 7 + 1)]
             picked += [d for d in span if d not in picked]
     return When(int(m[1]), int(m[2]), tuple(sorted(picked, key=lambda d: (d - 1) % 7)))
+
+
+def when_of_listing(text: str) -> When | None:
+    """The When of a listed job (`list_jobs`' "when": systemd's OnCalendar or a cron schedule), or
+    None for a form stackspray does not write."""
+    m = re.fullmatch(r"(?:([A-Za-z,]+) )?\*-\*-\* (\d\d):(\d\d):00", text.strip())
+    if m:
+        names_ = {v: k for k, v in SYSTEMD_DAYS.items()}
+        days = tuple(names_[d] for d in m[1].split(",")) if m[1] else ()
+        return When(int(m[2]), int(m[3]), days)
+    parts = text.split()
+    if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
+        days = () if parts[4] == "*" else tuple(int(d) for d in parts[4].split(","))
+        return When(int(parts[1]), int(parts[0]), days)
+    return None
+
+
+def next_run(cluster: str, prefix: str, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the cluster's next scheduled job whose id starts with `prefix` runs (local time), or
+    None when none is scheduled."""
+    times = [
+        w.next_after(now or dt.datetime.now())
+        for j in list_jobs(cluster)
+        if j["id"].startswith(prefix) and (w := when_of_listing(j["when"])) is not None
+    ]
+    return min(times) if times else None
 
 
 @dataclass(frozen=True)

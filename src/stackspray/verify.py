@@ -18,6 +18,7 @@ import yaml
 
 from . import certs, ingress, inventory
 from .errors import StackSprayError
+from .hibernate_plan import refuse_if_hibernated
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
 from .state import ClusterDir
@@ -79,6 +80,7 @@ def _kubespray_var(cluster_dir: Path, key: str):
 def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
     """Run the suite against every inventory host; return the table (raises if no inventory)."""
     cdir = ClusterDir(name, root)
+    refuse_if_hibernated(cdir.load(), "verify")
     hosts_file = cdir.path / inventory.HOSTS_FILE
     if not hosts_file.exists():
         raise StackSprayError(

@@ -242,3 +242,48 @@ def test_a_daemonset_rollout_advances_whether_or_not_a_client_looks(tmp_path, mo
     status = s.workload_view(w)["status"]
     assert status["updatedNumberScheduled"] == desired, status
     assert status["numberAvailable"] == desired, status
+
+
+def test_pods_on_an_unreachable_node_are_evicted_after_their_toleration_and_made_again(store):
+    """DefaultTolerationSeconds gives every pod 300 s (here the Kubespray variable's 30); the taint
+    eviction controller deletes it when they have passed on a NotReady node, its ReplicaSet makes
+    a new one, which waits Pending while no node is Ready; DaemonSet and static pods stay."""
+    store.config["default_unreachable_toleration_seconds"] = "30"
+    deployment(store, "web", 2)
+    settle(store)
+    pods = pods_of_app(store, "web")
+    tol = {t["key"]: t.get("tolerationSeconds") for t in pods[0]["spec"]["tolerations"]}
+    assert tol == {"node.kubernetes.io/not-ready": 300, "node.kubernetes.io/unreachable": 30}
+    store.add_system_pod("calico-node-abcde", "w-1", owner=("DaemonSet", "calico-node"))
+    store.ready = {"cp-1": True, "w-1": False, "w-2": False}
+    down = store_module.now()
+    store.ready_since = {"w-1": down, "w-2": down}
+    t0 = store_module._epoch(down)
+    store.evict_from_unreachable_nodes(t0 + 29)
+    assert {p["metadata"]["name"] for p in pods_of_app(store, "web")} == {p["metadata"]["name"] for p in pods}
+    store.evict_from_unreachable_nodes(t0 + 31)
+    settle(store)
+    again = pods_of_app(store, "web")
+    assert len(again) == 2 and not {p["metadata"]["name"] for p in again} & {
+        p["metadata"]["name"] for p in pods
+    }
+    assert all(not p["spec"].get("nodeName") for p in again)  # nowhere Ready to go (cp-1 is tainted)
+    assert ("kube-system", "calico-node-abcde") in store.pods
+    reasons = [o["reason"] for k, o in store.objects.items() if k[1] == "events"]
+    assert reasons.count("TaintManagerEviction") == 2
+
+
+def test_a_pod_that_tolerates_the_taint_for_ever_is_never_evicted(store):
+    body = {
+        "metadata": {"name": "keeper"},
+        "spec": {
+            "nodeName": "w-1",
+            "containers": [{"name": "c", "image": "x"}],
+            "tolerations": [{"operator": "Exists"}],
+        },
+    }
+    store.store_pod("default", body)
+    store.ready = {"cp-1": True, "w-1": False, "w-2": True}
+    store.ready_since = {"w-1": "2026-01-01T00:00:00Z"}
+    store.evict_from_unreachable_nodes()
+    assert ("default", "keeper") in store.pods

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, backup, certs, cluster, credentials, heal, kubespray, scale, tools
+from . import autoscale, backup, certs, cluster, credentials, heal, hibernate, kubespray, scale, tools
 
 __all__ = ["main", "namespace"]
 
@@ -30,6 +30,8 @@ def namespace() -> Collection:
         credentials.collection,
         certs.collection,
         backup.collection,
+        hibernate.hibernate_collection,
+        hibernate.wake_collection,
         autoscale.collection,
         kubespray.collection,
         tools.collection,

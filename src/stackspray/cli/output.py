@@ -23,6 +23,7 @@ from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
 from ..etcd_backup import BackupList, BackupResult, ExportResult, RestoreResult
 from ..heal import HealResult
+from ..hibernate import HibernateResult
 from ..kubespray import InstallResult
 from ..progress import Progress
 from ..rotation import RefreshResult
@@ -137,6 +138,18 @@ def _(result: ConvergeResult) -> list[str]:
 @text.register
 def _(st: StatusResult) -> list[str]:
     lines = [f"cluster {st.cluster} on cloud {st.cloud}"]
+    if st.hibernation:
+        h = st.hibernation
+        if h["phase"] == "hibernated":
+            lines.append(
+                f"  HIBERNATED since {h.get('hibernated_at') or h['since']}: every server shelved; "
+                f"`invoke wake --cluster {st.cluster}` brings it back"
+            )
+        else:
+            lines.append(
+                f"  {h['phase'].upper()} (started {h['since']}, not finished): re-run "
+                f"`invoke {'wake' if h['phase'] == 'waking' else 'hibernate'} --cluster {st.cluster}`"
+            )
     head = ("node", 28), ("role", 15), ("flavor", 11), ("status", 19), ("fixed IP", 15), ("floating IP", 16)
     lines.append("  " + "".join(f"{t:<{w}}" for t, w in head) + f"{'SU/h':>6}")
     for n in st.nodes:
@@ -248,6 +261,32 @@ def _(result: HealResult) -> list[str]:
 
 
 @text.register
+def _(result: HibernateResult) -> list[str]:
+    head = (
+        f"{result.command} {result.cluster}"
+        + (" (dry run: nothing was done)" if result.dry_run else "")
+        + ":"
+    )
+    lines = [head]
+    for s in result.steps:
+        where = f" {s['node']}" if s["node"] else ""
+        lines.append(f"  {s['action']:<13}{where:<29} {s['reason']}")
+    for p in result.phases:
+        lines.append(f"  {p['phase']:<14} {p['seconds']:>7.1f}s  {p['detail']}")
+    if result.phases:
+        lines.append(f"  total          {sum(p['seconds'] for p in result.phases):>7.1f}s")
+    lines.append(
+        f"Service Units: {result.su_per_hour_before:g}/hour before, {result.su_per_hour_after:g}/hour "
+        + ("would be" if result.dry_run else "now")
+    )
+    if result.still_uses:
+        lines.append("still held while hibernated:")
+        lines += [f"  - {u}" for u in result.still_uses]
+    lines += [f"WARNING: {w}" for w in result.warnings]
+    return lines
+
+
+@text.register
 def _(result: DestroyResult) -> list[str]:
     if result.dry_run:
         return action_lines(result.actions) + ["dry run: nothing was deleted"]
@@ -279,6 +318,11 @@ def _(result: ScaleResult) -> list[str]:
 def _(result: RefreshResult) -> list[str]:
     if result.outcome == "ok":
         return [f"ok: {result.credential['name']} expires in {result.days_left:.0f} days"]
+    if result.outcome == "deferred":
+        return [
+            f"deferred: the cluster is hibernated; {result.credential['name']} "
+            f"({result.days_left:.0f} days left) is checked and rotated if due by `wake`"
+        ]
     return [
         f"rotated: {result.previous['name']} -> {result.credential['name']} "
         f"(expires {result.credential['expires_at']})"

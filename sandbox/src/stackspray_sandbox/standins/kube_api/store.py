@@ -88,6 +88,7 @@ POD_STARTUP = 1.0  # seconds a new daemon pod takes to become Ready on a Ready n
 DAEMONSET_RESYNC = 0.2  # seconds between the DaemonSet controller's passes (run_daemonset_controller)
 NODE_MONITOR_GRACE = 40.0  # Kubespray's kube_controller_node_monitor_grace_period (see probe_nodes)
 NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
+DEFAULT_TOLERATION_SECONDS = 300  # kube-apiserver's --default-*-toleration-seconds (Kubespray: "300")
 
 
 def max_unavailable(spec: dict, desired: int) -> int:
@@ -702,6 +703,12 @@ class Store:
             "metadata": self.meta(name, "kube-system", **extra),
             "spec": {
                 "nodeName": node,
+                # DaemonSet pods get the DaemonSet controller's tolerations; static pods the
+                # kubelet's NoExecute-for-ever one (pkg/kubelet/config/common.go applyDefaults):
+                # neither is evicted from a NotReady node.
+                "tolerations": copy.deepcopy(DAEMON_POD_TOLERATIONS)
+                if owner
+                else [{"operator": "Exists", "effect": "NoExecute"}],
                 # All of them share the node's network namespace (calico-node, kube-proxy and
                 # kubeadm's static pods set hostNetwork: true): their IP is the node's.
                 "hostNetwork": True,
@@ -939,7 +946,9 @@ class Store:
         if changed:
             self.save()
 
-    def record_event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+    def record_event(
+        self, obj: dict, type_: str, reason: str, message: str, component: str = "default-scheduler"
+    ) -> None:
         """An Event about a pod, as kube-scheduler records it (core/v1 view of its
         events.k8s.io/v1 Event: reportingController default-scheduler, action Binding or
         Scheduling; pkg/scheduler/schedule_one.go). Kept an hour, as the API server's --event-ttl."""
@@ -961,10 +970,10 @@ class Store:
             "reason": reason,
             "message": message,
             "type": type_,
-            "source": {"component": "default-scheduler"},
-            "reportingComponent": "default-scheduler",
-            "reportingInstance": "default-scheduler",
-            "action": "Binding" if reason == "Scheduled" else "Scheduling",
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "action": {"Scheduled": "Binding", "TaintManagerEviction": "Delete"}.get(reason, "Scheduling"),
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
@@ -995,6 +1004,7 @@ class Store:
         while True:
             time.sleep(float(self.config.get("tick", 1.0)))  # the controllers' pass: once a second
             with self.lock:
+                self.evict_from_unreachable_nodes()
                 self.sync_controllers()
                 self.schedule_pending()
                 self.sync_tokens()
@@ -1041,11 +1051,69 @@ class Store:
                 ns,
                 **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
             ),
-            "spec": body["spec"],
+            "spec": self.default_tolerations(body["spec"]),
             "status": {"phase": "Running" if body["spec"].get("nodeName") else "Pending"},
         }
         self.pods[(ns, md["name"])] = pod
         return pod
+
+    def default_tolerations(self, spec: dict) -> dict:
+        """The DefaultTolerationSeconds admission plugin
+        (plugin/pkg/admission/defaulttolerationseconds/admission.go): a pod that tolerates neither
+        node.kubernetes.io/not-ready:NoExecute nor …/unreachable:NoExecute gets each for the API
+        server's --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds
+        (300; Kubespray's kube_apiserver_pod_eviction_not_ready_timeout_seconds and
+        …_unreachable_timeout_seconds, roles/kubernetes/control-plane/defaults/main/main.yml)."""
+        tolerations = list(spec.get("tolerations") or [])
+        for key, setting in (
+            ("node.kubernetes.io/not-ready", "default_not_ready_toleration_seconds"),
+            ("node.kubernetes.io/unreachable", "default_unreachable_toleration_seconds"),
+        ):
+            taint = {"key": key, "effect": "NoExecute"}
+            if not any(scheduler.tolerates(t, taint) for t in tolerations):
+                tolerations.append(
+                    {
+                        "key": key,
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": int(self.config.get(setting, DEFAULT_TOLERATION_SECONDS)),
+                    }
+                )
+        return {**spec, "tolerations": tolerations}
+
+    def evict_from_unreachable_nodes(self, t: float | None = None) -> None:
+        """The taint eviction controller (pkg/controller/tainteviction/taint_eviction.go): a pod
+        on a node with the unreachable NoExecute taint is deleted at once when it does not
+        tolerate it, else when its shortest tolerationSeconds has passed since the taint came
+        (never for a toleration without tolerationSeconds: DaemonSet pods); its controller then
+        makes a new one, which waits Pending for a node. The stand-in deletes the pod outright
+        where Kubernetes marks it Terminating until its node answers or the pod GC removes it:
+        either way it no longer counts for its ReplicaSet."""
+        t = time.time() if t is None else t
+        evicted = False
+        for (ns, name), pod in list(self.pods.items()):
+            node = pod["spec"].get("nodeName")
+            if not node or node not in self.ready or self.ready[node]:
+                continue
+            tainted_at = _epoch(self.ready_since.get(node))
+            taint = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+            matching = [x for x in pod["spec"].get("tolerations") or [] if scheduler.tolerates(x, taint)]
+            if matching and any(x.get("tolerationSeconds") is None for x in matching):
+                continue
+            grace = min((float(x["tolerationSeconds"]) for x in matching), default=0.0)
+            if t < tainted_at + max(grace, 0.0):
+                continue
+            del self.pods[(ns, name)]
+            self.record_event(
+                pod,
+                "Normal",
+                "TaintManagerEviction",
+                f"Marking for deletion Pod {ns}/{name}",
+                component="taint-eviction-controller",
+            )
+            evicted = True
+        if evicted:
+            self.save()
 
     def sync_controllers(self) -> None:
         """One pass of the Deployment controller (pkg/controller/deployment/deployment_controller.go

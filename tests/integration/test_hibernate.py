@@ -65,7 +65,7 @@ def test_hibernate_and_wake_keep_everything_and_cost_nothing_between(sandbox, ss
         ssh_key.with_suffix(".pub"),
         "10.61.0.0/24",
         2,
-        share={"mount_on_nodes": True, "mount_path": "/mnt/data"},
+        share={"size_gb": 1, "mount_on_nodes": True, "mount_path": "/mnt/data"},
         kubernetes={
             "kube_apiserver_pod_eviction_unreachable_timeout_seconds": str(TOLERATION),
             "kube_apiserver_pod_eviction_not_ready_timeout_seconds": str(TOLERATION),

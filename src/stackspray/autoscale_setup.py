@@ -30,6 +30,7 @@ from .autoscale import (
 from .cloudapi import connect_api
 from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
 from .errors import StackSprayError
+from .hibernate_plan import hibernated_refusal, refuse_if_hibernated
 from .kube import Kube
 from .progress import Progress
 from .spec import CONTROL_PLANE, load_spec, parse_duration
@@ -119,6 +120,7 @@ def enable(
     if on not in (None, "cluster", "here"):
         raise AutoscaleError(f"--on: expected cluster or here, got {on!r}")
     cdir, state = cluster_dir_and_state(cluster, root)
+    refuse_if_hibernated(state, "autoscale settings")
     members = sorted(n for n, s in state.servers.items() if s.group == group)
     if group == CONTROL_PLANE:
         raise AutoscaleError("--group: the control plane is never shelved; autoscale a workers' group")
@@ -229,6 +231,7 @@ def set_limits(
     """Change an autoscaled group's min and/or max (what `autoscale.schedule` runs at its times):
     a raised min wakes workers on the next round, a lowered max lets idle ones go."""
     cdir, state = cluster_dir_and_state(cluster, root)
+    refuse_if_hibernated(state, "autoscale settings")
     with cdir.lock("autoscale.limits"):
         state = cdir.load()
         g = state.autoscale.groups.get(group) if state.autoscale else None
@@ -287,6 +290,7 @@ def disable(cluster: str, *, root: Path | None = None, progress: Progress | None
     removed = []
     state = cdir.load()
     if state and state.autoscale and state.autoscale.service == "cluster":
+        refuse_if_hibernated(state, "autoscale.disable (the agent is removed from the control plane)")
         removed += agent_install.remove(cluster, cdir, state, progress or Progress())
     removed += sched.remove_service(cluster, names.AUTOSCALE_JOB)
     # Its windows (autoscale.schedule) would fail every time without the settings.
@@ -420,6 +424,11 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         (book.get("saved") or {}).get("su", 0.0) if (book.get("saved") or {}).get("day") == today else 0.0
     )
     out["last_round"] = (book.get("last") or {}).get("at")
+    asleep = hibernated_refusal(state, "the autoscaler")
+    if asleep:  # nothing runs to be asked: say so rather than call a silent loop broken
+        out["warning"] = f"paused: {asleep}"
+        out.update(groups={}, pending=[], next=[], nodes={}, su_per_hour=0.0)
+        return AutoscaleStatus(cluster, out)
     agent_round = None
     if on_cluster:
         agent_round = _agent_status(out, state, last)

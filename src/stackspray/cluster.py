@@ -196,6 +196,7 @@ def destroy_cluster(
             state.servers = {}
             state.credential = None
             state.kubeconfig = None
+            state.hibernation = None
             cdir.save(state)
         result.removed_files = forget_secrets(cdir)
         result.backups = _backups_after_destroy(cdir, delete_backups, result, progress)

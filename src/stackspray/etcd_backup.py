@@ -79,10 +79,11 @@ class RestoreResult:
         return asdict(self)
 
 
-def _cluster(name: str, root: Path | None) -> tuple[ClusterDir, object]:
+def _cluster(name: str, root: Path | None, hibernating: bool = False) -> tuple[ClusterDir, object]:
     cdir = ClusterDir(name, root)
     state = cdir.load()
-    refuse_if_hibernated(state, "an etcd backup or restore")
+    if not (hibernating and state.hibernation is not None and state.hibernation.phase == "hibernating"):
+        refuse_if_hibernated(state, "an etcd backup or restore")
     if not state.kubeconfig or not (cdir.path / inventory.HOSTS_FILE).exists():
         raise StackSprayError(
             f"cluster {name!r} has no Kubernetes to back up or restore (no kubeconfig or inventory in "
@@ -106,13 +107,20 @@ def _work_dir(cdir: ClusterDir, what: str) -> Path:
 
 
 def backup(
-    name: str, *, keep: int = DEFAULT_KEEP, root: Path | None = None, progress: Progress | None = None
+    name: str,
+    *,
+    keep: int = DEFAULT_KEEP,
+    root: Path | None = None,
+    progress: Progress | None = None,
+    hibernating: bool = False,
 ) -> BackupResult:
-    """Take an etcd snapshot, encrypt and store it, delete backups beyond the newest `keep`."""
+    """Take an etcd snapshot, encrypt and store it, delete backups beyond the newest `keep`.
+    `hibernating`: called by hibernate, as its first step (any other caller is refused while the
+    cluster is hibernating)."""
     if keep < 1:
         raise StackSprayError(f"--keep {keep}: keep at least 1 backup")
     say = progress or Progress()
-    cdir, _ = _cluster(name, root)
+    cdir, _ = _cluster(name, root, hibernating)
     store = BackupStore(cdir.path)
     started = time.monotonic()
     with cdir.command("backup") as run:

@@ -40,7 +40,7 @@ from .hibernate_plan import (
 )
 from .kube import Kube, KubeError
 from .kubespray import run_ours
-from .names import META_GROUP
+from .names import META_GROUP, natural_key
 from .observe import flavor_name, owned_servers
 from .progress import Progress
 from .rotation import refresh
@@ -205,7 +205,10 @@ def hibernate(
                 st.hibernation = Hibernation(
                     phase="hibernating",
                     since=_now(),
-                    active_workers=[n.name for n in nodes if not n.control_plane and n.status == "ACTIVE"],
+                    active_workers=sorted(
+                        (n.name for n in nodes if not n.control_plane and n.status == "ACTIVE"),
+                        key=natural_key,
+                    ),
                     agent=agent,
                 )
                 cdir.save(st)
@@ -222,7 +225,7 @@ def hibernate(
     if "snapshot" in actions:
 
         def snapshot() -> str:
-            taken = etcd_backup.backup(name, root=root, progress=say)
+            taken = etcd_backup.backup(name, root=root, progress=say, hibernating=True)
             st = cdir.load()
             st.hibernation.snapshot = taken.backup["id"]
             cdir.save(st)

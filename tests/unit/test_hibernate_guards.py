@@ -12,6 +12,7 @@ import pytest
 from stackspray import rotation
 from stackspray import schedule as sched
 from stackspray.autoscale import run_round
+from stackspray.autoscale_setup import set_limits, status
 from stackspray.certs_renew import renew
 from stackspray.cluster_state import Autoscale, AutoscaleGroup, ClusterState, Credential, Hibernation
 from stackspray.etcd_backup import backup
@@ -121,3 +122,11 @@ def test_the_next_run_of_a_schedule_read_back_from_either_backend(at, days, now,
     for listed in (when.on_calendar(), when.cron()):
         assert sched.when_of_listing(listed) == when
     assert sched.when_of_listing("@reboot") is None
+
+
+def test_autoscale_settings_refuse_and_status_says_paused(tmp_path):
+    _hibernated(tmp_path)
+    with pytest.raises(HibernateError):
+        set_limits("lab", group="workers", min_=1, max_=2, root=tmp_path)
+    st = status("lab", root=tmp_path).status
+    assert st["warning"].startswith("paused: ") and "hibernated" in st["warning"]

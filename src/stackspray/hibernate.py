@@ -192,86 +192,87 @@ def hibernate(
     if dry_run:
         result.still_uses = still_uses(state)
         return result
-    phases = _Phases(result, say)
-    actions = {s.action for s in steps}
-    workers = [s.node for s in steps if s.action == "shelve" and not _is_cp(nodes, s.node)]
-    control = [s.node for s in steps if s.action == "shelve" and _is_cp(nodes, s.node)]
+    with cdir.run_log("hibernate") as log:
+        result.log = str(log)
+        phases = _Phases(result, say)
+        actions = {s.action for s in steps}
+        workers = [s.node for s in steps if s.action == "shelve" and not _is_cp(nodes, s.node)]
+        control = [s.node for s in steps if s.action == "shelve" and _is_cp(nodes, s.node)]
 
-    def begin() -> str:
-        with cdir.command("hibernate") as run:
-            result.log = str(run.log)
-            st = cdir.load()
-            if st.hibernation is None:
-                st.hibernation = Hibernation(
-                    phase="hibernating",
-                    since=_now(),
-                    active_workers=sorted(
-                        (n.name for n in nodes if not n.control_plane and n.status == "ACTIVE"),
-                        key=natural_key,
-                    ),
-                    agent=agent,
+        def begin() -> str:
+            with cdir.lock("hibernate"):
+                st = cdir.load()
+                if st.hibernation is None:
+                    st.hibernation = Hibernation(
+                        phase="hibernating",
+                        since=_now(),
+                        active_workers=sorted(
+                            (n.name for n in nodes if not n.control_plane and n.status == "ACTIVE"),
+                            key=natural_key,
+                        ),
+                        agent=agent,
+                    )
+                    cdir.save(st)
+                if "stop-agent" in actions:
+                    run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "stop-agent"})
+                    return "recorded; the autoscaler's agent stopped and disabled"
+                return (
+                    "recorded (workers ACTIVE: "
+                    + (", ".join(cdir.load().hibernation.active_workers) or "none")
+                    + ")"
                 )
+
+        phases.run("begin", begin)
+        if "snapshot" in actions:
+
+            def snapshot() -> str:
+                taken = etcd_backup.backup(name, root=root, progress=say, hibernating=True)
+                st = cdir.load()
+                st.hibernation.snapshot = taken.backup["id"]
                 cdir.save(st)
-            if "stop-agent" in actions:
-                run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "stop-agent"})
-                return "recorded; the autoscaler's agent stopped and disabled"
-            return (
-                "recorded (workers ACTIVE: "
-                + (", ".join(cdir.load().hibernation.active_workers) or "none")
-                + ")"
-            )
+                return f"etcd backup {taken.backup['id']} in {taken.location}"
 
-    phases.run("begin", begin)
-    if "snapshot" in actions:
+            phases.run("snapshot", snapshot)
 
-        def snapshot() -> str:
-            taken = etcd_backup.backup(name, root=root, progress=say, hibernating=True)
-            st = cdir.load()
-            st.hibernation.snapshot = taken.backup["id"]
-            cdir.save(st)
-            return f"etcd backup {taken.backup['id']} in {taken.location}"
-
-        phases.run("snapshot", snapshot)
-
-    def sleep_workers() -> str:
-        with cdir.command("hibernate"):
-            st = cdir.load()
-            kube = _kube(st)
-            if kube is None or not workers:
-                return _shelve_all(api, name, servers, workers, say)
-            try:
-                with lease.holding(kube, "hibernate", say):
-                    for w in workers:
-                        try:
-                            kube.cordon(w)
-                        except KubeError as exc:  # a Node Kubernetes does not know: nothing to cordon
-                            say(f"{w}: not cordoned ({exc})")
+        def sleep_workers() -> str:
+            with cdir.lock("hibernate"):
+                st = cdir.load()
+                kube = _kube(st)
+                if kube is None or not workers:
                     return _shelve_all(api, name, servers, workers, say)
-            except KubeError as exc:
-                # The API does not answer (an interrupted hibernate stopped etcd already): the
-                # workers are shelved without their cordon, which the NotReady taint stands in for.
-                say(f"the Kubernetes API does not answer ({exc}): shelving without cordons")
-                return _shelve_all(api, name, servers, workers, say)
+                try:
+                    with lease.holding(kube, "hibernate", say):
+                        for w in workers:
+                            try:
+                                kube.cordon(w)
+                            except KubeError as exc:  # a Node Kubernetes does not know: nothing to cordon
+                                say(f"{w}: not cordoned ({exc})")
+                        return _shelve_all(api, name, servers, workers, say)
+                except KubeError as exc:
+                    # The API does not answer (an interrupted hibernate stopped etcd already): the
+                    # workers are shelved without their cordon, which the NotReady taint stands in for.
+                    say(f"the Kubernetes API does not answer ({exc}): shelving without cordons")
+                    return _shelve_all(api, name, servers, workers, say)
 
-    phases.run("workers", sleep_workers)
+        phases.run("workers", sleep_workers)
 
-    def sleep_control_plane() -> str:
-        with cdir.command("hibernate"):
-            if "stop-etcd" in actions:
-                up = [n.name for n in nodes if n.control_plane and n.status not in SHELVED]
-                run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "stop-etcd", "hib_up": up})
-            done = _shelve_all(api, name, servers, control, say)
-            st = cdir.load()
-            st.hibernation.phase = "hibernated"
-            st.hibernation.hibernated_at = _now()
-            cdir.save(st)
-            return ("etcd stopped; " if "stop-etcd" in actions else "") + done
+        def sleep_control_plane() -> str:
+            with cdir.lock("hibernate"):
+                if "stop-etcd" in actions:
+                    up = [n.name for n in nodes if n.control_plane and n.status not in SHELVED]
+                    run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "stop-etcd", "hib_up": up})
+                done = _shelve_all(api, name, servers, control, say)
+                st = cdir.load()
+                st.hibernation.phase = "hibernated"
+                st.hibernation.hibernated_at = _now()
+                cdir.save(st)
+                return ("etcd stopped; " if "stop-etcd" in actions else "") + done
 
-    phases.run("control plane", sleep_control_plane)
-    _, _, after, _ = _observe(api, name, rates)
-    result.su_per_hour_after = after
-    result.still_uses = still_uses(cdir.load())
-    return result
+        phases.run("control plane", sleep_control_plane)
+        _, _, after, _ = _observe(api, name, rates)
+        result.su_per_hour_after = after
+        result.still_uses = still_uses(cdir.load())
+        return result
 
 
 def _is_cp(nodes: list[NodeView], name: str) -> bool:
@@ -331,101 +332,103 @@ def wake(
     if dry_run or all(s.action == "noop" for s in steps):
         result.su_per_hour_after = before
         return result
-    phases = _Phases(result, say)
-    control = [s.node for s in steps if s.action == "unshelve" and _is_cp(nodes, s.node)]
-    chosen = choose_workers([n for n in nodes if not n.control_plane], record, workers)
+    with cdir.run_log("wake") as log:
+        result.log = str(log)
+        phases = _Phases(result, say)
+        control = [s.node for s in steps if s.action == "unshelve" and _is_cp(nodes, s.node)]
+        chosen = choose_workers([n for n in nodes if not n.control_plane], record, workers)
 
-    def control_plane() -> str:
-        with cdir.command("wake") as run:
-            result.log = str(run.log)
+        def control_plane() -> str:
+            with cdir.lock("wake"):
+                st = cdir.load()
+                if st.hibernation is None:
+                    st.hibernation = Hibernation(phase="waking", since=_now())
+                st.hibernation.phase = "waking"
+                cdir.save(st)
+                watch = ServerWatch(api, name)
+
+                def one(node: str) -> None:
+                    s = servers[node]
+                    try:
+                        server_action(api, s.id, "unshelve", ("ACTIVE",), f"server {node}", observed=s)
+                        wait_status(watch, s.id, ("ACTIVE",), f"server {node}")
+                    except StackSprayError as exc:
+                        raise HibernateError(
+                            f"{exc}. The control plane did not come back, so no worker was touched. "
+                            "'No valid host' means the cloud has no room for its flavor now: try again "
+                            "later (re-run wake) or ask the cloud's help desk; see "
+                            f"`openstack server show {node}`"
+                        ) from None
+                    say(f"{node}: ACTIVE")
+
+                with ThreadPoolExecutor(max_workers=max(1, len(control))) as pool:
+                    list(pool.map(one, control))
+                return f"{len(control)} control-plane server(s) ACTIVE" if control else "already ACTIVE"
+
+        phases.run("control plane", control_plane)
+
+        def api_ready() -> str:
+            try:
+                run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "check"})
+            except StackSprayError as exc:
+                raise HibernateError(
+                    f"the control plane is ACTIVE but not healthy: {exc}. Look at its console "
+                    "(openstack console log show), hard-reboot it if it never answers SSH "
+                    "(openstack server reboot --hard), then re-run wake; no worker was touched"
+                ) from None
             st = cdir.load()
-            if st.hibernation is None:
-                st.hibernation = Hibernation(phase="waking", since=_now())
-            st.hibernation.phase = "waking"
-            cdir.save(st)
-            watch = ServerWatch(api, name)
+            if st.kubeconfig:
+                _wait_api(Kube(st.kubeconfig), api_timeout)
+                return "SSH answers, etcd healthy, /readyz ok"
+            return "SSH answers, etcd healthy (no Kubernetes: --no-kubernetes cluster)"
 
-            def one(node: str) -> None:
-                s = servers[node]
-                try:
-                    server_action(api, s.id, "unshelve", ("ACTIVE",), f"server {node}", observed=s)
-                    wait_status(watch, s.id, ("ACTIVE",), f"server {node}")
-                except StackSprayError as exc:
-                    raise HibernateError(
-                        f"{exc}. The control plane did not come back, so no worker was touched. 'No valid "
-                        "host' means the cloud has no room for its flavor now: try again later (re-run wake) "
-                        f"or ask the cloud's help desk; see `openstack server show {node}`"
-                    ) from None
-                say(f"{node}: ACTIVE")
+        phases.run("api", api_ready)
+        if state.kubeconfig:
+            phases.run("certificates", lambda: _certificates(name, root, say))
+            phases.run("credential", lambda: _credential(name, root, say, result))
 
-            with ThreadPoolExecutor(max_workers=max(1, len(control))) as pool:
-                list(pool.map(one, control))
-            return f"{len(control)} control-plane server(s) ACTIVE" if control else "already ACTIVE"
-
-    phases.run("control plane", control_plane)
-
-    def api_ready() -> str:
-        try:
-            run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "check"})
-        except StackSprayError as exc:
-            raise HibernateError(
-                f"the control plane is ACTIVE but not healthy: {exc}. Look at its console "
-                "(openstack console log show), hard-reboot it if it never answers SSH "
-                "(openstack server reboot --hard), then re-run wake; no worker was touched"
-            ) from None
-        st = cdir.load()
-        if st.kubeconfig:
-            _wait_api(Kube(st.kubeconfig), api_timeout)
-            return "SSH answers, etcd healthy, /readyz ok"
-        return "SSH answers, etcd healthy (no Kubernetes: --no-kubernetes cluster)"
-
-    phases.run("api", api_ready)
-    if state.kubeconfig:
-        phases.run("certificates", lambda: _certificates(name, root, say))
-        phases.run("credential", lambda: _credential(name, root, say, result))
-
-    def wake_workers() -> str:
-        if not chosen:
-            return "none asked: every worker stays shelved"
-        st = cdir.load()
-        if not st.kubeconfig:
-            views, srv, _, _ = observe_nodes(api, None, name, rates=rates)
-            todo = [v.name for v in views if v.name in chosen and v.status in SHELVED]
-            watch = ServerWatch(api, name)
-            for n in todo:
-                server_action(api, srv[n].id, "unshelve", ("ACTIVE",), f"server {n}", observed=srv[n])
-            for n in todo:
-                wait_status(watch, srv[n].id, ("ACTIVE",), f"server {n}")
-            return f"{len(todo)} worker(s) ACTIVE"
-        scaled = scale_cluster(
-            name,
-            Request(unshelve="all", nodes=tuple(chosen)),
-            progress=say,
-            root=root,
-            api=api,
-            ready_timeout=READY_TIMEOUT,
-            waking=True,
-        )
-        bad = [f"{s.node}: {s.detail}" for s in scaled.steps if s.outcome in ("failed", "blocked")]
-        if bad:
-            raise HibernateError("workers not woken: " + "; ".join(bad) + " — re-run wake to finish")
-        return f"{len(chosen)} worker(s) ACTIVE, Ready and uncordoned: {', '.join(chosen)}"
-
-    phases.run("workers", wake_workers)
-
-    def finish() -> str:
-        with cdir.command("wake"):
-            if agent:
-                run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "start-agent"})
+        def wake_workers() -> str:
+            if not chosen:
+                return "none asked: every worker stays shelved"
             st = cdir.load()
-            st.hibernation = None
-            cdir.save(st)
-            return ("the autoscaler's agent started; " if agent else "") + "the cluster is awake"
+            if not st.kubeconfig:
+                views, srv, _, _ = observe_nodes(api, None, name, rates=rates)
+                todo = [v.name for v in views if v.name in chosen and v.status in SHELVED]
+                watch = ServerWatch(api, name)
+                for n in todo:
+                    server_action(api, srv[n].id, "unshelve", ("ACTIVE",), f"server {n}", observed=srv[n])
+                for n in todo:
+                    wait_status(watch, srv[n].id, ("ACTIVE",), f"server {n}")
+                return f"{len(todo)} worker(s) ACTIVE"
+            scaled = scale_cluster(
+                name,
+                Request(unshelve="all", nodes=tuple(chosen)),
+                progress=say,
+                root=root,
+                api=api,
+                ready_timeout=READY_TIMEOUT,
+                waking=True,
+            )
+            bad = [f"{s.node}: {s.detail}" for s in scaled.steps if s.outcome in ("failed", "blocked")]
+            if bad:
+                raise HibernateError("workers not woken: " + "; ".join(bad) + " — re-run wake to finish")
+            return f"{len(chosen)} worker(s) ACTIVE, Ready and uncordoned: {', '.join(chosen)}"
 
-    phases.run("finish", finish)
-    _, _, after, _ = _observe(api, name, rates)
-    result.su_per_hour_after = after
-    return result
+        phases.run("workers", wake_workers)
+
+        def finish() -> str:
+            with cdir.lock("wake"):
+                if agent:
+                    run_ours("hibernate.yml", cdir, say, extravars={"hib_phase": "start-agent"})
+                st = cdir.load()
+                st.hibernation = None
+                cdir.save(st)
+                return ("the autoscaler's agent started; " if agent else "") + "the cluster is awake"
+
+        phases.run("finish", finish)
+        _, _, after, _ = _observe(api, name, rates)
+        result.su_per_hour_after = after
+        return result
 
 
 def _certificates(name: str, root: Path | None, say: Progress) -> str:

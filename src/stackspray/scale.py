@@ -330,14 +330,35 @@ class ServerWatch:
             return self.servers.get(server_id)
 
 
+GAVE_UP_AFTER = 10.0  # seconds at rest in the old status before an action counts as abandoned
+
+
 def wait_status(watch: ServerWatch, server_id: str, want: tuple[str, ...], what: str) -> None:
+    """Wait until the server is in one of `want` with no task. An unshelve Nova gives up on
+    leaves the server SHELVED_OFFLOADED with no task (the conductor's NoValidHost path in
+    nova/conductor/manager.py unshelve_instance; a failed spawn only records a fault): seen
+    at rest there for GAVE_UP_AFTER seconds, it fails at once with the fault, instead of after
+    SERVER_TIMEOUT."""
+    started = time.monotonic()
+
     def check():
         s = watch.get(server_id)
         if s is None:
             raise StackSprayError(f"{what}: the server no longer exists")
+        fault = (getattr(s, "fault", None) or {}).get("message")
         if s.status == "ERROR":
-            fault = (getattr(s, "fault", None) or {}).get("message", "no fault recorded")
-            raise StackSprayError(f"{what}: the server went to ERROR ({fault})")
+            raise StackSprayError(f"{what}: the server went to ERROR ({fault or 'no fault recorded'})")
+        if (
+            "ACTIVE" in want
+            and s.status in SHELVED
+            and not s.task_state
+            and time.monotonic() - started > GAVE_UP_AFTER
+        ):
+            raise StackSprayError(
+                f"{what}: Nova did not unshelve it: it is {s.status} again with no task "
+                f"({fault or 'no fault shown: no valid host for it, or its boot failed; '}"
+                f"{'' if fault else '`openstack server event list` says which'})"
+            )
         return True if s.status in want and not s.task_state else None
 
     wait_until(check, f"{what}: waiting for {'/'.join(want)}", timeout=SERVER_TIMEOUT, cap=2.0)

@@ -12,6 +12,8 @@ Second cycle, with the autoscaler's agent on the cluster: a hibernate killed whi
 are being shelved, finished by a re-run (the agent stopped); `wake --workers 0` → the workers
 stay shelved, the pods bound to them are evicted by the NoExecute taint after the (shortened)
 toleration and wait Pending, and the agent — started again by wake — wakes a worker for them.
+Last, a control plane whose unshelve fails stops the wake with what to try, no worker touched;
+the same wake re-run afterwards finishes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import uuid
 
 from conftest import ssh
 from helpers import BIN, ROOT, eventually, kill_when, kube_tools, user_env, user_runner
+from stackspray_sandbox import faults
 from stackspray_sandbox.specs import write_small_cluster_spec
 
 SECRET_VALUE = "s3cr3t-" + uuid.uuid4().hex
@@ -201,7 +204,24 @@ def test_hibernate_and_wake_keep_everything_and_cost_nothing_between(sandbox, ss
         assert len(active) == 1, servers()  # 2 x 400m fit on one m3.tiny (calico-node's 150m counted)
         events = json.loads(kubectl("-n", "lab", "get", "events", "-o", "json"))["items"]
         assert any(e["reason"] == "TaintManagerEviction" for e in events), [e["reason"] for e in events]
+
+        # -- a control plane that does not come back stops the wake, workers untouched ----------
+        run("hibernate", "--cluster", name)
+        faults.boot_errors(1, name_contains=cp, paths=sandbox.paths)
+        failed = run("wake", "--cluster", name, ok=False)
+        assert "did not come back, so no worker was touched" in failed.stderr, failed.stderr
+        assert "Nova did not unshelve it" in failed.stderr, failed.stderr
+        assert {n: st for n, st in servers().items() if "workers" in n} == {
+            f"{name}-workers-{i}": "SHELVED_OFFLOADED" for i in (1, 2)
+        }
+        faults.clear(sandbox.paths)
+        woke = json.loads(run("wake", "--cluster", name, "--json").stdout)
+        assert (
+            woke["phases"][0]["phase"] == "control plane"
+            and kubectl("get", "--raw", "/readyz").strip() == "ok"
+        )
     finally:
+        faults.clear(sandbox.paths)
         subprocess.run(
             [str(BIN / "invoke"), "-r", str(ROOT), "destroy-cluster", "--cluster", name, "--yes"],
             cwd=tmp_path,

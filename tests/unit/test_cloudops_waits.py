@@ -5,10 +5,11 @@ change, which the floors benchmark (benchmarks/floors.py) measures on the sandbo
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from stackspray import cloudops
+from stackspray import cloudops, scale
 
 
 class FakeClock:
@@ -97,3 +98,25 @@ def test_concurrently_raises_the_first_failure_after_every_call_finished():
     with pytest.raises(cloudops.CloudError, match="list ports"):
         cloudops.concurrently({"ports": fails, "servers": slow})
     assert finished == ["slow"]
+
+
+def test_an_unshelve_nova_gave_up_on_fails_at_once_not_after_the_server_timeout(monkeypatch):
+    """Nova's conductor answers NoValidHost on an unshelve by putting the server back at rest,
+    SHELVED_OFFLOADED with no task (no ERROR): the wait says so instead of waiting 15 minutes."""
+
+    class Watch:
+        def __init__(self, states):
+            self.states = list(states)
+
+        def get(self, server_id, max_age=0.15):
+            status, task = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            return SimpleNamespace(status=status, task_state=task, fault=None)
+
+    monkeypatch.setattr(scale, "GAVE_UP_AFTER", 0.3)
+    abandoned = Watch([("SHELVED_OFFLOADED", "unshelving"), ("SHELVED_OFFLOADED", None)])
+    with pytest.raises(scale.StackSprayError, match="Nova did not unshelve it"):
+        scale.wait_status(abandoned, "id", ("ACTIVE",), "server w1")
+    done = Watch([("SHELVED_OFFLOADED", "unshelving"), ("ACTIVE", "spawning"), ("ACTIVE", None)])
+    scale.wait_status(done, "id", ("ACTIVE",), "server w1")
+    shelving = Watch([("ACTIVE", "shelving"), ("SHELVED_OFFLOADED", None)])
+    scale.wait_status(shelving, "id", ("SHELVED_OFFLOADED",), "server w1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from stackspray import hibernate
+from stackspray.cluster_state import ClusterState
 from stackspray.schedule import (
     Job,
     ScheduleError,
@@ -18,6 +21,7 @@ from stackspray.schedule import (
     install,
     install_service,
     list_jobs,
+    next_run,
     parse_when,
     remove,
     remove_service,
@@ -25,6 +29,7 @@ from stackspray.schedule import (
     render_units,
     service_command_line,
 )
+from stackspray.state import ClusterDir
 
 
 @pytest.mark.parametrize(
@@ -303,3 +308,22 @@ def test_a_unit_an_earlier_release_named_is_found_and_replaced(tmp_path, monkeyp
         "stackspray-demo_scale-2000.service",
         "stackspray-demo_scale-2000.timer",
     ]
+
+
+@pytest.mark.parametrize("backend", ["systemd", "cron"])
+def test_hibernate_and_wake_schedules_install_list_and_give_the_next_wake(tmp_path, monkeypatch, backend):
+    (_fake_systemctl if backend == "systemd" else _fake_crontab)(tmp_path, monkeypatch)
+    ClusterDir("course").save(ClusterState(cluster="course", cloud="sandbox"))
+    hibernate.schedule("hibernate", "course", at="19:00", days="fri")
+    hibernate.schedule("wake", "course", at="07:00", days="mon", workers=0)
+    jobs = {j["id"]: j["command"] for j in list_jobs("course")}
+    assert jobs == {
+        "hibernate-1900-Fr": "hibernate --cluster course",
+        "wake-0700-Mo": "wake --cluster course --workers 0",
+    }
+    friday_noon = dt.datetime(2026, 12, 11, 12, 0)
+    assert next_run("course", "wake-", friday_noon) == dt.datetime(2026, 12, 14, 7, 0)
+    assert next_run("course", "hibernate-", friday_noon) == dt.datetime(2026, 12, 11, 19, 0)
+    assert next_run("course", "scale-", friday_noon) is None
+    with pytest.raises(Exception, match="no cluster 'elsewhere'"):
+        hibernate.schedule("wake", "elsewhere", at="07:00", days=None)

@@ -19,7 +19,6 @@ try:  # modules of the stackspray_sandbox package (tests, docs) ...
         BUILTIN_RESOURCES,
         CATEGORIES,
         JSON_PATCH,
-        KUBE_VERSION,
         MERGE_PATCH,
         RESOURCES,
         SHORT_NAMES,
@@ -39,7 +38,6 @@ except ImportError:  # ... or scripts beside their copies on the node
         BUILTIN_RESOURCES,
         CATEGORIES,
         JSON_PATCH,
-        KUBE_VERSION,
         MERGE_PATCH,
         RESOURCES,
         SHORT_NAMES,
@@ -411,10 +409,11 @@ class Handler(BaseHTTPRequestHandler):
                 return s.schemas.v3(group, version, listed)
             return None
         if parts == ["version"]:
+            served = s.server_version()
             return {
                 "major": "1",
-                "minor": KUBE_VERSION.split(".")[1],
-                "gitVersion": KUBE_VERSION,
+                "minor": served.split(".")[1],
+                "gitVersion": served,
                 "gitCommit": "stackspray-kube-api-stand-in",
                 "gitTreeState": "clean",
                 "goVersion": "stand-in",

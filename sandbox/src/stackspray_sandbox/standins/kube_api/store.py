@@ -753,8 +753,8 @@ class Store:
             "machineID": stable.hex,
             "systemUUID": str(stable),
             "bootID": str(uuid.uuid5(stable, "boot")),
-            "kubeletVersion": KUBE_VERSION,
-            "kubeProxyVersion": KUBE_VERSION,
+            "kubeletVersion": self.kubelet_version(name),
+            "kubeProxyVersion": self.kubelet_version(name),
             "osImage": "stand-in (no kubelet runs on the sandbox)",
             "kernelVersion": os.uname().release,
             "containerRuntimeVersion": "stand-in://0",
@@ -782,6 +782,31 @@ class Store:
             capacity[scheduler.GPU] = str(machine["gpus"])
         allocatable = dict(capacity, memory=f"{machine['ram_mb'] * 1024 - 100 * 1024}Ki")
         return {"capacity": capacity, "allocatable": allocatable}
+
+    def _version_file(self, name: str) -> str | None:
+        folder = self.config.get("versions_dir")
+        if not folder:
+            return None
+        try:
+            with open(os.path.join(folder, name)) as fh:
+                text = fh.read().strip()
+        except OSError:
+            return None
+        return ("v" + text.lstrip("v")) if text else None
+
+    def server_version(self) -> str:
+        """kube-apiserver's version: what the Kubespray stand-in's cluster.yml or upgrade-cluster.yml
+        last installed on the control plane (`versions/kube-apiserver` beside the config), else the
+        configured `kube_version`, else Kubespray v2.31.0's default."""
+        configured = self.config.get("kube_version")
+        return self._version_file("kube-apiserver") or (
+            "v" + str(configured).lstrip("v") if configured else KUBE_VERSION
+        )
+
+    def kubelet_version(self, node: str) -> str:
+        """The version the node's kubelet reports (`versions/<node>`, written where Kubespray's
+        stand-in installs or upgrades its kubelet), else the API server's."""
+        return self._version_file(node) or self.server_version()
 
     def node_taints(self, node: dict) -> list[dict]:
         """The node's own taints plus those the node lifecycle controller adds (see above)."""

@@ -1,0 +1,63 @@
+"""upgrade's planner, table-driven: each fixture in fixtures/upgrade/ gives the nodes as observed,
+the API server's version and the version asked for, and either the steps expected (action, node,
+batch, a part of the reason) with the workers left behind and the batch size, or the refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stackspray.upgrade_plan import SUPPORTED, NodeView, UpgradeError, batch_size, plan_upgrade, version
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures" / "upgrade").glob("*.json"))
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_plan(fixture):
+    doc = json.loads(fixture.read_text())
+
+    def plan():
+        return plan_upgrade(
+            [NodeView(**n) for n in doc["nodes"]],
+            doc["server"],
+            doc["to"],
+            serial=doc.get("serial", "20%"),
+            wake_shelved=doc.get("wake_shelved", False),
+            refusal=doc.get("refusal"),
+        )
+
+    if "error" in doc:
+        with pytest.raises(UpgradeError) as refused:
+            plan()
+        assert doc["error"] in str(refused.value)
+        return
+    got = plan()
+    assert [(s.action, s.node, s.batch) for s in got.steps] == [(a, n, b) for a, n, b, _ in doc["expect"]]
+    for step, (*_, reason) in zip(got.steps, doc["expect"], strict=True):
+        assert reason in step.reason, step
+    assert got.behind == doc["behind"] and got.batch_size == doc["batch_size"]
+
+
+def test_the_fixtures_cover_every_refusal_the_issue_names():
+    errors = {json.loads(f.read_text()).get("error") for f in FIXTURES}
+    for words in ("no checksums", "does not downgrade", "first", "not Ready", "rotation"):
+        assert any(e and words in e for e in errors), words
+
+
+def test_the_supported_versions_are_kubesprays_kubelet_checksums():
+    """The list is exactly Kubespray v2.31.0's kubelet_checksums['amd64'] keys (read from the
+    pinned commit into the fixture, with its source)."""
+    upstream = json.loads((FIXTURES[0].parent.parent / "kubespray-v2.31.0-kubelet-versions.json").read_text())
+    assert "1c9add48975060f45396b34d8e022c30d7f80dab" in upstream["source"]
+    assert sorted(SUPPORTED, key=version) == sorted(upstream["kubelet_checksums_amd64"], key=version)
+    assert list(SUPPORTED) == sorted(SUPPORTED, key=version)
+
+
+@pytest.mark.parametrize(
+    "serial, hosts, size",
+    [("20%", 1, 1), ("20%", 4, 1), ("20%", 5, 1), ("20%", 10, 2), ("50%", 3, 1), ("2", 9, 2)],
+)
+def test_ansibles_batch_size(serial, hosts, size):
+    assert batch_size(serial, hosts) == size

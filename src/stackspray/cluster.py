@@ -9,6 +9,7 @@ that the command line renders as text or JSON. Nothing here prints except throug
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState
 from .converge import ConvergeResult, PlanResult, create_cluster, plan_cluster
 from .errors import CloudError, ClusterNotFound
+from .kube import Kube, KubeError
 from .observe import floating_by_fixed, observe_owned, owned_servers
 from .plan import changes, plan_destroy
 from .progress import Progress
@@ -62,6 +64,7 @@ class StatusResult:
     share: dict | None = None
     ingress: dict | None = None
     hibernation: dict | None = None  # phase, since, active_workers, snapshot (None: awake)
+    kubernetes: dict | None = None  # server, kubelets {node: version}, behind, note
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,7 +115,29 @@ def cluster_status(
         share=dataclasses.asdict(state.share) if state.share else None,
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,
         hibernation=dataclasses.asdict(state.hibernation) if state.hibernation else None,
+        kubernetes=_versions(state),
     )
+
+
+def _versions(state: ClusterState) -> dict | None:
+    """The API server's version and every Node's kubelet version, and the workers an upgrade left
+    behind while shelved; when the API cannot be asked, says so (never an empty "all fine")."""
+    if not state.kubeconfig:
+        return None
+    out: dict = {"server": None, "kubelets": {}, "behind": list(state.upgrade_behind), "note": None}
+    if state.hibernation is not None and state.hibernation.phase != "waking":
+        out["note"] = "not read: the cluster is hibernated"
+        return out
+    try:
+        kube = Kube(state.kubeconfig)
+        out["server"] = json.loads(kube.request_text("GET", "/version"))["gitVersion"]
+        for n in kube.list_json("nodes"):
+            out["kubelets"][n["metadata"]["name"]] = (
+                (n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")
+            )
+    except (KubeError, ValueError, KeyError) as exc:
+        out["note"] = f"not read: {exc}"
+    return out
 
 
 @dataclass

@@ -222,6 +222,9 @@ class ClusterState:
     autoscale: Autoscale | None = None
     heal: dict[str, HealMemory] = field(default_factory=dict)  # unhealthy nodes heal is working on
     hibernation: Hibernation | None = None  # hibernate/wake in progress or done (None: awake)
+    # Workers an upgrade left at their older kubelet because they were shelved; each is upgraded
+    # when it is unshelved (upgrade.py).
+    upgrade_behind: list[str] = field(default_factory=list)
     destroyed_at: str | None = None
     updated_at: str | None = None
     schema_version: int = SCHEMA_VERSION

@@ -47,6 +47,7 @@ from .rotation import refresh
 from .scale import Request, ServerWatch, observe_nodes, scale_cluster, server_action, wait_status
 from .spec import CONTROL_PLANE
 from .state import ClusterDir
+from .upgrade import catch_up
 
 API_TIMEOUT = 600.0  # seconds for the woken API server to answer /readyz
 READY_TIMEOUT = 600.0  # seconds for a woken worker's Node to be Ready
@@ -408,6 +409,7 @@ def wake(
                 api=api,
                 ready_timeout=READY_TIMEOUT,
                 waking=True,
+                catch_up=lambda node: catch_up(name, node, root=root, say=say),
             )
             bad = [f"{s.node}: {s.detail}" for s in scaled.steps if s.outcome in ("failed", "blocked")]
             if bad:

@@ -330,9 +330,22 @@ def version_change_refused(built_with: str | None, spec: ClusterSpec) -> str | N
     return (
         f"kubernetes.kube_version: the cluster runs Kubernetes {built_with} and the spec asks for {wanted}; "
         "create-cluster would re-run cluster.yml, Kubespray's unsafe upgrade (every node at once, nothing "
-        "cordoned or drained). stackspray has no graceful upgrade yet: set kube_version back to "
-        f"{built_with} (nothing was changed)"
+        "cordoned or drained), so it does not. "
+        + (
+            f"Run `invoke upgrade --cluster {spec.name} --to {wanted}` (node by node, drained first; "
+            f"docs/upgrades.md), or set kube_version back to {built_with}. "
+            if _newer(wanted, built_with)
+            else f"A downgrade is not possible: set kube_version back to {built_with}. "
+        )
+        + "Nothing was changed"
     )
+
+
+def _newer(a: str, b: str) -> bool:
+    try:
+        return tuple(int(p) for p in a.split(".")) > tuple(int(p) for p in b.split("."))
+    except ValueError:
+        return False
 
 
 def named_kubeconfig(text: str, cluster: str) -> str:
@@ -373,6 +386,27 @@ def add_workers(
     if state.kubernetes_nodes is not None:
         state.kubernetes_nodes = sorted(set(state.kubernetes_nodes) | set(names))
         cdir.save(state)
+
+
+def upgrade(
+    conn,
+    spec: ClusterSpec,
+    cdir: ClusterDir,
+    say,
+    nodes: list[str],
+    target: Target,
+    extravars: dict | None = None,
+    forks: int | None = None,
+) -> None:
+    """Kubespray's graceful upgrade (upgrade-cluster.yml) to the spec's kube_version, limited to
+    `nodes` (a shelved node would fail the whole run: kubernetes-sigs/kubespray#10313). The
+    control plane goes one node at a time, the workers in batches of `serial`; each node is
+    cordoned, drained, upgraded and uncordoned by the playbook itself."""
+    kubespray_dir, common = _setup(conn, spec, cdir, say, target, forks)
+    run = _kubespray(common, cdir)
+    if extravars:
+        run["extravars"] = {**(run.get("extravars") or {}), **extravars}
+    playbook.run("upgrade-cluster.yml", project_dir=kubespray_dir, limit=",".join(nodes), **run)
 
 
 def remove_workers(

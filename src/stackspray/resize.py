@@ -77,7 +77,7 @@ def edit_count(text: str, group: str, count: int, source: str = "<spec>") -> str
     return new
 
 
-def _write(path: Path, text: str) -> None:
+def write_spec_file(path: Path, text: str) -> None:
     """Replace the file at once (a reader sees the old or the new spec, never half), keeping its mode."""
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -133,7 +133,7 @@ def resize_group(
     def write_spec() -> None:
         if path.read_text() != text:
             raise SpecError(str(path), ["(file): changed while this command waited — re-run it"])
-        _write(path, new_text)
+        write_spec_file(path, new_text)
         progress(f"{path}: {field} is now {new}")
 
     result = create_cluster(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -407,7 +408,16 @@ def _shelve_one(
 
 
 def _unshelve_one(
-    api, watch: ServerWatch, kube: Kube, step: Step, server, in_k8s: bool, say, ready_timeout: float
+    api,
+    watch: ServerWatch,
+    kube: Kube,
+    step: Step,
+    server,
+    in_k8s: bool,
+    say,
+    ready_timeout: float,
+    catch_up: Callable[[str], None] | None = None,
+    behind: bool = False,
 ):
     name = step.node
     if step.action == "unshelve":
@@ -419,6 +429,18 @@ def _unshelve_one(
         return
     say(f"{name}: ACTIVE; waiting for the Node to be Ready")
     kube.wait_ready(name, timeout=ready_timeout)
+    if behind:
+        # Left behind by an upgrade while shelved: upgraded now, still cordoned, before any pod
+        # lands on it; without the means here (the autoscaler's agent), it stays cordoned.
+        if catch_up is None:
+            step.outcome = "done"
+            step.detail = (
+                "ACTIVE, Ready, left cordoned: it missed an upgrade while shelved; run "
+                f"`invoke scale --cluster <cluster> --unshelve --nodes {name}` to upgrade and uncordon it"
+            )
+            say(f"{name}: {step.detail}")
+            return
+        catch_up(name)
     node = kube.node(name)
     if node.scaling:
         kube.uncordon(name)
@@ -447,13 +469,16 @@ def scale_cluster(
     locked: bool = False,
     lease_wait: float = 600.0,
     waking: bool = False,
+    catch_up: Callable[[str], None] | None = None,
 ) -> ScaleResult:
     """Plan and (unless dry_run) carry out a soft-scaling request on cluster `name`. `source`
     (manual | autoscale) is recorded with the run: the autoscaler leaves nodes changed by hand
     alone for a while. The cluster's node Lease is held while it observes and acts (waiting up
     to `lease_wait` seconds for another actor, e.g. the autoscaler's agent), unless `locked`:
     the caller holds the lock and the Lease. `waking`: called by `wake`, which holds the
-    cluster's hibernation record (every other caller is refused while it is kept)."""
+    cluster's hibernation record (every other caller is refused while it is kept). `catch_up(node)`
+    upgrades a worker an upgrade left behind while it was shelved, after it is Ready and before
+    its uncordon (upgrade.catch_up, given by the commands of the operator's machine)."""
     say = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -479,7 +504,19 @@ def scale_cluster(
                 # holds the Lease itself: `locked`). Observed and planned under it.
                 leased.enter_context(lease.holding(kube, "scale", say, wait=lease_wait))
             return _scale_leased(
-                name, req, cdir, run, api, kube, say, dry_run, drain_timeout, ready_timeout, force, source
+                name,
+                req,
+                cdir,
+                run,
+                api,
+                kube,
+                say,
+                dry_run,
+                drain_timeout,
+                ready_timeout,
+                force,
+                source,
+                catch_up,
             )
 
 
@@ -496,6 +533,7 @@ def _scale_leased(
     ready_timeout: float,
     force: bool,
     source: str,
+    catch_up: Callable[[str], None] | None = None,
 ) -> ScaleResult:
     """scale_cluster's observation, plan and actions (the cluster's lock and Lease held)."""
     logfile = this_run.log
@@ -526,7 +564,8 @@ def _scale_leased(
             if step.action == "shelve":
                 _shelve_one(api, watch, kube, step, srv, in_k8s, say, drain_timeout, force)
             else:
-                _unshelve_one(api, watch, kube, step, srv, in_k8s, say, ready_timeout)
+                behind = step.node in cdir.load().upgrade_behind
+                _unshelve_one(api, watch, kube, step, srv, in_k8s, say, ready_timeout, catch_up, behind)
         except Exception as exc:  # noqa: BLE001 (one node's failure must not strand the others)
             step.outcome, step.detail = "failed", str(exc)
             say(f"{step.node}: FAILED: {exc}")

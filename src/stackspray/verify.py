@@ -19,9 +19,11 @@ import yaml
 from . import certs, ingress, inventory
 from .errors import StackSprayError
 from .hibernate_plan import refuse_if_hibernated
+from .kube import Kube, KubeError
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
 from .state import ClusterDir
+from .upgrade_plan import KUBELET_SKEW, show, version
 
 SUITE = VERIFY_SUITE
 CERTIFICATES = "certificates"
@@ -157,7 +159,46 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
     _check_ingress_ports(cdir, result)
     _check_certificates(cdir, name, result)
+    _check_versions(cdir, result)
     return result
+
+
+def _check_versions(cdir: ClusterDir, result: VerifyResult) -> None:
+    """Every Node's kubelet within the version skew the API server allows (at most three minor
+    releases older, never newer): a node further behind fails; one left behind by an upgrade
+    (shelved at the time) within the skew warns."""
+    state = cdir.load()
+    if not state.kubeconfig:
+        return
+    node = "kubernetes versions"
+    try:
+        kube = Kube(state.kubeconfig)
+        server = version(json.loads(kube.request_text("GET", "/version"))["gitVersion"])
+        nodes = kube.list_json("nodes")
+    except (KubeError, ValueError, KeyError) as exc:
+        result.results.setdefault(node, {})["versions readable"] = "FAIL"
+        result.failures[f"{node}: versions readable"] = str(exc)
+        return
+    for n in nodes:
+        name = n["metadata"]["name"]
+        kubelet = version(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "0.0.0"))
+        check = f"{name} kubelet v{show(kubelet)} within the skew of API server v{show(server)}"
+        behind = server[1] - kubelet[1]
+        if kubelet > server or behind > KUBELET_SKEW:
+            result.results.setdefault(node, {})[check] = "FAIL"
+            result.failures[f"{node}: {check}"] = (
+                f"{name} runs kubelet v{show(kubelet)}: more than {KUBELET_SKEW} minor releases behind "
+                f"(or newer than) the API server: unshelve it with `invoke scale --unshelve --nodes {name}` "
+                "(it is upgraded before its uncordon), or run `invoke upgrade`"
+            )
+        elif kubelet != server:
+            result.results.setdefault(node, {})[check] = "WARN"
+            result.warnings[f"{node}: {check}"] = (
+                f"{name} runs kubelet v{show(kubelet)}, the API server v{show(server)}"
+                + (" (left behind by an upgrade while shelved)" if name in state.upgrade_behind else "")
+            )
+        else:
+            result.results.setdefault(node, {})[check] = "PASS"
 
 
 def _check_certificates(cdir: ClusterDir, name: str, result: VerifyResult) -> None:

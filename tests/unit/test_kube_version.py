@@ -41,7 +41,11 @@ def test_a_changed_version_is_refused_with_the_way_back(built, options, refused)
     assert (why is not None) is refused
     if refused:
         assert why.startswith("kubernetes.kube_version:") and f"back to {built}" in why
-        assert "unsafe upgrade" in why and "nothing was changed" in why
+        assert "unsafe upgrade" in why and "Nothing was changed" in why
+        if kube_version(spec) > built:
+            assert f"invoke upgrade --cluster demo --to {kube_version(spec)}" in why
+        else:
+            assert "A downgrade is not possible" in why
 
 
 def test_the_version_asked_for():

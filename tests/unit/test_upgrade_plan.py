@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from stackspray.errors import SpecError
+from stackspray.upgrade import edit_kube_version
 from stackspray.upgrade_plan import SUPPORTED, NodeView, UpgradeError, batch_size, plan_upgrade, version
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "upgrade").glob("*.json"))
@@ -61,3 +64,34 @@ def test_the_supported_versions_are_kubesprays_kubelet_checksums():
 )
 def test_ansibles_batch_size(serial, hosts, size):
     assert batch_size(serial, hosts) == size
+
+
+@pytest.mark.parametrize(
+    "text, expected_line",
+    [
+        (
+            "name: lab\nkubernetes:\n  kube_version: 1.34.7  # pinned\n  foo: 1\n",
+            '  kube_version: "1.35.4"  # pinned',
+        ),
+        ("name: lab\nkubernetes:\n  foo: 1\n", '  kube_version: "1.35.4"'),
+        ("name: lab\nkubernetes:\n    kube_version: '1.34.7'\n", '    kube_version: "1.35.4"'),
+        ("name: lab\n", 'kubernetes:\n  kube_version: "1.35.4"'),
+    ],
+)
+def test_the_spec_gets_the_new_version_and_nothing_else_changes(text, expected_line):
+    new = edit_kube_version(text, "1.35.4")
+    assert expected_line in new
+    before, after = yaml.safe_load(text), yaml.safe_load(new)
+    assert after["kubernetes"]["kube_version"] == "1.35.4"
+    after["kubernetes"].pop("kube_version")
+    before.setdefault("kubernetes", {}).pop("kube_version", None)
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["name: lab\nkubernetes: {foo: 1}\n", "name: lab\nkubernetes:\nx: 1\n"],
+)
+def test_a_spec_where_the_version_cannot_be_rewritten_alone_is_refused(text):
+    with pytest.raises(SpecError, match="kube"):
+        edit_kube_version(text, "1.35.4")

@@ -13,7 +13,19 @@ from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
-from . import autoscale, backup, certs, cluster, credentials, heal, hibernate, kubespray, scale, tools
+from . import (
+    autoscale,
+    backup,
+    certs,
+    cluster,
+    credentials,
+    heal,
+    hibernate,
+    kubespray,
+    scale,
+    tools,
+    upgrade,
+)
 
 __all__ = ["main", "namespace"]
 
@@ -25,6 +37,7 @@ def namespace() -> Collection:
         ns.add_task(t, name=name)
     ns.add_task(backup.restore, name="restore")
     ns.add_task(heal.heal, name="heal")
+    ns.add_task(upgrade.upgrade, name="upgrade")
     for c in (
         scale.collection,
         credentials.collection,

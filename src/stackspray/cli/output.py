@@ -31,6 +31,7 @@ from ..scale import ScaleResult
 from ..schedule import ScheduleResult
 from ..share import ShareResult
 from ..tools import ToolsResult
+from ..upgrade import UpgradeResult
 from ..verify import VerifyResult
 
 T = TypeVar("T")
@@ -163,6 +164,23 @@ def _(st: StatusResult) -> list[str]:
     )
     for fam, r in st.su_rates.items():
         lines.append(f"    {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
+    k = st.kubernetes
+    if k and k["note"]:
+        lines.append(f"  Kubernetes versions: UNKNOWN: {k['note']}")
+    elif k:
+        others = {n: v for n, v in k["kubelets"].items() if v != k["server"]}
+        lines.append(
+            f"  Kubernetes {k['server']}: "
+            + (
+                "every kubelet the same"
+                if not others
+                else "kubelets " + ", ".join(f"{n} {v}" for n, v in sorted(others.items()))
+            )
+        )
+    if k and k["behind"]:
+        lines.append(
+            f"  left behind by an upgrade while shelved: {', '.join(k['behind'])} (upgraded when unshelved)"
+        )
     marks = {"ok": "", "none": "", "unknown": "UNKNOWN: ", "warning": "WARNING: ", "expired": "EXPIRED: "}
     for c in st.certificates:
         lines.append(f"  {c['what']}: {marks.get(c['level'], '')}{c['detail']}")
@@ -283,6 +301,33 @@ def _(result: HibernateResult) -> list[str]:
         lines.append("still held while hibernated:")
         lines += [f"  - {u}" for u in result.still_uses]
     lines += [f"WARNING: {w}" for w in result.warnings]
+    return lines
+
+
+@text.register
+def _(result: UpgradeResult) -> list[str]:
+    head = f"upgrade {result.cluster}: {result.server_before} → {result.to}"
+    lines = [head + (" (dry run: nothing was changed)" if result.dry_run else "")]
+    for s in result.steps:
+        batch = f"batch {s['batch']}" if s["batch"] else ""
+        lines.append(f"  {s['action']:<9}{s['node'] or '':<29}{batch:<9} {s['reason']}")
+    if result.batch_size:
+        lines.append(f"  workers in batches of {result.batch_size} (Kubespray's serial, 20 % by default)")
+    if result.snapshot:
+        lines.append(f"  etcd backup before the first node: {result.snapshot}")
+    if result.kubelets:
+        lines.append(
+            f"  API server {result.server_after}; kubelets: "
+            + ", ".join(f"{n} {v}" for n, v in sorted(result.kubelets.items()))
+        )
+    if result.behind:
+        lines.append(
+            "  left behind (shelved): "
+            + ", ".join(result.behind)
+            + " — upgraded when unshelved (invoke scale --unshelve), before their uncordon"
+        )
+    if result.seconds:
+        lines.append(f"  done in {result.seconds:.0f}s; log: {result.log}")
     return lines
 
 

@@ -8,6 +8,7 @@ from .. import schedule as sched
 from ..scale import make_request, scale_cluster
 from ..scale import schedule as schedule_scale
 from ..schedule import ScheduleResult
+from ..upgrade import catch_up
 from .output import call, emit, progress
 from .values import cluster_name, number, whole
 
@@ -43,12 +44,15 @@ def scale(
     force=False,
     json_=False,
 ):
-    """Soft scaling: shelve idle workers (0 SU) and unshelve them, cordoning and draining first."""
+    """Soft scaling: shelve idle workers (0 SU) and unshelve them, cordoning and draining first; a
+    worker an upgrade left behind while shelved is upgraded before its uncordon."""
+    say = progress(json_)
+    name = cluster_name(cluster)
     result = call(
         json_,
         "scale",
         lambda: scale_cluster(
-            cluster_name(cluster),
+            name,
             make_request(
                 shelve=shelve,
                 unshelve=unshelve,
@@ -56,10 +60,11 @@ def scale(
                 nodes=nodes,
             ),
             dry_run=dry_run,
-            progress=progress(json_),
+            progress=say,
             drain_timeout=number(drain_timeout, "drain-timeout"),
             ready_timeout=number(ready_timeout, "ready-timeout"),
             force=force,
+            catch_up=lambda node: catch_up(name, node, say=say),
         ),
     )
     emit(result, json_)

@@ -188,6 +188,15 @@ class Hibernation:
 
 
 @dataclass
+class Upgrade:
+    """An upgrade in progress (upgrade.py): its version, and the nodes that were schedulable when
+    it began, uncordoned at its end even if a killed run left them cordoned."""
+
+    to: str
+    schedulable: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ClusterState:
     """Everything stackspray keeps about one cluster between commands."""
 
@@ -225,6 +234,7 @@ class ClusterState:
     # Workers an upgrade left at their older kubelet because they were shelved; each is upgraded
     # when it is unshelved (upgrade.py).
     upgrade_behind: list[str] = field(default_factory=list)
+    upgrade: Upgrade | None = None  # an upgrade in progress
     destroyed_at: str | None = None
     updated_at: str | None = None
     schema_version: int = SCHEMA_VERSION

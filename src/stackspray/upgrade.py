@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, ScalarNode
 
 from . import etcd_backup, inventory, lease
 from .cloudapi import CloudAPI, connect_api
+from .cluster_state import Upgrade
 from .errors import SpecError, StackSprayError
 from .hibernate_plan import hibernated_refusal
 from .kube import Kube, node_is_ready
@@ -179,7 +180,9 @@ def upgrade(
         if s.action != "noop":
             batch = f" (batch {s.batch})" if s.batch else ""
             say(f"plan: {s.action}{' ' + s.node if s.node else ''}{batch}: {s.reason}")
-    if dry_run or not any(s.action == "upgrade" for s in plan.steps):
+    todo = [s.node for s in plan.steps if s.action == "upgrade"]
+    finishing = state.upgrade is not None and state.upgrade.to == plan.to
+    if dry_run or (not todo and not finishing and state.kube_version == plan.to):
         if not dry_run:
             say(f"nothing to upgrade: every reachable node runs {plan.to}")
         return result
@@ -189,17 +192,27 @@ def upgrade(
             write_spec_file(spec_path, edited)
             say(f"{spec_path}: kubernetes.kube_version is now {plan.to}")
         spec = load_spec(spec_path)
-        if any(s.action == "snapshot" for s in plan.steps):
+        if todo and any(s.action == "snapshot" for s in plan.steps):
             taken = etcd_backup.backup(name, root=root, progress=say)
             result.snapshot = taken.backup["id"]
             say(f"etcd backup {result.snapshot} taken before any node is touched")
         with cdir.lock("upgrade"):
-            _upgrade_nodes(name, plan, spec, cdir, say, root, api, kube)
+            st = cdir.load()
+            schedulable = {
+                n["metadata"]["name"]
+                for n in kube.list_json("nodes")
+                if not (n.get("spec") or {}).get("unschedulable")
+            }
+            before = set(st.upgrade.schedulable) if finishing else set()
+            st.upgrade = Upgrade(plan.to, sorted(before | (schedulable & set(todo))))
+            cdir.save(st)
+            if todo:
+                _upgrade_nodes(name, plan, spec, cdir, say, root, api, kube)
+            _uncordon_left(cdir, kube, say, plan.to)
         after, _ = observe(api, kube, name)
         result.server_after = server_version(kube)
         result.kubelets = {n.name: n.kubelet or "?" for n in after}
         behind = sorted(n.name for n in after if n.kubelet and version(n.kubelet) != version(plan.to))
-        todo = {s.node for s in plan.steps if s.action == "upgrade"}
         missed = [n for n in behind if n in todo]
         st = cdir.load()
         st.upgrade_behind = [n for n in behind if n not in missed]
@@ -208,6 +221,7 @@ def upgrade(
             # so the next converge does not take the new kube_version for a change to re-run.
             st.kube_version = plan.to
             st.kubespray_inputs = inventory.kubespray_inputs(spec)
+            st.upgrade = None
         cdir.save(st)
         result.behind = st.upgrade_behind
         if missed:
@@ -217,6 +231,24 @@ def upgrade(
             )
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+def _uncordon_left(cdir: ClusterDir, kube: Kube, say: Progress, to: str) -> None:
+    """Nodes that were schedulable when the upgrade began and now run `to` but are still cordoned
+    (a killed run stopped between Kubespray's drain and its uncordon): uncordoned."""
+    st = cdir.load()
+    if st.upgrade is None:
+        return
+    for n in kube.list_json("nodes"):
+        node = n["metadata"]["name"]
+        kubelet = ((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
+        if (
+            node in st.upgrade.schedulable
+            and (n.get("spec") or {}).get("unschedulable")
+            and kubelet.lstrip("v") == to
+        ):
+            kube.uncordon(node)
+            say(f"{node}: uncordoned (an interrupted upgrade had left it cordoned)")
 
 
 def _upgrade_nodes(

@@ -124,6 +124,8 @@ def install(
     done = {}
     for path, obj, replace in autoscale_agent.objects(cluster, auto, cost.shipped(state.su_rates)):
         done[f"{obj['kind']}/{obj['metadata']['name']}"] = kube.put_object(path, obj, replace=replace)
+    if state.upgrade_behind:
+        autoscale_agent.write_upgrade_behind(kube, state.upgrade_behind)
     token = _token(kube)
     kubeconfig = cdir.write_secret(
         Path(KUBECONFIG_FILE).name,

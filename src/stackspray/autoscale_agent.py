@@ -56,6 +56,7 @@ NAMESPACE = "kube-system"
 ACCOUNT = "stackspray-autoscaler"
 TOKEN_SECRET = "stackspray-autoscaler-token"
 SETTINGS = "stackspray-autoscaler"
+UPGRADE_BEHIND = "upgrade-behind.json"  # in the settings ConfigMap: workers left behind by an upgrade
 STATUS = "stackspray-autoscaler-status"
 LAST_UPDATED = "stackspray.io/last-updated"
 UNIT = "stackspray-autoscaler.service"
@@ -223,8 +224,9 @@ def object_paths(cluster: str) -> list[str]:
     ]
 
 
-def read_settings(kube: Kube) -> tuple[str, Autoscale, dict]:
-    """(cluster, settings, SU rates) from the settings ConfigMap; AgentError when there is none."""
+def read_settings(kube: Kube) -> tuple[str, Autoscale, dict, list[str]]:
+    """(cluster, settings, SU rates, workers an upgrade left behind) from the settings ConfigMap;
+    AgentError when there is none."""
     cm = kube.get_object(f"{CM_PATH}/{SETTINGS}")
     if cm is None:
         raise AgentError(
@@ -235,7 +237,14 @@ def read_settings(kube: Kube) -> tuple[str, Autoscale, dict]:
         data.get("cluster", ""),
         autoscale_from_dict(json.loads(data.get("settings.json") or "{}")),
         json.loads(data.get("su-rates.json") or "{}"),
+        json.loads(data.get(UPGRADE_BEHIND) or "[]"),
     )
+
+
+def write_upgrade_behind(kube: Kube, behind: list[str]) -> None:
+    """Tell the agent which workers an upgrade left behind while shelved: it wakes them but
+    leaves them cordoned (it has no Kubespray to upgrade them with)."""
+    kube.patch_object(f"{CM_PATH}/{SETTINGS}", {"data": {UPGRADE_BEHIND: json.dumps(sorted(behind))}})
 
 
 def write_settings(kube: Kube, cluster: str, auto: Autoscale, su_rates: dict | None = None) -> None:
@@ -350,7 +359,7 @@ def run(
             started = time.monotonic()
             summary, meta["error"] = None, None
             try:
-                named, auto, su_rates = read_settings(kube)
+                named, auto, su_rates, behind = read_settings(kube)
                 if named and named != cluster:
                     raise AgentError(f"the settings are cluster {named!r}'s, this agent is {cluster!r}'s")
                 api, meta["credential_id"] = (api_for or _cloud)(cloud_config)
@@ -361,6 +370,7 @@ def run(
                     autoscale=auto,
                     scale_runs=old.scale_runs if old else [],
                     su_rates=su_rates,
+                    upgrade_behind=behind,
                 )
                 cdir.save(state)
                 with (

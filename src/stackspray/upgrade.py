@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
 
-from . import etcd_backup, inventory, lease
+from . import autoscale_agent, etcd_backup, inventory, lease
 from .cloudapi import CloudAPI, connect_api
 from .cluster_state import Upgrade
 from .errors import SpecError, StackSprayError
@@ -206,6 +206,9 @@ def upgrade(
             before = set(st.upgrade.schedulable) if finishing else set()
             st.upgrade = Upgrade(plan.to, sorted(before | (schedulable & set(todo))))
             cdir.save(st)
+            # First the nodes an interrupted run upgraded but left cordoned: the drains to come
+            # need room to move pods to (with a budget, a drain would wait for it forever).
+            _uncordon_left(cdir, kube, say, plan.to)
             if todo:
                 _upgrade_nodes(name, plan, spec, cdir, say, root, api, kube)
             _uncordon_left(cdir, kube, say, plan.to)
@@ -223,6 +226,7 @@ def upgrade(
             st.kubespray_inputs = inventory.kubespray_inputs(spec)
             st.upgrade = None
         cdir.save(st)
+        _tell_the_agent(st, kube)
         result.behind = st.upgrade_behind
         if missed:
             raise StackSprayError(
@@ -231,6 +235,13 @@ def upgrade(
             )
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+def _tell_the_agent(state, kube: Kube) -> None:
+    """The autoscaler's agent on the cluster learns which workers are behind (it leaves them
+    cordoned when it wakes them)."""
+    if state.autoscale is not None and state.autoscale.service == "cluster":
+        autoscale_agent.write_upgrade_behind(kube, state.upgrade_behind)
 
 
 def _uncordon_left(cdir: ClusterDir, kube: Kube, say: Progress, to: str) -> None:
@@ -283,3 +294,4 @@ def catch_up(name: str, node: str, *, root: Path | None = None, say: Progress | 
     state = cdir.load()
     state.upgrade_behind = [n for n in state.upgrade_behind if n != node]
     cdir.save(state)
+    _tell_the_agent(state, Kube(state.kubeconfig))

@@ -36,8 +36,9 @@ class BenchCluster:
 
 
 @contextmanager
-def sandbox_cluster(prefix: str, cidr: str, workers: int) -> Iterator[BenchCluster]:
-    """1 control plane + `workers` m3.tiny workers named `<prefix><random>`, on `cidr`."""
+def sandbox_cluster(prefix: str, cidr: str, workers: int, **extra) -> Iterator[BenchCluster]:
+    """1 control plane + `workers` m3.tiny workers named `<prefix><random>`, on `cidr`; `extra`:
+    more top-level spec fields (e.g. kubernetes)."""
     paths = SandboxPaths.default()
     os.environ.setdefault("OS_CLIENT_CONFIG_FILE", str(paths.clouds_yaml))
     key = paths.home / "demo_id_ed25519"
@@ -45,7 +46,7 @@ def sandbox_cluster(prefix: str, cidr: str, workers: int) -> Iterator[BenchClust
     root = tmp / "inventories"
     name = f"{prefix}{uuid.uuid4().hex[:5]}"
     try:
-        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), cidr, workers))
+        spec = load_spec(write_small_cluster_spec(tmp, name, key.with_suffix(".pub"), cidr, workers, **extra))
         create_cluster(spec, progress=QUIET, root=root)
         yield BenchCluster(name, spec, ClusterDir(name, root), root, key, tmp, paths)
     finally:

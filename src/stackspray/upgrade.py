@@ -206,12 +206,12 @@ def upgrade(
             before = set(st.upgrade.schedulable) if finishing else set()
             st.upgrade = Upgrade(plan.to, sorted(before | (schedulable & set(todo))))
             cdir.save(st)
-            # First the nodes an interrupted run upgraded but left cordoned: the drains to come
-            # need room to move pods to (with a budget, a drain would wait for it forever).
-            _uncordon_left(cdir, kube, say, plan.to)
+            # First what an interrupted run left cordoned: the drains to come need room to move
+            # pods to (with a budget, a drain would otherwise wait for it forever).
+            _uncordon_left(cdir, kube, say)
             if todo:
                 _upgrade_nodes(name, plan, spec, cdir, say, root, api, kube)
-            _uncordon_left(cdir, kube, say, plan.to)
+            _uncordon_left(cdir, kube, say)
         after, _ = observe(api, kube, name)
         result.server_after = server_version(kube)
         result.kubelets = {n.name: n.kubelet or "?" for n in after}
@@ -244,20 +244,17 @@ def _tell_the_agent(state, kube: Kube) -> None:
         autoscale_agent.write_upgrade_behind(kube, state.upgrade_behind)
 
 
-def _uncordon_left(cdir: ClusterDir, kube: Kube, say: Progress, to: str) -> None:
-    """Nodes that were schedulable when the upgrade began and now run `to` but are still cordoned
-    (a killed run stopped between Kubespray's drain and its uncordon): uncordoned."""
+def _uncordon_left(cdir: ClusterDir, kube: Kube, say: Progress) -> None:
+    """Nodes that were schedulable when the upgrade began and are cordoned now — an interrupted
+    run stopped between Kubespray's cordon and its uncordon: uncordoned. Before a re-run, so its
+    drains have room to move pods to and Kubespray cordons and drains a half-done node again
+    (it never drains a node it finds cordoned); after it, in case it stopped again."""
     st = cdir.load()
     if st.upgrade is None:
         return
     for n in kube.list_json("nodes"):
         node = n["metadata"]["name"]
-        kubelet = ((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
-        if (
-            node in st.upgrade.schedulable
-            and (n.get("spec") or {}).get("unschedulable")
-            and kubelet.lstrip("v") == to
-        ):
+        if node in st.upgrade.schedulable and (n.get("spec") or {}).get("unschedulable"):
             kube.uncordon(node)
             say(f"{node}: uncordoned (an interrupted upgrade had left it cordoned)")
 

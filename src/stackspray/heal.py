@@ -209,6 +209,8 @@ def heal(
             blocked = (
                 "a credential rotation is pending: run `invoke credentials.refresh` first"
                 if state.rotation is not None
+                else f"an upgrade to {state.upgrade.to} is unfinished: run `invoke upgrade` again first"
+                if state.upgrade is not None
                 else None
             )
             now = clock()

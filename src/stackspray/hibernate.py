@@ -174,6 +174,11 @@ def hibernate(
     state = cdir.load()
     if not state:
         raise HibernateError(f"no cluster {name!r} in {cdir.path}: nothing to hibernate")
+    if state.upgrade is not None and state.hibernation is None:
+        raise HibernateError(
+            f"an upgrade to Kubernetes {state.upgrade.to} is unfinished: finish it with "
+            f"`invoke upgrade --cluster {name} --to {state.upgrade.to}` first, then hibernate"
+        )
     rates = cost.rates_for(state.su_rates)
     api = api or connect_api(state.cloud)
     nodes, servers, before, _ = _observe(api, name, rates)

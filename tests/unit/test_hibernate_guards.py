@@ -14,9 +14,17 @@ from stackspray import schedule as sched
 from stackspray.autoscale import run_round
 from stackspray.autoscale_setup import set_limits, status
 from stackspray.certs_renew import renew
-from stackspray.cluster_state import Autoscale, AutoscaleGroup, ClusterState, Credential, Hibernation
+from stackspray.cluster_state import (
+    Autoscale,
+    AutoscaleGroup,
+    ClusterState,
+    Credential,
+    Hibernation,
+    Upgrade,
+)
 from stackspray.etcd_backup import backup
 from stackspray.heal import heal
+from stackspray.hibernate import hibernate
 from stackspray.hibernate_plan import HibernateError
 from stackspray.progress import quiet
 from stackspray.scale import Request, scale_cluster
@@ -130,3 +138,10 @@ def test_autoscale_settings_refuse_and_status_says_paused(tmp_path):
         set_limits("lab", group="workers", min_=1, max_=2, root=tmp_path)
     st = status("lab", root=tmp_path).status
     assert st["warning"].startswith("paused: ") and "hibernated" in st["warning"]
+
+
+def test_an_unfinished_upgrade_keeps_hibernate_out(tmp_path):
+    cdir = ClusterDir("lab", tmp_path)
+    cdir.save(ClusterState(cluster="lab", cloud="nowhere", kubeconfig="k", upgrade=Upgrade("1.35.4")))
+    with pytest.raises(HibernateError, match="upgrade to Kubernetes 1.35.4 is unfinished"):
+        hibernate("lab", root=tmp_path, progress=quiet())

@@ -25,7 +25,7 @@ import json
 import time
 
 import openstack
-from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
+from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster, wait
 from stackspray_sandbox import faults
 
 from stackspray import inventory, kubespray
@@ -39,14 +39,6 @@ def node_ready(kubeconfig: str, node: str) -> bool:
     n = next((x for x in Kube(kubeconfig).list_json("nodes") if x["metadata"]["name"] == node), None)
     conds = (n or {}).get("status", {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-
-def wait(check, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what}: not after {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def main() -> None:

@@ -23,18 +23,10 @@ import json
 import time
 
 import openstack
-from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster
+from sandbox_cluster import QUIET, ratio_line, ratio_row, sandbox_cluster, wait
 
 from stackspray.hibernate import hibernate, wake
 from stackspray.kube import Kube, KubeError
-
-
-def wait(check, what: str, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what}: not after {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,15 @@ def sandbox_cluster(prefix: str, cidr: str, workers: int, **extra) -> Iterator[B
         yield BenchCluster(name, spec, ClusterDir(name, root), root, key, tmp, paths)
     finally:
         destroy_cluster(name, cloud="sandbox", root=root, progress=QUIET, delete_backups=True)
+
+
+def wait(check, what: str, timeout: float = 600) -> None:
+    """Poll `check` every 0.5 s until it is true; exit the benchmark naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not after {timeout:.0f}s")
+        time.sleep(0.5)
 
 
 def ratio_row(ours: list[float], floors: list[float]) -> dict:

@@ -190,3 +190,27 @@ def kube_tools() -> dict[str, Path]:
     folder of the tests), fetched and unpacked on first use."""
     got = tools.install(Path.home() / ".cache" / "stackspray" / "tools" / f"kubectl-{tools.KUBECTL_VERSION}")
     return {"kubectl": Path(got.kubectl), "helm": Path(got.helm)}
+
+
+def kubectl_runner(kubeconfig: Path):
+    """`kubectl(*args, ok=True, stdin=None)`: the real kubectl against `kubeconfig`, asserting that
+    it succeeds (ok=True) or fails (ok=False), its output in the message either way."""
+
+    def kubectl(*args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+        out = subprocess.run(
+            [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (out.returncode == 0) is ok, out.stdout + out.stderr
+        return out
+
+    return kubectl
+
+
+def destroy_as_user(sandbox, cwd: Path, name: str, env: dict | None = None) -> None:
+    """`invoke destroy-cluster --cluster NAME --yes` as the user runs it (a test's cleanup: its
+    outcome is checked by the module's leak check, not here)."""
+    invoke(sandbox, cwd, "destroy-cluster", "--cluster", name, "--yes", env=env)

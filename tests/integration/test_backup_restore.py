@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 from conftest import ssh
-from helpers import eventually, kube_tools, user_runner
+from helpers import eventually, kubectl_runner, user_runner
 from stackspray_sandbox.specs import write_small_cluster_spec
 
 from stackspray import snapshot_crypto
@@ -48,16 +47,7 @@ def test_backup_then_loss_then_restore_brings_the_objects_back(sandbox, ssh_key,
         run("create-cluster", "--spec", str(spec))
         kubeconfig = cluster / "kubeconfig"
 
-        def kubectl(*args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-            out = subprocess.run(
-                [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert (out.returncode == 0) is ok, out.stdout + out.stderr
-            return out
+        kubectl = kubectl_runner(kubeconfig)
 
         assert "etcd backups: none (invoke backup --cluster" in run("status", "--cluster", name).stdout
         kubectl("create", "namespace", "lab")

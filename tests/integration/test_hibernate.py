@@ -23,7 +23,16 @@ import subprocess
 import uuid
 
 from conftest import ssh
-from helpers import BIN, ROOT, eventually, kill_when, kube_tools, user_env, user_runner
+from helpers import (
+    BIN,
+    ROOT,
+    destroy_as_user,
+    eventually,
+    kill_when,
+    kubectl_runner,
+    user_env,
+    user_runner,
+)
 from stackspray_sandbox import faults
 from stackspray_sandbox.specs import write_small_cluster_spec
 
@@ -81,16 +90,10 @@ def test_hibernate_and_wake_keep_everything_and_cost_nothing_between(sandbox, ss
         run("create-cluster", "--spec", str(spec))
         kubeconfig = cluster / "kubeconfig"
 
+        run_kubectl = kubectl_runner(kubeconfig)
+
         def kubectl(*args: str, stdin: str | None = None) -> str:
-            out = subprocess.run(
-                [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert out.returncode == 0, out.stdout + out.stderr
-            return out.stdout
+            return run_kubectl(*args, stdin=stdin).stdout
 
         def servers() -> dict[str, str]:
             return {
@@ -222,11 +225,4 @@ def test_hibernate_and_wake_keep_everything_and_cost_nothing_between(sandbox, ss
         )
     finally:
         faults.clear(sandbox.paths)
-        subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), "destroy-cluster", "--cluster", name, "--yes"],
-            cwd=tmp_path,
-            env={**user_env(sandbox), **env},
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        destroy_as_user(sandbox, tmp_path, name, env)

@@ -23,7 +23,7 @@ import time
 import uuid
 
 import yaml
-from helpers import BIN, ROOT, eventually, kube_tools, user_env, user_runner
+from helpers import BIN, ROOT, destroy_as_user, eventually, kubectl_runner, user_env, user_runner
 from stackspray_sandbox.specs import write_small_cluster_spec
 
 WEB = {
@@ -68,16 +68,10 @@ def test_upgrade_node_by_node_with_a_budget_and_a_shelved_worker(sandbox, ssh_ke
         run("create-cluster", "--spec", str(spec))
         kubeconfig = cluster / "kubeconfig"
 
+        run_kubectl = kubectl_runner(kubeconfig)
+
         def kubectl(*args: str, stdin: str | None = None) -> str:
-            out = subprocess.run(
-                [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert out.returncode == 0, out.stdout + out.stderr
-            return out.stdout
+            return run_kubectl(*args, stdin=stdin).stdout
 
         def kubelets() -> dict[str, str]:
             nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
@@ -181,11 +175,4 @@ def test_upgrade_node_by_node_with_a_budget_and_a_shelved_worker(sandbox, ssh_ke
         state = json.loads((cluster / "state.json").read_text())
         assert state["upgrade_behind"] == [] and state["kube_version"] == "1.34.7"
     finally:
-        subprocess.run(
-            [str(BIN / "invoke"), "-r", str(ROOT), "destroy-cluster", "--cluster", name, "--yes"],
-            cwd=tmp_path,
-            env={**user_env(sandbox), **env},
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        destroy_as_user(sandbox, tmp_path, name, env)

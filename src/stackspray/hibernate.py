@@ -100,7 +100,10 @@ def _observe(api: CloudAPI, name: str, rates: cost.Rates) -> tuple[list[NodeView
 def still_uses(state: ClusterState) -> list[str]:
     """What a hibernated cluster still holds of the allocation: shelved servers keep their ports
     and addresses; volumes, the floating IP and the share keep their quota."""
-    out = [f"{len(state.servers)} shelved server(s): 0 SU/hour, their instance and core quota released"]
+    out = [
+        f"{len(state.servers)} shelved server(s): 0 SU/hour; they keep their ports and addresses and, "
+        "unless the cloud counts usage from placement, their place in the instance and core quotas"
+    ]
     if state.floating_ip:
         out.append(f"floating IP {state.floating_ip.address} (kept: the cluster's address does not change)")
     if state.share and state.share.id:

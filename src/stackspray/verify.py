@@ -27,6 +27,7 @@ from .upgrade_plan import KUBELET_SKEW, show, version
 
 SUITE = VERIFY_SUITE
 CERTIFICATES = "certificates"
+VERSIONS = "kubernetes versions"
 log = logging.getLogger(__name__)
 
 
@@ -43,8 +44,8 @@ class VerifyResult:
 
     @property
     def nodes(self) -> list[str]:
-        """The cluster's nodes among the results (not the ingress and certificates checks)."""
-        return [n for n in self.results if n != CERTIFICATES and not n.startswith("ingress ")]
+        """The cluster's nodes among the results (not the ingress, certificates and versions checks)."""
+        return [n for n in self.results if n not in (CERTIFICATES, VERSIONS) and not n.startswith("ingress ")]
 
     def to_dict(self) -> dict:
         return {
@@ -170,7 +171,7 @@ def _check_versions(cdir: ClusterDir, result: VerifyResult) -> None:
     state = cdir.load()
     if not state.kubeconfig:
         return
-    node = "kubernetes versions"
+    node = VERSIONS
     try:
         kube = Kube(state.kubeconfig)
         server = version(json.loads(kube.request_text("GET", "/version"))["gitVersion"])

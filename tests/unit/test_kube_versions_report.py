@@ -72,3 +72,4 @@ def test_verify_passes_the_same_warns_within_the_skew_and_fails_beyond(api, tmp_
     assert outcome == {NODES[0]: "PASS", NODES[1]: "WARN", NODES[2]: "FAIL", NODES[3]: "PASS"}
     assert any("left behind by an upgrade" in w for w in result.warnings.values())
     assert any("more than 3 minor releases behind" in f for f in result.failures.values())
+    assert result.nodes == [], "the versions row is not a node"

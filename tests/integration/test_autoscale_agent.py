@@ -182,6 +182,7 @@ def test_a_manual_scale_waits_for_the_agents_lease(agent):
     the Lease, and then does its work."""
     a = agent
     assert eventually(lambda: a.active_workers() == [], timeout=240)
+    delayed_before = sum(1 for f in faults.fired() if f["kind"] == "delay")
     faults.inject("nova", method="POST", path=r"/servers/[^/]+/action$", kind="delay", delay=15, count=1)
     a.deployment("one", 1)
 
@@ -189,7 +190,12 @@ def test_a_manual_scale_waits_for_the_agents_lease(agent):
         doc = a.kube.read_lease(lease.NAMESPACE, lease.NAME) or {}
         return (doc.get("spec") or {}).get("holderIdentity") or ""
 
-    assert eventually(lambda: holder().startswith("agent@"), timeout=120), "the agent's round holds the Lease"
+    # Every round of the agent holds the Lease for a moment, idle or not: wait for the round that
+    # acts — its unshelve call is the one Nova is made to hold for 15 s.
+    assert eventually(
+        lambda: sum(1 for f in faults.fired() if f["kind"] == "delay") > delayed_before, timeout=120
+    ), "the agent's round sent its unshelve"
+    assert holder().startswith("agent@"), "the agent's round holds the Lease while its unshelve waits"
     started = time.monotonic()
     out = a.invoke("scale", "--cluster", a.name, "--unshelve", "1")
     assert out.returncode == 0, out.stdout + out.stderr

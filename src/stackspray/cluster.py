@@ -9,7 +9,6 @@ that the command line renders as text or JSON. Nothing here prints except throug
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -130,7 +129,7 @@ def _versions(state: ClusterState) -> dict | None:
         return out
     try:
         kube = Kube(state.kubeconfig)
-        out["server"] = json.loads(kube.request_text("GET", "/version"))["gitVersion"]
+        out["server"] = kube.server_version()
         for n in kube.list_json("nodes"):
             out["kubelets"][n["metadata"]["name"]] = (
                 (n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")

@@ -218,6 +218,10 @@ class Kube:
         except urllib3.exceptions.HTTPError as exc:
             raise KubeError(f"Kubernetes API {self.server}: /readyz: cannot connect ({exc})") from exc
 
+    def server_version(self) -> str:
+        """The API server's gitVersion (GET /version), e.g. "v1.35.4"."""
+        return json.loads(self.request_text("GET", "/version"))["gitVersion"]
+
     def get_object(self, path: str) -> dict | None:
         """The object at `path` (e.g. /api/v1/namespaces/kube-system/configmaps/x), None if absent."""
         return self._json(f"read {path}", "GET", path, answers={404: None})

@@ -17,7 +17,6 @@ out of the next run.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,13 +63,8 @@ class UpgradeResult:
         return asdict(self)
 
 
-def server_version(kube: Kube) -> str:
-    """The API server's gitVersion without its v (GET /version)."""
-    return json.loads(kube.request_text("GET", "/version"))["gitVersion"].lstrip("v")
-
-
-def observe(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[NodeView], dict]:
-    """Every server of the cluster with its Node's kubelet version and readiness; servers by name."""
+def observe(api: CloudAPI, kube: Kube, cluster: str) -> list[NodeView]:
+    """Every server of the cluster with its Node's kubelet version and readiness."""
     servers = {s.name: s for s in owned_servers(api, cluster)}
     nodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
     views = []
@@ -88,7 +82,7 @@ def observe(api: CloudAPI, kube: Kube, cluster: str) -> tuple[list[NodeView], di
                 control_plane=(s.metadata or {}).get(META_GROUP) == CONTROL_PLANE,
             )
         )
-    return views, servers
+    return views
 
 
 def edit_kube_version(text: str, to: str, source: str = "<spec>") -> str:
@@ -169,8 +163,8 @@ def upgrade(
     )
     api = api or connect_api(state.cloud)
     kube = Kube(state.kubeconfig)
-    server = server_version(kube)
-    nodes, _ = observe(api, kube, name)
+    server = kube.server_version().lstrip("v")
+    nodes = observe(api, kube, name)
     plan = plan_upgrade(nodes, server, to, wake_shelved=wake_shelved, refusal=refusal)
     edited = edit_kube_version(spec_path.read_text(), plan.to, str(spec_path))  # refused before anything
     result = UpgradeResult(
@@ -212,8 +206,8 @@ def upgrade(
             if todo:
                 _upgrade_nodes(name, plan, spec, cdir, say, root, api, kube)
             _uncordon_left(cdir, kube, say)
-        after, _ = observe(api, kube, name)
-        result.server_after = server_version(kube)
+        after = observe(api, kube, name)
+        result.server_after = kube.server_version().lstrip("v")
         result.kubelets = {n.name: n.kubelet or "?" for n in after}
         behind = sorted(n.name for n in after if n.kubelet and version(n.kubelet) != version(plan.to))
         missed = [n for n in behind if n in todo]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, certs, cost, names, schedule, secret_files
+from . import apply, certs, cost, gpu, names, schedule, secret_files
 from .apply import server_record
 from .backups import KEY_FILE as BACKUP_KEY
 from .backups import BackupStore
@@ -119,11 +119,18 @@ def cluster_status(
 
 
 def _versions(state: ClusterState) -> dict | None:
-    """The API server's version and every Node's kubelet version, and the workers an upgrade left
-    behind while shelved; when the API cannot be asked, says so (never an empty "all fine")."""
+    """The API server's version and every Node's kubelet version, the workers an upgrade left
+    behind while shelved, and each GPU node's GPUs (its flavor's, and those it offers pods); when
+    the API cannot be asked, says so (never an empty "all fine")."""
     if not state.kubeconfig:
         return None
-    out: dict = {"server": None, "kubelets": {}, "behind": list(state.upgrade_behind), "note": None}
+    out: dict = {
+        "server": None,
+        "kubelets": {},
+        "behind": list(state.upgrade_behind),
+        "gpus": {},
+        "note": None,
+    }
     if state.hibernation is not None and state.hibernation.phase != "waking":
         out["note"] = "not read: the cluster is hibernated"
         return out
@@ -134,6 +141,9 @@ def _versions(state: ClusterState) -> dict | None:
             out["kubelets"][n["metadata"]["name"]] = (
                 (n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")
             )
+            offer = gpu.node_gpus(n)
+            if offer is not None:
+                out["gpus"][n["metadata"]["name"]] = offer
     except Exception as exc:  # noqa: BLE001 (whatever stops the read is said, never hidden)
         out["note"] = f"not read: {exc}"
     return out

@@ -219,6 +219,8 @@ class ClusterState:
     # --no-kubernetes). None: a state from before this was kept — every server counts as joined.
     kubernetes_nodes: list[str] | None = None
     ingress: Ingress | None = None
+    gpu_applied: str | None = None  # fingerprint of what playbooks/gpu.yml applied (gpu_setup.py)
+    gpu_device_plugin: str | None = None  # the device plugin's image it installed (None: none)
     credential: Credential | None = None
     credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules
     # SU rates set for this cluster: {family: {su_per_vcpu_hour, source}} (the spec's su_rates; on

@@ -13,6 +13,7 @@ in order, each a method with one job, and returns a `ConvergeResult`.
   record_state        ids, addresses and flavors for the later steps
   kubespray           cluster.yml, scale.yml or only the inventory
   share, ingress      the share in Kubernetes; the ingress controller
+  gpu                 NVIDIA's device plugin on the GPU groups (or its removal)
 
 Each step reads what earlier steps decided from the `Converge` object, never from a string-keyed
 dict; the state file is read when a step needs what another command may have changed.
@@ -28,7 +29,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ingress, inventory, kubespray, names, playbook, quota, rotation, share
+from . import gpu, gpu_setup, ingress, inventory, kubespray, names, playbook, quota, rotation, share
 from .apply import Applier, server_record
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import concurrently, read
@@ -60,6 +61,7 @@ class ConvergeResult:
     share: dict | None = None
     ingress: dict | None = None
     resize: dict | None = None
+    gpu: dict | None = None
 
     def to_dict(self) -> dict:
         d = {
@@ -71,7 +73,7 @@ class ConvergeResult:
         }
         if not self.dry_run:
             d["kubeconfig"] = self.kubeconfig
-        for key in ("share", "ingress", "resize"):
+        for key in ("share", "ingress", "resize", "gpu"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -350,7 +352,12 @@ class Converge:
             if checked is not None:
                 checked.result()
         self.rows = quota_rows(self.api, spec, self.actions, cat)
-        self.warnings = exposure_warnings(spec)
+        self.warnings = exposure_warnings(spec) + gpu.spec_warnings(spec, cat.flavors)
+        if gpu.gpu_groups(spec):
+            self.say(
+                f"GPU groups: {gpu.describe(spec)}"
+                + ("" if spec.gpu_install else " — gpu.install is false: no NVIDIA runtime or device plugin")
+            )
         for w in self.warnings:
             self.say(f"WARNING: {w}")
         quota.check(self.rows)
@@ -466,6 +473,9 @@ class Converge:
         ingress.forget(self.cdir)
         return None
 
+    def setup_gpu(self) -> dict | None:
+        return gpu_setup.setup_gpu(self.spec, self.cdir, self.progress, forks=self.forks)
+
     # -- the walk --------------------------------------------------------------------------------
 
     def result(
@@ -520,6 +530,7 @@ class Converge:
                 self.run_kubespray()
                 result.share = self.setup_share()
                 result.ingress = self.setup_ingress()
+                result.gpu = self.setup_gpu()
                 state = self.cdir.load()
                 result.state, result.kubeconfig = state.to_dict(), state.kubeconfig
             return result

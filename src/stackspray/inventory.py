@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from . import names, secret_files
+from . import gpu, names, secret_files
 from .cluster_state import ClusterState
 from .errors import StackSprayError
 from .files import atomic_write
@@ -86,7 +86,8 @@ def _dump(data: dict, header: str) -> str:
 
 def kubespray_inputs(spec: ClusterSpec) -> str:
     """A digest of what the spec gives Kubespray beyond the hosts (ranges, the user's variables,
-    the default class, the ingress's Helm and cert-manager): a change means cluster.yml runs again."""
+    the default class, the ingress's Helm and cert-manager, the groups' taints and GPU runtimes): a
+    change means cluster.yml runs again."""
     k8s = spec.kubernetes
     ing = spec.ingress
     doc = {
@@ -96,6 +97,11 @@ def kubespray_inputs(spec: ClusterSpec) -> str:
         "default_class": k8s.default_storage_class,
         "ingress": None if ing is None else {"tls": ing.tls},
     }
+    node_vars = {g.name: gpu.host_vars(spec, g.name) for g in spec.node_groups}
+    if any(node_vars.values()):
+        # Taints and GPU runtimes are Kubespray's too (node-taint, containerd); absent, the digest
+        # stays what it was before they existed.
+        doc["node_vars"] = node_vars
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -130,6 +136,8 @@ def render(
     # A host variable masks the group variable of the same name: the user's labels are merged in.
     user_labels = spec.kubernetes.options.get("node_labels")
     user_labels = dict(user_labels) if isinstance(user_labels, dict) else {}
+    user_runtimes = spec.kubernetes.options.get("containerd_additional_runtimes")
+    user_runtimes = list(user_runtimes) if isinstance(user_runtimes, list) else []
     hosts: dict[str, dict] = {}
     for name, srv in sorted(servers.items()):
         h = {"ip": srv.fixed_ip, "access_ip": srv.fixed_ip, "ansible_user": spec.ssh_user}
@@ -137,6 +145,11 @@ def render(
             # Plain strings (not !unsafe): the spec checked the user's labels against Kubernetes'
             # label syntax, which has no room for a template; hosts.yml stays plain YAML.
             h["node_labels"] = {**user_labels, names.GROUP_LABEL: srv.group}
+            # The group's taints; on a GPU group NVIDIA's runtime as containerd's default (gpu.py),
+            # and the GPUs each node has, as a label status and verify compare with what it offers.
+            h.update(gpu.host_vars(spec, srv.group, user_runtimes))
+            if h.get("stackspray_gpus"):
+                h["node_labels"][names.GPUS_LABEL] = str(h["stackspray_gpus"])
         if name == first_cp and fip:
             h["ansible_host"] = fip
         else:

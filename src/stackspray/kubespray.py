@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from . import inventory, playbook, secret_files
+from . import gpu, inventory, playbook, secret_files
 from .cloudops import read
 from .cluster_state import ClusterState, FloatingIp, Server
 from .credentials import prepare_cluster_credential
@@ -176,12 +176,15 @@ def node_ssh_timeout() -> int:
     return value
 
 
-def prepare_nodes(common: dict, limit: str | None = None, new: list[str] | None = None) -> None:
+def prepare_nodes(
+    common: dict, target: Target, limit: str | None = None, new: list[str] | None = None
+) -> None:
     """playbooks/prepare-nodes.yml; a node that never answered SSH is named with what to do
     (a VM can be ACTIVE in the cloud while its OS never comes up). `new`: only these nodes are
-    waited for and get their hostname; every node gets the new /etc/hosts."""
+    waited for and get their hostname; every node gets the new /etc/hosts. GPU nodes get NVIDIA's
+    container toolkit (gpu.py) where the target lets nodes install vendors' packages."""
     timeout = node_ssh_timeout()
-    extravars: dict = {"node_ssh_timeout": timeout}
+    extravars: dict = {"node_ssh_timeout": timeout, **gpu.toolkit_vars(target.vendor_packages)}
     if new:
         extravars["prepare_hosts"] = ",".join(new)
     try:
@@ -290,7 +293,7 @@ def write_inventory(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Targ
 def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks: int | None = None) -> Path:
     """Credential, inventory, prepare-nodes.yml, cluster.yml, kubeconfig. Returns the kubeconfig path."""
     kubespray_dir, common = _setup(conn, spec, cdir, say, target, forks)
-    prepare_nodes(common)
+    prepare_nodes(common, target)
     playbook.run("cluster.yml", project_dir=kubespray_dir, **_kubespray(common, cdir))
     # The credential's files on the first control-plane node, 0600 (Kubespray leaves one 0644).
     run_ours("cloud-credential.yml", cdir, say, forks=forks)
@@ -379,7 +382,7 @@ def add_workers(
         run = _kubespray(common, cdir)
         book = "playbooks/facts.yml"
         facts = pool.submit(playbook.run, book, project_dir=kubespray_dir, limit=others, **run)
-        prepare_nodes(common, new=names)  # a failure waits for facts.yml (the with), then is raised
+        prepare_nodes(common, target, new=names)  # a failure waits for facts.yml (the with), then is raised
         facts.result()
     playbook.run("scale.yml", project_dir=kubespray_dir, limit=limit, **_kubespray(common, cdir))
     state = cdir.load()

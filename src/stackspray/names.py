@@ -167,6 +167,7 @@ def is_cluster_credential(cred, cluster: str) -> bool:
 # -- scheduled jobs ------------------------------------------------------------------------------
 
 GROUP_LABEL = "stackspray.io/group"  # every Kubernetes Node's label: its node group
+GPUS_LABEL = "stackspray.io/gpus"  # a GPU group's Nodes: the GPUs its flavor gives each (gpu.py)
 
 SCHEDULE_MARK = "# stackspray:"
 AUTOSCALE_JOB = "autoscale"  # the autoscaler's service / crontab entry

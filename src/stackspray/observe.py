@@ -110,7 +110,10 @@ def catalog(api: CloudAPI, spec: ClusterSpec) -> CloudCatalog:
     )
     networks = got["networks"]
     return CloudCatalog(
-        flavors={name: {"vcpus": f.vcpus, "ram": f.ram} for name, f in got["flavors"].items()},
+        flavors={
+            name: {"vcpus": f.vcpus, "ram": f.ram, "extra_specs": dict(getattr(f, "extra_specs", None) or {})}
+            for name, f in got["flavors"].items()
+        },
         images={i.name for i in got["images"]},
         networks={n.name for n in networks},
         external_networks={n.name for n in networks if n.is_router_external},

@@ -65,6 +65,10 @@ OWNED_KUBESPRAY_VARS: dict[str, str | None] = {
     "persistent_volumes_enabled": None,
     "calico_veth_mtu": None,
     "cert_manager_enabled": "ingress.tls",
+    # A host's node_taints masks the group's: stackspray sets them per node group.
+    "node_taints": "node_groups.<group>.taints",
+    # GPU nodes get NVIDIA's runtime as their default (gpu.py); the others Kubespray's runc.
+    "containerd_default_runtime": "gpu.install",
 }
 OWNED_KUBESPRAY_PREFIXES = ("external_openstack_", "cinder_", "ansible_")
 
@@ -119,6 +123,8 @@ class NodeGroup:
     extra_groups: tuple[str, ...] = ()
     autoscale: AutoscaleSpec | None = None
     heal: HealSpec = HealSpec()
+    gpus: int | None = None  # GPUs per node, when the flavor is not in gpu.py's table
+    taints: tuple[str, ...] = ()  # Kubespray's node_taints, `key=value:Effect`, on every node
 
     @property
     def is_control_plane(self) -> bool:
@@ -233,6 +239,9 @@ class ClusterSpec:
     credential: CredentialSpec = CredentialSpec()
     ingress: IngressSpec | None = None
     su_rates: tuple[tuple[str, float], ...] = ()  # (flavor family, SU per vCPU-hour) overrides
+    # GPU groups get NVIDIA's container runtime and device plugin (gpu.py); false: nothing is
+    # installed (and a device plugin stackspray installed earlier is removed).
+    gpu_install: bool = True
 
     def group(self, name: str) -> NodeGroup | None:
         return next((g for g in self.node_groups if g.name == name), None)
@@ -263,10 +272,20 @@ TOP_KEYS = {
     "credential",
     "ingress",
     "su_rates",
+    "gpu",
 }
+GPU_KEYS = {"install"}
 INGRESS_KEYS = {"group", "allowed_cidrs", "tls", "email", "acme_server", "host", "dns"}
 CREDENTIAL_KEYS = {"access_rules"}
-GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale", "heal"}
+GROUP_KEYS = {"flavor", "count", "boot_volume_gb", "extra_groups", "autoscale", "heal", "gpus", "taints"}
+# Kubespray's node_taints format (roles/kubernetes/node-taint: `kubectl taint node <n> <taint>`):
+# key[=value]:effect, the key a label name, the effect one of kubectl's three.
+TAINT_RE = re.compile(
+    r"(?P<key>([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+    r"(=(?P<value>([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?))?"
+    r":(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)"
+)
 AUTOSCALE_KEYS = {"min", "max", "idle", "pending_for"}
 HEAL_KEYS = {"unhealthy_for", "max_unhealthy", "reboot_timeout"}
 _MAX_UNHEALTHY = re.compile(r"(\d{1,3})%|\d{1,4}")
@@ -589,6 +608,12 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
 
     ingress = _ingress(c, data.get("ingress"), groups, options) if data.get("ingress") is not None else None
 
+    gpu = c.mapping(data.get("gpu"), "gpu", GPU_KEYS)
+    gpu_install = gpu.get("install", True)
+    if not isinstance(gpu_install, bool):
+        c.add("gpu.install", f"must be true or false, got {_show(gpu_install)}")
+        gpu_install = True
+
     su_rates: tuple[tuple[str, float], ...] = ()
     try:
         su_rates = tuple(
@@ -629,6 +654,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         credential=CredentialSpec(access_rules=access_rules),
         ingress=ingress,
         su_rates=su_rates,
+        gpu_install=gpu_install,
     )
 
 
@@ -732,8 +758,12 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
                 c.add(f"{where}.extra_groups[{i}]", f"{e!r} is managed by stackspray — remove it")
         auto = _autoscale(c, g.get("autoscale"), f"{where}.autoscale", gname, count or 0)
         heal = _heal(c, g.get("heal"), f"{where}.heal")
+        gpus = c.integer(g.get("gpus"), f"{where}.gpus", 0, maximum=16)
+        taints = _taints(c, g.get("taints"), f"{where}.taints")
         groups.append(
-            NodeGroup(gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra), auto, heal)
+            NodeGroup(
+                gname, flavor or "", count or 0, vol, tuple(str(e) for e in extra), auto, heal, gpus, taints
+            )
         )
     names = {g.name for g in groups}
     if CONTROL_PLANE not in names and isinstance(raw, dict) and CONTROL_PLANE not in raw:
@@ -751,6 +781,26 @@ def _node_groups(c: _Checker, raw: Any) -> tuple[NodeGroup, ...]:
                 f"(use {cp.count - 1} or {cp.count + 1})",
             )
     return tuple(groups)
+
+
+def _taints(c: _Checker, raw: Any, where: str) -> tuple[str, ...]:
+    """node_groups.<g>.taints: Kubespray's node_taints strings, or a clear error."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        c.add(where, "must be a list of taints like 'nvidia.com/gpu=:NoSchedule'")
+        return ()
+    out = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, str) or not TAINT_RE.fullmatch(t):
+            c.add(
+                f"{where}[{i}]",
+                f"{_show(t)} is not a taint: write key=value:Effect (value may be empty), Effect one of "
+                "NoSchedule, PreferNoSchedule, NoExecute — e.g. 'nvidia.com/gpu=:NoSchedule'",
+            )
+        else:
+            out.append(t)
+    return tuple(out)
 
 
 # Kubernetes label syntax (k8s.io/apimachinery/pkg/util/validation: IsQualifiedName, IsValidLabelValue).

@@ -26,6 +26,9 @@ class Target:
     cephfs_mounts: bool = True
     # Whether the nodes can pull Helm charts (the ingress controller's).
     charts: bool = True
+    # Whether the nodes can install vendors' packages from their repositories (NVIDIA's container
+    # toolkit on GPU nodes).
+    vendor_packages: bool = True
     # Said once when a command starts on this target (what is different here, plainly).
     note: str | None = None
 

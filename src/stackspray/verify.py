@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from . import certs, ingress, inventory
+from . import certs, gpu, ingress, inventory
 from .errors import StackSprayError
 from .hibernate_plan import refuse_if_hibernated
-from .kube import Kube
+from .kube import Kube, node_is_ready
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
 from .state import ClusterDir
@@ -28,6 +28,7 @@ from .upgrade_plan import KUBELET_SKEW, show, version
 SUITE = VERIFY_SUITE
 CERTIFICATES = "certificates"
 VERSIONS = "kubernetes versions"
+GPUS = "GPUs"
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +46,11 @@ class VerifyResult:
     @property
     def nodes(self) -> list[str]:
         """The cluster's nodes among the results (not the ingress, certificates and versions checks)."""
-        return [n for n in self.results if n not in (CERTIFICATES, VERSIONS) and not n.startswith("ingress ")]
+        return [
+            n
+            for n in self.results
+            if n not in (CERTIFICATES, VERSIONS, GPUS) and not n.startswith("ingress ")
+        ]
 
     def to_dict(self) -> dict:
         return {
@@ -161,7 +166,59 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
     _check_ingress_ports(cdir, result)
     _check_certificates(cdir, name, result)
     _check_versions(cdir, result)
+    _check_gpus(cdir, result)
     return result
+
+
+def _check_gpus(cdir: ClusterDir, result: VerifyResult) -> None:
+    """Every Ready node of a GPU group offers pods as many GPUs as its flavor has (the device
+    plugin registered them with its kubelet). A node that is not Ready (shelved) cannot say, and
+    is not counted; where nothing was installed (gpu.install false) it warns."""
+    state = cdir.load()
+    if not state.kubeconfig:
+        return
+    try:
+        kube = Kube(state.kubeconfig)
+        nodes = kube.list_json("nodes")
+        plugin_nodes = {
+            (p.get("spec") or {}).get("nodeName")
+            for p in kube.list_json("pods")
+            if gpu.is_device_plugin_pod(p)
+        }
+    except Exception as exc:  # noqa: BLE001 (whatever stops the read is said, never hidden)
+        if state.gpu_device_plugin:
+            result.results.setdefault(GPUS, {})["GPUs readable"] = "FAIL"
+            result.failures[f"{GPUS}: GPUs readable"] = str(exc)
+        return
+    for n in nodes:
+        name = n["metadata"]["name"]
+        g = gpu.node_gpus(n)
+        if g is None or g["has"] is None or not node_is_ready(n):
+            continue
+        check = f"{name} offers its {g['has']} GPU(s) to pods"
+        if g["offers"] >= g["has"]:
+            result.results.setdefault(GPUS, {})[check] = "PASS"
+        elif name not in plugin_nodes:
+            installed = bool(state.gpu_device_plugin)
+            result.results.setdefault(GPUS, {})[check] = "FAIL" if installed else "WARN"
+            text = (
+                f"{name} offers {g['offers']} of its {g['has']} GPU(s): no NVIDIA device plugin pod runs "
+                f"on it (`kubectl -n {gpu.DEVICE_PLUGIN_NAMESPACE} get daemonset {gpu.DEVICE_PLUGIN_NAME}`)"
+                + (
+                    "; re-run create-cluster to apply it again"
+                    if installed
+                    else "; with `gpu: {install: false}` nothing is installed and GPU pods stay Pending — "
+                    "set it true and re-run create-cluster"
+                )
+            )
+            (result.failures if installed else result.warnings)[f"{GPUS}: {check}"] = text
+        else:
+            result.results.setdefault(GPUS, {})[check] = "FAIL"
+            result.failures[f"{GPUS}: {check}"] = (
+                f"{name} offers {g['offers']} of its {g['has']} GPU(s) although the device plugin runs "
+                f"there: read its log (`kubectl -n {gpu.DEVICE_PLUGIN_NAMESPACE} logs -l "
+                "name=nvidia-device-plugin-ds`) and check the driver on the node (`nvidia-smi`)"
+            )
 
 
 def _check_versions(cdir: ClusterDir, result: VerifyResult) -> None:

@@ -231,11 +231,30 @@ def _plain(value):
     return value
 
 
+def test_a_gpu_groups_nodes_get_nvidias_runtime_as_default_its_taints_and_their_gpus(tmp_path):
+    """Kubespray's own variables carry it (containerd_additional_runtimes / _default_runtime,
+    node_taints), per host, so every cluster.yml keeps it; the CPU workers get none of it."""
+    _, files = make(1, 1, gpu=1, tmp=tmp_path)
+    hostvars = _plain(ansible_inventory(tmp_path, files)["_meta"]["hostvars"])
+    g = hostvars["demo-gpu-1"]
+    assert g["containerd_default_runtime"] == "nvidia" and g["stackspray_gpu"] is True
+    assert g["containerd_additional_runtimes"] == [
+        {
+            "name": "nvidia",
+            "type": "io.containerd.runc.v2",
+            "base_runtime_spec": "cri-base.json",
+            "options": {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": "true"},
+        }
+    ]
+    w = hostvars["demo-workers-1"]
+    assert not {"containerd_default_runtime", "containerd_additional_runtimes", "stackspray_gpu"} & set(w)
+
+
 def test_every_node_is_labelled_with_its_group_and_the_users_labels_are_kept(tmp_path):
     _, files = make(1, 1, gpu=1, tmp=tmp_path)
     hostvars = _plain(ansible_inventory(tmp_path, files)["_meta"]["hostvars"])
     assert hostvars["demo-workers-1"]["node_labels"] == {"stackspray.io/group": "workers"}
-    assert hostvars["demo-gpu-1"]["node_labels"] == {"stackspray.io/group": "gpu"}
+    assert hostvars["demo-gpu-1"]["node_labels"] == {"stackspray.io/group": "gpu", "stackspray.io/gpus": "1"}
     assert hostvars["demo-control-plane-1"]["node_labels"] == {"stackspray.io/group": "control-plane"}
     spec = small_spec({"node_labels": {"site": "iu"}})
     state = ClusterState.from_dict(

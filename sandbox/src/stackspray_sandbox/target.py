@@ -1,6 +1,7 @@
 """The sandbox as a stackspray target (the `stackspray.targets` entry point): a cloud whose
 image carries `stackspray_sandbox=true` runs the Kubespray stand-in (no Kubernetes can run on
-its node hosts), has no CephFS client on its nodes and no way to a chart repository."""
+its node hosts), has no CephFS client on its nodes and no way to a chart repository or NVIDIA's package
+repository."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ SANDBOX = Target(
     kubespray=KUBESPRAY_STANDIN,
     cephfs_mounts=False,
     charts=False,
+    vendor_packages=False,
     note="sandbox cloud: the Kubespray STAND-IN plays Kubespray here (no Kubernetes is installed on "
     "the sandbox); the share goes into the nodes' /etc/fstab but is not mounted (no CephFS client "
-    "here); no Helm charts are installed (no chart repository here)",
+    "here); no Helm charts are installed (no chart repository here); GPU nodes get no NVIDIA "
+    "container toolkit (no NVIDIA package repository, no GPU here)",
 )
 
 

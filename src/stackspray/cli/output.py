@@ -181,6 +181,13 @@ def _(st: StatusResult) -> list[str]:
         lines.append(
             f"  left behind by an upgrade while shelved: {', '.join(k['behind'])} (upgraded when unshelved)"
         )
+    for node, g in sorted(((k or {}).get("gpus") or {}).items()):
+        has = g["has"] if g["has"] is not None else "?"
+        short = g["has"] is not None and g["offers"] < g["has"]
+        lines.append(
+            f"  GPUs on {node}: {g['offers']} of {has} offered to pods"
+            + (" — NOT ALL: is the NVIDIA device plugin running there? (`invoke verify`)" if short else "")
+        )
     marks = {"ok": "", "none": "", "unknown": "UNKNOWN: ", "warning": "WARNING: ", "expired": "EXPIRED: "}
     for c in st.certificates:
         lines.append(f"  {c['what']}: {marks.get(c['level'], '')}{c['detail']}")

@@ -84,11 +84,26 @@ UNREACHABLE_TAINTS = [
     {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
 ]
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+# NVIDIA's device plugin (NVIDIA/k8s-device-plugin deployments/static/nvidia-device-plugin.yml):
+# the image whose pod on a GPU node makes the kubelet advertise nvidia.com/gpu.
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin"
 POD_STARTUP = 1.0  # seconds a new daemon pod takes to become Ready on a Ready node
 DAEMONSET_RESYNC = 0.2  # seconds between the DaemonSet controller's passes (run_daemonset_controller)
 NODE_MONITOR_GRACE = 40.0  # Kubespray's kube_controller_node_monitor_grace_period (see probe_nodes)
 NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
 DEFAULT_TOLERATION_SECONDS = 300  # kube-apiserver's --default-*-toleration-seconds (Kubespray: "300")
+
+
+def overwrite_taints(taints: list[dict], wanted: list[str]) -> list[dict]:
+    """`kubectl taint node N key=value:Effect … --overwrite` (kubectl's taint.go reorganizeTaints):
+    each `key[=value]:Effect` replaces the node's taint of the same key and effect, or is added."""
+    out = [dict(t) for t in taints]
+    for text in wanted:
+        head, _, effect = text.rpartition(":")
+        key, _, value = head.partition("=")
+        taint = {"key": key, "effect": effect, **({"value": value} if value else {})}
+        out = [t for t in out if (t["key"], t["effect"]) != (key, effect)] + [taint]
+    return out
 
 
 def max_unavailable(spec: dict, desired: int) -> int:
@@ -567,6 +582,12 @@ class Store:
                     # roles/kubernetes/node-label: `kubectl label --overwrite` of the inventory's
                     # node_labels on every run.
                     self.nodes[name]["metadata"].setdefault("labels", {}).update(n["labels"])
+                if name in self.nodes and n.get("taints"):
+                    # roles/kubernetes/node-taint: `kubectl taint node … --overwrite=true` of the
+                    # inventory's node_taints on every run (a taint no longer listed is kept).
+                    self.nodes[name]["spec"]["taints"] = overwrite_taints(
+                        self.nodes[name]["spec"].get("taints") or [], n["taints"]
+                    )
                 if name not in self.nodes:
                     self.nodes[name] = self.new_node(n)
                     for ds in DAEMONSETS:
@@ -672,6 +693,8 @@ class Store:
         if n.get("control_plane"):
             labels[CONTROL_PLANE_LABEL] = ""
             spec["taints"] = [{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}]
+        if n.get("taints"):
+            spec["taints"] = overwrite_taints(spec.get("taints") or [], n["taints"])
         return {
             "kind": "Node",
             "apiVersion": "v1",
@@ -778,10 +801,22 @@ class Store:
             "memory": f"{machine['ram_mb'] * 1024}Ki",
             "pods": "110",
         }
-        if machine.get("gpus"):
+        if machine.get("gpus") and self.device_plugin_on(name):
+            # The kubelet adds an extended resource once a device plugin registers it over
+            # /var/lib/kubelet/device-plugins/kubelet.sock (pkg/kubelet/cm/devicemanager/manager.go
+            # GetCapacity): no plugin pod on the node, no nvidia.com/gpu, whatever the hardware.
             capacity[scheduler.GPU] = str(machine["gpus"])
         allocatable = dict(capacity, memory=f"{machine['ram_mb'] * 1024 - 100 * 1024}Ki")
         return {"capacity": capacity, "allocatable": allocatable}
+
+    def device_plugin_on(self, node: str) -> bool:
+        """NVIDIA's device plugin (k8s-device-plugin's image) has a pod on `node`."""
+        return any(
+            p["spec"].get("nodeName") == node
+            and p["status"].get("phase") not in controllers.FINISHED
+            and any(DEVICE_PLUGIN_IMAGE in str(c.get("image", "")) for c in p["spec"].get("containers") or [])
+            for p in self.pods.values()
+        )
 
     def _version_file(self, name: str) -> str | None:
         folder = self.config.get("versions_dir")
@@ -820,18 +855,20 @@ class Store:
         return taints
 
     # -- the DaemonSet controller for the credential DaemonSets --------------------------------
-    def should_run(self, template_spec: dict, node: dict) -> bool:
+    def should_run(
+        self, template_spec: dict, node: dict, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")
+    ) -> bool:
         """NodeShouldRunDaemonPod (pkg/controller/daemon/daemon_controller.go): the node selector
-        matches and every NoSchedule/NoExecute taint is tolerated, the controller's own daemon pod
-        tolerations included."""
-        labels = node["metadata"].get("labels") or {}
-        if any(labels.get(k) != v for k, v in (template_spec.get("nodeSelector") or {}).items()):
+        and required node affinity match and every NoSchedule/NoExecute taint is tolerated, the
+        controller's own daemon pod tolerations included. `effects` ("NoExecute" alone): whether a
+        pod already on the node continues running there (shouldContinueRunning)."""
+        if not scheduler.affinity_matches({"spec": template_spec}, node):
             return False
         tolerations = list(template_spec.get("tolerations") or []) + DAEMON_POD_TOLERATIONS
         return all(
             any(scheduler.tolerates(tol, taint) for tol in tolerations)
             for taint in self.node_taints(node)
-            if taint.get("effect") in ("NoSchedule", "NoExecute")
+            if taint.get("effect") in effects
         )
 
     def sync_daemonset(self, w: dict) -> dict:
@@ -1172,6 +1209,7 @@ class Store:
                     old["spec"]["replicas"] = 0
                     self.touch(old)
                     changed = True
+        changed = self.sync_daemon_pods() or changed
         for key, rs in list(self.objects.items()):
             if key[:2] != ("apps/v1", "replicasets"):
                 continue
@@ -1188,6 +1226,56 @@ class Store:
                 changed = True
         if changed:
             self.save()
+
+    def sync_daemon_pods(self) -> bool:
+        """The DaemonSet controller's manage() (pkg/controller/daemon/daemon_controller.go
+        podsShouldBeOnNode) for the DaemonSets clients create — NVIDIA's device plugin among them;
+        kube-proxy's and calico-node's pods are the nodes' own (reconcile_nodes): a pod on every
+        node that should run one, none on the others. The real controller has the scheduler bind
+        each pod through a node affinity on its node's name; here it is bound at once, so a daemon
+        pod that would not fit its node's free resources still runs (the stand-in's daemon pods
+        request nothing that a node could refuse). True when a pod was made or deleted."""
+        changed = False
+        for key, ds in list(self.objects.items()):
+            if key[:2] != ("apps/v1", "daemonsets") or (key[2] == "kube-system" and key[3] in DAEMONSETS):
+                continue
+            ns, uid = key[2], ds["metadata"]["uid"]
+            template = (ds.get("spec") or {}).get("template") or {}
+            tspec = template.get("spec") or {}
+            eligible = {m for m, node in self.nodes.items() if self.should_run(tspec, node)}
+            # shouldContinueRunning: a pod already there stays unless a NoExecute taint it does not
+            # tolerate came (a NotReady node's unreachable NoSchedule taint does not remove it).
+            staying = {m for m, node in self.nodes.items() if self.should_run(tspec, node, ("NoExecute",))}
+            have: dict[str, dict] = {}
+            for p in self.pods_of(ns, uid):
+                node = p["spec"].get("nodeName")
+                if node in staying and node not in have:
+                    have[node] = p
+                else:
+                    del self.pods[(ns, p["metadata"]["name"])]
+                    changed = True
+            for node in sorted(eligible - set(have)):
+                name = controllers.pod_name(key[3])
+                while (ns, name) in self.pods:
+                    name = controllers.pod_name(key[3])
+                tmeta = template.get("metadata") or {}
+                spec = copy.deepcopy(template.get("spec") or {})
+                spec["nodeName"] = node
+                tolerations = list(spec.get("tolerations") or [])
+                spec["tolerations"] = tolerations + [
+                    t for t in DAEMON_POD_TOLERATIONS if t not in tolerations
+                ]
+                body = {
+                    "metadata": {
+                        "name": name,
+                        "labels": dict(tmeta.get("labels") or {}),
+                        "ownerReferences": [controllers.owner_reference(ds, "DaemonSet")],
+                    },
+                    "spec": spec,
+                }
+                self.store_pod(ns, body)
+                changed = True
+        return changed
 
     def cascade(self, uid: str, ns: str, orphan: bool) -> None:
         """The garbage collector on an owner's deletion (pkg/controller/garbagecollector):

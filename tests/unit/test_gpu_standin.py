@@ -120,3 +120,10 @@ def test_node_taints_overwrite_as_kubectl_taint_does():
         {"key": "a", "effect": "NoSchedule", "value": "2"},
         {"key": "c", "effect": "PreferNoSchedule"},
     ]
+
+
+def test_a_limit_without_a_request_is_stored_as_both(store):
+    """SetDefaults_Pod: what the autoscaler reads of a GPU pod is its request."""
+    pod(store, "limits-only", gpus=1)
+    res = store.pods[("default", "limits-only")]["spec"]["containers"][0]["resources"]
+    assert res == {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}

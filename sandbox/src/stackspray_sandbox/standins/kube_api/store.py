@@ -94,6 +94,23 @@ NODE_MONITOR_PERIOD = 5.0  # kube_controller_node_monitor_period
 DEFAULT_TOLERATION_SECONDS = 300  # kube-apiserver's --default-*-toleration-seconds (Kubespray: "300")
 
 
+def requests_from_limits(spec: dict) -> dict:
+    """SetDefaults_Pod (pkg/apis/core/v1/defaults.go): a container's limit without a request
+    becomes its request too — on Pods only, not on templates. A pod asking `limits:
+    {nvidia.com/gpu: 1}` is stored asking `requests: {nvidia.com/gpu: 1}` as well."""
+    spec = copy.deepcopy(spec)
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            res = c.get("resources") or {}
+            limits = res.get("limits") or {}
+            if limits:
+                requests = res.setdefault("requests", {})
+                for name, value in limits.items():
+                    requests.setdefault(name, value)
+                c["resources"] = res
+    return spec
+
+
 def overwrite_taints(taints: list[dict], wanted: list[str]) -> list[dict]:
     """`kubectl taint node N key=value:Effect … --overwrite` (kubectl's taint.go reorganizeTaints):
     each `key[=value]:Effect` replaces the node's taint of the same key and effect, or is added."""
@@ -1113,7 +1130,7 @@ class Store:
                 ns,
                 **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
             ),
-            "spec": self.default_tolerations(body["spec"]),
+            "spec": self.default_tolerations(requests_from_limits(body["spec"])),
             "status": {"phase": "Running" if body["spec"].get("nodeName") else "Pending"},
         }
         self.pods[(ns, md["name"])] = pod

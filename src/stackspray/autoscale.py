@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kubernetes.utils import parse_quantity
 
-from . import cost, lease
+from . import cost, heal_check, lease
 from .autoscale_plan import (
     SHELVED,
     Budget,
@@ -53,7 +53,7 @@ from .kube import SCALE_ANNOTATION, Kube, node_is_ready
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .scale import make_request, scale_cluster
-from .spec import CONTROL_PLANE
+from .spec import CONTROL_PLANE, HealSpec
 from .state import ClusterDir
 
 log = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ def run_round(
     arrived meanwhile). A dry run only observes and plans."""
     say = progress or Progress()
     cdir, state = cluster_dir_and_state(cluster, root)
-    if not state.autoscale or not state.autoscale.groups:
+    if not state.autoscale or not (state.autoscale.groups or state.autoscale.heal):
         raise AutoscaleError(
             f"autoscaling is not enabled on {cluster!r}: `invoke autoscale.enable --cluster {cluster}`"
         )
@@ -477,7 +477,51 @@ def round_leased(
     book["memory"] = memory.to_dict()
     save_book(cdir, book)
     summary["outcomes"] = outcomes
+    if state.autoscale and state.autoscale.heal:
+        summary["heal"] = heal_round(cluster, cdir, api, kube, say)
     return summary
+
+
+def heal_round(cluster: str, cdir: ClusterDir, api: CloudAPI, kube: Kube, say: Progress) -> dict:
+    """heal's check as part of the round (heal.enable): broken nodes found as `invoke heal` finds
+    them, soft- then hard-rebooted here; a replacement that is due needs Kubespray, so it is
+    reported (`invoke heal` runs it) — the loop on the operator's machine runs it after the round.
+    Every decision that changed since the last round is an event."""
+    state = cdir.load()
+    auto = state.autoscale
+    assert auto is not None
+    settings = {g: HealSpec(h.unhealthy_for, h.max_unhealthy, h.reboot_timeout) for g, h in auto.heal.items()}
+    now = time.time()
+    steps, servers, groups = heal_check.check(api, kube, cluster, state, settings, now)
+    heal_check.remember(state.heal, steps, now)
+    cdir.save(state)
+    book = load_book(cdir)
+    told = book.get("heal_told") or {}
+    for s in steps:
+        if s.action not in ("healthy", "skip") and told.get(s.node) != s.action:
+            reason = s.reason
+            if s.action == "replace":
+                reason += f"; a replacement needs Kubespray: `invoke heal --cluster {cluster}` runs it"
+            event(cdir, action="heal", node=s.node, decision=s.action, reason=reason)
+    book["heal_told"] = {s.node: s.action for s in steps if s.action not in ("healthy", "skip")}
+    save_book(cdir, book)
+    reboots = [s for s in steps if s.action in heal_check.REBOOT]
+    rebooter = heal_check.Rebooter(cluster, cdir, say, time.time, api, kube)
+    remedies = heal_check.reboot_all(rebooter, cdir, reboots, servers, groups, settings, now)
+    for r in remedies:
+        event(
+            cdir,
+            action="heal",
+            node=r["node"],
+            decision=r["remedy"],
+            outcome=r["outcome"],
+            reason=r["detail"],
+        )
+    return {
+        "steps": [s.to_dict() for s in steps if s.action not in ("healthy", "skip")],
+        "remedies": remedies,
+        "replace": [s.node for s in steps if s.action == "replace"],
+    }
 
 
 def run(
@@ -490,9 +534,12 @@ def run(
     root: Path | None = None,
     lock_wait: float | None = None,
     rounds: int | None = None,
+    replace: Callable[[], dict] | None = None,
 ) -> list[dict]:
     """The loop: a round every `interval` seconds (once with `once`). In the loop a failed round
-    is logged and the next one tried; with `once` it raises."""
+    is logged and the next one tried; with `once` it raises. `replace`: run when a round's heal
+    check found a replacement due (`invoke heal`, which needs Kubespray: this machine has it, the
+    agent on the cluster does not) — after the round, its locks released."""
     say = progress or Progress()
     cdir = ClusterDir(cluster, root)
     done: list[dict] = []
@@ -510,6 +557,10 @@ def run(
                         lock_wait=lock_wait if lock_wait is not None else (50.0 if once else LOCK_WAIT),
                     )
                 )
+                due = (done[-1].get("heal") or {}).get("replace")
+                if due and replace is not None:
+                    say(f"heal: replacing {', '.join(due)} (invoke heal)")
+                    done[-1]["heal"]["replaced"] = replace()
             except Exception as exc:
                 if once or dry_run:
                     raise

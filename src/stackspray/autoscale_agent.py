@@ -369,6 +369,7 @@ def run(
                     kubeconfig=str(kubeconfig),
                     autoscale=auto,
                     scale_runs=old.scale_runs if old else [],
+                    heal=old.heal if old else {},
                     su_rates=su_rates,
                     upgrade_behind=behind,
                 )

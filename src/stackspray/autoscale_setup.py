@@ -28,7 +28,7 @@ from .autoscale import (
     plan_round,
 )
 from .cloudapi import connect_api
-from .cluster_state import Autoscale, AutoscaleGroup, ClusterState
+from .cluster_state import Autoscale, AutoscaleGroup, ClusterState, HealSettings
 from .errors import StackSprayError
 from .hibernate_plan import hibernated_refusal, refuse_if_hibernated
 from .kube import Kube
@@ -81,6 +81,19 @@ class AutoscaleLimits:
 class AutoscaleDisabled:
     cluster: str
     removed: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class HealSwitched:
+    """heal.enable / heal.disable: whether the autoscaler's round checks and reboots broken nodes."""
+
+    cluster: str
+    heal: dict[str, dict]  # group -> its settings; empty: off
+    loop: str | None  # where the round runs: cluster (the agent) | systemd | cron | None
+    replaces: str  # who replaces a node that reboots did not bring back
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -283,6 +296,55 @@ def schedule_limits(
     return sched.install(sched.Job(cluster, f"autoscale-{group}-{when.label()}", tuple(args), when))
 
 
+def set_heal(cluster: str, on: bool, *, root: Path | None = None) -> HealSwitched:
+    """heal.enable / heal.disable: heal's check in every round of the autoscaler's loop, with each
+    group's settings from the spec (node_groups.<g>.heal, defaults where the spec is not at
+    hand). The round reboots; a replacement needs Kubespray, so the loop on this machine runs
+    `invoke heal` for it, and the agent on the cluster reports it."""
+    cdir, state = cluster_dir_and_state(cluster, root)
+    refuse_if_hibernated(state, "heal settings")
+    if on and not state.autoscale:
+        raise AutoscaleError(
+            f"heal runs in the autoscaler's round, and cluster {cluster!r} has no autoscaler: "
+            f"`invoke autoscale.enable --cluster {cluster}` first (with --min equal to the group's "
+            "count, it never shelves a worker)"
+        )
+    spec = None
+    if state.spec and Path(state.spec).exists():
+        try:
+            spec = load_spec(state.spec)
+        except StackSprayError:
+            spec = None
+    groups = sorted({s.group for s in state.servers.values() if s.group})
+    with cdir.lock("heal.enable" if on else "heal.disable"):
+        state = cdir.load()
+        if state.autoscale is None:
+            return HealSwitched(cluster, {}, None, "nobody: heal is off")
+        settings = {}
+        for g in groups:
+            h = spec.group(g).heal if spec and spec.group(g) else None
+            settings[g] = (
+                HealSettings(h.unhealthy_for, str(h.max_unhealthy), h.reboot_timeout) if h else HealSettings()
+            )
+        state.autoscale.heal = settings if on else {}
+        if state.autoscale.service == "cluster":
+            autoscale_agent.write_settings(
+                Kube(state.kubeconfig), cluster, state.autoscale, cost.shipped(state.su_rates)
+            )
+        cdir.save(state)
+    service = state.autoscale.service
+    replaces = (
+        "nobody: heal is off"
+        if not on
+        else f"you: the agent reports it, run `invoke heal --cluster {cluster}`"
+        if service == "cluster"
+        else "the loop on this machine (invoke heal, after the round)"
+        if service in ("systemd", "cron")
+        else f"whoever runs `invoke autoscale.run --cluster {cluster}` (no loop is installed)"
+    )
+    return HealSwitched(cluster, {g: asdict(h) for g, h in state.autoscale.heal.items()}, service, replaces)
+
+
 def disable(cluster: str, *, root: Path | None = None, progress: Progress | None = None) -> AutoscaleDisabled:
     """Remove the loop (the agent on the cluster, a service or crontab entry), its windows and
     the settings; workers stay as they are."""
@@ -438,6 +500,13 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         )
     if not out["enabled"]:
         return AutoscaleStatus(cluster, out)
+    heal_on = bool(state.autoscale and state.autoscale.heal)
+    out["heal"] = {
+        "enabled": heal_on,
+        "last": ((agent_round or {}) if on_cluster else (book.get("last") or {})).get("heal")
+        if heal_on
+        else None,
+    }
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     plan, nodes, _ = plan_round(cluster, cdir, state, api, kube, time.time())
     if agent_round is not None:

@@ -151,6 +151,16 @@ class AutoscaleGroup:
 
 
 @dataclass
+class HealSettings:
+    """A group's heal settings as the autoscaler's round uses them (the spec's
+    node_groups.<g>.heal, copied by heal.enable; the agent on the cluster has no spec)."""
+
+    unhealthy_for: float = 300.0
+    max_unhealthy: str = "40%"
+    reboot_timeout: float = 300.0
+
+
+@dataclass
 class Autoscale:
     """autoscale.enable's settings (autoscale.py); the loop's memory is in autoscale.json."""
 
@@ -162,6 +172,9 @@ class Autoscale:
     service: str | None = None  # where the loop runs: cluster (the agent) | systemd | cron | None
     agent_build: str | None = None  # the agent's build on the cluster (service "cluster")
     agent_node: str | None = None
+    # heal.enable: the round also checks every group's nodes and reboots broken ones (heal_check.py);
+    # empty: heal is not part of the round.
+    heal: dict[str, HealSettings] = field(default_factory=dict)
 
 
 @dataclass

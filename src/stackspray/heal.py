@@ -13,10 +13,8 @@ interrupted heal, or the next one, continues the ladder: an interrupted replacem
 
 from __future__ import annotations
 
-import calendar
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,18 +24,16 @@ from .cloudops import WaitFailed, act, wait_gone
 from .cluster_state import HealAttempt, HealMemory
 from .converge import create_cluster
 from .errors import StackSprayError
-from .heal_plan import REMEDIES, HealStep, NodeHealth, backoff_after, plan_heal
+from .heal_check import REBOOT, Rebooter, check, reboot_all, remember
+from .heal_plan import REMEDIES, HealStep, backoff_after
 from .hibernate_plan import refuse_if_hibernated
-from .kube import SCALE_ANNOTATION, Kube, KubeError
-from .names import META_GROUP
-from .observe import owned_servers
+from .kube import Kube
 from .progress import Progress
-from .spec import CONTROL_PLANE, ClusterSpec, HealSpec, load_spec
+from .spec import ClusterSpec, load_spec
 from .state import ClusterDir
 from .target import resolve
 
 MAX_ROUNDS = 6
-REBOOT = {"soft-reboot": "SOFT", "hard-reboot": "HARD"}
 
 
 @dataclass
@@ -58,123 +54,6 @@ class HealResult:
     def unresolved(self) -> list[dict]:
         """Nodes left broken: a remedy failed, or held, backed off, or only reported."""
         return [s for s in self.left if s["action"] in ("hold", "backoff", "report", *REMEDIES)]
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
-
-
-def observe(api: CloudAPI, kube: Kube, cluster: str, known: list[str]) -> tuple[list[NodeHealth], dict]:
-    """Every node the cluster has (its servers, and those `known` from the state whose server is
-    gone), with its Node; and the servers by name."""
-    servers = {s.name: s for s in owned_servers(api, cluster)}
-    nodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
-    out = []
-    for name in sorted(set(servers) | set(known), key=_natural):
-        s = servers.get(name)
-        group = ((s.metadata or {}).get(META_GROUP) if s else None) or _group_of(cluster, name)
-        n = nodes.get(name)
-        ready = since = None
-        if n is not None:
-            cond = next(
-                (c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {}
-            )
-            ready = cond.get("status") == "True"
-            since = _epoch(cond.get("lastTransitionTime"))
-        out.append(
-            NodeHealth(
-                name=name,
-                group=group,
-                control_plane=group == CONTROL_PLANE,
-                server=s.status if s else None,
-                task_state=getattr(s, "task_state", None) if s else None,
-                ready=ready,
-                since=since,
-                scaling=((n or {}).get("metadata", {}).get("annotations") or {}).get(SCALE_ANNOTATION),
-            )
-        )
-    return out, servers
-
-
-def _natural(name: str) -> tuple:
-    head, _, tail = name.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (name, 0)
-
-
-def _group_of(cluster: str, server: str) -> str:
-    head = server[len(cluster) + 1 :]
-    return head.rpartition("-")[0] or head
-
-
-def _remember(memory: dict[str, HealMemory], steps: list[HealStep], now: float) -> None:
-    """Start the clock of newly unhealthy nodes; forget nodes that are healthy again."""
-    for step in steps:
-        if step.action == "healthy":
-            memory.pop(step.node, None)
-        elif step.action in ("wait", "hold", "backoff", "report", *REMEDIES):
-            mem = memory.setdefault(step.node, HealMemory())
-            if mem.unhealthy_since is None:
-                mem.unhealthy_since = now
-
-
-class _Healer:
-    def __init__(
-        self, name: str, cdir: ClusterDir, spec: ClusterSpec | None, say: Progress, clock, api, kube
-    ) -> None:
-        self.name, self.cdir, self.spec, self.say, self.clock = name, cdir, spec, say, clock
-        state = cdir.load()
-        self.api = api or connect_api(state.cloud)
-        self.kube = kube or Kube(state.kubeconfig)
-
-    def settings(self) -> dict[str, HealSpec]:
-        return {g.name: g.heal for g in self.spec.node_groups} if self.spec else {}
-
-    def wait_ready(self, node: str, timeout: float) -> bool:
-        """The node's server is ACTIVE and its Node Ready (heal only remedies a node that was not,
-        so Ready again is the remedy's effect)."""
-        deadline, delay = time.monotonic() + timeout, 0.2
-        while True:
-            try:
-                n = next((x for x in self.kube.list_json("nodes") if x["metadata"]["name"] == node), None)
-            except KubeError:
-                n = None
-            if n is not None:
-                cond = next(
-                    (c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
-                    {},
-                )
-                server = next((x for x in owned_servers(self.api, self.name) if x.name == node), None)
-                if cond.get("status") == "True" and server is not None and server.status == "ACTIVE":
-                    return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
-
-    def reboot(self, step: HealStep, server, timeout: float) -> dict:
-        started, at = time.monotonic(), self.clock()
-        kind = REBOOT[step.action]
-        self.say(f"{step.node}: {step.reason}: {step.action}")
-        try:
-            act(lambda: self.api.server_action(server.id, kind), f"{kind.lower()} reboot of {step.node}")
-            ok = self.wait_ready(step.node, timeout)
-            detail = "Ready again" if ok else f"not Ready {timeout:.0f}s after the reboot"
-        except StackSprayError as exc:
-            ok, detail = False, str(exc)
-        self.say(f"{step.node}: {step.action}: {detail}")
-        return {
-            "node": step.node,
-            "remedy": step.action,
-            "outcome": "ok" if ok else "failed",
-            "seconds": round(time.monotonic() - started, 1),
-            "detail": detail,
-            "at": at,
-        }
 
 
 def heal(
@@ -203,18 +82,13 @@ def heal(
         replace: HealStep | None = None
         with cdir.command("heal") as run:
             result.log = str(run.log)
-            healer = _Healer(name, cdir, spec, say, clock, api, kube)
             state = cdir.load()
-            nodes, servers = observe(healer.api, healer.kube, name, list(state.heal))
-            blocked = (
-                "a credential rotation is pending: run `invoke credentials.refresh` first"
-                if state.rotation is not None
-                else f"an upgrade to {state.upgrade.to} is unfinished: run `invoke upgrade` again first"
-                if state.upgrade is not None
-                else None
+            healer = Rebooter(
+                name, cdir, say, clock, api or connect_api(state.cloud), kube or Kube(state.kubeconfig)
             )
             now = clock()
-            steps = plan_heal(nodes, healer.settings(), state.heal, now, blocked)
+            settings = {g.name: g.heal for g in spec.node_groups} if spec else {}
+            steps, servers, groups = check(healer.api, healer.kube, name, state, settings, now)
             if not result.steps:
                 result.steps = [s.to_dict() for s in steps]
                 for s in steps:
@@ -225,7 +99,7 @@ def heal(
             result.left = [s.to_dict() for s in steps if s.action != "healthy"]
             if dry_run:
                 return result
-            _remember(state.heal, steps, now)
+            remember(state.heal, steps, now)
             cdir.save(state)
             reboots = [s for s in steps if s.action in REBOOT]
             replace = next((s for s in steps if s.action == "replace"), None)
@@ -236,31 +110,17 @@ def heal(
                     f"{replace.node} needs replacing, which makes its server again from the cluster's spec, "
                     f"and the spec {state.spec!r} is not there: put it back, then re-run heal"
                 )
-            settings = healer.settings()
-            for s in reboots:
-                state.heal[s.node].attempts.append(HealAttempt(s.action, now))
-            cdir.save(state)
-            group = {n.name: n.group for n in nodes}
-            timeouts = [(settings.get(group[s.node]) or HealSpec()).reboot_timeout for s in reboots]
-            with ThreadPoolExecutor(max_workers=max(1, len(reboots))) as pool:
-                done = list(pool.map(healer.reboot, reboots, [servers[s.node] for s in reboots], timeouts))
-            state = cdir.load()
-            for d in done:
-                mem = state.heal.get(d["node"])
-                if mem is not None and mem.attempts:
-                    mem.attempts[-1].outcome = d["outcome"]
-                if d["outcome"] == "ok":
-                    state.heal.pop(d["node"], None)
-                result.remedies.append({k: v for k, v in d.items() if k != "at"})
-            cdir.save(state)
+            result.remedies += reboot_all(healer, cdir, reboots, servers, groups, settings, now)
             if replace is not None:
-                _take_out(healer, replace, servers.get(replace.node), state)
+                assert spec is not None
+                _take_out(healer, spec, replace, servers.get(replace.node), cdir.load())
         if replace is not None:
-            result.remedies.append(_make_again(healer, replace, root, clock))
+            assert spec is not None
+            result.remedies.append(_make_again(healer, spec, replace, root, clock))
     return result
 
 
-def _take_out(healer: _Healer, step: HealStep, server, state) -> None:
+def _take_out(healer: Rebooter, spec: ClusterSpec, step: HealStep, server, state) -> None:
     """The first half of a replacement, under the cluster's lock: the Node removed the way
     Kubespray removes an unreachable one, the server deleted. Each part recorded as it is done, so
     an interrupted replacement is finished by the next heal."""
@@ -273,8 +133,6 @@ def _take_out(healer: _Healer, step: HealStep, server, state) -> None:
         healer.say(f"{step.node}: finishing its replacement")
         return
     healer.say(f"{step.node}: {step.reason}: replace — remove-node.yml (ungraceful), delete the server")
-    spec = healer.spec
-    assert spec is not None
     conn = healer.api.conn
     if step.node in (healer.cdir.load().kubernetes_nodes or []):
         kubespray.remove_workers(
@@ -291,11 +149,9 @@ def _take_out(healer: _Healer, step: HealStep, server, state) -> None:
     healer.cdir.save(state)
 
 
-def _make_again(healer: _Healer, step: HealStep, root: Path | None, clock) -> dict:
+def _make_again(healer: Rebooter, spec: ClusterSpec, step: HealStep, root: Path | None, clock) -> dict:
     """The second half: create-cluster's converge makes the server again and joins it."""
     started = time.monotonic()
-    spec = healer.spec
-    assert spec is not None
     healer.say(f"{step.node}: replace — create-cluster makes its server again on its port and joins it")
     try:
         create_cluster(spec, progress=healer.say, root=root, command="heal-replace", api=healer.api)

@@ -11,7 +11,8 @@ import pytest
 from stackspray_sandbox.fakecloud import FakeCloud
 from test_engine_on_fake_cloud import create, quiet, write_spec
 
-from stackspray import heal as heal_module
+from stackspray import autoscale, heal_check
+from stackspray.cluster_state import Autoscale, HealSettings
 from stackspray.errors import StackSprayError
 from stackspray.heal import heal
 from stackspray.spec import HealSpec
@@ -98,7 +99,7 @@ def test_a_rebooted_worker_is_done_and_a_shelved_one_is_never_touched(cluster):
 def test_a_worker_that_never_comes_back_climbs_the_ladder(cluster, monkeypatch):
     cloud, root, spec, cdir = cluster
     # Without the spec file the groups' settings are the defaults: a shorter reboot_timeout.
-    monkeypatch.setattr(heal_module, "HealSpec", functools.partial(HealSpec, reboot_timeout=0.5))
+    monkeypatch.setattr(heal_check, "HealSpec", functools.partial(HealSpec, reboot_timeout=0.5))
     nodes = Nodes(cloud)
     nodes.up["lab-workers-2"] = False  # and it does not recover
     spec.unlink()
@@ -123,3 +124,37 @@ def test_a_replaced_servers_old_host_key_is_forgotten(tmp_path):
     forget_host_keys(tmp_path, ["10.0.0.5"])
     assert (tmp_path / "known_hosts").read_text().splitlines() == [keys.splitlines()[1]]
     assert not (tmp_path / "known_hosts.old").exists()
+
+
+def test_the_autoscalers_round_reboots_and_reports_a_replacement_it_cannot_make(cluster):
+    """heal.enable's check in the autoscaler's round (the agent's too): the same ladder, one rung
+    a round, each decision an event once; the replacement is reported with the command that
+    makes it, never attempted (no Kubespray there)."""
+    cloud, root, _, cdir = cluster
+    state = cdir.load()
+    state.autoscale = Autoscale(heal={"workers": HealSettings(unhealthy_for=0, reboot_timeout=0.5)})
+    cdir.save(state)
+    nodes = Nodes(cloud)
+    nodes.up["lab-workers-2"] = False
+    rungs = []
+    for _ in range(3):
+        done = autoscale.heal_round("lab", cdir, cloud, nodes, quiet())
+        rungs.append(([(r["remedy"], r["outcome"]) for r in done["remedies"]], done["replace"]))
+    assert rungs == [
+        ([("soft-reboot", "failed")], []),
+        ([("hard-reboot", "failed")], []),
+        ([], ["lab-workers-2"]),
+    ]
+    assert not any(op == "delete" for op, _ in cloud.calls), "no server is deleted by the round"
+    told = [e for e in autoscale.events(cdir, 50) if e.get("action") == "heal"]
+    assert [(e.get("decision"), e.get("outcome")) for e in told] == [
+        ("soft-reboot", None),
+        ("soft-reboot", "failed"),
+        ("hard-reboot", None),
+        ("hard-reboot", "failed"),
+        ("replace", None),
+    ]
+    assert "`invoke heal --cluster lab` runs it" in told[-1]["reason"]
+    again = autoscale.heal_round("lab", cdir, cloud, nodes, quiet())
+    assert again["replace"] == ["lab-workers-2"]
+    assert len([e for e in autoscale.events(cdir, 50) if e.get("action") == "heal"]) == 5, "told once"

@@ -36,13 +36,13 @@ def namespace() -> Collection:
     for name, t in cluster.TASKS.items():
         ns.add_task(t, name=name)
     ns.add_task(backup.restore, name="restore")
-    ns.add_task(heal.heal, name="heal")
     ns.add_task(upgrade.upgrade, name="upgrade")
     for c in (
         scale.collection,
         credentials.collection,
         certs.collection,
         backup.collection,
+        heal.collection,
         hibernate.hibernate_collection,
         hibernate.wake_collection,
         autoscale.collection,

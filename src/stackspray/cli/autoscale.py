@@ -6,6 +6,7 @@ from invoke import Collection, Exit, task
 
 from .. import autoscale, autoscale_setup
 from .. import schedule as sched
+from ..heal import heal as heal_cluster
 from ..schedule import ScheduleResult
 from .output import call, emit, progress
 from .scale import schedule_listing
@@ -167,12 +168,19 @@ def disable(c, cluster, json_=False):
     },
 )
 def run(c, cluster, once=False, dry_run=False, interval=10, json_=False):
-    """The autoscaler's loop (the service runs it): each round wakes or shelves workers as the pods need."""
+    """The autoscaler's loop (the service runs it): each round wakes or shelves workers as the pods
+    need, and with heal.enable reboots broken nodes (and runs `heal` for a replacement)."""
 
     def rounds() -> autoscale.AutoscaleRounds:
         name = cluster_name(cluster)
+        say = progress(json_)
         done = autoscale.run(
-            name, once=once, dry_run=dry_run, interval=number(interval, "interval"), progress=progress(json_)
+            name,
+            once=once,
+            dry_run=dry_run,
+            interval=number(interval, "interval"),
+            progress=say,
+            replace=lambda: heal_cluster(name, progress=say).to_dict(),
         )
         return autoscale.AutoscaleRounds(name, done)
 

@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 from invoke import Exit
 
 from ..autoscale import AutoscaleRounds
-from ..autoscale_setup import AutoscaleDisabled, AutoscaleEnabled, AutoscaleLimits, AutoscaleStatus
+from ..autoscale_setup import (
+    AutoscaleDisabled,
+    AutoscaleEnabled,
+    AutoscaleLimits,
+    AutoscaleStatus,
+    HealSwitched,
+)
 from ..certs_renew import RenewResult
 from ..cluster import ConvergeResult, DestroyResult, PlanResult, StatusResult
 from ..errors import StackSprayError
@@ -462,6 +468,31 @@ def _(result: AutoscaleLimits) -> list[str]:
 
 
 @text.register
+def _(result: HealSwitched) -> list[str]:
+    if not result.heal:
+        return [
+            f"cluster {result.cluster}: heal is not part of the autoscaler's round "
+            "(`invoke heal` still works)"
+        ]
+    where = {
+        "cluster": "the agent on the cluster",
+        "systemd": "the loop here (systemd)",
+        "cron": "the loop here (cron)",
+    }
+    lines = [
+        f"cluster {result.cluster}: each round of {where.get(result.loop or '', 'the autoscaler loop')} "
+        "checks every node and reboots broken workers (never a shelved one)"
+    ]
+    for g, h in sorted(result.heal.items()):
+        lines.append(
+            f"  {g}: unhealthy_for {h['unhealthy_for']:g}s, max_unhealthy {h['max_unhealthy']}, "
+            f"reboot_timeout {h['reboot_timeout']:g}s"
+        )
+    lines.append(f"  replacements: {result.replaces}")
+    return lines
+
+
+@text.register
 def _(result: AutoscaleDisabled) -> list[str]:
     return [
         f"cluster {result.cluster}: autoscaling off; removed: "
@@ -509,13 +540,26 @@ def _(st: AutoscaleStatus) -> list[str]:
         lines += [f"  pending {p['pod']}: {p['reason']}" for p in s["pending"]]
         nxt = ", ".join(f"{d['action']} {d['node']}" for d in s["next"]) or "nothing to do"
         lines.append(f"  next: {nxt}")
+        heal = s.get("heal") or {}
+        if heal.get("enabled"):
+            last = heal.get("last") or {}
+            broken = [f"{x['node']} {x['action']}" for x in last.get("steps") or []]
+            lines.append(
+                "  heal: on — "
+                + (f"last round: {', '.join(broken)}" if broken else "every node healthy at the last round")
+                + (
+                    f"; replacement due: `invoke heal --cluster {cluster}`"
+                    if last.get("replace") and s["service"] == "cluster"
+                    else ""
+                )
+            )
         lines.append(f"  Service Units: {s['su_per_hour']:g}/hour now; {s['su_saved_today']:g} saved today")
         for fam, r in (s.get("su_rates") or {}).items():
             lines.append(f"    {fam}: {r['su_per_vcpu_hour']:g} SU per vCPU-hour ({r['source']})")
     if s.get("warning"):
         lines.append(f"  WARNING: {s['warning']}")
     for e in s["events"]:
-        what = " ".join(str(e[k]) for k in ("action", "node", "pod", "outcome") if e.get(k))
+        what = " ".join(str(e[k]) for k in ("action", "node", "pod", "decision", "outcome") if e.get(k))
         lines.append(f"  {e['at']} {what}: {e.get('reason', '')}")
     return lines
 

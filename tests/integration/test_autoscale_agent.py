@@ -17,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from conftest import ssh
 from helpers import built_cluster, eventually, invoke, kube_tools
 from kubernetes import client
@@ -271,6 +272,46 @@ def test_a_rotation_reaches_the_agent_and_the_old_credential_is_gone(agent):
     ), autoscale_agent.read_status(a.kube)
     ids = {c.id for c in a.conn.identity.application_credentials(user=a.conn.current_user_id)}
     assert old not in ids and new in ids
+
+
+def test_heal_enabled_the_agent_reboots_a_killed_worker_and_never_a_shelved_one(agent):
+    """heal.enable as a user runs it after giving the group short heal timers in the spec: the
+    agent's next rounds find the worker whose node host was killed (ACTIVE, NotReady), soft-reboot
+    it until it is Ready, say so in its events; the shelved workers are not touched."""
+    a = agent
+    spec = a.cdir.load().spec
+    doc = yaml.safe_load(open(spec).read())
+    doc["node_groups"]["workers"]["heal"] = {"unhealthy_for": "5s", "reboot_timeout": "90s"}
+    open(spec, "w").write(yaml.safe_dump(doc))
+    out = a.invoke("autoscale.limits", "--cluster", a.name, "--min", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert eventually(lambda: len(a.active_workers()) == 1, timeout=120), a.servers()
+    out = a.invoke("heal.enable", "--cluster", a.name)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "workers: unhealthy_for 5s" in out.stdout and "invoke heal --cluster" in out.stdout, out.stdout
+    (victim,) = a.active_workers()
+    shelved = {s.name: s.updated_at for s in a.conn.compute.servers() if s.name in a.w and s.name != victim}
+    server = next(s for s in a.conn.compute.servers() if s.name == victim)
+    assert faults.kill_node(server.id, paths=a.sandbox.paths)
+
+    def rebooted() -> list[dict]:
+        return [
+            e
+            for e in a.status()["events"]
+            if e.get("action") == "heal" and e.get("node") == victim and e.get("outcome") == "ok"
+        ]
+
+    done = eventually(rebooted, timeout=300)
+    assert done and done[-1]["decision"] == "soft-reboot", a.status()
+    node = a.kube.core.read_node(victim)
+    assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    assert {s.name: s.updated_at for s in a.conn.compute.servers() if s.name in shelved} == shelved, (
+        "a shelved worker was touched"
+    )
+    st = a.status()
+    assert st["heal"]["enabled"] and not st["warning"], st
+    out = a.invoke("heal.disable", "--cluster", a.name)
+    assert out.returncode == 0 and "not part of the autoscaler's round" in out.stdout, out.stdout
 
 
 def test_disable_removes_the_agent_everywhere(agent):

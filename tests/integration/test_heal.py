@@ -4,17 +4,21 @@ NotReady) is soft-rebooted and Ready again; a worker shelved by `scale` is never
 three workers broken with max_unhealthy 40 % → nothing is remedied and the reason is shown, and
 with max_unhealthy 2 both are rebooted at once; a worker whose OS stays silent through both
 reboots is held while a worker is shelved, then replaced once it is unshelved — a new server of
-the same name on the same address, joined and Ready."""
+the same name on the same address, joined and Ready; a heal killed (SIGKILL) after it deleted a
+server is finished by the next one; a replacement whose server never boots is backed off and
+reported."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 import uuid
 
 import yaml
-from helpers import eventually, kube_tools, user_runner
+from helpers import BIN, ROOT, eventually, kube_tools, user_env, user_runner
 from stackspray_sandbox import faults
 from stackspray_sandbox.specs import write_small_cluster_spec
 
@@ -116,7 +120,58 @@ def test_heal_reboots_then_replaces_broken_workers_and_never_a_shelved_one(sandb
             new.id != old.id and [a["addr"] for addrs in new.addresses.values() for a in addrs][0] == old_ip
         )
         assert ready(w1) == "True"
-        state = json.loads((tmp_path / "inventories" / name / "state.json").read_text())
+        state_file = tmp_path / "inventories" / name / "state.json"
+        state = json.loads(state_file.read_text())
         assert state["heal"] == {}, state["heal"]
+
+        # SIGKILL in the middle of a replacement (its server deleted, the new one not made yet):
+        # the next heal finds that in its memory and finishes it — same name, same address.
+        old2 = server(w2)
+        faults.silent_os(2, name_contains=w2, paths=sandbox.paths)
+        assert faults.kill_node(old2.id, paths=sandbox.paths)
+        assert eventually(lambda: ready(w2) == "Unknown", timeout=90)
+        time.sleep(5)
+        killed = subprocess.Popen(
+            [str(BIN / "invoke"), "-r", str(ROOT), "heal", "--cluster", name],
+            cwd=tmp_path, env={**user_env(sandbox), **env}, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            taken_out = eventually(
+                lambda: (
+                    (json.loads(state_file.read_text()).get("heal") or {}).get(w2, {}).get("server_deleted")
+                ),
+                timeout=180,
+            )
+        finally:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+        assert taken_out, json.loads(state_file.read_text())["heal"]
+        assert not [s for s in conn.compute.servers(name=w2) if s.name == w2], "the server is gone"
+        finished = heal()
+        assert [(r["node"], r["remedy"], r["outcome"]) for r in finished["remedies"]] == [
+            (w2, "replace", "ok")
+        ], finished
+        assert server(w2).id != old2.id and ready(w2) == "True"
+
+        # A replacement that fails to boot (Nova's ERROR, every try create-cluster makes): backed
+        # off and reported, heal exits 1, and the broken node is not forgotten.
+        old1 = server(w1)
+        faults.silent_os(2, name_contains=w1, paths=sandbox.paths)
+        assert faults.kill_node(old1.id, paths=sandbox.paths)
+        assert eventually(lambda: ready(w1) == "Unknown", timeout=90)
+        time.sleep(5)
+        faults.boot_errors(4, name_contains=w1, paths=sandbox.paths)
+        failed = heal(ok=False)
+        assert [(r["remedy"], r["outcome"]) for r in failed["remedies"]] == [
+            ("soft-reboot", "failed"),
+            ("hard-reboot", "failed"),
+            ("replace", "failed"),
+        ], failed
+        (left,) = [x for x in failed["left"] if x["node"] == w1]
+        assert left["action"] == "backoff" and "next try in" in left["reason"], failed
+        memory = json.loads(state_file.read_text())["heal"][w1]
+        assert memory["failed_replacements"] == 1 and memory["backoff_until"], memory
+        assert faults.boot_errors_remaining(sandbox.paths) == 0
     finally:
         run("destroy-cluster", "--cluster", name, "--yes")

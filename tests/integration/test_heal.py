@@ -161,13 +161,14 @@ def test_heal_reboots_then_replaces_broken_workers_and_never_a_shelved_one(sandb
         assert faults.kill_node(old1.id, paths=sandbox.paths)
         assert eventually(lambda: ready(w1) == "Unknown", timeout=90)
         time.sleep(5)
-        faults.boot_errors(4, name_contains=w1, paths=sandbox.paths)
+        faults.boot_errors(3, name_contains=w1, paths=sandbox.paths)  # create-cluster's 3 attempts
         failed = heal(ok=False)
         assert [(r["remedy"], r["outcome"]) for r in failed["remedies"]] == [
             ("soft-reboot", "failed"),
             ("hard-reboot", "failed"),
             ("replace", "failed"),
         ], failed
+        assert "failed to boot 3 times" in failed["remedies"][-1]["detail"], failed
         (left,) = [x for x in failed["left"] if x["node"] == w1]
         assert left["action"] == "backoff" and "next try in" in left["reason"], failed
         memory = json.loads(state_file.read_text())["heal"][w1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import socket
 import ssl
 import urllib.parse
@@ -139,4 +140,36 @@ def check(kubeconfig: Path | str | None, cluster: str, now: dt.datetime | None =
         else:
             todo = f"`invoke certs.renew --cluster {cluster}` issues it again (docs/certificates.md)"
             out.append(judge(CLIENT, cert, now, todo))
+    return out
+
+
+# `kubeadm certs check-expiration` (cmd/kubeadm/app/cmd/certs.go, newCmdCertsExpiration): a table
+# of certificates, then one of certificate authorities; RESIDUAL TIME is apimachinery's
+# duration.ShortHumanDuration ("<invalid>" once expired, else s, m, h, d or y).
+_ROW = re.compile(r"^(\S+)\s+([A-Z][a-z]{2} \d{2}, \d{4} \d{2}:\d{2} UTC)\s+(<invalid>|\d+[smhdy])\s")
+_UNIT_DAYS = {"s": 1 / 86400, "m": 1 / 1440, "h": 1 / 24, "d": 1.0, "y": 365.0}
+
+
+@dataclass
+class NodeCertificate:
+    """One row of `kubeadm certs check-expiration` on a control-plane node, judged."""
+
+    name: str  # apiserver, admin.conf, etcd-server, ca, …
+    expires: str  # as kubeadm prints it
+    days_left: float  # negative once expired
+    level: str  # ok | warning | expired
+
+
+def parse_check_expiration(text: str) -> list[NodeCertificate]:
+    """Every certificate and authority kubeadm lists, with its residual time as days, judged as
+    the other expiries are (under WARN_DAYS: warning)."""
+    out = []
+    for line in text.splitlines():
+        m = _ROW.match(line.strip())
+        if not m:
+            continue
+        name, expires, residual = m.groups()
+        days = -1.0 if residual == "<invalid>" else int(residual[:-1]) * _UNIT_DAYS[residual[-1]]
+        level = "expired" if days <= 0 else "warning" if days < WARN_DAYS else "ok"
+        out.append(NodeCertificate(name, expires, round(days, 2), level))
     return out

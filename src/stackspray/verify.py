@@ -153,6 +153,9 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
             why = stand_in if isinstance(stand_in, str) else "no Kubernetes on the sandbox"
             check += f" [stand-in node: {why}]"
             outcome = "N/A"
+        if outcome == "PASS" and r.get("warning"):
+            outcome = "WARN"  # passed, with something to do soon (e.g. a certificate's last month)
+            result.warnings[f"{node}: {check}"] = r["warning"]
         result.results.setdefault(node, {})[check] = outcome
         if r["outcome"] != "passed":
             result.failures[f"{node}: {check}"] = r["message"]

@@ -30,6 +30,7 @@ class Report:
             "params": [str(v) for v in params.values()],
             "outcome": report.outcome,
             "stand_in": dict(report.user_properties).get("stand_in"),
+            "warning": dict(report.user_properties).get("warning"),
             "message": (crash.message if crash else str(report.longrepr or "")).splitlines()[0][:300]
             if report.outcome != "passed"
             else "",

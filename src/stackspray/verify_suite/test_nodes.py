@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from stackspray import certs
+
 STAND_IN = "/etc/kubernetes/STACKSPRAY-STAND-IN"
 
 
@@ -84,6 +86,28 @@ def test_certificate_renewal_timer_is_enabled_on_the_control_plane(host):
         "k8s-certs-renew.timer is not enabled and active: the control plane's certificates expire a "
         "year after they were issued; re-run `invoke create-cluster`"
     )
+
+
+def test_control_plane_certificates_are_valid(host, record_property):
+    """Every certificate and authority `kubeadm certs check-expiration` lists on a control-plane
+    node (what the API server, controller manager, scheduler, etcd and admin.conf use): none
+    expired; under 30 days left is a warning in verify's table."""
+    if _name(host) not in _env_set("STACKSPRAY_VERIFY_CONTROL_PLANE"):
+        pytest.skip("control-plane nodes only")
+    out = host.run("sudo -n /usr/local/bin/kubeadm certs check-expiration")
+    assert out.rc == 0, f"kubeadm certs check-expiration failed: {(out.stderr or out.stdout).strip()[:200]}"
+    rows = certs.parse_check_expiration(out.stdout)
+    assert rows, f"kubeadm certs check-expiration listed no certificate: {out.stdout.strip()[:200]}"
+    expired = [r.name for r in rows if r.level == "expired"]
+    assert not expired, (
+        f"expired on this node: {', '.join(expired)}: run `invoke certs.renew` (an expired CA needs a new "
+        "cluster or kubeadm's manual CA rotation)"
+    )
+    near = [f"{r.name} ({r.days_left:.0f} days)" for r in rows if r.level == "warning"]
+    if near:
+        record_property(
+            "warning", f"under {certs.WARN_DAYS} days left: {', '.join(near)}: run `invoke certs.renew`"
+        )
 
 
 @pytest.mark.parametrize(

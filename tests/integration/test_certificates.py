@@ -60,7 +60,8 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
         # On the node, kubeadm's own list (certs check-expiration) says the same of apiserver.
         # (kubeadm floors the residual time: a 20-day certificate issued minutes ago has 19d left.)
         assert re.search(
-            rf"WARNING {cp}: control plane certificates are valid: under 30 days left: apiserver \((19|20) days\)",
+            rf"WARNING {cp}: control plane certificates are valid: "
+            r"under 30 days left: apiserver \((19|20) days\)",
             warned.stdout,
         ), warned.stdout
         assert "2 warning(s)" in warned.stdout, warned.stdout

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kubernetes.utils import parse_quantity
 
-from . import cost, heal_check, lease
+from . import autoscale_windows, cost, heal_check, lease
 from .autoscale_plan import (
     SHELVED,
     Budget,
@@ -95,9 +95,18 @@ class AutoscaleRounds:
         return self.rounds[-1] if self.rounds else {}
 
 
-def settings_of(auto: Autoscale) -> Settings:
+def settings_of(auto: Autoscale, book: dict | None = None, now: float | None = None) -> Settings:
+    """The planner's settings; with the loop's `book` and the time, a window that fired holds its
+    group's min and max (the book notes when the operator's limits changed)."""
+    held = {}
+    if auto.windows and book is not None:
+        t = time.time() if now is None else now
+        held = autoscale_windows.effective(auto, autoscale_windows.track_base(auto, book, t), t)
     return Settings(
-        groups={g: GroupSettings(s.min, s.max, s.idle, s.pending_for) for g, s in auto.groups.items()},
+        groups={
+            g: GroupSettings(*(held[g][:2] if g in held else (s.min, s.max)), s.idle, s.pending_for)
+            for g, s in auto.groups.items()
+        },
         scale_down_delay=auto.scale_down_delay,
         skip_nodes_with_local_storage=auto.skip_nodes_with_local_storage,
         skip_nodes_with_system_pods=auto.skip_nodes_with_system_pods,
@@ -307,9 +316,10 @@ def _account(book: dict, nodes: list[Node], settings: Settings, now: float) -> N
 
 
 def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, api: CloudAPI, kube: Kube, now: float):
-    """Observe and plan (no change anywhere): (plan, nodes, book)."""
-    settings = settings_of(state.autoscale)
+    """Observe and plan (no change anywhere but the book's note of the limits it saw): (plan,
+    nodes, book). A window that fired (autoscale_windows.py) sets its group's min and max."""
     book = load_book(cdir)
+    settings = settings_of(state.autoscale, book, now)
     memory = Memory.from_dict(book.get("memory"))
     nodes, pods, budgets = observe_cluster(api, kube, cluster, cost.rates_for(state.su_rates))
     memory.held.update(_held(state, settings, {n.name: n.group for n in nodes}))

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import agent_install, autoscale_agent, cost, names
+from . import agent_install, autoscale_agent, autoscale_windows, cost, names
 from . import schedule as sched
 from .autoscale import (
     MEMORY_FILE,
@@ -28,7 +28,7 @@ from .autoscale import (
     plan_round,
 )
 from .cloudapi import connect_api
-from .cluster_state import Autoscale, AutoscaleGroup, ClusterState, HealSettings
+from .cluster_state import Autoscale, AutoscaleGroup, AutoscaleWindow, ClusterState, HealSettings
 from .errors import StackSprayError
 from .hibernate_plan import hibernated_refusal, refuse_if_hibernated
 from .kube import Kube
@@ -290,6 +290,8 @@ def schedule_limits(
     if min_ is None and max_ is None:
         raise AutoscaleError("give --min N and/or --max N: what the window sets")
     when = sched.parse_when(at, days)
+    if state.autoscale.service == "cluster":
+        return _agent_window(cluster, root, group, at, days, when, min_, max_)
     args = ["autoscale.limits", "--cluster", cluster, "--group", group]
     args += ["--min", str(min_)] if min_ is not None else []
     args += ["--max", str(max_)] if max_ is not None else []
@@ -343,6 +345,84 @@ def set_heal(cluster: str, on: bool, *, root: Path | None = None) -> HealSwitche
         else f"whoever runs `invoke autoscale.run --cluster {cluster}` (no loop is installed)"
     )
     return HealSwitched(cluster, {g: asdict(h) for g, h in state.autoscale.heal.items()}, service, replaces)
+
+
+def _agent_window(
+    cluster: str,
+    root: Path | None,
+    group: str,
+    at: str,
+    days: str | None,
+    when: sched.When,
+    min_: int | None,
+    max_: int | None,
+) -> dict:
+    """A window the agent on the cluster applies at its time (kept in its settings ConfigMap, and
+    in the state): nothing is installed on this machine."""
+    cdir, state = cluster_dir_and_state(cluster, root)
+    members = sum(1 for s in state.servers.values() if s.group == group)
+    if (min_ is not None and not 0 <= min_ <= members) or (max_ is not None and not 1 <= max_ <= members):
+        raise AutoscaleError(
+            f"--min/--max: need 0 <= min and 1 <= max, both at most {members} (the group's workers)"
+        )
+    if min_ is not None and max_ is not None and min_ > max_:
+        raise AutoscaleError(f"--min/--max: min {min_} is more than max {max_}")
+    wid = f"{names.AUTOSCALE_JOB}-{group}-{when.label()}"
+    window = AutoscaleWindow(
+        wid, group, f"{when.hour:02d}:{when.minute:02d}", (days or "").strip().lower(),
+        min_, max_, autoscale_windows.local_zone(), time.time(),
+    )  # fmt: skip
+    with cdir.lock("autoscale.schedule"):
+        state = cdir.load()
+        auto = state.autoscale
+        assert auto is not None
+        auto.windows = [w for w in auto.windows if w.id != wid] + [window]
+        autoscale_agent.write_settings(Kube(state.kubeconfig), cluster, auto, cost.shipped(state.su_rates))
+        cdir.save(state)
+    return {
+        "backend": "cluster",
+        "id": wid,
+        "when": f"{when.on_calendar()} {window.tz}",
+        "where": f"the agent's settings (ConfigMap {autoscale_agent.NAMESPACE}/{autoscale_agent.SETTINGS}); "
+        "nothing runs on this machine",
+    }
+
+
+def windows(cluster: str, root: Path | None = None) -> list[dict]:
+    """The windows the agent on the cluster applies, as `--list` shows scheduled jobs."""
+    _, state = cluster_dir_and_state(cluster, root)
+    out = []
+    for w in state.autoscale.windows if state.autoscale else []:
+        limits = " ".join(f"--{k} {v}" for k, v in (("min", w.min), ("max", w.max)) if v is not None)
+        out.append(
+            {
+                "id": w.id,
+                "backend": "cluster",
+                "when": f"{autoscale_windows.when_of(w).on_calendar()} {w.tz}",
+                "command": f"autoscale.limits --cluster {cluster} --group {w.group} {limits} (by the agent)",
+            }
+        )
+    return out
+
+
+def remove_window(cluster: str, wid: str, root: Path | None = None) -> list[str]:
+    """Remove windows of the agent (`all`: every one); the ids removed."""
+    cdir, state = cluster_dir_and_state(cluster, root)
+    if not state.autoscale or not state.autoscale.windows:
+        return []
+    with cdir.lock("autoscale.schedule"):
+        state = cdir.load()
+        auto = state.autoscale
+        assert auto is not None
+        gone = [w.id for w in auto.windows if wid in ("all", w.id)]
+        if gone:
+            auto.windows = [w for w in auto.windows if w.id not in gone]
+            if auto.service == "cluster":
+                autoscale_agent.write_settings(
+                    Kube(state.kubeconfig), cluster, auto, cost.shipped(state.su_rates)
+                )
+            cdir.save(state)
+    return gone
 
 
 def disable(cluster: str, *, root: Path | None = None, progress: Progress | None = None) -> AutoscaleDisabled:
@@ -514,13 +594,17 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
         # decided; this machine's observation gives the counts and the Service Units.
         plan = _Decided(agent_round)
     groups = {}
+    # A window that fired holds its group's limits (the loop also ends it when it sees the limits
+    # changed after it fired; this view assumes they were not).
+    held = autoscale_windows.effective(state.autoscale, {}, time.time())
     for g, s in state.autoscale.groups.items():
         members = [n for n in nodes if n.group == g]
         groups[g] = {
             "active": sum(1 for n in members if n.status == "ACTIVE"),
             "shelved": sum(1 for n in members if n.status in SHELVED),
-            "min": s.min,
-            "max": s.max,
+            "min": held[g][0] if g in held else s.min,
+            "max": held[g][1] if g in held else s.max,
+            "window": held[g][2] if g in held else None,
         }
     out.update(
         groups=groups,

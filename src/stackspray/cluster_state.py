@@ -161,6 +161,22 @@ class HealSettings:
 
 
 @dataclass
+class AutoscaleWindow:
+    """autoscale.schedule for a loop on the cluster: at `at` (HH:MM in time zone `tz`, on `days` as
+    --days takes them, e.g. mon-fri; empty for daily) the group's min and/or max become these
+    (autoscale_windows.py)."""
+
+    id: str
+    group: str
+    at: str
+    days: str = ""
+    min: int | None = None
+    max: int | None = None
+    tz: str = "UTC"
+    created_at: float = 0.0
+
+
+@dataclass
 class Autoscale:
     """autoscale.enable's settings (autoscale.py); the loop's memory is in autoscale.json."""
 
@@ -175,6 +191,8 @@ class Autoscale:
     # heal.enable: the round also checks every group's nodes and reboots broken ones (heal_check.py);
     # empty: heal is not part of the round.
     heal: dict[str, HealSettings] = field(default_factory=dict)
+    # autoscale.schedule's windows when the loop runs on the cluster (the agent applies them).
+    windows: list[AutoscaleWindow] = field(default_factory=list)
 
 
 @dataclass

@@ -124,14 +124,20 @@ def schedule(
     remove=None,
     json_=False,
 ):
-    """Windows for the autoscaler, e.g. --at 09:45 --min 3 and --at 12:15 --min 0 (systemd timer/cron)."""
+    """Windows for the autoscaler, e.g. --at 09:45 --min 3 and --at 12:15 --min 0: kept in the agent's
+    settings when the loop runs on the cluster (it applies them), else a systemd timer/cron job here."""
 
     def run() -> ScheduleResult:
         name = cluster_name(cluster)
         if list_:
-            return schedule_listing(name, "autoscale-")
+            listed = schedule_listing(name, "autoscale-")
+            listed.jobs += autoscale_setup.windows(name)
+            return listed
         if remove:
-            return ScheduleResult(name, "remove", removed=sched.remove(name, remove))
+            gone = autoscale_setup.remove_window(name, remove)
+            if remove == "all" or not gone:
+                gone += sched.remove(name, remove)
+            return ScheduleResult(name, "remove", removed=gone)
         if at is None:
             raise Exit(
                 "error: give --at HH:MM with --min N and/or --max N (or --list, or --remove ID)", code=1

@@ -533,7 +533,9 @@ def _(st: AutoscaleStatus) -> list[str]:
             )
         for g, v in s["groups"].items():
             lines.append(
-                f"  group {g}: {v['active']} ACTIVE, {v['shelved']} shelved (min {v['min']}, max {v['max']})"
+                f"  group {g}: {v['active']} ACTIVE, {v['shelved']} shelved (min {v['min']}, max {v['max']}"
+                + (f"; {v['window']}" if v.get("window") else "")
+                + ")"
             )
         for node, d in sorted(s["nodes"].items()):
             lines.append(f"  {node:<28} {d['action']:<9} {d['reason']}")

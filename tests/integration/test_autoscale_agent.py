@@ -274,6 +274,32 @@ def test_a_rotation_reaches_the_agent_and_the_old_credential_is_gone(agent):
     assert old not in ids and new in ids
 
 
+def test_a_window_is_kept_on_the_cluster_and_the_agent_applies_it_at_its_time(agent):
+    """autoscale.schedule with the agent: the window goes into the agent's settings (no timer or
+    crontab entry on the operator's machine, which may sleep through it); at its minute the agent
+    holds the group at --min 1 and wakes a worker; --list shows it, --remove takes it away."""
+    a = agent
+    assert eventually(lambda: a.active_workers() == [], timeout=240), a.servers()
+    soon = time.localtime(time.time() + 60)
+    at = f"{soon.tm_hour:02d}:{soon.tm_min:02d}"
+    out = a.invoke("autoscale.schedule", "--cluster", a.name, "--at", at, "--min", "1")
+    assert out.returncode == 0 and "with cluster: the agent's settings" in out.stdout, out.stdout + out.stderr
+    crontab = subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+    assert f"stackspray:{a.name}:" not in crontab, crontab
+    cm = a.kube.get_object(f"/api/v1/namespaces/kube-system/configmaps/{autoscale_agent.SETTINGS}")
+    (window,) = json.loads(cm["data"]["settings.json"])["windows"]
+    assert window["at"] == at and window["min"] == 1 and window["group"] == "workers", window
+    listed = a.invoke("autoscale.schedule", "--cluster", a.name, "--list")
+    assert window["id"] in listed.stdout and "(by the agent)" in listed.stdout, listed.stdout
+    assert eventually(lambda: len(a.active_workers()) == 1, timeout=150), a.servers()
+    groups = a.status()["groups"]
+    assert groups["workers"]["min"] == 1 and groups["workers"]["window"].startswith(f"window {window['id']}")
+    gone = a.invoke("autoscale.schedule", "--cluster", a.name, "--remove", window["id"])
+    assert gone.returncode == 0 and window["id"] in gone.stdout, gone.stdout
+    cm = a.kube.get_object(f"/api/v1/namespaces/kube-system/configmaps/{autoscale_agent.SETTINGS}")
+    assert json.loads(cm["data"]["settings.json"])["windows"] == []
+
+
 def test_heal_enabled_the_agent_reboots_a_killed_worker_and_never_a_shelved_one(agent):
     """heal.enable as a user runs it after giving the group short heal timers in the spec: the
     agent's next rounds find the worker whose node host was killed (ACTIVE, NotReady), soft-reboot

@@ -107,12 +107,15 @@ def test_gpu_pods_run_only_once_the_plugin_is_installed_and_wake_exactly_the_gpu
         hostvars = yaml.safe_load((cluster / "hosts.yml").read_text())["all"]["hosts"]
         assert hostvars[gpu_node]["containerd_default_runtime"] == "nvidia"
         assert "containerd_default_runtime" not in hostvars[worker]
-        plugin = json.loads(
-            kubectl(
+
+        def plugin_nodes() -> list[str]:
+            got = kubectl(
                 "-n", "kube-system", "get", "pods", "-l", "name=nvidia-device-plugin-ds", "-o", "json"
-            ).stdout
-        )["items"]
-        assert [p["spec"]["nodeName"] for p in plugin] == [gpu_node], plugin
+            )
+            return [p["spec"]["nodeName"] for p in json.loads(got.stdout)["items"]]
+
+        # The DaemonSet controller makes its pods after the apply returns (a pass a second).
+        assert eventually(plugin_nodes) == [gpu_node], plugin_nodes()
         assert eventually(lambda: node_of("train")) == gpu_node
         assert gpus_offered() == {gpu_node: {"has": 1, "offers": 1}}
         doc = json.loads(run("verify", "--cluster", name, "--json").stdout)

@@ -237,16 +237,6 @@ def node_gpus(node: dict) -> dict | None:
     return {"has": has, "offers": offers}
 
 
-def summary(spec: ClusterSpec) -> dict:
-    """What `plan`/create-cluster say about GPUs: the groups, GPUs per node, and what is installed."""
-    return {
-        "groups": gpu_groups(spec),
-        "install": spec.gpu_install,
-        "device_plugin": DEVICE_PLUGIN_IMAGE,
-        "toolkit": f"nvidia-container-toolkit {TOOLKIT_VERSION}",
-    }
-
-
 def describe(spec: ClusterSpec) -> str:
     groups = gpu_groups(spec)
     if not groups:

@@ -8,8 +8,6 @@ cluster that never had a GPU group never runs it.
 
 from __future__ import annotations
 
-import hashlib
-
 from . import gpu, inventory, kubespray
 from .spec import ClusterSpec
 from .state import ClusterDir
@@ -39,10 +37,7 @@ def setup_gpu(spec: ClusterSpec, cdir: ClusterDir, say, *, forks: int | None = N
     if not state.kubeconfig:
         return None
     files = gpu_files(spec, kubeconfig=state.kubeconfig)
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.path.encode() + b"\0" + f.text.encode())
-    digest = h.hexdigest()
+    digest = inventory.fingerprint(files)
     installed = spec.gpu_install and bool(groups)
     result = {
         "groups": groups,

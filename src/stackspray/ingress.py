@@ -14,8 +14,6 @@ state, so a re-run with nothing changed runs no playbook.
 
 from __future__ import annotations
 
-import hashlib
-
 from . import inventory, kubespray, names
 from .cluster_state import ClusterState, Ingress
 from .errors import StackSprayError
@@ -143,10 +141,7 @@ def setup_ingress(
     if not kubeconfig:
         raise IngressNotReady(f"cluster {spec.name} has no kubeconfig yet: run create-cluster first")
     files = ingress_files(spec, state, kubeconfig=kubeconfig, target=target)
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.path.encode() + b"\0" + f.text.encode())
-    digest = h.hexdigest()
+    digest = inventory.fingerprint(files)
     result = {"url": url(spec, state), "address": address(spec, state), "ran": False}
     if not force and state.ingress is not None and state.ingress.applied == digest:
         say(f"ingress: set up already ({result['url']})")

@@ -84,6 +84,15 @@ def _dump(data: dict, header: str) -> str:
     )
 
 
+def fingerprint(files: list[InventoryFile]) -> str:
+    """A digest of inventory files (path and text): what a playbook applied, kept in the state so
+    a re-run with nothing changed runs no playbook (the ingress controller, the device plugin)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.path.encode() + b"\0" + f.text.encode())
+    return h.hexdigest()
+
+
 def kubespray_inputs(spec: ClusterSpec) -> str:
     """A digest of what the spec gives Kubespray beyond the hosts (ranges, the user's variables,
     the default class, the ingress's Helm and cert-manager, the groups' taints and GPU runtimes): a

@@ -604,8 +604,9 @@ def status(cluster: str, *, root: Path | None = None, last: int = 10) -> Autosca
             "shelved": sum(1 for n in members if n.status in SHELVED),
             "min": held[g][0] if g in held else s.min,
             "max": held[g][1] if g in held else s.max,
-            "window": held[g][2] if g in held else None,
         }
+        if g in held:
+            groups[g]["window"] = held[g][2]
     out.update(
         groups=groups,
         pending=plan.pending,

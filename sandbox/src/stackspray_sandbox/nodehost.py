@@ -49,6 +49,11 @@ NETNS_PREFIX = "sprn-"
 VETH_PREFIX = "sprv"
 # Nodes of one network start concurrently and share its bridge.
 _bridge_lock = threading.Lock()
+# Each container gets a cgroup of its own below this one, in every hierarchy systemd uses: with
+# --keep-unit nspawn puts the container's systemd in "<its own cgroup>/payload", so containers
+# started from one cgroup would share it, and the later one's units fail with status=219/CGROUP
+# (its systemd-user-sessions never removes /run/nologin: "System is booting up" to every login).
+CGROUP_PARENT = "stackspray-sandbox"
 
 
 @dataclass
@@ -319,8 +324,13 @@ def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
         _release(paths, spec.server_id)  # leave nothing half-made; the next attempt starts clean
         raise
     logf = open(d / "console.log", "ab")  # noqa: SIM115 (handed to the child)
+    procs = " ".join(str(g / "cgroup.procs") for g in _node_cgroups(spec.short, create=True))
     proc = subprocess.Popen(
         [
+            "sh",
+            "-c",
+            'for f in $0; do echo $$ > "$f" || exit 1; done; exec "$@"',
+            procs,
             "systemd-nspawn",
             "-D",
             str(root),
@@ -339,6 +349,43 @@ def start_node(paths: SandboxPaths, spec: NodeSpec) -> int:
     _pidfile(paths, spec.server_id).write_text(str(proc.pid))
     log.info("node %s (%s) started: pid %s at %s", spec.hostname, spec.server_id, proc.pid, spec.fixed_ip)
     return proc.pid
+
+
+def _systemd_hierarchies() -> list[Path]:
+    """The cgroup hierarchies systemd keeps its tree in: name=systemd (v1 or hybrid) and the
+    unified (v2) one, wherever mounted."""
+    found = []
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            _dev, target, fstype, options = line.split()[:4]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+                found.append(Path(target))
+    return found
+
+
+def _node_cgroups(short: str, create: bool = False) -> list[Path]:
+    """The node's own cgroup in each of systemd's hierarchies (made when `create`)."""
+    groups = [h / CGROUP_PARENT / f"spr-{short}" for h in _systemd_hierarchies()]
+    if create:
+        for g in groups:
+            g.mkdir(parents=True, exist_ok=True)
+    return groups
+
+
+def _remove_cgroup_tree(top: Path) -> None:
+    """rmdir a cgroup and what the container made below it, deepest first (a cgroup with
+    processes left stays)."""
+    if not top.is_dir():
+        return
+    for sub in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            sub.rmdir()
+        except OSError:
+            pass
+    try:
+        top.rmdir()
+    except OSError:
+        pass
 
 
 def save_spec(paths: SandboxPaths, spec: NodeSpec) -> None:
@@ -424,6 +471,8 @@ def _release(paths: SandboxPaths, server_id: str) -> None:
             _ip("netns", "del", spec.netns, check=False)
         if _link_exists(spec.veth):
             _ip("link", "del", spec.veth, check=False)
+        for group in _node_cgroups(spec.short):
+            _remove_cgroup_tree(group)
     _pidfile(paths, server_id).unlink(missing_ok=True)
 
 
@@ -519,6 +568,8 @@ def cleanup_all(paths: SandboxPaths) -> None:
     remove_public_address()
     for mnt in _our_mounts(paths):
         run(["umount", "-l", mnt], check=False)
+    for hierarchy in _systemd_hierarchies():
+        _remove_cgroup_tree(hierarchy / CGROUP_PARENT)
 
 
 def _our_netns() -> list[str]:

@@ -2,10 +2,19 @@
 
 The sandbox is started (or reused when it already runs) once per session through the same
 entry point as ``invoke sandbox.up``. A broken environment fails the tests; nothing is skipped.
+
+Side by side (pytest-xdist, as scripts/test runs them): worker gwN works in sandbox lane N — a
+project of its own in the one sandbox cloud (stackspray_sandbox/lanes.py: its own clouds.yaml,
+quotas, router, zone, faults, network ranges) — so two workers' clusters never meet. Each test
+file runs on one worker (its module-scoped clusters are built once); the files that edit this
+machine's crontab run on one worker; the one that stops the whole sandbox runs alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import subprocess
 import time
@@ -16,13 +25,54 @@ from pathlib import Path
 import openstack
 import paramiko
 import pytest
-from stackspray_sandbox import cloud
+from stackspray_sandbox import cloud, lanes
 from stackspray_sandbox.paths import SandboxPaths
 from stackspray_sandbox.specs import made_clusters
 
 from stackspray.cluster import destroy_cluster
 from stackspray.names import META_CLUSTER, cluster_tag
 from stackspray.progress import Progress
+
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw"):
+    os.environ[lanes.LANE_ENV] = _WORKER[2:]
+
+# Run first, so that side by side the longest files do not start last (seconds on a 2-core CI
+# machine, 2026-12-07): the rest keeps collection order.
+SLOW_FIRST = (
+    "test_heal.py",
+    "test_autoscale.py",
+    "test_autoscale_agent.py",
+    "test_hibernate.py",
+    "test_scale.py",
+    "test_credentials.py",
+    "test_upgrade.py",
+    "test_gpu_groups.py",
+    "test_kubespray.py",
+    "test_schedule_systemd.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Slow files first; every test grouped with its file for pytest-xdist's loadgroup (the files
+    marked host_scheduler in one group), before xdist reads the groups."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        group = "host-scheduler" if item.get_closest_marker("host_scheduler") else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, mode)
+        try:
+            yield fh
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -82,22 +132,50 @@ def sweep_made_clusters(paths: SandboxPaths, scratch: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
-    """The running sandbox. One this session started is stopped at the very end, after every
-    fixture that depends on it has cleaned up, and must leave nothing behind."""
+    """The running sandbox, in this worker's lane. One this test run started is stopped at the
+    very end — by the last worker still using it, after every fixture that depends on it has
+    cleaned up — and must leave nothing behind."""
     paths = SandboxPaths.default()
-    was_running = cloud.status(paths)["running"]
-    report = cloud.up(paths)
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    me = _WORKER or "main"
+    record_file = paths.home / "test-run.json"
+    with _flock(paths.home / "test-run.lock", fcntl.LOCK_EX):
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        if record.get("run") != run_id:
+            record = {"run": run_id, "was_running": cloud.status(paths)["running"], "workers": []}
+        report = cloud.up(paths)
+        cloud.ensure_lane(paths, lanes.number())
+        record["workers"].append(me)
+        record_file.write_text(json.dumps(record))
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(paths.clouds_yaml)
     swept = sweep_made_clusters(paths, tmp_path_factory.mktemp("sweep"))
     if swept:
         print(f"\nclusters an interrupted earlier run left, destroyed first: {', '.join(swept)}")
-    yield Sandbox(paths, report, was_running)
+    yield Sandbox(paths, report, record["was_running"])
     sweep_made_clusters(paths, tmp_path_factory.mktemp("sweep"))
     stop_session_ssh(tmp_path_factory.getbasetemp())
-    if not was_running:
-        cloud.down(paths)
-        left = cloud.leftovers(paths)
-        assert left == {}, f"sandbox.down left these behind: {left}"
+    with _flock(paths.home / "test-run.lock", fcntl.LOCK_EX):
+        record = json.loads(record_file.read_text())
+        record["workers"].remove(me)
+        record_file.write_text(json.dumps(record))
+        if not record["workers"] and not record["was_running"]:
+            cloud.down(paths)
+            left = cloud.leftovers(paths)
+            assert left == {}, f"sandbox.down left these behind: {left}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox_turn(request):
+    """Every sandbox module holds the sandbox shared while it runs; one marked
+    sandbox_exclusive (it stops the sandbox) waits until no other worker is in one."""
+    if not {"integration", "sandbox"} & set(request.node.path.parts):
+        yield
+        return
+    exclusive = request.node.get_closest_marker("sandbox_exclusive") is not None
+    with _flock(
+        SandboxPaths.default().home / "test-turn.lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +280,7 @@ def make_network(conn):
         net = conn.network.create_network(name=name)
         created.append(Net(net, None, None))
         sub = conn.network.create_subnet(
-            name=name, network_id=net.id, ip_version=4, cidr=f"10.{next(_cidr_counter)}.0.0/24"
+            name=name, network_id=net.id, ip_version=4, cidr=lanes.cidr(f"10.{next(_cidr_counter)}.0.0/24")
         )
         created[-1].subnet = sub
         # As on Jetstream2, the project has one router (quota 1), the auto-allocated one: join it.

@@ -22,6 +22,9 @@ from stackspray_sandbox import faults
 from stackspray.kube import Kube
 from stackspray.state import ClusterDir
 
+# It edits this machine's crontab or user manager: run with the others that do, one at a time.
+pytestmark = pytest.mark.host_scheduler
+
 NS = "apps"
 IDLE = 5  # seconds: the test's --idle (the default is 30 minutes)
 

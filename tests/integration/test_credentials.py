@@ -27,6 +27,9 @@ from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
 from stackspray.scale import Request, scale_cluster
 from stackspray.state import ClusterDir
 
+# It edits this machine's crontab or user manager: run with the others that do, one at a time.
+pytestmark = pytest.mark.host_scheduler
+
 NODE_FILES = (
     "/etc/kubernetes/cinder_cloud_config",
     "/etc/kubernetes/cinder-csi-cloud-config-secret.yml",

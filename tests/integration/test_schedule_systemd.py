@@ -33,6 +33,9 @@ from stackspray_sandbox.specs import write_small_cluster_spec
 from stackspray.kube import Kube
 from stackspray.state import ClusterDir
 
+# It edits this machine's crontab or user manager: run with the others that do, one at a time.
+pytestmark = pytest.mark.host_scheduler
+
 
 class Machine:
     """A booted container: run commands in it as root or as the operator user."""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 from helpers import BIN, ROOT, invoke, owned_in_cloud, user_env
+from stackspray_sandbox import lanes
 from stackspray_sandbox.cloud import ensure_auto_allocated_topology
 from stackspray_sandbox.specs import write_small_cluster_spec
 
@@ -65,12 +66,13 @@ def test_the_readme_and_the_quickstart_as_written(sandbox, conn, tmp_path):
     )
     spec = yaml.safe_load((ROOT / "clusters" / "sandbox-demo.yaml").read_text())
     assert "cloud" not in spec, "the demo spec names no cloud: OS_CLOUD decides"
-    spec.update(name=name, network={"cidr": "10.19.0.0/24"})
+    spec.update(name=name, network={"cidr": lanes.cidr("10.19.0.0/24")})
     spec_file = ROOT / "clusters" / f"sandbox-{name}.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
 
     def ours(line: str) -> str:
-        return line.replace("demo", name)
+        # Side by side, this worker's allocation is its lane's (the same entries, another project).
+        return line.replace("demo", name).replace("~/.cache/stackspray/sandbox/clouds.yaml", str(sandbox.clouds_yaml))
 
     # README's lines after the cluster exists, before the quickstart takes it apart.
     at = next(i for i, ln in enumerate(quickstart) if ln.startswith("stackspray status"))
@@ -138,7 +140,7 @@ def test_two_clusters_share_the_projects_one_router_and_leave_it_as_it_was(sandb
         refused = run("plan", "--spec", str(overlapping))
         assert (
             refused.returncode == 1
-            and "network.cidr: 10.1.0.0/25 overlaps" in refused.stdout + refused.stderr
+            and f"network.cidr: {lanes.cidr('10.1.0.0/25')} overlaps" in refused.stdout + refused.stderr
         )
         for n in names:
             gone = run("destroy-cluster", "--cluster", n, "--yes")
@@ -265,5 +267,5 @@ def test_a_project_without_a_router_gets_the_clusters_own(sandbox, conn, admin_c
         assert openstack(sandbox, "router", "list") == []
     finally:
         run("destroy-cluster", "--cluster", name, "--yes")
-        ensure_auto_allocated_topology(admin_conn)
+        ensure_auto_allocated_topology(admin_conn, lanes.number())
     assert conn.network.find_router("auto_allocated_router") is not None

@@ -9,6 +9,7 @@ import openstack
 import pytest
 from conftest import unique
 from keystoneauth1 import exceptions as ks_exc
+from stackspray_sandbox import lanes
 from stackspray_sandbox.services import APIS
 
 
@@ -31,8 +32,8 @@ def test_password_auth_gives_project_scoped_token(sandbox):
     conn = openstack.connect(cloud="sandbox-password")
     token = conn.session.get_token()
     assert token
-    assert conn.current_project.name == "sandbox"
-    assert conn.identity.get_user(conn.current_user_id).name == "sandbox-member"
+    assert conn.current_project.name == lanes.project()
+    assert conn.identity.get_user(conn.current_user_id).name == lanes.member()
 
 
 def test_the_sandbox_entry_is_an_unrestricted_application_credential_as_on_jetstream2(sandbox, conn):
@@ -41,7 +42,10 @@ def test_the_sandbox_entry_is_an_unrestricted_application_credential_as_on_jetst
     assert "application_credential_id" in auth and "password" not in auth
     own = conn.identity.get_application_credential(conn.current_user_id, auth["application_credential_id"])
     # An application-credential token names its project by id only.
-    assert own.unrestricted is True and conn.identity.get_project(conn.current_project_id).name == "sandbox"
+    assert (
+        own.unrestricted is True
+        and conn.identity.get_project(conn.current_project_id).name == lanes.project()
+    )
     restricted = openstack.connect(cloud="sandbox-restricted")
     rid = restricted.config.get_auth_args()["application_credential_id"]
     assert (
@@ -53,9 +57,9 @@ def test_wrong_password_is_refused(sandbox):
     bad = openstack.connect(
         auth={
             "auth_url": APIS["keystone"].public_url(),
-            "username": "sandbox-member",
+            "username": lanes.member(),
             "password": "not-the-password",
-            "project_name": "sandbox",
+            "project_name": lanes.project(),
             "user_domain_name": "Default",
             "project_domain_name": "Default",
         },

@@ -7,8 +7,12 @@ when this session started it, and checks again that nothing is left.
 
 from __future__ import annotations
 
+import pytest
 from conftest import stop_session_ssh
 from stackspray_sandbox import cloud
+
+# It stops the whole sandbox: no other worker may be in a sandbox module meanwhile.
+pytestmark = pytest.mark.sandbox_exclusive
 
 
 def test_down_leaves_nothing_behind_and_up_restarts(sandbox, conn, tmp_path_factory):

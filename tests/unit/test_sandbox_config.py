@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stackspray_sandbox import services
+from stackspray_sandbox import lanes, services
 from stackspray_sandbox.faultproxy import FaultTable
 from stackspray_sandbox.paths import SandboxPaths
 
@@ -32,6 +32,44 @@ def test_first_live_rule_wins_and_wildcards_match_everything():
     assert t.take("glance", "GET", "/v2/images")["kind"] == "reset"
     assert t.take("glance", "GET", "/v2/images")["status"] == 503
     assert t.take("glance", "GET", "/v2/images") is None
+
+
+def test_a_lanes_rule_fires_only_for_its_projects_calls_and_clears_alone():
+    t = FaultTable()
+    t.add({"service": "nova", "status": 500, "count": 2, "project": "sandbox-1"})
+    t.add({"service": "nova", "status": 503, "count": 1, "project": "sandbox"})
+    assert t.scoped()
+    assert t.take("nova", "POST", "/v2.1/servers") is None, "a call without a token's project"
+    assert t.take("nova", "POST", "/v2.1/servers", "sandbox-2") is None, "another lane's call"
+    assert t.take("nova", "POST", "/v2.1/servers", "sandbox-1")["status"] == 500
+    assert t.take("nova", "POST", "/v2.1/servers", "sandbox")["status"] == 503
+    assert {f["project"] for f in t.stats()["fired"]} == {"sandbox-1", "sandbox"}
+    t.clear("sandbox-1")
+    assert [r["project"] for r in t.rules()] == ["sandbox"]
+    assert [f["project"] for f in t.stats()["fired"]] == ["sandbox"]
+    assert not t.scoped(), "the one left is used up"
+    t.clear()
+    assert t.rules() == [] and t.stats()["fired"] == []
+
+
+def test_lanes_name_their_projects_zones_folders_and_move_networks(monkeypatch, tmp_path):
+    monkeypatch.delenv(lanes.LANE_ENV, raising=False)
+    assert lanes.current() is None and lanes.number() == 0 and lanes.project() == "sandbox"
+    assert SandboxPaths(tmp_path).clouds_yaml == tmp_path / "clouds.yaml"
+    assert lanes.cidr("10.57.0.0/24") == "10.57.0.0/24"
+    monkeypatch.setenv(lanes.LANE_ENV, "3")
+    assert (lanes.project(), lanes.member()) == ("sandbox-3", "sandbox-member-3")
+    assert lanes.zone() == "sandbox-3.projects.jetstream-cloud.org."
+    assert SandboxPaths(tmp_path).clouds_yaml == tmp_path / "lanes" / "3" / "clouds.yaml"
+    assert lanes.cidr("10.57.0.0/24") == "10.57.3.0/24" and lanes.cidr("10.1.0.0/25") == "10.1.3.0/25"
+    assert lanes.project(0) == "sandbox" and lanes.cidr("10.1.0.0/24", 0) == "10.1.0.0/24"
+    with pytest.raises(ValueError, match="10.X.0.0/24"):
+        lanes.cidr("192.168.0.0/24")
+    with pytest.raises(ValueError, match="10.X.0.0/24"):
+        lanes.cidr("10.8.0.0/16")
+    monkeypatch.setenv(lanes.LANE_ENV, "100")
+    with pytest.raises(ValueError, match="from 0 to 99"):
+        lanes.current()
 
 
 def test_bad_rules_are_refused():

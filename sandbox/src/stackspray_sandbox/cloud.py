@@ -29,7 +29,7 @@ import yaml
 import stackspray
 import stackspray_sandbox
 
-from . import infra, kernel, kube_schemas, nodehost, nodeimage, processes, services
+from . import infra, kernel, kube_schemas, lanes, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
 from .shell import run
@@ -48,8 +48,8 @@ SERVICE_PACKAGES = [
 ]
 DRIVERS_PKG = Path(__file__).parent / "drivers_pkg"
 
-PROJECT = "sandbox"
-MEMBER_USER = "sandbox-member"
+PROJECT = lanes.BASE_PROJECT
+MEMBER_USER = lanes.BASE_MEMBER
 ADMIN_USER = "admin"
 IMAGE_NAME = "Featured-Ubuntu24"
 EXTERNAL_NETWORK = "public"
@@ -171,8 +171,7 @@ def install_dns(paths: SandboxPaths) -> bool:
 
 
 def _ensure_dns(paths: SandboxPaths, secrets: dict[str, str]) -> None:
-    """The pool (designate-manage pool update, idempotent) and the project's zone, made by the
-    project's member as it exists in a Jetstream2 allocation before any cluster."""
+    """The pool (designate-manage pool update, idempotent) and the project's zone."""
     run(
         [
             str(paths.dns_bin("designate-manage")),
@@ -185,16 +184,21 @@ def _ensure_dns(paths: SandboxPaths, secrets: dict[str, str]) -> None:
         ],
         timeout=300,
     )
-    member = member_connection(secrets)
-    zone = member.dns.find_zone(services.PROJECT_ZONE)
+    _ensure_project_zone(secrets, 0)
+
+
+def _ensure_project_zone(secrets: dict[str, str], lane: int) -> None:
+    """The lane's project zone, made by the project's member as it exists in a Jetstream2
+    allocation before any cluster."""
+    member = member_connection(secrets, lane)
+    name = lanes.zone(lane)
+    zone = member.dns.find_zone(name)
     if zone is None:
-        zone = member.dns.create_zone(name=services.PROJECT_ZONE, email="dns-admin@sandbox.invalid", ttl=300)
+        zone = member.dns.create_zone(name=name, email="dns-admin@sandbox.invalid", ttl=300)
     deadline = time.monotonic() + 60
     while member.dns.get_zone(zone).status != "ACTIVE":
         if time.monotonic() > deadline:
-            raise processes.DaemonFailed(
-                f"zone {services.PROJECT_ZONE} did not turn ACTIVE (see logs/designate-worker.log)"
-            )
+            raise processes.DaemonFailed(f"zone {name} did not turn ACTIVE (see logs/designate-worker.log)")
         time.sleep(0.5)
 
 
@@ -258,13 +262,13 @@ OPERATOR_CREDENTIALS = {
 }
 
 
-def member_connection(secrets: dict[str, str]):
-    """The project member with its password, on the internal endpoints (bootstrap only)."""
+def member_connection(secrets: dict[str, str], lane: int = 0):
+    """The lane's project member with its password, on the internal endpoints (bootstrap only)."""
     return openstack.connect(
         auth_url=APIS["keystone"].internal_url(),
-        username=MEMBER_USER,
+        username=lanes.member(lane),
         password=secrets["member"],
-        project_name=PROJECT,
+        project_name=lanes.project(lane),
         user_domain_name="Default",
         project_domain_name="Default",
         region_name=REGION,
@@ -274,13 +278,18 @@ def member_connection(secrets: dict[str, str]):
     )
 
 
-def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, dict]:
+def _ensure_operator_credentials(
+    paths: SandboxPaths, secrets: dict[str, str], lane: int = 0
+) -> dict[str, dict]:
     """The member's application credentials, as a Jetstream2 user makes them in Horizon: an
     unrestricted one (what stackspray needs: it creates each cluster's own credential) and a
     restricted one (for the test that it is refused). Kept 0600 in the sandbox home; made again
     when Keystone no longer has them."""
-    store = paths.home / "operator-credentials.json"
-    member = member_connection(secrets)
+    folder = lanes.home(paths.home, lane)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    store = folder / "operator-credentials.json"
+    member = member_connection(secrets, lane)
     user = member.current_user_id
     have = json.loads(store.read_text()) if store.exists() else {}
     existing = {c.name: c for c in member.identity.application_credentials(user=user)}
@@ -305,7 +314,9 @@ def _ensure_operator_credentials(paths: SandboxPaths, secrets: dict[str, str]) -
     return out
 
 
-def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str], operator: dict[str, dict]) -> Path:
+def write_clouds_yaml(
+    paths: SandboxPaths, secrets: dict[str, str], operator: dict[str, dict], lane: int = 0
+) -> Path:
     """clouds.yaml (mode 0600): `sandbox`, an unrestricted application credential of the member,
     as Jetstream2 users authenticate (its command line takes application credentials only);
     `sandbox-restricted`, a restricted one; `sandbox-password`, the member's password; and
@@ -331,9 +342,9 @@ def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str], operator: di
             "sandbox-password": {
                 "auth": {
                     "auth_url": auth_url,
-                    "username": MEMBER_USER,
+                    "username": lanes.member(lane),
                     "password": secrets["member"],
-                    "project_name": PROJECT,
+                    "project_name": lanes.project(lane),
                     "user_domain_name": "Default",
                     "project_domain_name": "Default",
                 },
@@ -352,10 +363,11 @@ def write_clouds_yaml(paths: SandboxPaths, secrets: dict[str, str], operator: di
             },
         }
     }
-    fd = os.open(paths.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    target = lanes.home(paths.home, lane) / "clouds.yaml"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
-    return paths.clouds_yaml
+    return target
 
 
 def admin_connection(paths: SandboxPaths, *, internal: bool = False):
@@ -489,17 +501,21 @@ AUTO_ROUTER = "auto_allocated_router"
 AUTO_CIDR = "10.1.0.0/24"
 
 
-def ensure_auto_allocated_topology(conn) -> None:
-    """The project's own network, subnet and router on `public` — the router that holds the
-    project's router quota of 1, as on a fresh Jetstream2 allocation."""
+def ensure_auto_allocated_topology(conn, lane: int = 0) -> None:
+    """The lane's project's own network, subnet and router on `public` — the router that holds
+    the project's router quota of 1, as on a fresh Jetstream2 allocation."""
     net_api = conn.network
-    project = conn.identity.find_project(PROJECT)
+    project = conn.identity.find_project(lanes.project(lane))
     public = net_api.find_network(EXTERNAL_NETWORK)
     net = next(
         iter(net_api.networks(name=AUTO_NETWORK, project_id=project.id)), None
     ) or net_api.create_network(name=AUTO_NETWORK, project_id=project.id)
     sub = next(iter(net_api.subnets(name=AUTO_SUBNET, network_id=net.id)), None) or net_api.create_subnet(
-        name=AUTO_SUBNET, network_id=net.id, project_id=project.id, ip_version=4, cidr=AUTO_CIDR
+        name=AUTO_SUBNET,
+        network_id=net.id,
+        project_id=project.id,
+        ip_version=4,
+        cidr=lanes.cidr(AUTO_CIDR, lane),
     )
     router = next(iter(net_api.routers(name=AUTO_ROUTER, project_id=project.id)), None)
     if router is None:
@@ -690,6 +706,32 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     report.clouds_yaml = str(write_clouds_yaml(paths, secrets, _ensure_operator_credentials(paths, secrets)))
     demo_key(paths)
     return report
+
+
+def ensure_lane(paths: SandboxPaths, lane: int) -> Path:
+    """Lane `lane` (>= 1) of a running sandbox (lanes.py): its project, member, router, zone,
+    application credentials and clouds.yaml, made as `up` makes lane 0's. Idempotent; returns
+    the lane's clouds.yaml."""
+    if lane == 0:
+        return lanes.home(paths.home, 0) / "clouds.yaml"
+    secrets = load_secrets(paths)
+    conn = admin_connection(paths, internal=True)
+    idn = conn.identity
+    default = idn.find_domain("default") or idn.find_domain("Default")
+    name = lanes.project(lane)
+    project = idn.find_project(name, domain_id=default.id) or idn.create_project(
+        name=name, domain_id=default.id, description=f"stackspray sandbox, lane {lane}"
+    )
+    user = idn.find_user(lanes.member(lane), domain_id=default.id) or idn.create_user(
+        name=lanes.member(lane),
+        password=secrets["member"],
+        domain_id=default.id,
+        default_project_id=project.id,
+    )
+    idn.assign_project_role_to_user(project, user, idn.find_role("member"))
+    ensure_auto_allocated_topology(conn, lane)
+    _ensure_project_zone(secrets, lane)
+    return write_clouds_yaml(paths, secrets, _ensure_operator_credentials(paths, secrets, lane), lane)
 
 
 def demo_key(paths: SandboxPaths) -> Path:

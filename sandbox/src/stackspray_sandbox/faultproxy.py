@@ -5,7 +5,10 @@ port unchanged (the Host header too, so links in answers keep pointing at the pr
 adds rules through the control API (``http://127.0.0.1:7999``, see ``faults.py``) that make the
 next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...), a connection
 reset, a delay, or a lost response (the request is carried out, then the connection is reset
-instead of answering). The proxy also counts calls per service, which the benchmarks read.
+instead of answering). A rule with a `project` fires only for calls made with a token of that
+project (a sandbox lane's: lanes.py), which the proxy learns from Keystone by validating the
+token with itself (Keystone's policy lets a token's holder do that), once per token. The proxy
+also counts calls per service, which the benchmarks read.
 
 Run as ``python -m stackspray_sandbox.faultproxy`` (``sandbox.up`` does).
 """
@@ -20,12 +23,39 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .services import APIS, FAULT_CONTROL_PORT, HOST, PUBLIC_HOST
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
+_token_projects: dict[str, str | None] = {}
+_token_lock = threading.Lock()
+
+
+def token_project(token: str | None) -> str | None:
+    """The name of the project a Keystone token is scoped to (None: no token, or not valid)."""
+    if not token:
+        return None
+    with _token_lock:
+        if token in _token_projects:
+            return _token_projects[token]
+    conn = http.client.HTTPConnection(HOST, APIS["keystone"].internal_port, timeout=30)
+    try:
+        conn.request("GET", "/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        resp = conn.getresponse()
+        body = resp.read()
+        project = json.loads(body)["token"].get("project", {}).get("name") if resp.status == 200 else None
+    except (OSError, ValueError, KeyError):
+        return None  # not remembered: asked again next time
+    finally:
+        conn.close()
+    with _token_lock:
+        if len(_token_projects) > 10000:
+            _token_projects.clear()
+        _token_projects[token] = project
+    return project
 
 
 class FaultTable:
@@ -55,22 +85,34 @@ class FaultTable:
                 "retry_after": rule.get("retry_after"),
                 "delay": float(rule.get("delay", 0)),
                 "body": rule.get("body"),
+                "project": rule.get("project"),
                 "fired": 0,
             }
             self._rules.append(full)
             return dict(full)
 
-    def clear(self) -> None:
+    def clear(self, project: str | None = None) -> None:
+        """Remove every rule and fired record, or only those of one project."""
         with self._lock:
-            self._rules.clear()
-            self.fired.clear()
+            if project is None:
+                self._rules.clear()
+                self.fired.clear()
+            else:
+                self._rules[:] = [r for r in self._rules if r["project"] != project]
+                self.fired[:] = [f for f in self.fired if f["project"] != project]
+
+    def scoped(self) -> bool:
+        """Whether a live rule is limited to a project (then calls need their token's project)."""
+        with self._lock:
+            return any(r["project"] and r["remaining"] > 0 for r in self._rules)
 
     def rules(self) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._rules]
 
-    def take(self, service: str, method: str, path: str) -> dict | None:
-        """Count the call; return the first live rule it matches (and use one of its count)."""
+    def take(self, service: str, method: str, path: str, project: str | None = None) -> dict | None:
+        """Count the call; return the first live rule it matches (and use one of its count).
+        `project`: the project of the call's token (rules limited to another one skip it)."""
         with self._lock:
             self.calls[service] += 1
             self.calls[f"{service} {method}"] += 1
@@ -83,6 +125,8 @@ class FaultTable:
                     continue
                 if not re.search(rule["path"], path):
                     continue
+                if rule["project"] and rule["project"] != project:
+                    continue
                 rule["remaining"] -= 1
                 rule["fired"] += 1
                 self.fired.append(
@@ -93,6 +137,7 @@ class FaultTable:
                         "path": path,
                         "kind": rule["kind"],
                         "status": rule["status"],
+                        "project": rule["project"],
                         "at": time.time(),
                     }
                 )
@@ -143,7 +188,8 @@ def make_proxy_handler(service: str, upstream_port: int):
 
         def _proxy(self) -> None:
             body = _read_body(self)
-            rule = TABLE.take(service, self.command, self.path)
+            project = token_project(self.headers.get("X-Auth-Token")) if TABLE.scoped() else None
+            rule = TABLE.take(service, self.command, self.path, project)
             if rule and rule["kind"] == "reset":
                 self._reset()
                 return
@@ -238,8 +284,10 @@ class ControlHandler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(exc)})
 
     def do_DELETE(self):
-        if self.path == "/faults":
-            TABLE.clear()
+        path, _, query = self.path.partition("?")
+        if path == "/faults":
+            project = urllib.parse.parse_qs(query).get("project", [None])[0]
+            TABLE.clear(project)
             self._send(200, {"cleared": True})
         elif self.path == "/stats":
             TABLE.reset_stats()

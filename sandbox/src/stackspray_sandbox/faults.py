@@ -10,21 +10,37 @@
   an OS that never answers — no node host boots for them, as a VM stuck in its boot loader or a
   kernel panic — until Nova's record changes (a hard reboot, a stop and start).
 - :func:`call_counts` reads how many calls each API received (for benchmarks).
+
+In a lane (lanes.py: test workers side by side) every fault is the lane's own: an HTTP rule
+fires only for calls made with a token of the lane's project, boot faults live in files of the
+lane, and `fired`/`clear` see and remove only the lane's. Without a lane they are global.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Literal
 
-from . import nodehost
+from . import lanes, nodehost
 from .paths import SandboxPaths
 from .services import FAULT_CONTROL_PORT, HOST
 
 CONTROL = f"http://{HOST}:{FAULT_CONTROL_PORT}"
 Service = Literal["keystone", "glance", "placement", "neutron", "nova", "manila", "*"]
+
+
+def _scope() -> str | None:
+    """The project this process's faults are limited to (its lane's), or None: global."""
+    return lanes.project() if lanes.current() is not None else None
+
+
+def _fault_file(paths: SandboxPaths, kind: str) -> Path:
+    scope = _scope()
+    return paths.faults / (f"{kind}.json" if scope is None else f"{kind}-{scope}.json")
 
 
 def _call(method: str, path: str, body: dict | None = None) -> dict:
@@ -59,26 +75,34 @@ def inject(
             "retry_after": retry_after,
             "kind": kind,
             "delay": delay,
+            "project": _scope(),
         },
     )
 
 
 def rules() -> list[dict]:
     """The rules, each with how often it `fired` and how many uses `remaining`."""
-    return _call("GET", "/faults")["rules"]
+    scope = _scope()
+    return [r for r in _call("GET", "/faults")["rules"] if scope is None or r.get("project") == scope]
 
 
 def fired() -> list[dict]:
     """Every injected failure so far (service, method, path, kind, status)."""
-    return _call("GET", "/stats")["fired"]
+    scope = _scope()
+    return [f for f in _call("GET", "/stats")["fired"] if scope is None or f.get("project") == scope]
 
 
 def clear(paths: SandboxPaths | None = None) -> None:
-    """Remove every HTTP rule and boot fault."""
-    _call("DELETE", "/faults")
+    """Remove every HTTP rule and boot fault (in a lane: the lane's)."""
+    scope = _scope()
+    _call("DELETE", "/faults" if scope is None else "/faults?" + urllib.parse.urlencode({"project": scope}))
     paths = paths or SandboxPaths.default()
-    (paths.faults / "boot_error.json").unlink(missing_ok=True)
-    (paths.faults / "silent_os.json").unlink(missing_ok=True)
+    for kind in ("boot_error", "silent_os"):
+        if scope is None:
+            for found in paths.faults.glob(f"{kind}*.json"):
+                found.unlink(missing_ok=True)
+        else:
+            _fault_file(paths, kind).unlink(missing_ok=True)
 
 
 def call_counts() -> dict[str, int]:
@@ -94,7 +118,7 @@ def boot_errors(count: int, name_contains: str = "", paths: SandboxPaths | None 
     """Make the next `count` server boots (whose name contains `name_contains`) go to ERROR."""
     paths = paths or SandboxPaths.default()
     paths.faults.mkdir(parents=True, exist_ok=True)
-    path = paths.faults / "boot_error.json"
+    path = _fault_file(paths, "boot_error")
     with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
@@ -106,7 +130,7 @@ def silent_os(count: int, name_contains: str = "", paths: SandboxPaths | None = 
     """Make the next `count` servers whose name contains `name_contains` never answer once ACTIVE."""
     paths = paths or SandboxPaths.default()
     paths.faults.mkdir(parents=True, exist_ok=True)
-    with open(paths.faults / "silent_os.json", "a+") as fh:
+    with open(_fault_file(paths, "silent_os"), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
         fh.truncate()
@@ -114,11 +138,17 @@ def silent_os(count: int, name_contains: str = "", paths: SandboxPaths | None = 
 
 
 def take_silent_os(paths: SandboxPaths, server_name: str) -> bool:
-    """The node agent's side: True (and one use consumed) when this server's OS is to stay silent."""
-    path = paths.faults / "silent_os.json"
-    if not path.exists():
+    """The node agent's side: True (and one use consumed) when this server's OS is to stay silent
+    (by any lane's rule: the names they match are their own clusters')."""
+    return any(_take_from(path, server_name) for path in sorted(paths.faults.glob("silent_os*.json")))
+
+
+def _take_from(path: Path, server_name: str) -> bool:
+    try:
+        fh = open(path, "r+")  # noqa: SIM115 (closed below; the file may go meanwhile)
+    except FileNotFoundError:
         return False
-    with open(path, "r+") as fh:
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             rule = json.loads(fh.read() or "{}")
@@ -136,7 +166,7 @@ def take_silent_os(paths: SandboxPaths, server_name: str) -> bool:
 def boot_errors_remaining(paths: SandboxPaths | None = None) -> int:
     paths = paths or SandboxPaths.default()
     try:
-        return json.loads((paths.faults / "boot_error.json").read_text()).get("remaining", 0)
+        return json.loads(_fault_file(paths, "boot_error").read_text()).get("remaining", 0)
     except (FileNotFoundError, ValueError):
         return 0
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import lanes
+
 
 def sandbox_home() -> Path:
     """The folder the sandbox owns: $STACKSPRAY_SANDBOX_HOME or ~/.cache/stackspray/sandbox."""
@@ -64,7 +66,8 @@ class SandboxPaths:
 
     @property
     def clouds_yaml(self) -> Path:
-        return self.home / "clouds.yaml"
+        """This process's lane's clouds.yaml (lanes.py; lane 0: in the home folder)."""
+        return lanes.home(self.home) / "clouds.yaml"
 
     @property
     def secrets(self) -> Path:

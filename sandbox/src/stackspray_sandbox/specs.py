@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from stackspray_sandbox import lanes
 from stackspray_sandbox.paths import SandboxPaths
 
 MADE = "made-clusters"
@@ -14,8 +15,9 @@ MADE = "made-clusters"
 
 def made_clusters(paths: SandboxPaths | None = None) -> Path:
     """The folder with one empty file per cluster name a spec was written for here: what a test
-    or benchmark run interrupted before its cleanup left in the sandbox, by exact name."""
-    return (paths or SandboxPaths.default()).home / MADE
+    or benchmark run interrupted before its cleanup left in the sandbox, by exact name (one per
+    lane: each lane's run sweeps its own)."""
+    return lanes.home((paths or SandboxPaths.default()).home) / MADE
 
 
 def write_small_cluster_spec(
@@ -29,13 +31,14 @@ def write_small_cluster_spec(
     **extra: Any,
 ) -> Path:
     """Write `<directory>/<name>.yaml`: one control-plane node and `workers` m3.tiny workers on
-    the `sandbox` cloud; `extra` sets further top-level fields (share, kubernetes, …).
-    Returns the file's path."""
+    the `sandbox` cloud; `extra` sets further top-level fields (share, kubernetes, …). `cidr`
+    (10.X.0.0/24) is moved into this process's lane (lanes.cidr), so tests side by side never
+    share a network's addresses. Returns the file's path."""
     data = {
         "name": name,
         "cloud": "sandbox",
         "keypair": {"public_key_file": str(public_key_file)},
-        "network": {"cidr": cidr},
+        "network": {"cidr": lanes.cidr(cidr)},
         "node_groups": {
             "control-plane": {"flavor": control_plane_flavor, "count": 1},
             "workers": {"flavor": "m3.tiny", "count": workers},

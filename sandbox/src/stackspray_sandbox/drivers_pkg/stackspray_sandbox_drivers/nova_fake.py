@@ -2,10 +2,12 @@
 
 Servers "run" only inside nova-compute's memory; the sandbox's node agent turns every ACTIVE
 server into a real host. A test makes the next N boots fail (server -> ERROR with a fault)
-by writing ``$STACKSPRAY_SANDBOX_FAULTS/boot_error.json``: {"remaining": N, "name_contains": ""}.
+by writing ``$STACKSPRAY_SANDBOX_FAULTS/boot_error.json``: {"remaining": N, "name_contains": ""}
+(or ``boot_error-<project>.json``, one per sandbox lane: every such file is a rule).
 """
 
 import fcntl
+import glob
 import json
 import os
 
@@ -17,10 +19,19 @@ def _take_boot_fault(name):
     faults = os.environ.get("STACKSPRAY_SANDBOX_FAULTS")
     if not faults:
         return None
-    path = os.path.join(faults, "boot_error.json")
-    if not os.path.exists(path):
+    for path in sorted(glob.glob(os.path.join(faults, "boot_error*.json"))):
+        message = _take_from(path, name)
+        if message:
+            return message
+    return None
+
+
+def _take_from(path, name):
+    try:
+        fh = open(path, "r+")
+    except FileNotFoundError:
         return None
-    with open(path, "r+") as fh:
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             rule = json.load(fh)

@@ -286,8 +286,9 @@ def _ensure_operator_credentials(
     restricted one (for the test that it is refused). Kept 0600 in the sandbox home; made again
     when Keystone no longer has them."""
     folder = lanes.home(paths.home, lane)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    if lane:  # lane 0's folder is the home, which the rabbitmq user must be able to traverse
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
     store = folder / "operator-credentials.json"
     member = member_connection(secrets, lane)
     user = member.current_user_id
@@ -602,7 +603,9 @@ def up(paths: SandboxPaths | None = None, progress: Callable[[str], None] | None
     `<state>/logs/up-<UTC>.log`, so a first run's long installs can be told from a hang."""
     paths = paths or SandboxPaths.default()
     paths.home.mkdir(parents=True, exist_ok=True)
-    paths.home.chmod(0o700)
+    # Owner only — but for the traversal bit start_rabbitmq adds: rabbitmq-server runs as its own
+    # user below state/, and taking the bit away under a running broker stops it (EACCES in Mnesia).
+    paths.home.chmod(0o700 | (paths.home.stat().st_mode & 0o001))
     paths.logs.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     handler = logging.FileHandler(paths.logs / f"up-{stamp}.log")

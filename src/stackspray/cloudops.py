@@ -136,7 +136,11 @@ def ensure(
 
     `known_absent`: the caller has just observed that it does not exist (a plan's create, made
     under the cluster's lock), so the first look-up is skipped — on a 20-server create those
-    look-ups are as many API calls as the creates. The look-up after a failed create stays."""
+    look-ups are as many API calls as the creates. The look-up after a failed create stays.
+
+    A create refused with 409 looks once more before the refusal counts: an interrupted run's
+    own request may have been carried out after this run looked (Nova: "Port … is still in
+    use" — by the server that request made). What the look-up finds by our marks is ours."""
     last: BaseException | None = None
     for attempt in range(attempts):
         if not (known_absent and attempt == 0):
@@ -147,6 +151,11 @@ def ensure(
             return create(), True
         except Exception as exc:  # noqa: BLE001 (classified in retry_or_raise)
             last = exc
+            if _status(exc) == 409:
+                found = read(find, f"{what} (look-up after a conflict)")
+                if found is not None:
+                    log.info("%s: made meanwhile by an earlier request (%s); using it", what, _describe(exc))
+                    return found, False
             retry_or_raise(exc, attempt, what, "create failed, will look for it again")
     raise cloud_error_for(
         _status(last), f"{what}: create still failing after {attempts} attempts: {_describe(last)}"

@@ -72,7 +72,8 @@ def test_the_readme_and_the_quickstart_as_written(sandbox, conn, tmp_path):
 
     def ours(line: str) -> str:
         # Side by side, this worker's allocation is its lane's (the same entries, another project).
-        return line.replace("demo", name).replace("~/.cache/stackspray/sandbox/clouds.yaml", str(sandbox.clouds_yaml))
+        line = line.replace("~/.cache/stackspray/sandbox/clouds.yaml", str(sandbox.clouds_yaml))
+        return line.replace("demo", name)
 
     # README's lines after the cluster exists, before the quickstart takes it apart.
     at = next(i for i, ln in enumerate(quickstart) if ln.startswith("stackspray status"))

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from stackspray import cloudops, scale
+from stackspray.errors import Conflict
 
 
 class FakeClock:
@@ -120,3 +121,31 @@ def test_an_unshelve_nova_gave_up_on_fails_at_once_not_after_the_server_timeout(
     scale.wait_status(done, "id", ("ACTIVE",), "server w1")
     shelving = Watch([("ACTIVE", "shelving"), ("SHELVED_OFFLOADED", None)])
     scale.wait_status(shelving, "id", ("SHELVED_OFFLOADED",), "server w1")
+
+
+def _conflict() -> Exception:
+    from openstack import exceptions as os_exc
+
+    response = SimpleNamespace(status_code=409, headers={}, text="Port p is still in use.", json=lambda: {})
+    return os_exc.ConflictException(message="Port p is still in use.", response=response)
+
+
+def test_a_conflicting_create_takes_what_an_earlier_request_made_meanwhile(clock):
+    """A killed run's create finishes after the re-run looked: the create is refused (409) and
+    the look-up after it finds the server by its marks — used, not an error, not made twice."""
+    made = SimpleNamespace(name="c-workers-1")
+    looks = iter([made])
+
+    def create():
+        raise _conflict()
+
+    found, created = cloudops.ensure(lambda: next(looks), create, "server c-workers-1", known_absent=True)
+    assert found is made and created is False
+
+
+def test_a_conflict_nothing_explains_is_the_error_it_was(clock):
+    def create():
+        raise _conflict()
+
+    with pytest.raises(Conflict, match="still in use"):
+        cloudops.ensure(lambda: None, create, "server c-workers-1", known_absent=True)

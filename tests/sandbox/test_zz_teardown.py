@@ -1,8 +1,8 @@
 """`sandbox.down` leaves no process, namespace, bridge or mount behind; `up` brings it back.
 
-Runs last of all (tests/conftest.py orders it so), alone. The sandbox is started again afterwards (a warm restart),
-so the session's fixtures can still clean up; the `sandbox` fixture stops it at the very end
-when this session started it, and checks again that nothing is left.
+Runs last of all (tests/conftest.py orders it so), alone. The sandbox is started again afterwards
+(a warm restart), so the session's fixtures can still clean up; the `sandbox` fixture stops it at
+the very end when this run started it, and checks again that nothing is left.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ and the agent has written a status from this build, having finished a round, wit
 from __future__ import annotations
 
 import base64
-import calendar
 import json
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from .kubespray import run_ours
 from .progress import Progress
 from .spec import CONTROL_PLANE
 from .state import ClusterDir
+from .timestamps import epoch
 
 READY_TIMEOUT = 180.0
 KUBECONFIG_FILE = "secrets/autoscaler-agent.kubeconfig"
@@ -181,15 +181,11 @@ def wait_for_round(
         except KubeError:
             last = None
         # A status of this build written since the install (a node's clock may be a little off).
-        if last and last.build == build and last.updated and _epoch(last.updated) >= since - 30:
+        if last and last.build == build and (epoch(last.updated) or 0.0) >= since - 30:
             return last
         time.sleep(delay)
         delay = min(delay * 1.5, 5.0)
     return last if last and last.build == build else None
-
-
-def _epoch(iso: str) -> float:
-    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def remove(cluster: str, cdir: ClusterDir, state: ClusterState, say: Progress) -> list[str]:

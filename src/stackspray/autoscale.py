@@ -17,7 +17,6 @@ Files in the cluster's folder:
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import datetime as dt
 import json
@@ -55,6 +54,7 @@ from .progress import Progress
 from .scale import make_request, scale_cluster
 from .spec import CONTROL_PLANE, HealSpec
 from .state import ClusterDir
+from .timestamps import epoch
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,6 @@ def _resources(d: dict | None) -> Resources:
     return Resources(_quantity(d.get("cpu")), _quantity(d.get("memory")), _quantity(d.get(GPU)))
 
 
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
-    except ValueError:
-        return None
-
-
 def pod_requests(spec: dict) -> Resources:
     """A pod's effective requests, as the scheduler counts them (resource helpers in
     k8s.io/component-helpers/resource: the sum of its containers, or its largest init container
@@ -172,7 +163,7 @@ def pod_from_json(p: dict) -> Pod:
         labels=meta.get("labels") or {},
         priority=int(spec.get("priority") or 0),
         unschedulable=unschedulable,
-        pending_since=_epoch(sched_cond.get("lastTransitionTime")) or _epoch(meta.get("creationTimestamp")),
+        pending_since=epoch(sched_cond.get("lastTransitionTime")) or epoch(meta.get("creationTimestamp")),
         node_selector=spec.get("nodeSelector") or {},
         affinity_terms=tuple(terms),
         tolerations=tuple(spec.get("tolerations") or ()),
@@ -291,7 +282,7 @@ def _held(state: ClusterState, settings: Settings, groups: dict[str, str]) -> di
     for run in state.scale_runs:
         if run.source == "autoscale":
             continue
-        at = _epoch(run.at)
+        at = epoch(run.at)
         for node in run.changed:
             gs = settings.groups.get(groups.get(node, ""))
             if gs is not None and at is not None:

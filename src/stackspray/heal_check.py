@@ -8,7 +8,6 @@ replacement that is due.
 
 from __future__ import annotations
 
-import calendar
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,17 +21,9 @@ from .names import META_GROUP
 from .observe import owned_servers
 from .spec import CONTROL_PLANE, HealSpec
 from .state import ClusterDir
+from .timestamps import epoch
 
 REBOOT = {"soft-reboot": "SOFT", "hard-reboot": "HARD"}
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
 
 
 def observe(api: CloudAPI, kube: Kube, cluster: str, known: list[str]) -> tuple[list[NodeHealth], dict]:
@@ -51,7 +42,7 @@ def observe(api: CloudAPI, kube: Kube, cluster: str, known: list[str]) -> tuple[
                 (c for c in (n.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {}
             )
             ready = cond.get("status") == "True"
-            since = _epoch(cond.get("lastTransitionTime"))
+            since = epoch(cond.get("lastTransitionTime"))
         out.append(
             NodeHealth(
                 name=name,

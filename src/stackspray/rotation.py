@@ -29,7 +29,6 @@ credential that has expired (or is gone) is never put back: the run then goes fo
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import logging
 import re
@@ -63,6 +62,7 @@ from .observe import owned_servers
 from .paths import PLAYBOOKS
 from .progress import Progress
 from .state import ClusterDir
+from .timestamps import epoch
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,6 @@ def days_left(expires_at: str | None, now: dt.datetime | None = None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return (when - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
-
-
-def _epoch(iso: str) -> float:
-    return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def _expired(expires_at) -> bool:
@@ -245,7 +241,7 @@ class Places:
         deadline = time.monotonic() + AGENT_WAIT
         while True:
             st = autoscale_agent.read_status(self.kube)
-            updated = _epoch(st.updated) if st and st.updated else 0.0
+            updated = (epoch(st.updated) or 0.0) if st else 0.0
             if st is None or started - updated > 3 * autoscale_agent.INTERVAL:
                 self.say(
                     f"the autoscaler agent is silent: it reads {cred.name} from the node when it runs again"

@@ -168,32 +168,52 @@ def verify_cluster(name: str, *, root: Path | None = None) -> VerifyResult:
         raise StackSprayError(f"verify ran no check against cluster {name!r} (no reachable hosts?)")
     _check_ingress_ports(cdir, result)
     _check_certificates(cdir, name, result)
-    _check_versions(cdir, result)
-    _check_gpus(cdir, result)
+    view = _read_kube(cdir.load().kubeconfig)
+    if view is not None:
+        _check_versions(cdir, view, result)
+        _check_gpus(cdir, view, result)
     return result
 
 
-def _check_gpus(cdir: ClusterDir, result: VerifyResult) -> None:
+@dataclass
+class _KubeView:
+    """What the Kubernetes checks read, read once: the Nodes, the API server's version, the pods
+    (only when a node has GPUs) — or why it could not be read."""
+
+    nodes: list[dict]
+    server: str = ""
+    pods: list[dict] | None = None
+    error: str = ""
+
+
+def _read_kube(kubeconfig: str | None) -> _KubeView | None:
+    if not kubeconfig:
+        return None
+    try:
+        kube = Kube(kubeconfig)
+        nodes = kube.list_json("nodes")
+        view = _KubeView(nodes=nodes, server=kube.server_version())
+        if any(gpu.node_gpus(n) for n in nodes):
+            view.pods = kube.list_json("pods")
+        return view
+    except Exception as exc:  # noqa: BLE001 (whatever stops the read is said, never hidden)
+        return _KubeView(nodes=[], error=str(exc))
+
+
+def _check_gpus(cdir: ClusterDir, view: _KubeView, result: VerifyResult) -> None:
     """Every Ready node of a GPU group offers pods as many GPUs as its flavor has (the device
     plugin registered them with its kubelet). A node that is not Ready (shelved) cannot say, and
     is not counted; where nothing was installed (gpu.install false) it warns."""
     state = cdir.load()
-    if not state.kubeconfig:
-        return
-    try:
-        kube = Kube(state.kubeconfig)
-        nodes = kube.list_json("nodes")
-        plugin_nodes = {
-            (p.get("spec") or {}).get("nodeName")
-            for p in kube.list_json("pods")
-            if gpu.is_device_plugin_pod(p)
-        }
-    except Exception as exc:  # noqa: BLE001 (whatever stops the read is said, never hidden)
+    if view.error:
         if state.gpu_device_plugin:
             result.results.setdefault(GPUS, {})["GPUs readable"] = "FAIL"
-            result.failures[f"{GPUS}: GPUs readable"] = str(exc)
+            result.failures[f"{GPUS}: GPUs readable"] = view.error
         return
-    for n in nodes:
+    plugin_nodes = {
+        (p.get("spec") or {}).get("nodeName") for p in view.pods or [] if gpu.is_device_plugin_pod(p)
+    }
+    for n in view.nodes:
         name = n["metadata"]["name"]
         g = gpu.node_gpus(n)
         if g is None or g["has"] is None or not node_is_ready(n):
@@ -224,23 +244,18 @@ def _check_gpus(cdir: ClusterDir, result: VerifyResult) -> None:
             )
 
 
-def _check_versions(cdir: ClusterDir, result: VerifyResult) -> None:
+def _check_versions(cdir: ClusterDir, view: _KubeView, result: VerifyResult) -> None:
     """Every Node's kubelet within the version skew the API server allows (at most three minor
     releases older, never newer): a node further behind fails; one left behind by an upgrade
     (shelved at the time) within the skew warns."""
     state = cdir.load()
-    if not state.kubeconfig:
-        return
     node = VERSIONS
-    try:
-        kube = Kube(state.kubeconfig)
-        server = version(kube.server_version())
-        nodes = kube.list_json("nodes")
-    except Exception as exc:  # noqa: BLE001 (whatever stops the read is said, never hidden)
+    if view.error:
         result.results.setdefault(node, {})["versions readable"] = "FAIL"
-        result.failures[f"{node}: versions readable"] = str(exc)
+        result.failures[f"{node}: versions readable"] = view.error
         return
-    for n in nodes:
+    server = version(view.server)
+    for n in view.nodes:
         name = n["metadata"]["name"]
         kubelet = version(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "0.0.0"))
         check = f"{name} kubelet v{show(kubelet)} within the skew of API server v{show(server)}"

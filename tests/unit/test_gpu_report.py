@@ -12,7 +12,7 @@ from stackspray.cluster import _versions
 from stackspray.cluster_state import ClusterState
 from stackspray.spec import parse_spec
 from stackspray.state import ClusterDir
-from stackspray.verify import GPUS, VerifyResult, _check_gpus
+from stackspray.verify import GPUS, VerifyResult, _check_gpus, _read_kube
 
 G3 = {"vcpus": 4, "ram_mb": 15360, "gpus": 1}
 NODES = [
@@ -54,7 +54,7 @@ def judge(api, tmp_path, plugin: str | None) -> VerifyResult:
     cdir = ClusterDir("lab", tmp_path / "inv")
     cdir.save(ClusterState(cluster="lab", kubeconfig=str(api.kubeconfig), gpu_device_plugin=plugin))
     result = VerifyResult("lab")
-    _check_gpus(cdir, result)
+    _check_gpus(cdir, _read_kube(str(api.kubeconfig)), result)
     return result
 
 

@@ -11,7 +11,7 @@ import pytest
 from stackspray.cluster import _versions
 from stackspray.cluster_state import ClusterState, Hibernation
 from stackspray.state import ClusterDir
-from stackspray.verify import VerifyResult, _check_versions
+from stackspray.verify import VerifyResult, _check_versions, _read_kube
 
 NODES = ["lab-control-plane-1", "lab-workers-1", "lab-workers-2", "lab-workers-3"]
 
@@ -66,7 +66,7 @@ def test_verify_passes_the_same_warns_within_the_skew_and_fails_beyond(api, tmp_
     cdir = ClusterDir("lab", tmp_path / "inv")
     cdir.save(ClusterState(cluster="lab", kubeconfig=str(api.kubeconfig), upgrade_behind=[NODES[1]]))
     result = VerifyResult("lab")
-    _check_versions(cdir, result)
+    _check_versions(cdir, _read_kube(str(api.kubeconfig)), result)
     rows = result.results["kubernetes versions"]
     outcome = {next(n for n in NODES if check.startswith(n + " ")): o for check, o in rows.items()}
     assert outcome == {NODES[0]: "PASS", NODES[1]: "WARN", NODES[2]: "FAIL", NODES[3]: "PASS"}

@@ -6,8 +6,9 @@ entry point as ``invoke sandbox.up``. A broken environment fails the tests; noth
 Side by side (pytest-xdist, as scripts/test runs them): worker gwN works in sandbox lane N — a
 project of its own in the one sandbox cloud (stackspray_sandbox/lanes.py: its own clouds.yaml,
 quotas, router, zone, faults, network ranges) — so two workers' clusters never meet. Each test
-file runs on one worker (its module-scoped clusters are built once); the files that edit this
-machine's crontab run on one worker; the one that stops the whole sandbox runs alone.
+file runs on one worker (--dist loadfile: its module-scoped clusters are built once); the files
+that edit this machine's crontab run one at a time; the one that stops the whole sandbox runs
+alone, last.
 """
 
 from __future__ import annotations
@@ -53,18 +54,13 @@ SLOW_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Slow files first; every test grouped with its file for pytest-xdist's loadgroup (the files
-    marked host_scheduler in one group), before xdist reads the groups."""
+    """The slowest files first (pytest-xdist's loadfile hands out files in this order)."""
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     # The file that stops the whole sandbox waits for every other worker to leave its sandbox
     # file: last of all, where the others are finishing anyway.
     rank["test_zz_teardown.py"] = len(rank) + 1
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
-    for item in items:
-        group = "host-scheduler" if item.get_closest_marker("host_scheduler") else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @contextlib.contextmanager
@@ -170,14 +166,19 @@ def sandbox(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def _sandbox_turn(request):
     """Every sandbox module holds the sandbox shared while it runs; one marked
-    sandbox_exclusive (it stops the sandbox) waits until no other worker is in one."""
+    sandbox_exclusive (it stops the sandbox) waits until no other worker is in one; one marked
+    host_scheduler (it edits this machine's crontab) waits until no other worker is in one such.
+    (pytest-xdist's loadgroup would keep those on one worker, but it renames node ids through an
+    attribute pytest 9 no longer reads, so a lock does it.)"""
     if not {"integration", "sandbox"} & set(request.node.path.parts):
         yield
         return
+    home = SandboxPaths.default().home
     exclusive = request.node.get_closest_marker("sandbox_exclusive") is not None
-    with _flock(
-        SandboxPaths.default().home / "test-turn.lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-    ):
+    with contextlib.ExitStack() as held:
+        if request.node.get_closest_marker("host_scheduler") is not None:
+            held.enter_context(_flock(home / "test-host-scheduler.lock", fcntl.LOCK_EX))
+        held.enter_context(_flock(home / "test-turn.lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH))
         yield
 
 

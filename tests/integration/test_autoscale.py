@@ -22,7 +22,7 @@ from stackspray_sandbox import faults
 from stackspray.kube import Kube
 from stackspray.state import ClusterDir
 
-# It edits this machine's crontab or user manager: run with the others that do, one at a time.
+# It edits this machine's crontab or user manager: one such module at a time (tests/conftest.py).
 pytestmark = pytest.mark.host_scheduler
 
 NS = "apps"

@@ -27,7 +27,7 @@ from stackspray.rotation import SECRETS, RotationFailed, credential_in, refresh
 from stackspray.scale import Request, scale_cluster
 from stackspray.state import ClusterDir
 
-# It edits this machine's crontab or user manager: run with the others that do, one at a time.
+# It edits this machine's crontab or user manager: one such module at a time (tests/conftest.py).
 pytestmark = pytest.mark.host_scheduler
 
 NODE_FILES = (

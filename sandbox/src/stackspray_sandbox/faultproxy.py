@@ -7,8 +7,9 @@ next N matching calls fail: an HTTP status (5xx, 409, 429 with Retry-After, ...)
 reset, a delay, or a lost response (the request is carried out, then the connection is reset
 instead of answering). A rule with a `project` fires only for calls made with a token of that
 project (a sandbox lane's: lanes.py), which the proxy learns from Keystone by validating the
-token with itself (Keystone's policy lets a token's holder do that), once per token. The proxy
-also counts calls per service, which the benchmarks read.
+token as the sandbox's admin, once per token (not with the token itself: an application
+credential's access rules may not allow that call). The proxy also counts calls per service,
+which the benchmarks read.
 
 Run as ``python -m stackspray_sandbox.faultproxy`` (``sandbox.up`` does).
 """
@@ -27,11 +28,43 @@ import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .paths import SandboxPaths
 from .services import APIS, FAULT_CONTROL_PORT, HOST, PUBLIC_HOST
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 _token_projects: dict[str, str | None] = {}
 _token_lock = threading.Lock()
+_admin: dict[str, str] = {}
+
+
+def _keystone(method: str, path: str, headers: dict, body: dict | None = None) -> tuple[int, dict, dict]:
+    conn = http.client.HTTPConnection(HOST, APIS["keystone"].internal_port, timeout=30)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **headers})
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, dict(resp.getheaders()), json.loads(raw) if raw else {}
+    finally:
+        conn.close()
+
+
+def _admin_token(renew: bool = False) -> str:
+    """A token of the sandbox's admin (kept until Keystone refuses it)."""
+    if renew or "token" not in _admin:
+        password = json.loads(SandboxPaths.default().secrets.read_text())["admin"]
+        auth = {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": password}},
+            },
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+        status, headers, _ = _keystone("POST", "/v3/auth/tokens", {}, {"auth": auth})
+        if status != 201:
+            raise OSError(f"keystone refused the sandbox admin: {status}")
+        _admin["token"] = next(v for k, v in headers.items() if k.lower() == "x-subject-token")
+    return _admin["token"]
 
 
 def token_project(token: str | None) -> str | None:
@@ -41,16 +74,17 @@ def token_project(token: str | None) -> str | None:
     with _token_lock:
         if token in _token_projects:
             return _token_projects[token]
-    conn = http.client.HTTPConnection(HOST, APIS["keystone"].internal_port, timeout=30)
     try:
-        conn.request("GET", "/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
-        resp = conn.getresponse()
-        body = resp.read()
-        project = json.loads(body)["token"].get("project", {}).get("name") if resp.status == 200 else None
-    except (OSError, ValueError, KeyError):
+        status, _, body = _keystone(
+            "GET", "/v3/auth/tokens", {"X-Auth-Token": _admin_token(), "X-Subject-Token": token}
+        )
+        if status == 401:
+            status, _, body = _keystone(
+                "GET", "/v3/auth/tokens", {"X-Auth-Token": _admin_token(renew=True), "X-Subject-Token": token}
+            )
+        project = body["token"].get("project", {}).get("name") if status == 200 else None
+    except (OSError, ValueError, KeyError, StopIteration):
         return None  # not remembered: asked again next time
-    finally:
-        conn.close()
     with _token_lock:
         if len(_token_projects) > 10000:
             _token_projects.clear()

@@ -67,6 +67,12 @@ def _admin_token(renew: bool = False) -> str:
     return _admin["token"]
 
 
+# Without it Keystone reports a token that carries access rules (an application credential's)
+# as not found: the validator says it enforces them, as keystonemiddleware's auth_token does
+# (keystonemiddleware/auth_token/_identity.py, ACCESS_RULES_HEADER / ACCESS_RULES_MIN_VERSION).
+ACCESS_RULES = {"OpenStack-Identity-Access-Rules": "1.0"}
+
+
 def token_project(token: str | None) -> str | None:
     """The name of the project a Keystone token is scoped to (None: no token, or not valid)."""
     if not token:
@@ -76,11 +82,15 @@ def token_project(token: str | None) -> str | None:
             return _token_projects[token]
     try:
         status, _, body = _keystone(
-            "GET", "/v3/auth/tokens", {"X-Auth-Token": _admin_token(), "X-Subject-Token": token}
+            "GET",
+            "/v3/auth/tokens",
+            {"X-Auth-Token": _admin_token(), "X-Subject-Token": token, **ACCESS_RULES},
         )
         if status == 401:
             status, _, body = _keystone(
-                "GET", "/v3/auth/tokens", {"X-Auth-Token": _admin_token(renew=True), "X-Subject-Token": token}
+                "GET",
+                "/v3/auth/tokens",
+                {"X-Auth-Token": _admin_token(renew=True), "X-Subject-Token": token, **ACCESS_RULES},
             )
         project = body["token"].get("project", {}).get("name") if status == 200 else None
     except (OSError, ValueError, KeyError, StopIteration):

@@ -69,7 +69,8 @@ def _admin_token(renew: bool = False) -> str:
 
 # Without it Keystone reports a token that carries access rules (an application credential's)
 # as not found: the validator says it enforces them, as keystonemiddleware's auth_token does
-# (keystonemiddleware/auth_token/_identity.py, ACCESS_RULES_HEADER / ACCESS_RULES_MIN_VERSION).
+# (keystonemiddleware/auth_token/_identity.py: ACCESS_RULES_SUPPORT, which keystoneclient's
+# tokens.validate sends as this header; Keystone accepts any version from 1.0 on).
 ACCESS_RULES = {"OpenStack-Identity-Access-Rules": "1.0"}
 
 

@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +48,14 @@ from .cluster_state import Autoscale, ClusterState
 from .errors import LockedError, StackSprayError
 from .files import atomic_write
 from .hibernate_plan import hibernated_refusal
-from .kube import SCALE_ANNOTATION, Kube, node_is_ready
+from .kube import SCALE_ANNOTATION, Kube, kubelet_version, node_is_ready
 from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .scale import make_request, scale_cluster
 from .spec import CONTROL_PLANE, HealSpec
 from .state import ClusterDir
 from .timestamps import epoch
+from .upgrade_plan import within_skew
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +190,22 @@ def budget_from_json(b: dict) -> Budget:
 
 
 def observe_cluster(
-    api: CloudAPI, kube: Kube, cluster: str, rates: cost.Rates | None = None
+    api: CloudAPI,
+    kube: Kube,
+    cluster: str,
+    rates: cost.Rates | None = None,
+    behind: Iterable[str] = (),
 ) -> tuple[list[Node], list[Pod], list[Budget]]:
-    """The cluster's nodes (each server with its Kubernetes Node), pods and budgets; SU at `rates`."""
+    """The cluster's nodes (each server with its Kubernetes Node), pods and budgets; SU at `rates`.
+    `behind`: the workers an upgrade left behind while shelved (their kubelets are held against
+    the API server's version)."""
     servers = owned_servers(api, cluster)
     if not servers:
         raise AutoscaleError(f"cluster {cluster!r} has no servers in the cloud")
     flavors = flavors_by_name(api)
     knodes = {n["metadata"]["name"]: n for n in kube.list_json("nodes")}
+    behind = set(behind) & set(knodes)
+    server_version = kube.server_version() if behind else ""
     pods = [pod_from_json(p) for p in kube.list_json("pods")]
     budgets = [budget_from_json(b) for b in kube.list_json("poddisruptionbudgets")]
     nodes = []
@@ -231,6 +240,8 @@ def observe_cluster(
                 control_plane=group == CONTROL_PLANE,
                 task_state=getattr(s, "task_state", None),
                 flavor=fl or "",
+                behind=s.name in behind,
+                beyond_skew=s.name in behind and not within_skew(kubelet_version(k), server_version),
             )
         )
     return nodes, pods, budgets
@@ -312,7 +323,9 @@ def plan_round(cluster: str, cdir: ClusterDir, state: ClusterState, api: CloudAP
     book = load_book(cdir)
     settings = settings_of(state.autoscale, book, now)
     memory = Memory.from_dict(book.get("memory"))
-    nodes, pods, budgets = observe_cluster(api, kube, cluster, cost.rates_for(state.su_rates))
+    nodes, pods, budgets = observe_cluster(
+        api, kube, cluster, cost.rates_for(state.su_rates), state.upgrade_behind
+    )
     memory.held.update(_held(state, settings, {n.name: n.group for n in nodes}))
     return plan_autoscale(nodes, pods, budgets, settings, memory, now), nodes, book
 
@@ -342,6 +355,7 @@ def run_round(
     lock_wait: float = LOCK_WAIT,
     drain_timeout: float = 120.0,
     ready_timeout: float = 600.0,
+    catch_up: Callable[[str], None] | None = None,
 ) -> dict:
     """One round: take the cluster's lock (waiting with backoff while another command holds it),
     then observe, plan, record the intent and act — all under that one lock, so a round never
@@ -376,7 +390,9 @@ def run_round(
 
     def locked() -> dict:
         with cdir.lock("autoscale round"):
-            return _round(cluster, cdir, say, root, drain_timeout, ready_timeout, lock_wait)
+            return _round(
+                cluster, cdir, say, root, drain_timeout, ready_timeout, lock_wait, catch_up=catch_up
+            )
 
     try:
         done = _with_cluster_lock(locked, lock_wait, say)
@@ -399,13 +415,16 @@ def _round(
     ready_timeout: float,
     lease_wait: float = LOCK_WAIT,
     role: str = "autoscaler",
+    catch_up: Callable[[str], None] | None = None,
 ) -> dict:
     """A round under the cluster's lock (held by the caller) and its node Lease (taken here,
     waiting up to `lease_wait` for another machine's actor): observation, plan and actions."""
     state = cdir.load()
     api, kube = connect_api(state.cloud), Kube(state.kubeconfig)
     with lease.holding(kube, role, say, wait=lease_wait):
-        return round_leased(cluster, cdir, state, api, kube, say, root, drain_timeout, ready_timeout)
+        return round_leased(
+            cluster, cdir, state, api, kube, say, root, drain_timeout, ready_timeout, catch_up=catch_up
+        )
 
 
 def round_leased(
@@ -418,9 +437,12 @@ def round_leased(
     root,
     drain_timeout: float,
     ready_timeout: float,
+    catch_up: Callable[[str], None] | None = None,
 ) -> dict:
     """One round's observation, plan, recorded intent and actions, by whoever holds the
-    cluster's lock and node Lease (the loop here, or the agent on the cluster)."""
+    cluster's lock and node Lease (the loop here, or the agent on the cluster). A worker an
+    upgrade left behind is upgraded by `catch_up` before its uncordon; without it (the agent:
+    no Kubespray there) it takes pods as it is while its kubelet is within the version skew."""
     now = time.time()
     plan, nodes, book = plan_round(cluster, cdir, state, api, kube, now)
     summary = {"at": iso(now), **plan.to_dict(), "dry_run": False}
@@ -455,6 +477,7 @@ def round_leased(
             api=api,
             kube=kube,
             locked=True,
+            catch_up=catch_up,
         )
         steps = {s.node: s for s in result.steps}
         for d in chosen:
@@ -536,11 +559,13 @@ def run(
     lock_wait: float | None = None,
     rounds: int | None = None,
     replace: Callable[[], dict] | None = None,
+    catch_up: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """The loop: a round every `interval` seconds (once with `once`). In the loop a failed round
     is logged and the next one tried; with `once` it raises. `replace`: run when a round's heal
     check found a replacement due (`invoke heal`, which needs Kubespray: this machine has it, the
-    agent on the cluster does not) — after the round, its locks released."""
+    agent on the cluster does not) — after the round, its locks released. `catch_up(node)`:
+    upgrades a woken worker an upgrade left behind, before its uncordon (upgrade.catch_up)."""
     say = progress or Progress()
     cdir = ClusterDir(cluster, root)
     done: list[dict] = []
@@ -556,6 +581,7 @@ def run(
                         progress=say,
                         root=root,
                         lock_wait=lock_wait if lock_wait is not None else (50.0 if once else LOCK_WAIT),
+                        catch_up=catch_up,
                     )
                 )
                 due = (done[-1].get("heal") or {}).get("replace")

@@ -120,6 +120,10 @@ class Node:
     control_plane: bool = False
     task_state: str | None = None  # Nova task in progress (e.g. unshelving)
     flavor: str = ""
+    # A worker an upgrade left behind while shelved: woken last (it runs an older kubelet), and
+    # never when that kubelet is beyond Kubernetes' version skew (it would not join as it is).
+    behind: bool = False
+    beyond_skew: bool = False
 
     @property
     def shelved(self) -> bool:
@@ -392,7 +396,7 @@ def plan_autoscale(
             decisions[name] = Decision("unshelve", name, n.group, "an interrupted unshelve: finishing")
         elif doing == "unshelve":
             del mem.in_progress[name]
-        elif n.status == "ACTIVE" and n.ours:
+        elif n.status == "ACTIVE" and n.ours and not n.beyond_skew:
             decisions[name] = Decision(
                 "unshelve", name, n.group, "ACTIVE but still cordoned by stackspray: finishing"
             )
@@ -415,12 +419,14 @@ def plan_autoscale(
     wake: dict[str, list[str]] = {}  # group -> nodes woken for pending pods
 
     def spare(g: str) -> list[Node]:
-        """The group's shelved workers nothing has claimed yet, lowest-numbered first."""
+        """The group's shelved workers nothing has claimed yet, lowest-numbered first — those an
+        upgrade left behind after the others, and never one beyond the version skew."""
         return [
             n
-            for n in sorted(scaled.values(), key=lambda n: natural_key(n.name))
+            for n in sorted(scaled.values(), key=lambda n: (n.behind, natural_key(n.name)))
             if n.group == g
             and n.shelved
+            and not n.beyond_skew
             and n.name not in decisions
             and not n.task_state
             and n.name not in wake.get(g, [])
@@ -720,6 +726,11 @@ def _why_not(
             )
         elif active.get(g, 0) >= gs.max:
             reasons.append(f"{g}: at max {gs.max} ACTIVE")
+        elif stale := [n.name for n in scaled.values() if n.group == g and n.shelved and n.beyond_skew]:
+            reasons.append(
+                f"{g}: its shelved workers {', '.join(sorted(stale, key=natural_key))} missed upgrades "
+                "beyond Kubernetes' version skew: `invoke scale --unshelve --nodes …` upgrades them"
+            )
         else:
             reasons.append(f"{g}: no shelved worker left")
     return "wakes nothing: " + "; ".join(reasons)

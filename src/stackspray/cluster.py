@@ -26,7 +26,7 @@ from .cloudops import flavors_by_name, read
 from .cluster_state import ClusterState
 from .converge import ConvergeResult, PlanResult, create_cluster, plan_cluster
 from .errors import CloudError, ClusterNotFound
-from .kube import Kube
+from .kube import Kube, kubelet_version
 from .observe import floating_by_fixed, observe_owned, owned_servers
 from .plan import changes, plan_destroy
 from .progress import Progress
@@ -138,9 +138,7 @@ def _versions(state: ClusterState) -> dict | None:
         kube = Kube(state.kubeconfig)
         out["server"] = kube.server_version()
         for n in kube.list_json("nodes"):
-            out["kubelets"][n["metadata"]["name"]] = (
-                (n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")
-            )
+            out["kubelets"][n["metadata"]["name"]] = kubelet_version(n) or None
             offer = gpu.node_gpus(n)
             if offer is not None:
                 out["gpus"][n["metadata"]["name"]] = offer

@@ -47,6 +47,7 @@ class NodeInfo:
     ready: bool
     unschedulable: bool
     scaling: str | None  # our annotation: "shelve" while we hold the node cordoned
+    kubelet: str = ""  # status.nodeInfo.kubeletVersion
 
 
 @dataclass
@@ -376,7 +377,13 @@ def _node_info(n) -> NodeInfo:
         ready=conds.get("Ready") == "True",
         unschedulable=bool(n.spec and n.spec.unschedulable),
         scaling=(n.metadata.annotations or {}).get(SCALE_ANNOTATION),
+        kubelet=(n.status.node_info.kubelet_version or "") if n.status and n.status.node_info else "",
     )
+
+
+def kubelet_version(node: dict) -> str:
+    """A Node's (as the API's JSON) status.nodeInfo.kubeletVersion, e.g. "v1.35.2"; "" unknown."""
+    return ((node or {}).get("status") or {}).get("nodeInfo", {}).get("kubeletVersion") or ""
 
 
 def node_is_ready(node: dict) -> bool:

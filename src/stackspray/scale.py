@@ -44,6 +44,7 @@ from .observe import META_GROUP, flavor_name, owned_servers
 from .progress import Progress
 from .spec import CONTROL_PLANE
 from .state import ClusterDir, Run
+from .upgrade_plan import within_skew
 
 SHELVED = cost.SHELVED
 
@@ -429,23 +430,33 @@ def _unshelve_one(
         return
     say(f"{name}: ACTIVE; waiting for the Node to be Ready")
     kube.wait_ready(name, timeout=ready_timeout)
-    if behind:
+    note = ""
+    if behind and catch_up is not None:
         # Left behind by an upgrade while shelved: upgraded now, still cordoned, before any pod
-        # lands on it; without the means here (the autoscaler's agent), it stays cordoned.
-        if catch_up is None:
+        # lands on it.
+        catch_up(name)
+    elif behind:
+        # Without Kubespray here (the autoscaler's agent on the cluster): a kubelet within
+        # Kubernetes' version skew policy takes pods as it is, rather than bill idle and leave
+        # the pods that woke it Pending; beyond it, the node stays cordoned.
+        kubelet, server = kube.node(name).kubelet, kube.server_version()
+        if not within_skew(kubelet or "0.0.0", server):
             step.outcome = "done"
             step.detail = (
-                "ACTIVE, Ready, left cordoned: it missed an upgrade while shelved; run "
-                f"`invoke scale --cluster <cluster> --unshelve --nodes {name}` to upgrade and uncordon it"
+                f"ACTIVE, Ready, left cordoned: its kubelet {kubelet} is beyond the version skew of the "
+                f"API server {server}; `invoke scale --unshelve --nodes {name}` upgrades, then uncordons it"
             )
             say(f"{name}: {step.detail}")
             return
-        catch_up(name)
+        note = (
+            f" at kubelet {kubelet}, behind the API server's {server} (within the version skew policy):"
+            f" it missed an upgrade while shelved; `invoke upgrade --to {server.lstrip('v')}` upgrades it"
+        )
     node = kube.node(name)
     if node.scaling:
         kube.uncordon(name)
-        step.outcome, step.detail = "done", "ACTIVE, Ready, uncordoned"
-        say(f"{name}: Ready and uncordoned")
+        step.outcome, step.detail = "done", "ACTIVE, Ready, uncordoned" + note
+        say(f"{name}: Ready and uncordoned{note}")
     else:
         step.outcome = "done"
         step.detail = "ACTIVE, Ready" + (

@@ -29,7 +29,7 @@ from .cloudapi import CloudAPI, connect_api
 from .cluster_state import Upgrade
 from .errors import SpecError, StackSprayError
 from .hibernate_plan import hibernated_refusal
-from .kube import Kube, node_is_ready
+from .kube import Kube, kubelet_version, node_is_ready
 from .kubespray import upgrade as kubespray_upgrade
 from .names import META_GROUP
 from .observe import owned_servers
@@ -74,10 +74,7 @@ def observe(api: CloudAPI, kube: Kube, cluster: str) -> list[NodeView]:
             NodeView(
                 name=name,
                 status=s.status,
-                kubelet=((n or {}).get("status", {}).get("nodeInfo") or {})
-                .get("kubeletVersion", "")
-                .lstrip("v")
-                or None,
+                kubelet=kubelet_version(n).lstrip("v") or None,
                 ready=node_is_ready(n) if n is not None else None,
                 control_plane=(s.metadata or {}).get(META_GROUP) == CONTROL_PLANE,
             )

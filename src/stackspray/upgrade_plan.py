@@ -51,6 +51,13 @@ def show(v: tuple[int, int, int]) -> str:
     return ".".join(str(p) for p in v)
 
 
+def within_skew(kubelet: str, server: str) -> bool:
+    """Whether kube-apiserver `server` supports kubelet `kubelet` (Kubernetes' version skew
+    policy: never newer, at most KUBELET_SKEW minor releases older)."""
+    k, s = version(kubelet), version(server)
+    return k <= s and k[0] == s[0] and s[1] - k[1] <= KUBELET_SKEW
+
+
 @dataclass(frozen=True)
 class NodeView:
     """One node as the planner sees it."""

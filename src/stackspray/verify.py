@@ -19,11 +19,11 @@ import yaml
 from . import certs, gpu, ingress, inventory
 from .errors import StackSprayError
 from .hibernate_plan import refuse_if_hibernated
-from .kube import Kube, node_is_ready
+from .kube import Kube, kubelet_version, node_is_ready
 from .paths import VERIFY_SUITE
 from .share import VARS_FILE
 from .state import ClusterDir
-from .upgrade_plan import KUBELET_SKEW, show, version
+from .upgrade_plan import KUBELET_SKEW, show, version, within_skew
 
 SUITE = VERIFY_SUITE
 CERTIFICATES = "certificates"
@@ -257,10 +257,9 @@ def _check_versions(cdir: ClusterDir, view: _KubeView, result: VerifyResult) -> 
     server = version(view.server)
     for n in view.nodes:
         name = n["metadata"]["name"]
-        kubelet = version(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "0.0.0"))
+        kubelet = version(kubelet_version(n) or "0.0.0")
         check = f"{name} kubelet v{show(kubelet)} within the skew of API server v{show(server)}"
-        behind = server[1] - kubelet[1]
-        if kubelet > server or behind > KUBELET_SKEW:
+        if not within_skew(show(kubelet), show(server)):
             result.results.setdefault(node, {})[check] = "FAIL"
             result.failures[f"{node}: {check}"] = (
                 f"{name} runs kubelet v{show(kubelet)}: more than {KUBELET_SKEW} minor releases behind "

@@ -122,3 +122,41 @@ def test_status_says_when_the_agent_is_silent_failing_or_another_build(world, tm
     out = {}
     _agent_status(out, state, 5)
     assert "the agent is silent: its status was last written" in out["warning"]
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "uncordoned"),
+    [("1.34.7", True), ("1.31.0", False)],
+    ids=["within-the-skew-takes-pods", "beyond-the-skew-stays-cordoned"],
+)
+def test_a_worker_an_upgrade_left_behind_is_uncordoned_by_the_agent_only_within_the_skew(
+    world, tmp_path, kubelet, uncordoned
+):
+    """The agent has no Kubespray to upgrade a woken worker that missed an upgrade while shelved:
+    within Kubernetes' version skew it takes pods as it is (and says what upgrades it), beyond it
+    it stays cordoned and no round tries to finish its wake again."""
+    cloud, api, names = world
+    admin = Kube(api.kubeconfig)
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "kube-apiserver").write_text("1.35.2\n")
+    worker = next(n for n in names if "workers" in n)
+    (versions / worker).write_text(kubelet + "\n")
+    api.store.config["versions_dir"] = str(versions)
+    admin.cordon(worker)  # as an interrupted wake leaves it: ACTIVE, cordoned by stackspray
+    auto = Autoscale(groups={"workers": AutoscaleGroup(0, 2, 30.0, 3600.0)}, scale_down_delay=3600.0)
+    conf = _agent_kubeconfig(api, admin, tmp_path, auto)
+    autoscale_agent.write_upgrade_behind(admin, [worker])
+    autoscale_agent.run("lab", conf, home=tmp_path / "node", rounds=1, api_for=lambda _f: (cloud, "c"))
+    st = autoscale_agent.read_status(admin)
+    assert st is not None and st.error is None, st
+    node = admin.node(worker)
+    assert (not node.unschedulable, node.scaling is None) == (uncordoned, uncordoned), node
+    woke = [e for e in st.events if e.get("node") == worker and e.get("action") == "unshelve"]
+    if uncordoned:
+        assert len(woke) == 1 and "within the version skew policy" in woke[0]["detail"], st.events
+        assert "`invoke upgrade --to 1.35.2` upgrades it" in woke[0]["detail"]
+    else:
+        assert woke == [], st.events
+        decided = {d["node"]: d["action"] for d in st.last_round["decisions"] if d.get("node")}
+        assert decided[worker] == "noop", st.last_round

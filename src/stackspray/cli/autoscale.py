@@ -8,6 +8,7 @@ from .. import autoscale, autoscale_setup
 from .. import schedule as sched
 from ..heal import heal as heal_cluster
 from ..schedule import ScheduleResult
+from ..upgrade import catch_up
 from .output import call, emit, progress
 from .scale import schedule_listing
 from .values import cluster_name, number, whole
@@ -187,6 +188,7 @@ def run(c, cluster, once=False, dry_run=False, interval=10, json_=False):
             interval=number(interval, "interval"),
             progress=say,
             replace=lambda: heal_cluster(name, progress=say).to_dict(),
+            catch_up=lambda node: catch_up(name, node, say=say),
         )
         return autoscale.AutoscaleRounds(name, done)
 

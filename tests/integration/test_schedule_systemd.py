@@ -14,6 +14,7 @@ itself, and `autoscale.disable` stops and removes it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -197,6 +198,10 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             cli = str(BIN / "stackspray")
             installed = m.user(f"{cli} scale.schedule --cluster {name} --at {at} --workers 0", env)
             assert installed.returncode == 0, installed.stdout + installed.stderr
+            # A daily etcd backup at the same minute: the two jobs take the cluster's schedule lock
+            # in turn, and the backup is taken on the control plane and stored off the node.
+            backups = m.user(f"{cli} backup.schedule --cluster {name} --at {at} --keep 2", env)
+            assert backups.returncode == 0, backups.stdout + backups.stderr
             unit = m.user(
                 f"cat ~/.config/systemd/user/stackspray-{name}_scale-{when:%H%M}.service", {}
             ).stdout
@@ -223,6 +228,21 @@ def test_a_systemd_user_timer_fires_with_the_user_logged_out_and_shelves_the_wor
             assert status == "SHELVED_OFFLOADED", (
                 f"{status}; log: {log.read_text() if log.exists() else '-'}\n{journal}"
             )
+
+            backup_log = shared / "inv" / name / "logs" / "scheduled-backup.log"
+            listed: dict = {}
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                listed = json.loads(m.user(f"{cli} backup.list --cluster {name} --json", env).stdout or "{}")
+                if listed.get("backups"):
+                    break
+                time.sleep(3)
+            assert len(listed.get("backups") or []) == 1, (
+                f"{listed}; log: {backup_log.read_text() if backup_log.exists() else '-'}"
+            )
+            assert listed["backups"][0]["size"] > 0 and "stored" in backup_log.read_text()
+            dropped = m.user(f"{cli} backup.schedule --cluster {name} --remove", env)
+            assert dropped.returncode == 0, dropped.stdout + dropped.stderr
 
             removed = m.user(f"{cli} scale.schedule --cluster {name} --remove {job}", env)
             assert removed.returncode == 0, removed.stdout + removed.stderr

@@ -215,6 +215,11 @@ def render(
         "kubeconfig_localhost_ansible_host": True,
         "artifacts_dir": str(cluster_dir / "artifacts"),
         "ansible_python_interpreter": "/usr/bin/python3",
+        # CoreDNS's budget (roles/kubernetes-apps/ansible/templates/coredns-poddisruptionbudget.yml.j2,
+        # maxUnavailable 30%; off by default in Kubespray): without it, the worker a CoreDNS replica
+        # lands on could never be shelved by the autoscaler (a kube-system pod without a budget
+        # stays, as skip-nodes-with-system-pods says), and a drain may take both replicas at once.
+        "coredns_pod_disruption_budget": True,
     }
     if not k8s.options.get("kube_external_ca_mode"):
         # kubeadm's certificates last a year; Kubespray renews them on a systemd timer only when

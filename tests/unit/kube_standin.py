@@ -78,8 +78,9 @@ def _certificate(tmp: Path) -> tuple[Path, Path, str]:
     return tmp / "tls.crt", tmp / "tls.key", pem.decode()
 
 
-def start(tmp: Path, nodes: list[dict] | None = None) -> StandIn:
-    """Serve a fresh stand-in; stop it with `stop()`."""
+def start(tmp: Path, nodes: list[dict] | None = None, config: dict | None = None) -> StandIn:
+    """Serve a fresh stand-in (`config`: more of its settings, as standin.json holds them);
+    stop it with `stop()`."""
     tmp.mkdir(parents=True, exist_ok=True)
     cert, key, pem = _certificate(tmp)
     token = secrets.token_urlsafe(24)
@@ -90,6 +91,7 @@ def start(tmp: Path, nodes: list[dict] | None = None) -> StandIn:
             "token": token,
             "cert": str(cert),
             "tick": 0.1,  # the controllers' pass ten times a second: tests wait less for them
+            **(config or {}),
         }
     )
     handler = type("StandInHandler", (Handler,), {"store": store})

@@ -2,7 +2,8 @@
 filters decide it (pkg/scheduler/framework/plugins: nodeunschedulable, nodename, tainttoleration,
 nodeaffinity, noderesources/fit.go), and the message it writes into the pod's PodScheduled
 condition (pkg/scheduler/schedule_one.go, framework/types.go FitError.Error). Scoring is
-reduced to "the node with the most free CPU, then by name". Pure functions on plain objects;
+reduced to "the fewest pods the pod prefers to avoid (preferred anti-affinity on the hostname),
+then the node with the most free CPU, then by name". Pure functions on plain objects;
 server.py runs them. Copied to the node beside server.py."""
 
 from __future__ import annotations
@@ -93,6 +94,35 @@ def affinity_matches(pod: dict, node: dict) -> bool:
     return any(all(_expression_matches(e, labels) for e in t.get("matchExpressions") or []) for t in terms)
 
 
+def anti_affinity_penalty(pod: dict, on_node: list[dict]) -> int:
+    """The InterPodAffinity score's preferred anti-affinity part for one node
+    (pkg/scheduler/framework/plugins/interpodaffinity/scoring.go processExistingPod): each
+    preferred podAntiAffinity term of the pod, topology kubernetes.io/hostname, costs its weight
+    for every pod on the node its label selector matches (in the pod's namespace, or the term's
+    namespaces). Other topology keys are not modelled (the sandbox has one zone)."""
+    spec = pod.get("spec", {})
+    ns = pod.get("metadata", {}).get("namespace", "")
+    terms = ((spec.get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ) or []
+    penalty = 0
+    for t in terms:
+        term = t.get("podAffinityTerm") or {}
+        if term.get("topologyKey") != "kubernetes.io/hostname":
+            continue
+        selector = term.get("labelSelector") or {}
+        spaces = term.get("namespaces") or [ns]
+        for other in on_node:
+            labels = other.get("metadata", {}).get("labels") or {}
+            if other.get("metadata", {}).get("namespace", "") not in spaces:
+                continue
+            if all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and all(
+                _expression_matches(e, labels) for e in selector.get("matchExpressions") or []
+            ):
+                penalty += int(t.get("weight") or 0)
+    return penalty
+
+
 def untolerated_taint(pod: dict, taints: list[dict]) -> dict | None:
     """The first NoSchedule/NoExecute taint the pod does not tolerate (TaintToleration)."""
     tolerations = pod.get("spec", {}).get("tolerations") or []
@@ -145,12 +175,13 @@ def choose(pod: dict, nodes: list[dict], bound: dict[str, list[dict]]) -> tuple[
                 reason = ", ".join(f"Insufficient {k}" for k in short)
                 no_victims += 1
         if reason is None:
-            fits.append((-free(node, bound.get(name, [])).get("cpu", 0.0), name))
+            on_node = bound.get(name, [])
+            fits.append((anti_affinity_penalty(pod, on_node), -free(node, on_node).get("cpu", 0.0), name))
         else:
             for r in reason.split(", "):
                 reasons[r] = reasons.get(r, 0) + 1
     if fits:
-        return sorted(fits)[0][1], ""
+        return sorted(fits)[0][-1], ""
     n = len(nodes)
     detail = ", ".join(sorted(f"{count} {r}" for r, count in reasons.items()))
     preemption = sorted(

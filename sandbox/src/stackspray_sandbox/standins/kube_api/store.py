@@ -368,6 +368,20 @@ class ApiError(Exception):
         return body
 
 
+# The built-in PriorityClasses (pkg/apis/scheduling/types.go: SystemCriticalPriority; the node's
+# one 1000 above) that the Priority admission plugin resolves (plugin/pkg/admission/priority/
+# admission.go): a pod naming one gets its value as spec.priority.
+SYSTEM_PRIORITY = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
+
+
+def with_priority(spec: dict) -> dict:
+    """The pod spec as the Priority admission plugin leaves it (built-in classes only)."""
+    value = SYSTEM_PRIORITY.get(spec.get("priorityClassName") or "")
+    if value is None or spec.get("priority") is not None:
+        return spec
+    return {**spec, "priority": value}
+
+
 class Store:
     """The objects, a lock, and the JSON file they are kept in."""
 
@@ -451,6 +465,7 @@ class Store:
         self.reconcile_nodes()
         self.ensure_kubernetes_service()
         self.apply_cloud_config()
+        self.apply_kubespray_apps()
 
     def custom_openapi(self) -> dict[tuple[str, str], dict]:
         """(group, version) -> the OpenAPI v3 document of each served CRD version."""
@@ -617,6 +632,151 @@ class Store:
                         # pkg/kubelet/config/common.go generatePodName).
                         for component in CONTROL_PLANE_PODS:
                             self.add_system_pod(f"{component}-{name}", name, mirror=True)
+            self.save()
+
+    def apply_kubespray_apps(self) -> None:
+        """What Kubespray v2.31.0's kubernetes-apps roles apply on every cluster.yml (only what
+        is missing here; config `kubespray_apps`): CoreDNS and its dns-autoscaler
+        (roles/kubernetes-apps/ansible/templates/coredns-deployment.yml.j2, dns-autoscaler.yml.j2,
+        coredns-poddisruptionbudget.yml.j2 when coredns_pod_disruption_budget), NodeLocal DNSCache
+        (nodelocaldns-daemonset.yml.j2, when enable_nodelocaldns) and calico-kube-controllers
+        (policy_controller/calico/templates/calico-kube-controllers.yml.j2, with Calico), with the
+        defaults of roles/kubernetes-apps/ansible/defaults/main.yml and
+        policy_controller/calico/defaults/main.yml. CoreDNS gets the replicas the dns-autoscaler
+        (cluster-proportional-autoscaler, linear mode) would give it on a small cluster:
+        dns_min_replicas, min(2, nodes). Their pods are made, scheduled and moved by the
+        controllers and the scheduler like any client's."""
+        apps = self.config.get("kubespray_apps")
+        if not apps:
+            return
+        linux = {"kubernetes.io/os": "linux"}
+        cp_toleration = {"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}
+
+        def deployment(name: str, app: str, replicas: int, pod: dict, labels: dict | None = None) -> dict:
+            return {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "kube-system", "labels": labels or {"k8s-app": app}},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"k8s-app": app}},
+                    "template": {"metadata": {"labels": {"k8s-app": app}}, "spec": pod},
+                },
+            }
+
+        def container(name: str, cpu: str, memory: str, memory_limit: str | None = None) -> dict:
+            res: dict = {"requests": {"cpu": cpu, "memory": memory}}
+            if memory_limit:
+                res["limits"] = {"memory": memory_limit}
+            return {"name": name, "image": "stand-in", "resources": res}
+
+        wanted = [
+            deployment(
+                "coredns",
+                "kube-dns",
+                int(apps.get("dns_min_replicas", 2)),
+                {
+                    "nodeSelector": linux,
+                    "priorityClassName": "system-cluster-critical",
+                    "serviceAccountName": "coredns",
+                    "tolerations": [cp_toleration],
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {
+                                            "matchExpressions": [
+                                                {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}
+                                            ]
+                                        },
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                    "containers": [container("coredns", "100m", "70Mi", "300Mi")],
+                },
+                labels={"k8s-app": "kube-dns", "kubernetes.io/name": "coredns"},
+            ),
+            deployment(
+                "dns-autoscaler",
+                "dns-autoscaler",
+                1,
+                {
+                    "nodeSelector": linux,
+                    "priorityClassName": "system-cluster-critical",
+                    "tolerations": [cp_toleration],
+                    "containers": [container("autoscaler", "20m", "10Mi")],
+                },
+            ),
+        ]
+        if apps.get("calico"):
+            wanted.append(
+                deployment(
+                    "calico-kube-controllers",
+                    "calico-kube-controllers",
+                    1,
+                    {
+                        "nodeSelector": linux,
+                        "serviceAccountName": "calico-kube-controllers",
+                        "tolerations": [
+                            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                            cp_toleration,
+                            {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"},
+                        ],
+                        "priorityClassName": "system-cluster-critical",
+                        "containers": [container("calico-kube-controllers", "30m", "64M")],
+                    },
+                )
+            )
+        if apps.get("nodelocaldns"):
+            wanted.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "metadata": {
+                        "name": "nodelocaldns",
+                        "namespace": "kube-system",
+                        "labels": {"k8s-app": "kube-dns"},
+                    },
+                    "spec": {
+                        "selector": {"matchLabels": {"k8s-app": "node-local-dns"}},
+                        "template": {
+                            "metadata": {"labels": {"k8s-app": "node-local-dns"}},
+                            "spec": {
+                                "nodeSelector": linux,
+                                "priorityClassName": "system-node-critical",
+                                "serviceAccountName": "nodelocaldns",
+                                "hostNetwork": True,
+                                "tolerations": [
+                                    {"effect": "NoSchedule", "operator": "Exists"},
+                                    {"effect": "NoExecute", "operator": "Exists"},
+                                ],
+                                "containers": [container("node-cache", "100m", "70Mi", "200Mi")],
+                            },
+                        },
+                    },
+                }
+            )
+        with self.lock:
+            for obj in wanted:
+                plural = obj["kind"].lower() + "s"
+                key = ("apps/v1", plural, "kube-system", obj["metadata"]["name"])
+                if key not in self.objects:
+                    self.put_object(key, obj, None, save=False)
+            pdb = ("kube-system", "coredns")
+            if apps.get("coredns_pdb") and pdb not in self.pdbs:
+                self.pdbs[pdb] = {
+                    "kind": "PodDisruptionBudget",
+                    "apiVersion": "policy/v1",
+                    "metadata": self.meta("coredns", "kube-system"),
+                    "spec": {"maxUnavailable": "30%", "selector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+                }
+            # Turned off later, Kubespray only stops templating it (ansible/vars/main.yml:16): an
+            # existing budget stays.
             self.save()
 
     def apply_cloud_config(self) -> None:
@@ -1130,7 +1290,7 @@ class Store:
                 ns,
                 **{k: v for k, v in md.items() if k in ("labels", "annotations", "ownerReferences")},
             ),
-            "spec": self.default_tolerations(requests_from_limits(body["spec"])),
+            "spec": self.default_tolerations(with_priority(requests_from_limits(body["spec"]))),
             "status": {"phase": "Running" if body["spec"].get("nodeName") else "Pending"},
         }
         self.pods[(ns, md["name"])] = pod

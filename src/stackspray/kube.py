@@ -273,14 +273,17 @@ class Kube:
             field_selector=f"spec.nodeName={node}",
         ).items
 
-    def workload_counts(self) -> dict[str, int]:
+    def workload_counts(self) -> dict[str, tuple[int, int]]:
         """Per node, the pods a drain would have to move (not DaemonSet or mirror pods, not
-        finished ones), from one listing of the cluster's pods."""
+        finished ones) as (outside kube-system, in kube-system), from one listing of the
+        cluster's pods."""
         pods = self._call("list pods", self.core.list_pod_for_all_namespaces).items
-        counts: dict[str, int] = {}
+        counts: dict[str, tuple[int, int]] = {}
         for p in pods:
             if p.spec.node_name and is_evictable(p) and p.status.phase not in _FINISHED:
-                counts[p.spec.node_name] = counts.get(p.spec.node_name, 0) + 1
+                user, system = counts.get(p.spec.node_name, (0, 0))
+                system_pod = p.metadata.namespace == "kube-system"
+                counts[p.spec.node_name] = (user + (not system_pod), system + system_pod)
         return counts
 
     def drain(self, node: str, *, timeout: float = 300.0, force: bool = False) -> DrainResult:

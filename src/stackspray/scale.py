@@ -61,7 +61,8 @@ class NodeView:
     status: str  # Nova status
     su_active: float  # SU/hour when ACTIVE
     control_plane: bool = False
-    workloads: int = 0  # pods a drain would move
+    workloads: int = 0  # pods a drain would move, outside kube-system
+    system: int = 0  # and in kube-system (CoreDNS, calico-kube-controllers, …: moved more lightly)
     ours: bool = False  # cordoned by stackspray (interrupted or shelved by us)
 
 
@@ -86,9 +87,11 @@ class Step:
 
 
 def _shelve_order(n: NodeView) -> tuple:
-    # Finish what an interrupted run started, then the nodes with the least to move; among
-    # equals the highest-numbered first, so the lowest-numbered workers stay up.
-    return (not n.ours, n.workloads, highest_first(n.name))
+    # Finish what an interrupted run started, then the nodes with the fewest of the user's pods
+    # to move (kube-system's add-ons, which Kubespray places on any node and which come back
+    # elsewhere in seconds, only break ties); among equals the highest-numbered first, so the
+    # lowest-numbered workers stay up.
+    return (not n.ours, n.workloads, n.system, highest_first(n.name))
 
 
 def _parse_count(value, flag: str) -> int | str | None:
@@ -187,6 +190,8 @@ def plan_scale(nodes: list[NodeView], req: Request) -> list[Step]:
                 steps.append(Step(n.name, "noop", f"already {n.status}"))
             elif n.status == "ACTIVE":
                 moves = f"{n.workloads} pod(s) to move" if n.workloads else "no pods to move"
+                if n.system:
+                    moves += f" (and {n.system} of kube-system)"
                 steps.append(
                     Step(n.name, "shelve", ("finishing an interrupted shelve; " if n.ours else "") + moves)
                 )
@@ -282,7 +287,8 @@ def observe_nodes(
                 status=s.status,
                 su_active=cost.su_if_active(fl, vcpus, rates),
                 control_plane=(s.metadata or {}).get(META_GROUP) == CONTROL_PLANE,
-                workloads=counts.get(sname, 0),
+                workloads=counts.get(sname, (0, 0))[0],
+                system=counts.get(sname, (0, 0))[1],
                 ours=bool(k and k.scaling),
             )
         )

@@ -155,7 +155,7 @@ class NodesOnFakeCloud:
     def node(self, name: str) -> NodeInfo:
         return self.nodes()[name]
 
-    def workload_counts(self) -> dict[str, int]:
+    def workload_counts(self) -> dict[str, tuple[int, int]]:
         return {}
 
     def cordon(self, name: str) -> None:

@@ -136,11 +136,13 @@ def sandbox(tmp_path_factory):
     cleaned up — and must leave nothing behind."""
     paths = SandboxPaths.default()
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
-    me = _WORKER or "main"
+    me = f"{run_id}/{_WORKER or 'main'}"
     record_file = paths.home / "test-run.json"
     with _flock(paths.home / "test-run.lock", fcntl.LOCK_EX):
         record = json.loads(record_file.read_text()) if record_file.exists() else {}
-        if record.get("run") != run_id:
+        if not record.get("workers"):
+            # No run is using the sandbox: this one finds it up or down, and leaves it so. (A
+            # second run started beside one that is still going shares its record.)
             record = {"run": run_id, "was_running": cloud.status(paths)["running"], "workers": []}
         report = cloud.up(paths)
         cloud.ensure_lane(paths, lanes.number())
@@ -155,7 +157,7 @@ def sandbox(tmp_path_factory):
     stop_session_ssh(tmp_path_factory.getbasetemp())
     with _flock(paths.home / "test-run.lock", fcntl.LOCK_EX):
         record = json.loads(record_file.read_text())
-        record["workers"].remove(me)
+        record["workers"] = [w for w in record["workers"] if w != me]
         record_file.write_text(json.dumps(record))
         if not record["workers"] and not record["was_running"]:
             cloud.down(paths)

@@ -125,7 +125,7 @@ def test_workers_1_then_4(conn, cluster):
     assert [nodes[n].unschedulable for n in c.w] == [True, False, True, True]
     assert all(nodes[n].scaling == "shelve" for n in (c.w[0], c.w[2], c.w[3]))
     # Pods were evicted; DaemonSet pods stay with their node, as with kubectl drain --ignore-daemonsets.
-    assert {p.rsplit("-", 1)[0] for p in c.pods(c.w[0])} == {"calico-node", "kube-proxy"}
+    assert {p.rsplit("-", 1)[0] for p in c.pods(c.w[0])} == {"calico-node", "kube-proxy", "nodelocaldns"}
     assert "batch" not in c.pods(c.w[2]) and {"web-b", "web-c"} <= c.pods(c.w[1])
     # The Node follows its host: shelved → not Ready, once the node lifecycle controller's grace
     # period (40 s on a Kubespray cluster) has passed without a word from the kubelet.

@@ -4,7 +4,7 @@
 
 1. Wake-up time on the sandbox, in one run: a 1 + 3 m3.tiny cluster (Kubespray stand-in), every
    worker shelved, autoscaling on (pending_for 0 s, a round every second). A Deployment of two
-   400m pods (one worker's worth) is created and the clock runs until both pods are Running —
+   300m pods (one worker's worth) is created and the clock runs until both pods are Running —
    the autoscaler noticing them, unshelving, the node going Ready, the uncordon, the scheduler.
    Then the same with the agent on the cluster (autoscale.enable --on cluster: its round every
    10 s, as users get it), after every worker is shelved again.
@@ -224,7 +224,7 @@ def _web(name: str):
     from kubernetes import client
 
     container = client.V1Container(
-        name="c", image="x", resources=client.V1ResourceRequirements(requests={"cpu": "400m"})
+        name="c", image="x", resources=client.V1ResourceRequirements(requests={"cpu": "300m"})
     )
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name),

@@ -51,7 +51,7 @@ WEB = {
                     {
                         "name": "web",
                         "image": "registry.k8s.io/pause:3.10",
-                        "resources": {"requests": {"cpu": "400m"}},
+                        "resources": {"requests": {"cpu": "300m"}},
                     }
                 ]
             },
@@ -204,7 +204,7 @@ def test_hibernate_and_wake_keep_everything_and_cost_nothing_between(sandbox, ss
         back = eventually(lambda: len(r := running()) == 2 and r, timeout=300)
         assert back and not set(back) & set(first), pods()
         active = [n for n, st in servers().items() if st == "ACTIVE" and "workers" in n]
-        assert len(active) == 1, servers()  # 2 x 400m fit on one m3.tiny (calico-node's 150m counted)
+        assert len(active) == 1, servers()  # 2 x 300m fit on one m3.tiny (the DaemonSets' 250m counted)
         events = json.loads(kubectl("-n", "lab", "get", "events", "-o", "json"))["items"]
         assert any(e["reason"] == "TaintManagerEviction" for e in events), [e["reason"] for e in events]
 

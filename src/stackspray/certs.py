@@ -59,7 +59,7 @@ def judge(what: str, cert: x509.Certificate, now: dt.datetime, todo: str) -> Exp
     return Expiry(what, level, when, round(left, 1), subject, detail)
 
 
-def _kubeconfig(path: Path) -> tuple[dict, dict]:
+def kubeconfig_entries(path: Path) -> tuple[dict, dict]:
     """(cluster entry, user entry) of the kubeconfig's current context."""
     doc = yaml.safe_load(path.read_text()) or {}
     ctx_name = doc.get("current-context")
@@ -109,7 +109,7 @@ def check(kubeconfig: Path | str | None, cluster: str, now: dt.datetime | None =
         return [Expiry(SERVING, "none", detail=why)]
     path = Path(kubeconfig)
     try:
-        entry, user = _kubeconfig(path)
+        entry, user = kubeconfig_entries(path)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         return [Expiry("kubeconfig", "unknown", detail=f"{path} cannot be read: {exc}")]
     out = []

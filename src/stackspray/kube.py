@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def is_evictable(pod) -> bool:
     return "kubernetes.io/config.mirror" not in (pod.metadata.annotations or {})
 
 
+# Called with a kubeconfig's path before it is loaded: the command-line program sets it to issue a
+# cluster's kubeconfig again before its client certificate ends (kubeconfig_refresh.on_load).
+ON_LOAD: Callable[[Path], None] | None = None
+
+
 class Kube:
     """One cluster's API. Methods raise KubeError with what failed and where."""
 
@@ -83,6 +89,8 @@ class Kube:
             raise KubeError(
                 f"kubeconfig {path} does not exist: run `invoke create-cluster` first (it writes it)"
             )
+        if ON_LOAD is not None:
+            ON_LOAD(path)
         try:
             # The client writes the kubeconfig's client key to temporary files for its TLS context:
             # in a 0700 folder beside the kubeconfig, never /tmp, where a killed run leaves them.

@@ -2,7 +2,9 @@
 exported, from another folder) against a cluster the Kubespray stand-in built: the API server's
 certificate read from its TLS handshake (a year, as kubeadm issues it), the timer Kubespray's
 auto_renew_certificates installs on the control plane, a certificate aged to 20 days warned
-about by both commands, and `certs.renew` making it a year again with a kubeconfig that works."""
+about by both commands, and `certs.renew` making it a year again with a kubeconfig that works.
+The kubeconfig's client certificate (kubeadm kubeconfig user's) aged to 20 days as well is issued
+again by the next command that loads the kubeconfig."""
 
 from __future__ import annotations
 
@@ -32,7 +34,9 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
         serving = fresh["API server serving certificate"]
         assert serving["level"] == "ok" and 363 < serving["days_left"] <= 365, serving
         assert serving["subject"] == "CN=kube-apiserver"
-        assert fresh["kubeconfig client certificate"]["level"] == "none"  # the stand-in's token
+        client = fresh["kubeconfig client certificate"]  # kubeadm kubeconfig user's, a year
+        assert client["level"] == "ok" and 363 < client["days_left"] <= 365, client
+        assert client["subject"] == "O=kubeadm:cluster-admins,CN=kubernetes-admin-cluster.local", client
         checked = json.loads(run("verify", "--cluster", name, "--json").stdout)
         assert checked["ok"] and not checked["warnings"], checked
         cp = f"{name}-control-plane-1"
@@ -49,7 +53,16 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
         data = yaml.safe_load(spec.read_text())
         data["kubernetes"] = {**(data.get("kubernetes") or {}), "standin_cert_days": 20}
         spec.write_text(yaml.safe_dump(data))
-        run("create-cluster", "--spec", str(spec))
+        rebuilt = run("create-cluster", "--spec", str(spec))
+        # cluster.yml handed out a kubeconfig whose client certificate ends in 20 days too: the
+        # first command that loads it (this one, right after) has it issued again, a year long.
+        kubeconfig = tmp_path / "inventories" / name / "kubeconfig"
+        said = rebuilt.stderr + run("status", "--cluster", name).stderr
+        assert "its client certificate ends in 20 day(s): issuing it again" in said, said
+        assert "issued again, its client certificate valid 365 day(s)" in said, said
+        client = certificates()["kubeconfig client certificate"]
+        assert client["level"] == "ok" and 363 < client["days_left"] <= 365, client
+        assert kubeconfig.stat().st_mode & 0o777 == 0o600
         aged = certificates()["API server serving certificate"]
         assert aged["level"] == "warning" and 18 < aged["days_left"] <= 20, aged
         text = run("status", "--cluster", name).stdout
@@ -72,7 +85,6 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
         (after,) = [e for e in renewed["after"] if e["what"] == "API server serving certificate"]
         assert after["level"] == "ok" and 363 < after["days_left"] <= 365, renewed
         assert certificates()["API server serving certificate"]["level"] == "ok"
-        kubeconfig = tmp_path / "inventories" / name / "kubeconfig"
         assert kubeconfig.stat().st_mode & 0o777 == 0o600
         nodes = subprocess.run(
             [str(kube_tools()["kubectl"]), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "name"],

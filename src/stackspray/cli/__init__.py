@@ -9,10 +9,13 @@ packages add collections through the `stackspray.commands` entry point group (th
 
 from __future__ import annotations
 
+import functools
+import sys
 from importlib.metadata import entry_points, version
 
 from invoke import Collection, Program
 
+from .. import kube, kubeconfig_refresh
 from . import (
     autoscale,
     backup,
@@ -30,8 +33,14 @@ from . import (
 __all__ = ["main", "namespace"]
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def namespace() -> Collection:
-    """Every command, with the collections of installed plugins."""
+    """Every command, with the collections of installed plugins. Commands issue a cluster's
+    kubeconfig again when they load it within 30 days of its client certificate's end."""
+    kube.ON_LOAD = functools.partial(kubeconfig_refresh.on_load, say=_say)
     ns = Collection()
     for name, t in cluster.TASKS.items():
         ns.add_task(t, name=name)

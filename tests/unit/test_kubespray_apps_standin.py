@@ -10,6 +10,7 @@ import time
 import kube_standin
 import pytest
 from stackspray_sandbox.standins.kube_api import scheduler
+from stackspray_sandbox.standins.kube_api.store import COREDNS_AFFINITY
 
 from stackspray.kube import Kube
 
@@ -92,23 +93,7 @@ def test_the_scheduler_prefers_a_node_without_the_pods_a_pod_avoids():
     pod = {
         "metadata": {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
         "spec": {
-            "affinity": {
-                "podAntiAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "weight": 100,
-                            "podAffinityTerm": {
-                                "labelSelector": {
-                                    "matchExpressions": [
-                                        {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}
-                                    ]
-                                },
-                                "topologyKey": "kubernetes.io/hostname",
-                            },
-                        }
-                    ]
-                }
-            }
+            "affinity": COREDNS_AFFINITY,
         },
     }
     twin = {"metadata": {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}}

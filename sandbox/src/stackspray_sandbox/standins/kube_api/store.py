@@ -368,6 +368,23 @@ class ApiError(Exception):
         return body
 
 
+# coredns_affinity (roles/kubernetes-apps/ansible/defaults/main.yml): CoreDNS's replicas prefer
+# nodes without another one.
+COREDNS_AFFINITY = {
+    "podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 100,
+                "podAffinityTerm": {
+                    "labelSelector": {
+                        "matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]
+                    },
+                    "topologyKey": "kubernetes.io/hostname",
+                },
+            }
+        ]
+    }
+}
 # The built-in PriorityClasses (pkg/apis/scheduling/types.go: SystemCriticalPriority; the node's
 # one 1000 above) that the Priority admission plugin resolves (plugin/pkg/admission/priority/
 # admission.go): a pod naming one gets its value as spec.priority.
@@ -680,23 +697,7 @@ class Store:
                     "priorityClassName": "system-cluster-critical",
                     "serviceAccountName": "coredns",
                     "tolerations": [cp_toleration],
-                    "affinity": {
-                        "podAntiAffinity": {
-                            "preferredDuringSchedulingIgnoredDuringExecution": [
-                                {
-                                    "weight": 100,
-                                    "podAffinityTerm": {
-                                        "labelSelector": {
-                                            "matchExpressions": [
-                                                {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}
-                                            ]
-                                        },
-                                        "topologyKey": "kubernetes.io/hostname",
-                                    },
-                                }
-                            ]
-                        }
-                    },
+                    "affinity": copy.deepcopy(COREDNS_AFFINITY),
                     "containers": [container("coredns", "100m", "70Mi", "300Mi")],
                 },
                 labels={"k8s-app": "kube-dns", "kubernetes.io/name": "coredns"},

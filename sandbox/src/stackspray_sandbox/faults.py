@@ -82,14 +82,18 @@ def inject(
 
 def rules() -> list[dict]:
     """The rules, each with how often it `fired` and how many uses `remaining`."""
-    scope = _scope()
-    return [r for r in _call("GET", "/faults")["rules"] if scope is None or r.get("project") == scope]
+    return _mine(_call("GET", "/faults")["rules"])
 
 
 def fired() -> list[dict]:
     """Every injected failure so far (service, method, path, kind, status)."""
+    return _mine(_call("GET", "/stats")["fired"])
+
+
+def _mine(entries: list[dict]) -> list[dict]:
+    """The entries of this process's lane (all of them without a lane)."""
     scope = _scope()
-    return [f for f in _call("GET", "/stats")["fired"] if scope is None or f.get("project") == scope]
+    return [e for e in entries if scope is None or e.get("project") == scope]
 
 
 def clear(paths: SandboxPaths | None = None) -> None:
@@ -116,21 +120,19 @@ def reset_call_counts() -> None:
 
 def boot_errors(count: int, name_contains: str = "", paths: SandboxPaths | None = None) -> None:
     """Make the next `count` server boots (whose name contains `name_contains`) go to ERROR."""
-    paths = paths or SandboxPaths.default()
-    paths.faults.mkdir(parents=True, exist_ok=True)
-    path = _fault_file(paths, "boot_error")
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        fh.truncate()
-        json.dump({"remaining": count, "name_contains": name_contains}, fh)
+    _write_rule("boot_error", count, name_contains, paths)
 
 
 def silent_os(count: int, name_contains: str = "", paths: SandboxPaths | None = None) -> None:
     """Make the next `count` servers whose name contains `name_contains` never answer once ACTIVE."""
+    _write_rule("silent_os", count, name_contains, paths)
+
+
+def _write_rule(kind: str, count: int, name_contains: str, paths: SandboxPaths | None) -> None:
+    """A boot fault's rule file (this lane's), replaced under its lock."""
     paths = paths or SandboxPaths.default()
     paths.faults.mkdir(parents=True, exist_ok=True)
-    with open(_fault_file(paths, "silent_os"), "a+") as fh:
+    with open(_fault_file(paths, kind), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
         fh.truncate()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import certs, inventory, secret_files
 from .errors import StackSprayError
+from .kubespray import named_kubeconfig, run_ours
 from .state import ClusterDir
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ def due(kubeconfig: Path, now: dt.datetime | None = None) -> float | None:
 def refresh(cdir: ClusterDir, say: Callable[[str], None], run=None) -> float:
     """Issue the cluster's kubeconfig again (playbooks/kubeconfig.yml) and write it; the new
     certificate's days left. `run(book, cdir, say)`: the playbook runner (kubespray.run_ours)."""
-    from .kubespray import named_kubeconfig, run_ours
-
     state = cdir.load()
     if not state or not state.kubeconfig:
         raise StackSprayError(f"cluster {cdir.name!r} has no kubeconfig to issue again")

@@ -46,7 +46,8 @@ def test_status_and_verify_show_expiry_warn_when_near_and_see_the_renewal_timer(
             cp
         ]
         assert checked["results"]["certificates"] == {
-            "API server serving certificate valid for 30 days or more": "PASS"
+            "API server serving certificate valid for 30 days or more": "PASS",
+            "kubeconfig client certificate valid for 30 days or more": "PASS",
         }
 
         # Aged: the stand-in issues it for 20 days (its fault variable); cluster.yml runs again.

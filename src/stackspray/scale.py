@@ -446,7 +446,7 @@ def _unshelve_one(
         # Kubernetes' version skew policy takes pods as it is, rather than bill idle and leave
         # the pods that woke it Pending; beyond it, the node stays cordoned.
         kubelet, server = kube.node(name).kubelet, kube.server_version()
-        if not within_skew(kubelet or "0.0.0", server):
+        if not within_skew(kubelet, server):
             step.outcome = "done"
             step.detail = (
                 f"ACTIVE, Ready, left cordoned: its kubelet {kubelet} is beyond the version skew of the "

@@ -53,8 +53,12 @@ def show(v: tuple[int, int, int]) -> str:
 
 def within_skew(kubelet: str, server: str) -> bool:
     """Whether kube-apiserver `server` supports kubelet `kubelet` (Kubernetes' version skew
-    policy: never newer, at most KUBELET_SKEW minor releases older)."""
-    k, s = version(kubelet), version(server)
+    policy: never newer, at most KUBELET_SKEW minor releases older). A version that cannot be
+    read (empty, or not x.y.z) is not judged here: True."""
+    try:
+        k, s = version(kubelet), version(server)
+    except UpgradeError:
+        return True
     return k <= s and k[0] == s[0] and s[1] - k[1] <= KUBELET_SKEW
 
 

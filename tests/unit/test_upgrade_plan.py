@@ -12,7 +12,15 @@ import yaml
 
 from stackspray.errors import SpecError
 from stackspray.upgrade import edit_kube_version
-from stackspray.upgrade_plan import SUPPORTED, NodeView, UpgradeError, batch_size, plan_upgrade, version
+from stackspray.upgrade_plan import (
+    SUPPORTED,
+    NodeView,
+    UpgradeError,
+    batch_size,
+    plan_upgrade,
+    version,
+    within_skew,
+)
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "upgrade").glob("*.json"))
 
@@ -95,3 +103,18 @@ def test_the_spec_gets_the_new_version_and_nothing_else_changes(text, expected_l
 def test_a_spec_where_the_version_cannot_be_rewritten_alone_is_refused(text):
     with pytest.raises(SpecError, match="kube"):
         edit_kube_version(text, "1.35.4")
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "server", "within"),
+    [
+        ("v1.35.2", "v1.35.2", True),
+        ("1.32.9", "v1.35.0", True),
+        ("v1.31.0", "v1.35.4", False),
+        ("v1.36.0", "v1.35.4", False),
+        ("", "v1.35.4", True),  # unknown: not judged (an agent round must not fail on it)
+        ("v1.35.4", "v1.35.4+k3s1", True),
+    ],
+)
+def test_within_the_version_skew(kubelet, server, within):
+    assert within_skew(kubelet, server) is within

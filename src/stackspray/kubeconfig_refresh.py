@@ -77,6 +77,8 @@ def on_load(kubeconfig: Path, say: Callable[[str], None] | None = None, run=None
     _tried[str(path)] = time.monotonic()
     say = say or (lambda m: log.warning("%s", m))
     cdir = ClusterDir(path.parent.name, path.parent.parent)
+    if cdir.load().hibernation is not None:
+        return  # its control plane is shelved: `wake` loads the kubeconfig once it answers
     with open(path.parent / ".kubeconfig.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be issuing it right now
         left = due(path)

@@ -157,3 +157,13 @@ def test_kube_calls_the_hook_before_it_loads_the_kubeconfig(tmp_path, monkeypatc
     else:
         raise AssertionError("Kube loaded the kubeconfig from before the hook")
     assert seen == [path]
+
+
+def test_a_hibernated_cluster_s_kubeconfig_waits_for_the_wake(tmp_path, monkeypatch):
+    monkeypatch.setattr(kubeconfig_refresh, "_tried", {})
+    folder, kubeconfig = cluster_folder(tmp_path, 4)
+    state = json.loads((folder / "state.json").read_text())
+    (folder / "state.json").write_text(json.dumps({**state, "hibernation": {"phase": "asleep"}}))
+    calls: list = []
+    kubeconfig_refresh.on_load(kubeconfig, [].append, run=issuing(365, calls))
+    assert calls == []

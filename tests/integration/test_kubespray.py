@@ -169,7 +169,8 @@ def test_create_cluster_through_kubeconfig_then_grow_and_shrink(
         w3,
     }
     assert result.results["certificates"] == {
-        "API server serving certificate valid for 30 days or more": "PASS"
+        "API server serving certificate valid for 30 days or more": "PASS",
+        "kubeconfig client certificate valid for 30 days or more": "PASS",
     }
     cp_checks = result.results[f"{spec.name}-control-plane-1"]
     assert cp_checks["api server listens on the first control plane"] == "PASS"

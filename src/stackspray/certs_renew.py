@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import certs, inventory, secret_files
+from . import certs, inventory, kubeconfig_refresh
 from .errors import StackSprayError
 from .hibernate_plan import refuse_if_hibernated
-from .kubespray import named_kubeconfig, run_ours
+from .kubespray import run_ours
 from .progress import Progress
 from .state import ClusterDir
 
@@ -57,9 +57,7 @@ def renew(name: str, *, root: Path | None = None, progress: Progress | None = No
         was = _serving(before)
         say(f"before: {was.what}: {was.detail}" if was else "before: no serving certificate read")
         run_ours("certs-renew.yml", cdir, say)
-        admin = cdir.path / secret_files.ADMIN_CONF
-        text = named_kubeconfig(admin.read_text(), name)
-        inventory.write(cdir.path, [inventory.InventoryFile(secret_files.KUBECONFIG, text, 0o600)])
+        kubeconfig_refresh.write_issued(cdir)
         after = certs.check(state.kubeconfig, name)
         now = _serving(after)
         say(f"after: {now.what}: {now.detail}" if now else "after: no serving certificate read")

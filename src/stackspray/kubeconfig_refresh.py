@@ -51,6 +51,13 @@ def due(kubeconfig: Path, now: dt.datetime | None = None) -> float | None:
     return left if left is not None and left < REFRESH_DAYS else None
 
 
+def write_issued(cdir: ClusterDir) -> None:
+    """The kubeconfig Kubespray's kubeconfig_localhost step just wrote (artifacts/admin.conf),
+    named after the cluster, as the cluster's kubeconfig (0600)."""
+    text = named_kubeconfig((cdir.path / secret_files.ADMIN_CONF).read_text(), cdir.name)
+    inventory.write(cdir.path, [inventory.InventoryFile(secret_files.KUBECONFIG, text, 0o600)])
+
+
 def refresh(cdir: ClusterDir, say: Callable[[str], None], run=None) -> float:
     """Issue the cluster's kubeconfig again (playbooks/kubeconfig.yml) and write it; the new
     certificate's days left. `run(book, cdir, say)`: the playbook runner (kubespray.run_ours)."""
@@ -58,9 +65,7 @@ def refresh(cdir: ClusterDir, say: Callable[[str], None], run=None) -> float:
     if not state or not state.kubeconfig:
         raise StackSprayError(f"cluster {cdir.name!r} has no kubeconfig to issue again")
     (run or run_ours)("kubeconfig.yml", cdir, say)
-    admin = cdir.path / secret_files.ADMIN_CONF
-    text = named_kubeconfig(admin.read_text(), cdir.name)
-    inventory.write(cdir.path, [inventory.InventoryFile(secret_files.KUBECONFIG, text, 0o600)])
+    write_issued(cdir)
     left = client_days_left(Path(state.kubeconfig))
     return left if left is not None else 0.0
 

@@ -94,7 +94,8 @@ def test_render_ini_keeps_case_and_booleans():
 def fake_paths(tmp_path) -> SandboxPaths:
     paths = SandboxPaths(tmp_path)
     for svc, name in [("glance", "glance-api-paste.ini"), ("neutron", "api-paste.ini"),
-                      ("nova", "api-paste.ini"), ("manila", "api-paste.ini")]:  # fmt: skip
+                      ("nova", "api-paste.ini"), ("manila", "api-paste.ini"),
+                      ("cinder", "api-paste.ini")]:  # fmt: skip
         f = paths.venv / "etc" / svc / name
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text("[pipeline:main]\n")
@@ -127,6 +128,12 @@ def test_settings_that_matter(fake_paths):
     assert _parse(cfg["neutron/neutron.conf"])["quotas"]["quota_floatingip"] == "10"
     manila = _parse(cfg["manila/manila.conf"])
     assert "CEPHFS" in manila["DEFAULT"]["enabled_share_protocols"]
+    cinder = _parse(services.configs(fake_paths, secrets, "the-fsid")["cinder/cinder.conf"])
+    # Jetstream2's volume storage quota, and the RBD backend (ceph.py says why not LVM).
+    assert cinder["DEFAULT"]["quota_gigabytes"] == "1000" and cinder["DEFAULT"]["enabled_backends"] == "ceph"
+    assert cinder["ceph"]["volume_driver"] == "cinder.volume.drivers.rbd.RBDDriver"
+    assert cinder["ceph"]["rbd_secret_uuid"] == "the-fsid" and cinder["ceph"]["rbd_user"] == "cinder"
+    assert nova["cinder"]["os_region_name"] == "RegionOne"
     designate = _parse(cfg["designate/designate.conf"])
     assert designate["service:mdns"]["listen"] == f"127.0.0.1:{services.MDNS_PORT}"
     assert designate["keystone_authtoken"]["service_type"] == "dns"
@@ -157,6 +164,6 @@ def test_services_talk_to_each_other_on_internal_ports_only(fake_paths):
 
 def test_every_config_is_written_0600(fake_paths):
     secrets = {k: "x" for k in ("db", "rabbit", "service", "admin", "member")}
-    services.write_configs(fake_paths, secrets)
+    services.write_configs(fake_paths, secrets, "fsid")
     files = [f for f in Path(fake_paths.etc).rglob("*") if f.is_file()]
     assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)

@@ -29,7 +29,7 @@ import yaml
 import stackspray
 import stackspray_sandbox
 
-from . import infra, kernel, kube_schemas, lanes, nodehost, nodeimage, processes, services
+from . import ceph, infra, kernel, kube_schemas, lanes, nodehost, nodeimage, processes, services
 from .paths import SandboxPaths
 from .services import APIS, CATALOG, HOST, REGION, SERVICE_USERS
 from .shell import run
@@ -43,6 +43,7 @@ SERVICE_PACKAGES = [
     "glance==33.0.0",
     "openstack-placement==16.0.0",
     "manila==23.0.1",
+    "cinder==29.0.0",
     "uwsgi",
     "PyMySQL",
 ]
@@ -67,8 +68,17 @@ FLAVORS = {
 }
 # Order matters: each group starts after the previous one is ready.
 SERVICE_GROUPS = [
-    ["glance-api", "placement-api", "neutron-api", "manila-api", "designate-central"],
-    ["nova-api", "nova-conductor", "nova-scheduler", "manila-scheduler", "manila-share", "designate-api"],
+    ["glance-api", "placement-api", "neutron-api", "manila-api", "designate-central", "cinder-api"],
+    [
+        "nova-api",
+        "nova-conductor",
+        "nova-scheduler",
+        "manila-scheduler",
+        "manila-share",
+        "designate-api",
+        "cinder-scheduler",
+        "cinder-volume",
+    ],
     ["nova-compute", "designate-worker", "designate-producer", "designate-mdns"],
 ]
 # Designate (DNS) in its own venv: its oslo libraries need not match the other services'.
@@ -133,7 +143,9 @@ def _drivers_digest() -> str:
 def install_services(paths: SandboxPaths) -> bool:
     """Create the services' venv and install the pinned services and our drivers; False if cached."""
     marker = paths.venv / ".stackspray-installed"
-    wanted = json.dumps({"packages": SERVICE_PACKAGES, "drivers": _drivers_digest()})
+    wanted = json.dumps(
+        {"packages": SERVICE_PACKAGES, "drivers": _drivers_digest(), "bindings": ceph.BINDINGS}
+    )
     if marker.exists() and marker.read_text() == wanted:
         return False
     pip = [str(paths.bin("python")), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -152,6 +164,7 @@ def install_services(paths: SandboxPaths) -> bool:
         "# stackspray sandbox only: nova's fake driver with boot-fault injection.\n"
         "from stackspray_sandbox_drivers.nova_fake import FaultInjectingFakeDriver  # noqa: F401\n"
     )
+    ceph.link_bindings(paths.bin("python"))
     marker.write_text(wanted)
     return True
 
@@ -668,13 +681,16 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     secrets = load_secrets(paths)
     for d in services.state_dirs(paths):
         d.mkdir(parents=True, exist_ok=True)
-    services.write_configs(paths, secrets)
-    with _Timer(report, "mariadb + rabbitmq", say):
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            a = pool.submit(infra.start_mariadb, paths, secrets)
-            b = pool.submit(infra.start_rabbitmq, paths, secrets)
-            a.result()
-            b.result()
+    services.write_configs(paths, secrets, ceph.fsid(paths))
+    with _Timer(report, "mariadb + rabbitmq + ceph", say):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            started = [
+                pool.submit(infra.start_mariadb, paths, secrets),
+                pool.submit(infra.start_rabbitmq, paths, secrets),
+                pool.submit(ceph.start_cluster, paths),
+            ]
+            for each in started:
+                each.result()
     with _Timer(report, "database schemas", say):
         _sync_databases(paths)
     daemons = services.daemons(paths)
@@ -770,10 +786,22 @@ STOP_TIERS = [
         "designate-producer",
         "designate-mdns",
         "designate-central",
+        "cinder-volume",
+        "cinder-scheduler",
     ],
-    ["manila-api", "nova-api", "neutron-api", "placement-api", "glance-api", "designate-api", "fault-proxy"],
+    [
+        "cinder-api",
+        "manila-api",
+        "nova-api",
+        "neutron-api",
+        "placement-api",
+        "glance-api",
+        "designate-api",
+        "fault-proxy",
+    ],
     ["keystone-api"],
-    ["rabbitmq", "mariadb"],
+    ["ceph-mgr", "ceph-osd"],
+    ["rabbitmq", "mariadb", "ceph-mon"],
     ["epmd"],
 ]
 ALL_DAEMONS = [name for tier in STOP_TIERS for name in tier]
@@ -819,7 +847,11 @@ def status(paths: SandboxPaths | None = None) -> dict:
     """Each daemon's PID and readiness, the node hosts, and where clouds.yaml is."""
 
     paths = paths or SandboxPaths.default()
-    daemons = {**services.daemons(paths), **helper_daemons(paths)} if paths.venv.exists() else {}
+    daemons = (
+        {**services.daemons(paths), **helper_daemons(paths), **ceph.daemons(paths)}
+        if paths.venv.exists()
+        else {}
+    )
     out = {"home": str(paths.home), "clouds_yaml": str(paths.clouds_yaml), "daemons": {}, "nodes": []}
     for name in reversed(ALL_DAEMONS):
         pid = processes.running_pid(paths, name)

@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+from .ceph import APT_PACKAGES as CEPH_APT_PACKAGES
 from .paths import SandboxPaths
 from .processes import Daemon, DaemonFailed, log_tail, running_pid, start
 from .services import DATABASES, DB_PORT, HOST, RABBIT_PORT
@@ -26,6 +27,9 @@ APT_PACKAGES = [
     "cron",
     # openssl: the Kubespray stand-in makes the Kubernetes API stand-in's TLS certificate with it.
     "openssl",
+    # Ceph (ceph.py) for Cinder's RBD backend, and qemu-img, which Cinder converts images with.
+    *CEPH_APT_PACKAGES,
+    "qemu-utils",
 ]
 
 

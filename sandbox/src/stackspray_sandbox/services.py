@@ -55,6 +55,9 @@ APIS = {
     "nova": Api("nova", "compute", 38774, 8774, "/v2.1"),
     "manila": Api("manila", "shared-file-system", 38786, 8786, "/v2"),
     "designate": Api("designate", "dns", 39001, 9001),
+    # The project in the path, as OpenStack-Ansible and Kolla register Cinder, and as the access
+    # rules for Cinder CSI (stackspray.access_rules: /v3/*/volumes) expect.
+    "cinder": Api("cinder", "block-storage", 38776, 8776, "/v3/%(project_id)s"),
 }
 # Designate's mini-DNS: serves the zones from Designate's database (zone transfers and queries).
 # The sandbox's pool uses the `fake` backend (no DNS server is configured) and names mdns itself
@@ -73,6 +76,10 @@ CATALOG = [
     ("manila", "shared-file-system"),
     ("manila", "sharev2"),  # python-manilaclient looks for this type
     ("designate", "dns"),
+    # Cinder under the official type and the legacy one older clients (and Nova's default
+    # catalog_info) look up.
+    ("cinder", "block-storage"),
+    ("cinder", "volumev3"),
 ]
 DATABASES = [
     "keystone",
@@ -84,8 +91,9 @@ DATABASES = [
     "nova_cell0",
     "manila",
     "designate",
+    "cinder",
 ]
-SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila", "designate"]
+SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila", "designate", "cinder"]
 
 # Jetstream2's research-allocation defaults (shared/reference/jetstream2.md): 150 cores,
 # 585 GB RAM, 10 floating IPs. The instance count is not published; 100 leaves room for the
@@ -95,6 +103,11 @@ QUOTA_RAM_MB = 585 * 1024
 QUOTA_INSTANCES = 100
 QUOTA_FLOATING_IPS = 10
 QUOTA_ROUTERS = 1
+# Volume storage: Jetstream2's 1 TB default (shared/reference/jetstream2.md); the volume count is
+# Cinder's own default (cinder/quota.py quota_volumes), which Jetstream2 does not publish.
+QUOTA_VOLUME_GB = 1000
+QUOTA_VOLUMES = 10
+QUOTA_VOLUME_SNAPSHOTS = 10
 
 
 def db_url(name: str, password: str) -> str:
@@ -152,7 +165,7 @@ def _service_auth(secrets: dict[str, str], user: str = "nova") -> dict[str, obje
     }
 
 
-def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
+def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -> dict[str, str]:
     """Every config file of the cloud, relative to ``paths.etc``, with its text."""
     st = paths.state
     transport = f"rabbit://stackspray:{secrets['rabbit']}@{HOST}:{RABBIT_PORT}/"
@@ -269,6 +282,7 @@ def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
         "oslo_messaging_notifications": {"driver": "noop"},
         "quota": {"cores": QUOTA_CORES, "ram": QUOTA_RAM_MB, "instances": QUOTA_INSTANCES},
         "filter_scheduler": {"track_instance_changes": False},
+        "cinder": {"os_region_name": REGION, **_service_auth(secrets, "nova")},
     }
     nova_full = dict(nova_common)
     nova_full["database"] = {"connection": db_url("nova", secrets["db"])}
@@ -304,6 +318,43 @@ def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
         }
     )
     out["manila/api-paste.ini"] = (paths.venv / "etc/manila/api-paste.ini").read_text()
+
+    out["cinder/cinder.conf"] = render_ini(
+        {
+            "DEFAULT": {
+                "transport_url": transport,
+                "auth_strategy": "keystone",
+                "enabled_backends": "ceph",
+                "state_path": str(st / "cinder"),
+                "api_paste_config": str(paths.etc / "cinder" / "api-paste.ini"),
+                "osapi_volume_workers": 1,
+                "host": "sandbox-volume",
+                "glance_api_servers": APIS["glance"].internal_url(),
+                "quota_volumes": QUOTA_VOLUMES,
+                "quota_gigabytes": QUOTA_VOLUME_GB,
+                "quota_snapshots": QUOTA_VOLUME_SNAPSHOTS,
+                # Volumes from an image are converted to raw in this folder before `rbd import`.
+                "image_conversion_dir": str(st / "cinder" / "conversion"),
+            },
+            "database": {"connection": db_url("cinder", secrets["db"])},
+            "keystone_authtoken": _authtoken(secrets, "cinder"),
+            "nova": _service_auth(secrets, "cinder"),
+            "service_user": {"send_service_user_token": True, **_service_auth(secrets, "cinder")},
+            "oslo_concurrency": locks,
+            "oslo_messaging_notifications": {"driver": "noop"},
+            # Ceph's rbd-openstack guide, as Jetstream2 runs its volumes (ceph.py says why RBD).
+            "ceph": {
+                "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",
+                "volume_backend_name": "ceph",
+                "rbd_pool": "volumes",
+                "rbd_user": "cinder",
+                "rbd_ceph_conf": str(paths.etc / "ceph" / "ceph.conf"),
+                "rbd_secret_uuid": ceph_fsid,
+                "rbd_flatten_volume_from_snapshot": False,
+            },
+        }
+    )
+    out["cinder/api-paste.ini"] = (paths.venv / "etc/cinder/api-paste.ini").read_text()
 
     one = {"workers": 1}
     out["designate/designate.conf"] = render_ini(
@@ -345,8 +396,8 @@ def configs(paths: SandboxPaths, secrets: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def write_configs(paths: SandboxPaths, secrets: dict[str, str]) -> None:
-    for rel, text in configs(paths, secrets).items():
+def write_configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str) -> None:
+    for rel, text in configs(paths, secrets, ceph_fsid).items():
         target = paths.etc / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
@@ -442,6 +493,20 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
         "manila-share": Daemon(
             "manila-share", [str(bin_("manila-share")), "--config-file", str(etc / "manila/manila.conf")]
         ),
+        "cinder-api": _uwsgi(
+            paths,
+            APIS["cinder"],
+            "cinder.wsgi.api",
+            {},
+            extra=("--pyargv", f"--config-file {etc / 'cinder/cinder.conf'}"),
+        ),
+        **{
+            f"cinder-{part}": Daemon(
+                f"cinder-{part}",
+                [str(bin_(f"cinder-{part}")), "--config-file", str(etc / "cinder/cinder.conf")],
+            )
+            for part in ("scheduler", "volume")
+        },
         "designate-api": _uwsgi(
             paths,
             APIS["designate"],
@@ -499,6 +564,7 @@ def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
             ],
         ),
         ("manila", [manage("manila-manage", "manila/manila.conf", "db", "sync")]),
+        ("cinder", [manage("cinder-manage", "cinder/cinder.conf", "db", "sync")]),
         (
             "designate",
             [
@@ -526,6 +592,7 @@ def state_dirs(paths: SandboxPaths) -> list[Path]:
         st / "neutron",
         st / "nova" / "instances",
         st / "manila",
+        st / "cinder" / "conversion",
         paths.faults,
         paths.nodes,
     ]

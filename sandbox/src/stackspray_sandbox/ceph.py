@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import SandboxError
 from .paths import SandboxPaths
-from .processes import Daemon, DaemonFailed, log_tail, start
+from .processes import Daemon, DaemonFailed, log_tail, read_pid, running_pid, start
 from .services import HOST
 from .shell import run
 
@@ -242,6 +242,10 @@ def _bootstrap_osd(paths: SandboxPaths) -> None:
         ],
         timeout=300,
     )
+    # mkfs with --key writes no keyring; the OSD reads its key from one (vstart.sh writes it too).
+    keyring = osd_dir / "keyring"
+    keyring.write_text(f"[osd.0]\n\tkey = {osd['cephx_secret']}\n")
+    keyring.chmod(0o600)
 
 
 def _wait(paths: SandboxPaths, what: str, ready, timeout: float) -> None:
@@ -253,9 +257,10 @@ def _wait(paths: SandboxPaths, what: str, ready, timeout: float) -> None:
                 return
         except (subprocess.SubprocessError, SandboxError, ValueError, KeyError):
             pass
-        if time.monotonic() > deadline:
+        dead = [n for n in daemons(paths) if read_pid(paths, n) and not running_pid(paths, n)]
+        if dead or time.monotonic() > deadline:
             tails = "\n".join(f"{n}: {log_tail(paths, n, 8)}" for n in ("ceph-mon", "ceph-osd", "ceph-mgr"))
-            raise DaemonFailed(f"ceph: {what} within {timeout:.0f}s\n{tails}")
+            raise DaemonFailed(f"ceph: {what}: not within {timeout:.0f}s, exited: {dead or 'none'}\n{tails}")
         time.sleep(delay)
         delay = min(delay * 1.5, 2.0)
 

@@ -209,7 +209,7 @@ def _bootstrap_osd(paths: SandboxPaths) -> None:
     registers the same OSD again (`osd new` with the same uuid and key is idempotent)."""
     d = _dir(paths)
     osd_dir = d / "osd" / "ceph-0"
-    if (osd_dir / "mkfs_done").exists():
+    if (osd_dir / "mkfs_done").exists() and (osd_dir / "keyring").exists():
         return
     osd_dir.mkdir(parents=True, exist_ok=True)
     ident = d / "osd-0.json"

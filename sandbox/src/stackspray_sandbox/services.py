@@ -319,6 +319,7 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
     )
     out["manila/api-paste.ini"] = (paths.venv / "etc/manila/api-paste.ini").read_text()
 
+    cinder_conf = paths.etc / "cinder" / "cinder.conf"
     out["cinder/cinder.conf"] = render_ini(
         {
             "DEFAULT": {
@@ -342,6 +343,13 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
             "service_user": {"send_service_user_token": True, **_service_auth(secrets, "cinder")},
             "oslo_concurrency": locks,
             "oslo_messaging_notifications": {"driver": "noop"},
+            # The services run as root here, with no sudo/rootwrap set up: privsep's helper is
+            # started directly (oslo.privsep's helper_command), as devstack does when it has no
+            # sudoers for the service.
+            **{
+                section: {"helper_command": f"{paths.bin('privsep-helper')} --config-file {cinder_conf}"}
+                for section in ("cinder_sys_admin", "privsep_osbrick")
+            },
             # Ceph's rbd-openstack guide, as Jetstream2 runs its volumes (ceph.py says why RBD).
             "ceph": {
                 "volume_driver": "cinder.volume.drivers.rbd.RBDDriver",

@@ -336,6 +336,9 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
                 "quota_snapshots": QUOTA_VOLUME_SNAPSHOTS,
                 # Volumes from an image are converted to raw in this folder before `rbd import`.
                 "image_conversion_dir": str(st / "cinder" / "conversion"),
+                # Which list filters the API accepts (`?name=` among them); the default path is
+                # /etc/cinder, where a pip install puts nothing.
+                "resource_query_filters_file": str(paths.venv / "etc/cinder/resource_filters.json"),
             },
             "database": {"connection": db_url("cinder", secrets["db"])},
             "keystone_authtoken": _authtoken(secrets, "cinder"),

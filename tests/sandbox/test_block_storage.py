@@ -47,26 +47,6 @@ def make_volume(conn):
         conn.block_storage.wait_for_delete(v, wait=60)
 
 
-def test_block_storage_is_in_the_catalog_with_jetstream2s_quota(sandbox, tmp_path):
-    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(sandbox.paths.clouds_yaml), "OS_CLOUD": "sandbox"}
-    # As a user runs it (openstacksdk's own functional tests skip when this has no endpoint).
-    out = subprocess.run(
-        ["openstack", "volume", "list", "-f", "json"], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    limits = subprocess.run(
-        ["openstack", "limits", "show", "--absolute", "-f", "json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    absolute = {row["Name"]: row["Value"] for row in json.loads(limits.stdout)}
-    assert absolute["maxTotalVolumeGigabytes"] == 1000  # Jetstream2's 1 TB default
-    assert absolute["maxTotalVolumes"] == 10
-
-
 def test_a_volume_is_an_rbd_image_attached_to_a_server_and_back(
     conn, sandbox, make_network, make_server, make_volume
 ):

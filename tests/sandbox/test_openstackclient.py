@@ -42,3 +42,18 @@ def test_cli_lists_servers_networks_and_shares(sandbox, conn, make_network, make
     finally:
         conn.shared_file_system.delete_share(share)
         conn.shared_file_system.wait_for_delete(share, interval=1, wait=90)
+
+
+def test_cli_lists_volumes_and_jetstream2s_volume_quota(sandbox, conn):
+    # openstacksdk's own functional tests skip block storage when the catalog lacks it.
+    volume = conn.block_storage.create_volume(name=unique("cli-vol"), size=1)
+    try:
+        conn.block_storage.wait_for_status(volume, "available", failures=["error"], wait=120)
+        listed = {v["Name"]: v for v in openstack_cli(sandbox, "volume", "list")}
+        assert listed[volume.name]["Status"] == "available" and listed[volume.name]["Size"] == 1
+        absolute = {r["Name"]: r["Value"] for r in openstack_cli(sandbox, "limits", "show", "--absolute")}
+        assert absolute["maxTotalVolumeGigabytes"] == 1000  # Jetstream2's 1 TB default
+        assert absolute["maxTotalVolumes"] == 10 and absolute["totalGigabytesUsed"] >= 1
+    finally:
+        conn.block_storage.delete_volume(volume, ignore_missing=True)
+        conn.block_storage.wait_for_delete(volume, wait=60)

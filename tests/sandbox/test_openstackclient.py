@@ -52,8 +52,8 @@ def test_cli_lists_volumes_and_jetstream2s_volume_quota(sandbox, conn):
         listed = {v["Name"]: v for v in openstack_cli(sandbox, "volume", "list")}
         assert listed[volume.name]["Status"] == "available" and listed[volume.name]["Size"] == 1
         absolute = {r["Name"]: r["Value"] for r in openstack_cli(sandbox, "limits", "show", "--absolute")}
-        assert absolute["maxTotalVolumeGigabytes"] == 1000  # Jetstream2's 1 TB default
-        assert absolute["maxTotalVolumes"] == 10 and absolute["totalGigabytesUsed"] >= 1
+        assert absolute["max_total_volume_gigabytes"] == 1000  # Jetstream2's 1 TB default
+        assert absolute["max_total_volumes"] == 10 and absolute["total_gigabytes_used"] >= 1
     finally:
         conn.block_storage.delete_volume(volume, ignore_missing=True)
         conn.block_storage.wait_for_delete(volume, wait=60)

@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "zone": ("dns", "zone"),
     "recordset": ("dns", "recordset"),
     "application_credential": ("identity", "application_credential"),
+    "volume": ("block_storage", "volume"),
 }
 # Kinds openstacksdk lists under a parent resource (a positional first argument).
 PARENTED = {"access_rule", "recordset", "application_credential"}

@@ -22,7 +22,7 @@ from .apply import server_record
 from .backups import KEY_FILE as BACKUP_KEY
 from .backups import BackupStore
 from .cloudapi import CloudAPI, connect_api
-from .cloudops import flavors_by_name, read
+from .cloudops import flavors_by_name, read, wait_until
 from .cluster_state import ClusterState
 from .converge import ConvergeResult, PlanResult, create_cluster, plan_cluster
 from .errors import CloudError, ClusterNotFound
@@ -182,12 +182,14 @@ def destroy_cluster(
     dry_run: bool = False,
     api: CloudAPI | None = None,
     delete_backups: bool = False,
+    delete_volumes: bool = False,
 ) -> DestroyResult:
     """Delete everything the cluster owns, in dependency order; safe to re-run after interruption.
 
     Observes with `observe.observe_owned`, plans with `plan.plan_destroy` (printed by the CLI;
     `dry_run` stops there), carries out with `apply.destroy`. The cluster's etcd backups and
-    their key stay unless `delete_backups`."""
+    their key stay unless `delete_backups`; the volumes Kubernetes made (Cinder CSI's) stay,
+    detached and named, unless `delete_volumes`."""
     progress = progress or Progress()
     cdir = ClusterDir(name, root)
     state = cdir.load()
@@ -204,13 +206,21 @@ def destroy_cluster(
             name,
             server_group_ids=set(state.server_groups.values()),
             keypair=kp.name if kp and kp.uploaded else None,
+            kube_cluster_name=names.kube_cluster_name(
+                name, state.kube_cluster_name, state.kubespray_inputs is not None
+            ),
         )
-        actions = plan_destroy(name, owned)
+        actions = plan_destroy(name, owned, delete_volumes=delete_volumes)
         left = _unprovable_keypair(api, name, state, progress)
+        kept = [a for a in actions if a.resource == "volume" and a.kind == "noop"]
+        left += [f"volume {a.name} ({a.detail['id']}): {a.reason}" for a in kept]
         result = DestroyResult(name, cloud, [a.to_dict() for a in actions], left=left, log=str(run.log))
         result.dry_run = dry_run
         if not changes(actions):
-            progress(f"cluster {name}: nothing of it is left in cloud {cloud!r}")
+            progress(
+                f"cluster {name}: nothing of it is left to delete in cloud {cloud!r}"
+                + (f"; {len(kept)} volume(s) Kubernetes made are kept" if kept else "")
+            )
             if not dry_run:
                 result.backups = _backups_after_destroy(cdir, delete_backups, result, progress)
             return result
@@ -223,6 +233,7 @@ def destroy_cluster(
         if confirm is not None and not confirm(f"delete cluster {name!r} from cloud {cloud!r}: {listing}?"):
             raise CloudError("destroy-cluster cancelled; nothing was deleted")
         result.deleted = apply.destroy(api, actions, progress)
+        _say_kept_volumes(api, kept, progress)
         if state:
             state.destroyed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             state.servers = {}
@@ -240,6 +251,28 @@ def destroy_cluster(
         _remove_schedules(name, progress)
         progress(f"cluster {name} destroyed")
         return result
+
+
+def _say_kept_volumes(api: CloudAPI, kept: list, progress: Progress) -> None:
+    """The volumes Kubernetes made that destroy kept: detached once their servers are gone
+    (Nova detaches a deleted server's volumes), waited for and named with their size."""
+    if not kept:
+        return
+    ids = {a.detail["id"] for a in kept}
+
+    def attached() -> list:
+        return [v for v in read(lambda: api.list("volume"), "list volumes") if v.id in ids and v.attachments]
+
+    try:
+        wait_until(lambda: None if attached() else True, "kept volumes detached", timeout=120)
+    except CloudError as exc:
+        progress(f"WARNING: {exc}: {', '.join(v.name or v.id for v in attached())} still attached")
+    total = sum(a.detail.get("size_gb", 0) for a in kept)
+    progress(
+        f"kept {len(kept)} volume(s) Kubernetes made ({total} GB, counted in the project's volume "
+        f"quota): {', '.join(a.name for a in kept)} — `openstack volume list` shows them; "
+        "destroy-cluster --delete-volumes deletes them"
+    )
 
 
 def _backups_summary(cdir: ClusterDir) -> dict:

@@ -245,6 +245,9 @@ class ClusterState:
     kubeconfig: str | None = None
     kubespray_inputs: str | None = None  # digest of the spec's Kubespray variables at the last build
     kube_version: str | None = None  # the Kubernetes version cluster.yml last built (None: not recorded)
+    # Kubespray's cluster_name at the last build: the mark Cinder CSI's volumes and the cloud
+    # controller's load balancers carry (names.kube_cluster_name). None: not recorded.
+    kube_cluster_name: str | None = None
     # The servers Kubespray has built or joined (cluster.yml, scale.yml); a server not in it is
     # joined by the next converge (an add-nodes interrupted before scale.yml, or run with
     # --no-kubernetes). None: a state from before this was kept — every server counts as joined.

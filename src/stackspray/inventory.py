@@ -114,6 +114,11 @@ def kubespray_inputs(spec: ClusterSpec) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def cluster_mark(spec: ClusterSpec, state: ClusterState) -> str:
+    """The Kubespray cluster_name of this cluster (names.kube_cluster_name)."""
+    return names.kube_cluster_name(spec.name, state.kube_cluster_name, state.kubespray_inputs is not None)
+
+
 def render(
     spec: ClusterSpec,
     state: ClusterState,
@@ -220,6 +225,10 @@ def render(
         # lands on could never be shelved by the autoscaler (a kube-system pod without a budget
         # stays, as skip-nodes-with-system-pods says), and a drain may take both replicas at once.
         "coredns_pod_disruption_budget": True,
+        # Kubespray's cluster_name marks what Kubernetes makes in the cloud (names.py); its DNS
+        # domain defaults to it, so it stays cluster.local, which charts and users expect.
+        "cluster_name": cluster_mark(spec, state),
+        "dns_domain": names.KUBESPRAY_DEFAULT_CLUSTER_NAME,
     }
     if not k8s.options.get("kube_external_ca_mode"):
         # kubeadm's certificates last a year; Kubespray renews them on a systemd timer only when

@@ -305,6 +305,7 @@ def build(conn, spec: ClusterSpec, cdir: ClusterDir, say, target: Target, forks:
     inventory.write(cdir.path, [inventory.InventoryFile(secret_files.KUBECONFIG, text, 0o600)])
     state = cdir.load()
     state.kubeconfig = str(kubeconfig)
+    state.kube_cluster_name = inventory.cluster_mark(spec, state)
     state.kubespray_inputs = inventory.kubespray_inputs(spec)
     state.kube_version = kube_version(spec)
     state.kubernetes_nodes = sorted(state.servers)

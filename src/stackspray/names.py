@@ -136,6 +136,35 @@ def owns_by_metadata(resource, cluster: str) -> bool:
     return (getattr(resource, "metadata", None) or {}).get(META_CLUSTER) == cluster
 
 
+# -- what Kubernetes makes in the cloud -------------------------------------------------------------
+
+# Kubespray's `cluster_name` is the cluster id Cinder CSI marks its volumes with
+# (cloud-provider-openstack pkg/csi/cinder/controllerserver.go: metadata
+# `cinder.csi.openstack.org/cluster`; Kubespray's cinder-csi-controllerplugin.yml.j2 passes
+# `--cluster={{ cluster_name }}`) and the cloud controller manager names its load balancers with
+# (`--cluster-name={{ cluster_name }}`). Kubespray's default is `cluster.local` on every cluster
+# (roles/kubespray_defaults/defaults/main/main.yml), so stackspray sets it to the cluster's name.
+CSI_CLUSTER_META = "cinder.csi.openstack.org/cluster"
+CSI_PVC_NAME_META = "csi.storage.k8s.io/pvc/name"  # the external-provisioner's --extra-create-metadata
+CSI_PVC_NAMESPACE_META = "csi.storage.k8s.io/pvc/namespace"
+KUBESPRAY_DEFAULT_CLUSTER_NAME = "cluster.local"
+
+
+def kube_cluster_name(cluster: str, recorded: str | None, built_before: bool) -> str:
+    """The `cluster_name` Kubespray builds (and Kubernetes marks cloud resources with): the one
+    the state recorded; for a cluster Kubespray built before stackspray set it, Kubespray's
+    default (changing it would orphan the load balancers the cloud controller named with it);
+    else the cluster's own name, unique in the project."""
+    if recorded:
+        return recorded
+    return KUBESPRAY_DEFAULT_CLUSTER_NAME if built_before else cluster
+
+
+def made_by_kubernetes(volume, kube_name: str) -> bool:
+    """A Cinder volume Cinder CSI made for the cluster whose Kubespray cluster_name is `kube_name`."""
+    return (getattr(volume, "metadata", None) or {}).get(CSI_CLUSTER_META) == kube_name
+
+
 # -- the cluster credential ----------------------------------------------------------------------
 
 _STAMP = "%Y%m%dT%H%M%SZ"

@@ -52,17 +52,28 @@ def observe(api: CloudAPI, spec: ClusterSpec, servers: list | None = None) -> Ob
 
 
 def observe_owned(
-    api: CloudAPI, cluster: str, *, server_group_ids: set[str] = frozenset(), keypair: str | None = None
+    api: CloudAPI,
+    cluster: str,
+    *,
+    server_group_ids: set[str] = frozenset(),
+    keypair: str | None = None,
+    kube_cluster_name: str | None = None,
 ) -> dict[str, list[Res]]:
     """Every resource of the cluster, by kind (`DESTROY_KINDS`), judged by the marks of `names`.
 
     Server groups carry no marks: ours are the ones the state recorded (`server_group_ids`) or
     whose members are our servers. Keypairs carry none either: only `keypair`, the one the state
     says stackspray uploaded. Router interfaces are listed for every router holding one of our
-    subnets — a router we did not create keeps existing, our subnet is only detached from it."""
+    subnets — a router we did not create keeps existing, our subnet is only detached from it.
+    Volumes Kubernetes made carry `kube_cluster_name` (the cluster's Kubespray cluster_name; its
+    own name when not given)."""
     view = Lookups(api, cluster)
     view.prefetch(set().union(*(k.needs(None) for k in KINDS)))
-    known = {"server_group_ids": set(server_group_ids), "keypair": keypair}
+    known = {
+        "server_group_ids": set(server_group_ids),
+        "keypair": keypair,
+        "kube_cluster_name": kube_cluster_name or cluster,
+    }
     found = concurrently({k.KIND: (lambda k=k: k.find_owned(view, cluster, known)) for k in KINDS})
     return {kind: found.get(kind, []) for kind in DESTROY_KINDS}
 

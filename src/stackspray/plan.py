@@ -10,7 +10,7 @@ will change and what will be left alone, and a second run after a complete one p
 from __future__ import annotations
 
 from .names import OWNER_TAG, cluster_tag
-from .resources import DESTROY_ORDER, KINDS
+from .resources import DESTROY_ORDER, KINDS, volume
 from .resources.base import Action, Kind, Observed, Res
 
 __all__ = [
@@ -53,17 +53,20 @@ def summary(actions: list[Action]) -> dict[str, int]:
     return out
 
 
-def plan_destroy(cluster: str, owned: dict[str, list[Res]]) -> list[Action]:
+def plan_destroy(cluster: str, owned: dict[str, list[Res]], *, delete_volumes: bool = False) -> list[Action]:
     """The actions that remove everything the cluster owns, in dependency order (pure).
 
     `owned` is what `observe.observe_owned` found, by kind. An adopted floating IP is released
-    (kept in the project), never deleted; a router interface is a detach, not a router's delete.
+    (kept in the project), never deleted; a router interface is a detach, not a router's delete;
+    the volumes Kubernetes made are kept (a no-op naming each) unless `delete_volumes`.
     Nothing found: one explicit no-op."""
     acts: list[Action] = []
     for kind in DESTROY_ORDER:
         for r in sorted(owned.get(kind, []), key=lambda r: r.name):
             detail = {"id": r.id, **r.detail}
-            if kind == "floating-ip" and r.detail.get("adopted"):
+            if kind == "volume":
+                acts.append(volume.plan_delete(cluster, r, delete_volumes))
+            elif kind == "floating-ip" and r.detail.get("adopted"):
                 acts.append(
                     Action("update", kind, r.name, "adopted: release it (kept in the project)", detail)
                 )
@@ -73,4 +76,6 @@ def plan_destroy(cluster: str, owned: dict[str, list[Res]]) -> list[Action]:
                 acts.append(Action("delete", kind, r.name, f"owned by cluster {cluster}", detail))
     if not acts:
         acts.append(Action("noop", "cluster", cluster, "nothing of it is left in the cloud"))
+    elif not any(a.kind != "noop" for a in acts):
+        acts.append(Action("noop", "cluster", cluster, "nothing left to delete; the volumes listed are kept"))
     return acts

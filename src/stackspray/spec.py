@@ -69,6 +69,9 @@ OWNED_KUBESPRAY_VARS: dict[str, str | None] = {
     "node_taints": "node_groups.<group>.taints",
     # GPU nodes get NVIDIA's runtime as their default (gpu.py); the others Kubespray's runc.
     "containerd_default_runtime": "gpu.install",
+    # The id Cinder CSI marks volumes with and the cloud controller names load balancers with:
+    # the cluster's name, so destroy-cluster tells this cluster's from a neighbour's.
+    "cluster_name": None,
 }
 OWNED_KUBESPRAY_PREFIXES = ("external_openstack_", "cinder_", "ansible_")
 

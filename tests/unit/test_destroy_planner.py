@@ -24,8 +24,12 @@ def owned(d: dict) -> dict[str, list[Res]]:
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
 def test_destroy_plan_fixture(fixture):
     case = json.loads(fixture.read_text())
-    actions = plan_destroy(case["cluster"], owned(case["owned"]))
+    actions = plan_destroy(
+        case["cluster"], owned(case["owned"]), delete_volumes=case.get("delete_volumes", False)
+    )
     assert [[a.kind, a.resource, a.name] for a in actions] == case["actions"], case["description"]
+    for phrase in case.get("reasons_say", []):
+        assert any(phrase in a.reason for a in actions), (phrase, [a.reason for a in actions])
     for a in actions:
         assert a.reason, f"every action says why: {a}"
         if a.kind != "noop":

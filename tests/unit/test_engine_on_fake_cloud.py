@@ -306,3 +306,44 @@ def test_a_kill_after_any_call_is_finished_by_a_rerun(tmp_path):
         before = len(cloud.calls)
         third = create(cloud, spec_path, root)
         assert {a["kind"] for a in third.actions} == {"noop"} and changes_made(cloud, before) == [], n
+
+
+def test_destroy_keeps_kubernetes_volumes_detached_unless_asked_and_never_a_neighbours(tmp_path):
+    """Cinder CSI's volumes (metadata cinder.csi.openstack.org/cluster = Kubespray's cluster_name,
+    which stackspray sets to the cluster's name): listed, kept and detached by default, deleted
+    with --delete-volumes; a neighbour's volume (another cluster_name) is never touched."""
+    cloud = FakeCloud(services=(*FakeCloud().services, "block-storage"))
+    root = tmp_path / "inv"
+    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
+
+    def csi_volume(cluster_name: str, claim: str, size: int) -> str:
+        meta = {
+            "cinder.csi.openstack.org/cluster": cluster_name,
+            "csi.storage.k8s.io/pvc/name": claim,
+            "csi.storage.k8s.io/pvc/namespace": "jhub",
+        }
+        return cloud.create("volume", name=f"pvc-{claim}", size=size, metadata=meta).id
+
+    mine, neighbours = csi_volume("lab", "claim-ada", 10), csi_volume("lab-2", "claim-bob", 5)
+    unmarked = cloud.create("volume", name="lab-notes", size=1).id  # a user's own, named like ours
+    worker = next(s for s in cloud.resources("server") if s["name"] == "lab-workers-1")
+    for _ in range(3):
+        cloud.list("volume")  # let them turn available
+    cloud.attach_volume(worker["id"], mine)
+
+    dry = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
+    (kept,) = [a for a in dry.actions if a["resource"] == "volume"]
+    assert kept["kind"] == "noop" and kept["detail"]["id"] == mine
+    assert "10 GB, claim jhub/claim-ada" in kept["reason"] and "--delete-volumes" in kept["reason"]
+
+    said: list[str] = []
+    gone = destroy_cluster("lab", root=root, api=cloud, progress=said.append)
+    volumes = {v["id"]: v for v in cloud.resources("volume")}
+    assert set(volumes) == {mine, neighbours, unmarked}
+    assert volumes[mine]["status"] == "available" and volumes[mine]["attachments"] == [], "left detached"
+    assert any(mine in line for line in gone.left), gone.left
+    assert any("kept 1 volume(s) Kubernetes made (10 GB" in line for line in said), said
+
+    again = destroy_cluster("lab", root=root, api=cloud, progress=quiet(), delete_volumes=True)
+    assert [(a["kind"], a["resource"]) for a in again.actions] == [("delete", "volume")]
+    assert {v["id"] for v in cloud.resources("volume")} == {neighbours, unmarked}

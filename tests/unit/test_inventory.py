@@ -17,7 +17,7 @@ from stackspray import ingress, inventory
 from stackspray.cluster_state import ClusterState
 from stackspray.errors import StackSprayError
 from stackspray.inventory import Credential
-from stackspray.spec import parse_spec
+from stackspray.spec import SpecError, parse_spec
 from stackspray.target import PLAIN
 
 SECRET = "s3cr3t-value-that-must-not-leak"
@@ -204,6 +204,22 @@ def small_spec(kubernetes: dict):
         },
         env={},
     )
+
+
+def test_kubesprays_cluster_name_is_the_clusters_so_what_kubernetes_makes_carries_it(tmp_path):
+    """Cinder CSI marks volumes and the cloud controller names load balancers with Kubespray's
+    cluster_name (default cluster.local on every cluster): a new cluster gets its own name, its
+    DNS domain stays cluster.local; a cluster built before keeps what it was built with."""
+    spec, files = make(1, 1, tmp=tmp_path)
+    hostvars = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
+    assert hostvars["cluster_name"] == "demo" and hostvars["dns_domain"] == "cluster.local"
+    servers = {"demo-control-plane-1": {"id": "i", "fixed_ip": "10.0.0.5", "group": "control-plane"}}
+    built = ClusterState.from_dict({"servers": servers, "kubespray_inputs": "digest"})
+    assert inventory.cluster_mark(spec, built) == "cluster.local", "built before stackspray set it"
+    built.kube_cluster_name = "demo"
+    assert inventory.cluster_mark(spec, built) == "demo", "the recorded one"
+    with pytest.raises(SpecError, match="cluster_name"):
+        small_spec({"cluster_name": "other"})
 
 
 def test_the_cinder_csi_class_is_the_default_unless_the_spec_says_otherwise(tmp_path):

@@ -128,6 +128,14 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
     "keypair": {"name": "", "public_key": "", "fingerprint": ""},
     "flavor": {"name": "", "vcpus": 1, "ram": 1024, "disk": 10, "extra_specs": {}},
     "image": {"name": "", "status": "active", "properties": {}},
+    "volume": {
+        "name": "",
+        "status": "creating",
+        "size": 1,
+        "metadata": {},
+        "attachments": [],
+        "is_bootable": False,
+    },
     "share": {
         "name": "",
         "status": "creating",
@@ -201,6 +209,9 @@ DEFAULT_QUOTAS = {
     "floating_ips": 10,
     "shares": 50,
     "share_gigabytes": 1000,
+    # cinder/quota.py's defaults; gigabytes as Jetstream2's 1 TB (the sandbox sets both).
+    "volumes": 10,
+    "volume_gigabytes": 1000,
 }
 
 
@@ -372,6 +383,11 @@ class FakeCloud:
         if item is None:
             return
         if kind == "server":
+            # Nova detaches the server's volumes (deleted with it: none of ours use
+            # delete_on_termination through this fake).
+            for v in self.store["volume"].values():
+                if any(a.get("server_id") == rid for a in v["attachments"]):
+                    v.update(status="available", attachments=[])
             for p in self.store["port"].values():
                 if p["device_id"] == rid and p["device_owner"].startswith("compute:"):
                     p.update(device_id="", device_owner="", status="DOWN")
@@ -576,7 +592,18 @@ class FakeCloud:
             return self._answer(lost, "quota", "network", Record("quota", values))
 
     def volume_limits(self) -> Any:
-        raise NotFound("public endpoint for block-storage service not found")
+        with self._lock:
+            lost = self._call("limits", "volume")
+            if "block-storage" not in self.services:
+                raise NotFound("public endpoint for block-storage service not found")
+            vols = list(self.store["volume"].values())
+            values = {
+                "max_total_volumes": self.quotas["volumes"],
+                "total_volumes_used": len(vols),
+                "max_total_volume_gigabytes": self.quotas["volume_gigabytes"],
+                "total_gigabytes_used": sum(v["size"] for v in vols),
+            }
+            return self._answer(lost, "limits", "volume", Record("limits", values))
 
     def share_limits(self) -> dict:
         with self._lock:
@@ -819,6 +846,31 @@ class FakeCloud:
         self._later("server", rid, {"status": "ACTIVE", "task_state": None, "vm_state": "active"})
         return item
 
+    def _create_volume(self, parent, **a) -> dict:
+        """cinder/volume/api.py create, as Cinder 29 answers: over the volume count or gigabytes
+        quota is 413 (VolumeLimitExceeded / VolumeSizeExceedsAvailableQuota)."""
+        vols = list(self.store["volume"].values())
+        if self._over_quota("volumes", len(vols)):
+            raise Forbidden(
+                f"VolumeLimitExceeded: Maximum number of volumes allowed ({self.quotas['volumes']}) exceeded"
+            )
+        used = sum(v["size"] for v in vols)
+        if self._over_quota("volume_gigabytes", used, int(a.get("size", 1))):
+            raise Forbidden(
+                f"Requested volume or snapshot exceeds allowed gigabytes quota. Requested {a.get('size')}G, "
+                f"quota is {self.quotas['volume_gigabytes']}G and {used}G has been consumed."
+            )
+        item = self._put("volume", {**a, "status": "creating"})
+        self._later("volume", item["id"], {"status": "available"})
+        return item
+
+    def attach_volume(self, server_id: str, volume_id: str) -> None:
+        """Test control: Nova attaches the volume to the server (as os-volume_attachments does)."""
+        with self._lock:
+            self._get("server", server_id)
+            v = self._get("volume", volume_id)
+            v.update(status="in-use", attachments=[{"server_id": server_id, "volume_id": volume_id}])
+
     def _create_share(self, parent, **a) -> dict:
         if self._over_quota("shares", len(self.store["share"])):
             raise Forbidden(
@@ -913,6 +965,19 @@ class FakeCloud:
         s = self.store["server"][rid]
         s.update(task_state="deleting")
         self._later("server", rid, {"__gone__": 1})
+
+    def _delete_volume(self, kind: str, rid: str) -> None:
+        v = self.store["volume"][rid]
+        if v["status"] not in ("available", "error", "error_restoring", "error_extending", "error_managing"):
+            # cinder/volume/api.py delete: InvalidVolume (400)
+            raise BadRequest(
+                "Invalid volume: Volume status must be available or error or error_restoring or "
+                "error_extending or error_managing and must not be migrating, attached, belong to "
+                "a group, have snapshots, awaiting a transfer, or be disassociated from snapshots "
+                "after volume transfer."
+            )
+        v.update(status="deleting")
+        self._later("volume", rid, {"__gone__": 1})
 
     def _delete_server_group(self, kind: str, rid: str) -> None:
         self._forget(kind, rid)

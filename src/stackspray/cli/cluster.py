@@ -117,11 +117,16 @@ def status(c, cluster, cloud=None, json_=False):
         "yes": "do not ask for confirmation",
         "dry_run": "print what would be deleted (or released) and stop",
         "delete_backups": "delete the cluster's etcd backups and their key too (kept by default)",
+        "delete_volumes": "delete the Cinder volumes Kubernetes made for the cluster's claims too "
+        "(kept, detached, by default: they hold the claims' data)",
         "json": JSON,
     },
 )
-def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, delete_backups=False, json_=False):
-    """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair)."""
+def destroy_cluster(
+    c, cluster, cloud=None, yes=False, dry_run=False, delete_backups=False, delete_volumes=False, json_=False
+):
+    """Delete everything the cluster owns (servers, floating IP, network, groups, share, keypair);
+    the volumes Kubernetes made for its claims are listed and kept unless --delete-volumes."""
 
     def confirm(question: str) -> bool:
         if yes:
@@ -140,6 +145,7 @@ def destroy_cluster(c, cluster, cloud=None, yes=False, dry_run=False, delete_bac
             confirm=confirm,
             dry_run=dry_run,
             delete_backups=delete_backups,
+            delete_volumes=delete_volumes,
         ),
     )
     emit(result, json_)

@@ -26,6 +26,7 @@ from . import (
     server_group,
     share,
     subnet,
+    volume,
 )
 
 KINDS: tuple[ModuleType, ...] = (
@@ -43,6 +44,7 @@ KINDS: tuple[ModuleType, ...] = (
     share,
     access_rule,
     application_credential,
+    volume,
 )
 BY_KIND: dict[str, ModuleType] = {k.KIND: k for k in KINDS}
 
@@ -50,6 +52,7 @@ BY_KIND: dict[str, ModuleType] = {k.KIND: k for k in KINDS}
 DESTROY_ORDER: tuple[str, ...] = (
     "dns-record",
     "server",
+    "volume",
     "floating-ip",
     "port",
     "router-interface",

@@ -214,6 +214,11 @@ class Lookups:
     def _floating_ips(self) -> list:
         return self._list("floating_ip", "list floating IPs")
 
+    def _volumes(self) -> list:
+        if not self.api.has_service("block-storage"):
+            return []
+        return self._list("volume", "list volumes")
+
     def _shares(self) -> list:
         if not self.api.has_service("shared-file-system"):
             return []

@@ -2,7 +2,12 @@
 
 - `--dry-run --json` lists exactly what the destroy then deletes (same kinds, names and ids);
 - a cluster whose name is a prefix of another's (`x` and `x-2`) never touches the other's
-  resources, in the plan or in the cloud.
+  resources, in the plan or in the cloud;
+- its workers boot from volumes (the spec's `boot_volume_gb`, real Cinder on the sandbox), which
+  go with their servers;
+- the volumes Kubernetes made for it (Cinder CSI's mark `cinder.csi.openstack.org/cluster`, made
+  here as the driver makes them: the tests' cluster runs no Kubernetes) are listed and kept,
+  detached, until `--delete-volumes`; the neighbour's are never touched.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
+import yaml
 from helpers import ROOT, owned_in_cloud, quiet
 from stackspray_sandbox.specs import write_small_cluster_spec
 
@@ -63,10 +70,24 @@ def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, 
     specs = []
     for i, name in enumerate(names):
         path = write_small_cluster_spec(tmp_path, name, ssh_key.with_suffix(".pub"), f"10.{60 + i}.0.0/24", 1)
+        if i == 0:
+            doc = yaml.safe_load(path.read_text())
+            doc["node_groups"]["workers"]["boot_volume_gb"] = 20
+            path.write_text(yaml.safe_dump(doc))
         specs.append(load_spec(path))
+    made: list[str] = []
     try:
         for spec in specs:
             create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
+        worker = conn.compute.find_server(f"{base}-workers-1")
+        (root,) = conn.compute.volume_attachments(worker)
+        boot = conn.block_storage.get_volume(root.volume_id)
+        assert boot.is_bootable and boot.size == 20 and boot.status == "in-use", (
+            "the worker boots from Cinder"
+        )
+        ours, theirs = (csi_volume(conn, n, made) for n in names)
+        conn.compute.create_volume_attachment(worker, volume_id=ours.id)
+        conn.block_storage.wait_for_status(ours, "in-use", failures=["error"], wait=120)
         neighbour_before = owned_in_cloud(conn, names[1])
         neighbour_ids = ids_in_cloud(conn, names[1])
         assert neighbour_before["servers"] and neighbour_ids
@@ -76,6 +97,9 @@ def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, 
         planned = json.loads(dry.stdout)["actions"]
         assert ids_in_cloud(conn, base), "a dry run deletes nothing"
         assert {a["detail"]["id"] for a in planned} & neighbour_ids == set(), "the plan names a neighbour's"
+        (kept,) = [a for a in planned if a["resource"] == "volume"]
+        assert kept["kind"] == "noop" and kept["detail"]["id"] == ours.id, "listed, and kept"
+        assert "1 GB, claim jhub/claim-ada" in kept["reason"] and "--delete-volumes" in kept["reason"]
         kinds = {a["resource"] for a in planned}
         assert {
             "server",
@@ -102,12 +126,51 @@ def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, 
         assert not any(owned_in_cloud(conn, base).values()), "nothing of the cluster is left"
         assert owned_in_cloud(conn, names[1]) == neighbour_before, "the neighbour is untouched"
         assert ids_in_cloud(conn, names[1]) == neighbour_ids
+        assert conn.block_storage.find_volume(boot.id, ignore_missing=True) is None, "went with its server"
+        left = conn.block_storage.get_volume(ours.id)
+        assert left.status == "available" and left.attachments == [], "kept, detached"
+        assert any(ours.id in line for line in done["left"]), done["left"]
+        assert conn.block_storage.get_volume(theirs.id).status == "available", "the neighbour's untouched"
 
         again = cli(tmp_path, inv, "destroy-cluster", "--cluster", base, "--yes", "--json")
-        assert again.returncode == 0 and json.loads(again.stdout)["actions"][0]["kind"] == "noop"
+        assert again.returncode == 0 and [a["kind"] for a in json.loads(again.stdout)["actions"]] == [
+            "noop",
+            "noop",
+        ], "only the kept volume, and nothing to delete"
+        volumes = cli(
+            tmp_path, inv, "destroy-cluster", "--cluster", base, "--yes", "--delete-volumes", "--json"
+        )
+        assert volumes.returncode == 0, volumes.stdout + volumes.stderr
+        assert json.loads(volumes.stdout)["deleted"] == {"volume": 1}
+        assert conn.block_storage.find_volume(ours.id, ignore_missing=True) is None
+        assert conn.block_storage.get_volume(theirs.id).status == "available", "the neighbour's still there"
     finally:
         for name in names:
-            destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet())
+            destroy_cluster(name, cloud="sandbox", root=inv, progress=quiet(), delete_volumes=True)
+        for vid in made:  # a volume a failed assertion left behind
+            conn.block_storage.delete_volume(vid, ignore_missing=True)
+        deadline = time.monotonic() + 60
+        while any(conn.block_storage.find_volume(v, ignore_missing=True) for v in made):
+            assert time.monotonic() < deadline, "the test's volumes were not deleted"
+            time.sleep(1)
+
+
+def csi_volume(conn, cluster: str, made: list[str]):
+    """A volume as Cinder CSI makes one for a claim of `cluster` (its Kubespray cluster_name):
+    named after the PersistentVolume, with the driver's and the external-provisioner's metadata
+    (cloud-provider-openstack pkg/csi/cinder/controllerserver.go CreateVolume)."""
+    volume = conn.block_storage.create_volume(
+        name=f"pvc-{uuid.uuid4()}",
+        size=1,
+        metadata={
+            "cinder.csi.openstack.org/cluster": cluster,
+            "csi.storage.k8s.io/pvc/name": "claim-ada",
+            "csi.storage.k8s.io/pvc/namespace": "jhub",
+            "csi.storage.k8s.io/pv/name": "pvc-x",
+        },
+    )
+    made.append(volume.id)
+    return conn.block_storage.wait_for_status(volume, "available", failures=["error"], wait=120)
 
 
 def test_a_failed_command_with_json_prints_one_error_document(tmp_path):

@@ -30,6 +30,7 @@ from .kube import Kube, kubelet_version
 from .observe import floating_by_fixed, observe_owned, owned_servers
 from .plan import changes, plan_destroy
 from .progress import Progress
+from .resources import volume
 from .state import ClusterDir
 
 __all__ = [
@@ -64,6 +65,9 @@ class StatusResult:
     ingress: dict | None = None
     hibernation: dict | None = None  # phase, since, active_workers, snapshot (None: awake)
     kubernetes: dict | None = None  # server, kubelets {node: version}, behind, note
+    # The Cinder volumes Kubernetes made: count, gb, in_use, available, items, mark, shared_mark;
+    # or note (no block storage in this cloud).
+    volumes: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,7 +119,30 @@ def cluster_status(
         ingress={"url": state.ingress.url, "address": state.ingress.address} if state.ingress else None,
         hibernation=dataclasses.asdict(state.hibernation) if state.hibernation else None,
         kubernetes=_versions(state),
+        volumes=kubernetes_volumes(api, name, state),
     )
+
+
+def kubernetes_volumes(api: CloudAPI, name: str, state: ClusterState) -> dict:
+    """The Cinder volumes Kubernetes made for the cluster (Cinder CSI's mark, resources/volume.py):
+    how many, their gigabytes (counted in the project's volume quota), in use or available."""
+    if not api.has_service("block-storage"):
+        return {"note": "this cloud has no block storage (Cinder): no volumes"}
+    mark = names.kube_cluster_name(name, state.kube_cluster_name, state.kubespray_inputs is not None)
+    items = [
+        {"id": v.id, "name": v.name, **volume.describe(v)}
+        for v in read(lambda: api.list("volume"), "list volumes")
+        if names.made_by_kubernetes(v, mark)
+    ]
+    return {
+        "count": len(items),
+        "gb": sum(i["size_gb"] for i in items),
+        "in_use": sum(1 for i in items if i["status"] == "in-use"),
+        "available": sum(1 for i in items if i["status"] == "available"),
+        "items": sorted(items, key=lambda i: i["name"] or i["id"]),
+        "mark": mark,
+        "shared_mark": mark == names.KUBESPRAY_DEFAULT_CLUSTER_NAME,
+    }
 
 
 def _versions(state: ClusterState) -> dict | None:

@@ -19,7 +19,8 @@ from stackspray_sandbox.contract import cluster_shape
 from stackspray_sandbox.fakecloud import FakeCloud, Killed
 
 from stackspray import cloudops, scale
-from stackspray.cluster import create_cluster, destroy_cluster
+from stackspray.cli.output import text
+from stackspray.cluster import cluster_status, create_cluster, destroy_cluster
 from stackspray.kube import DrainResult, NodeInfo
 from stackspray.progress import quiet
 from stackspray.resize import resize_group
@@ -330,6 +331,10 @@ def test_destroy_keeps_kubernetes_volumes_detached_unless_asked_and_never_a_neig
     for _ in range(3):
         cloud.list("volume")  # let them turn available
     cloud.attach_volume(worker["id"], mine)
+    seen = cluster_status("lab", root=root, api=cloud).volumes
+    assert (seen["count"], seen["gb"], seen["in_use"], seen["available"]) == (1, 10, 1, 0), seen
+    assert seen["items"][0]["claim"] == "jhub/claim-ada" and not seen["shared_mark"]
+    assert "volumes Kubernetes made: 1 (10 GB" in "\n".join(text(cluster_status("lab", root=root, api=cloud)))
 
     dry = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
     (kept,) = [a for a in dry.actions if a["resource"] == "volume"]

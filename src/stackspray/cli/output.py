@@ -203,6 +203,22 @@ def _(st: StatusResult) -> list[str]:
         )
     elif st.backups:
         lines.append(f"  etcd backups: none (invoke backup --cluster {st.cluster}; docs/backups.md)")
+    v = st.volumes
+    if v.get("note"):
+        lines.append(f"  volumes: {v['note']}")
+    elif v.get("count"):
+        others = v["count"] - v["in_use"] - v["available"]
+        lines.append(
+            f"  volumes Kubernetes made: {v['count']} ({v['gb']} GB of the project's volume quota): "
+            f"{v['in_use']} in use, {v['available']} available" + (f", {others} other" if others else "")
+        )
+        if v["shared_mark"]:
+            lines.append(
+                f"    marked {v['mark']}, Kubespray's default cluster_name, which other clusters built "
+                "with it share: some of these may be theirs"
+            )
+    elif v:
+        lines.append("  volumes Kubernetes made: none")
     if st.share:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:

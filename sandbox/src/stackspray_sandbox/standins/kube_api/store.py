@@ -20,10 +20,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 try:  # modules of the stackspray package (tests, docs) ...
-    from . import apimachinery, auth, controllers, openapi, persist, scheduler
+    from . import apimachinery, auth, cinder_csi, controllers, openapi, persist, scheduler
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
     import auth  # type: ignore[no-redef]
+    import cinder_csi  # type: ignore[no-redef]
     import controllers  # type: ignore[no-redef]
     import openapi  # type: ignore[no-redef]
     import persist  # type: ignore[no-redef]
@@ -405,6 +406,8 @@ class Store:
     def __init__(self, config: dict) -> None:
         self.config = config
         self.lock = threading.RLock()
+        self.csi_attached: set[str] = set()  # volumes Cinder CSI attached, as it last saw them
+        self.csi_warned: dict[tuple, float] = {}
         self.ready: dict[str, bool] = {}
         # When each Node's Ready condition last changed (its lastTransitionTime, which the node
         # lifecycle controller and the kubelet set only on a change of status).
@@ -778,6 +781,24 @@ class Store:
                 }
             # Turned off later, Kubespray only stops templating it (ansible/vars/main.yml:16): an
             # existing budget stays.
+            for cls in apps.get("storage_classes") or []:
+                # roles/kubernetes-apps/persistent_volumes/cinder-csi/templates/
+                # cinder-csi-storage-class.yml.j2 (with cinder_csi_enabled and persistent_volumes_enabled)
+                key = ("storage.k8s.io/v1", "storageclasses", "", cls["name"])
+                if key in self.objects:
+                    continue
+                default = "true" if cls.get("is_default") else "false"
+                sc = {
+                    "kind": "StorageClass",
+                    "apiVersion": "storage.k8s.io/v1",
+                    "metadata": {"name": cls["name"], "annotations": {cinder_csi.DEFAULT_CLASS: default}},
+                    "provisioner": cinder_csi.DRIVER,
+                    "volumeBindingMode": "WaitForFirstConsumer",
+                    "parameters": {str(k): str(v) for k, v in (cls.get("parameters") or {}).items()},
+                    "allowVolumeExpansion": bool(apps.get("expand_persistent_volumes")),
+                    "reclaimPolicy": "Delete",
+                }
+                self.put_object(key, sc, None, save=False)
             self.save()
 
     def apply_cloud_config(self) -> None:
@@ -1159,10 +1180,22 @@ class Store:
                 bound.setdefault(p["spec"]["nodeName"], []).append(p)
         changed = False
         for pod in pending:
-            node, message = scheduler.choose(pod, nodes, bound)
+            missing, deferred = cinder_csi.pending_claims(pod, self.objects)
+            if missing:
+                # VolumeBinding's PreFilter (pkg/scheduler/framework/plugins/volumebinding).
+                node, message = None, f'persistentvolumeclaim "{missing[0]}" not found'
+            else:
+                node, message = scheduler.choose(pod, nodes, bound)
             if node:
                 pod["spec"]["nodeName"] = node
-                pod["status"] = {"phase": "Running"}
+                for claim in deferred:  # WaitForFirstConsumer: the provisioner makes it for this node
+                    pvc = self.objects[("v1", "persistentvolumeclaims", pod["metadata"]["namespace"], claim)]
+                    pvc["metadata"].setdefault("annotations", {})[cinder_csi.SELECTED_NODE] = node
+                    self.touch(pvc)
+                # The kubelet starts it once its Cinder volumes are attached (run_cinder_csi).
+                pod["status"] = {
+                    "phase": "Pending" if cinder_csi.uses_cinder(pod, self.objects) else "Running"
+                }
                 pod.pop("scheduling", None)
                 bound.setdefault(node, []).append(pod)
                 self.touch(pod)
@@ -1225,6 +1258,146 @@ class Store:
             if k[1] == "events" and _epoch(o.get("lastTimestamp")) < horizon
         ]:
             del self.objects[key]
+
+    # -- Cinder CSI and the controllers that drive it (cinder_csi.py) ----------------------------
+    def run_cinder_csi(self) -> None:
+        """Cinder CSI's passes, once a second, its cloud calls made outside the lock."""
+        client: cinder_csi.OpenStack | None = None
+        while True:
+            time.sleep(float(self.config.get("tick", 1.0)))
+            with self.lock:
+                if not any(k[1] == "storageclasses" for k in self.objects):
+                    continue
+                work = cinder_csi.plan(self.objects, list(self.pods.values()), scheduler.quantity)
+                secret = self.secrets.get(("kube-system", "cloud-config"))
+                conf = base64.b64decode(secret["data"]["cloud.conf"]).decode() if secret else None
+            provision, wanted, delete, waiting = work
+            if not (provision or wanted or delete or self.csi_attached) or conf is None:
+                continue
+            if client is None or client.conf != conf:
+                client = cinder_csi.OpenStack(conf)
+            try:
+                self.csi_pass(client, provision, wanted, delete, waiting)
+            except (cinder_csi.CSIError, OSError) as exc:
+                with self.lock:
+                    self.csi_warning(None, "CinderCSIError", str(exc))
+
+    def csi_warning(self, obj: dict | None, reason: str, message: str) -> None:
+        """An event, at most one per object and reason every 30 s (as the sidecars' backoff)."""
+        key = ((obj or {}).get("metadata", {}).get("uid"), reason)
+        if time.monotonic() - self.csi_warned.get(key, -1e9) < 30:
+            return
+        self.csi_warned[key] = time.monotonic()
+        target = obj or {"kind": "Namespace", "metadata": {"name": "kube-system", "namespace": "kube-system"}}
+        self.record_event(target, "Warning", reason, message, component=cinder_csi.DRIVER)
+        self.save()
+
+    def csi_pass(self, client, provision, wanted, delete, waiting) -> None:
+        cluster = str(self.config.get("cluster_name") or "cluster.local")
+        for item in provision:  # external-provisioner + CreateVolume
+            key = ("v1", "persistentvolumeclaims", item["namespace"], item["claim"])
+            with self.lock:
+                pvc = self.objects.get(key)
+            if pvc is None:
+                continue
+            meta = {
+                cinder_csi.CLUSTER_META: cluster,
+                "csi.storage.k8s.io/pvc/name": item["claim"],
+                "csi.storage.k8s.io/pvc/namespace": item["namespace"],
+                "csi.storage.k8s.io/pv/name": item["pv"],
+            }
+            try:
+                vol = client.create_volume(
+                    item["pv"], item["size_gb"], meta, item["parameters"].get("availability")
+                )
+                vol = client.wait_status(vol["id"], "available")
+            except cinder_csi.CSIError as exc:
+                with self.lock:
+                    self.csi_warning(
+                        pvc,
+                        "ProvisioningFailed",
+                        f'failed to provision volume with StorageClass "{item["class"]}": {exc}',
+                    )
+                continue
+            with self.lock:
+                pvc = self.objects.get(key)
+                if pvc is None:
+                    continue
+                pv = cinder_csi.persistent_volume(item, vol, pvc["metadata"]["uid"])
+                self.put_object(("v1", "persistentvolumes", "", item["pv"]), pv, None, save=False)
+                pvc["spec"]["volumeName"] = item["pv"]
+                pvc["metadata"].setdefault("annotations", {}).update(
+                    {
+                        "pv.kubernetes.io/bind-completed": "yes",
+                        "volume.kubernetes.io/storage-provisioner": cinder_csi.DRIVER,
+                    }
+                )
+                self.touch(pvc)
+                self.bind_claims()
+                self.record_event(
+                    pvc,
+                    "Normal",
+                    "ProvisioningSucceeded",
+                    f"Successfully provisioned volume {item['pv']}",
+                    component=cinder_csi.DRIVER,
+                )
+                self.save()
+        # What is attached where, as Cinder says (a restart of the stand-in loses nothing).
+        with self.lock:
+            handles = {
+                (o["spec"].get("csi") or {}).get("volumeHandle")
+                for k, o in self.objects.items()
+                if k[1] == "persistentvolumes"
+                and (o["spec"].get("csi") or {}).get("driver") == cinder_csi.DRIVER
+            } - {None}
+        actual: dict[str, set[str]] = {}
+        for vid in handles | {d["volume"] for d in delete} | set(self.csi_attached):
+            vol = client.volume(vid)
+            if vol is not None:
+                actual[vid] = {a["server_id"] for a in vol.get("attachments") or []}
+        by_server = {}
+        for _, node in wanted:
+            by_server[node] = client.server_id(node)
+        want = {(vid, by_server[node]) for vid, node in wanted}
+        for vid, servers in actual.items():  # ControllerUnpublishVolume where no pod needs it
+            for server in servers - {s for v, s in want if v == vid}:
+                client.detach(server, vid)
+                client.wait_status(vid, "available")
+                servers.discard(server)
+        for vid, server in sorted(want):  # ControllerPublishVolume
+            if server in actual.get(vid, set()):
+                continue
+            if actual.get(vid):
+                continue  # attached to another node still (Multi-Attach): next pass
+            client.attach(server, vid)
+            client.wait_status(vid, "in-use")
+            actual.setdefault(vid, set()).add(server)
+        self.csi_attached = {vid for vid, servers in actual.items() if servers}
+        with self.lock:  # the kubelet starts pods whose volumes are all attached to their node
+            for (ns, name), ids in waiting.items():
+                pod = self.pods.get((ns, name))
+                if pod is None or pod["status"].get("phase") != "Pending":
+                    continue
+                server = by_server.get(pod["spec"].get("nodeName"))
+                if all(server in actual.get(vid, set()) for vid in ids):
+                    pod["status"] = {"phase": "Running"}
+                    self.touch(pod)
+                    self.record_event(
+                        pod,
+                        "Normal",
+                        "SuccessfulAttachVolume",
+                        f"AttachVolume.Attach succeeded for volume(s) {', '.join(ids)}",
+                        component="attachdetach-controller",
+                    )
+            self.save()
+        for item in delete:  # the PV controller's Delete reclaim: DeleteVolume once detached
+            if actual.get(item["volume"]):
+                continue
+            client.delete_volume(item["volume"])
+            with self.lock:
+                self.objects.pop(("v1", "persistentvolumes", "", item["pv"]), None)
+                self.rv += 1
+                self.save()
 
     def run_daemonset_controller(self) -> None:
         """The DaemonSet controller works on its own, not when a client looks: it is woken by
@@ -1732,6 +1905,13 @@ class Store:
                 meta["namespace"] = key[2]
             if "spec" in obj:
                 meta["generation"] = 1
+            if key[1] == "persistentvolumeclaims" and obj.get("spec", {}).get("storageClassName") is None:
+                # The DefaultStorageClass admission plugin (plugin/pkg/admission/storage/storageclass/
+                # setdefault/admission.go): a claim that names no class gets the default one.
+                classes = {k[3]: o for k, o in self.objects.items() if k[1] == "storageclasses"}
+                default = cinder_csi.class_of({"spec": {}}, classes)
+                if default is not None and not obj["spec"].get("volumeName"):
+                    obj["spec"]["storageClassName"] = default["metadata"]["name"]
         else:
             for k in ("uid", "creationTimestamp", "resourceVersion", "generation"):
                 if k in old["metadata"]:

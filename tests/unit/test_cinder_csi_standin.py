@@ -150,8 +150,10 @@ def test_provision_attach_start_detach_and_delete_as_the_controllers_do(api):
     assert vol["attachments"] == [], "no pod on the node uses it: detached"
     assert cloud.volumes, "the claim still holds it"
 
-    with store.lock:
+    with store.lock:  # what the API's delete does
         del store.objects[("v1", "persistentvolumeclaims", "default", "data")]
+        store.bind_claims()
+    assert pv["status"]["phase"] == "Released" and pv["spec"]["claimRef"]["name"] == "data"
     _pass(store, cloud)
     assert not cloud.volumes and ("v1", "persistentvolumes", "", pv_name) not in store.objects, (
         "reclaimPolicy Delete: the released volume is deleted"

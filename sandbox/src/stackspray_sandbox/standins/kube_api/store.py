@@ -1879,7 +1879,21 @@ class Store:
                     }
                     bound.add(pv["metadata"]["name"])
             pvc["status"] = status
+        claims = {(k[2], k[3]) for k in self.objects if k[1] == "persistentvolumeclaims"}
         for name, pv in volumes.items():
+            ref = pv["spec"].get("claimRef") or {}
+            dynamic = pv["metadata"].get("annotations", {}).get(cinder_csi.PROVISIONED_BY)
+            if (
+                name not in bound
+                and dynamic
+                and ref
+                and (ref.get("namespace"), ref.get("name")) not in claims
+            ):
+                # The PV controller (pkg/controller/volume/persistentvolume/pv_controller.go
+                # syncVolume): its claim is gone — Released, claimRef kept, until the reclaim
+                # policy acts (Delete: the provisioner's DeleteVolume; Retain: the admin).
+                pv["status"] = {"phase": "Released"}
+                continue
             if name not in bound:
                 pv["spec"].pop("claimRef", None)
             pv["status"] = {"phase": "Bound" if name in bound else "Available"}

@@ -164,7 +164,6 @@ def install_services(paths: SandboxPaths) -> bool:
         "# stackspray sandbox only: nova's fake driver with boot-fault injection.\n"
         "from stackspray_sandbox_drivers.nova_fake import FaultInjectingFakeDriver  # noqa: F401\n"
     )
-    ceph.link_bindings(paths.bin("python"))
     marker.write_text(wanted)
     return True
 

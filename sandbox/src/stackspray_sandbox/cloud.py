@@ -143,9 +143,7 @@ def _drivers_digest() -> str:
 def install_services(paths: SandboxPaths) -> bool:
     """Create the services' venv and install the pinned services and our drivers; False if cached."""
     marker = paths.venv / ".stackspray-installed"
-    wanted = json.dumps(
-        {"packages": SERVICE_PACKAGES, "drivers": _drivers_digest(), "bindings": ceph.BINDINGS}
-    )
+    wanted = json.dumps({"packages": SERVICE_PACKAGES, "drivers": _drivers_digest()})
     if marker.exists() and marker.read_text() == wanted:
         return False
     pip = [str(paths.bin("python")), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -677,6 +675,8 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
             lanes = [pool.submit(services_lane), pool.submit(apt_then_base)]
             for lane in lanes:
                 lane.result()
+        # Debian's rados/rbd bindings into the services' venv: after both lanes (apt brings them).
+        ceph.link_bindings(paths.bin("python"))
     secrets = load_secrets(paths)
     for d in services.state_dirs(paths):
         d.mkdir(parents=True, exist_ok=True)

@@ -62,9 +62,12 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
         first = stored(ClusterDir(name, inv))
         rules = keystone_rules(conn, first.id)
         services = {r["service"] for r in rules}
-        # The sandbox has no Cinder or Octavia: only the compute and network calls.
-        assert services == {"compute", "network"}, rules
+        # The sandbox has Cinder, no Octavia: the compute, network and block-storage calls.
+        assert services == {"compute", "network", "block-storage"}, rules
         assert {"service": "compute", "method": "GET", "path": "/v2.1/servers/detail"} in rules
+        # Cinder checks a request against the rules under the type it is registered as.
+        volumes = as_credential(conn, first, "volume", "list")
+        assert volumes.returncode == 0, volumes.stderr
 
         servers = as_credential(conn, first, "server", "list")
         assert servers.returncode == 0, servers.stderr

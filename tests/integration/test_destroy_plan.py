@@ -63,7 +63,25 @@ def ids_in_cloud(conn, name: str) -> set[str]:
     return ids
 
 
-def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, sandbox, ssh_key, tmp_path):
+def settled_security_group_quota(conn, admin_conn, timeout: float = 150) -> None:
+    """Two clusters need 8 of the project's 10 security groups; Neutron counts its unexpired
+    reservations against the quota for up to 120 s (neutron/db/quota/api.py
+    RESERVATION_EXPIRATION_TIMEOUT), so right after another test's churn in this lane a create
+    can be refused that fits. Wait until what Neutron counts is what exists (seen: a 409 on the
+    second cluster's fourth group in CI, 2026-12-07)."""
+    pid = conn.current_project_id
+    deadline = time.monotonic() + timeout
+    while True:
+        detail = admin_conn.network.get(f"/quotas/{pid}/details.json").json()["quota"]["security_group"]
+        listed = len(list(conn.network.security_groups(project_id=pid)))
+        if detail["used"] + detail["reserved"] <= listed or time.monotonic() > deadline:
+            return
+        time.sleep(2)
+
+
+def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(
+    conn, admin_conn, sandbox, ssh_key, tmp_path
+):
     base = f"dp{uuid.uuid4().hex[:5]}"
     inv = tmp_path / "inventories"
     names = [base, f"{base}-2"]
@@ -78,6 +96,7 @@ def test_dry_run_lists_exactly_what_destroy_deletes_and_never_a_neighbour(conn, 
     made: list[str] = []
     try:
         for spec in specs:
+            settled_security_group_quota(conn, admin_conn)
             create_cluster(spec, progress=quiet(), root=inv, kubernetes=False)
         worker = conn.compute.find_server(f"{base}-workers-1")
         (root,) = conn.compute.volume_attachments(worker)

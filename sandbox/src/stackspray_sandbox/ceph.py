@@ -298,6 +298,7 @@ def start_cluster(paths: SandboxPaths) -> None:
         "-o",
         str(mgr_dir / "keyring"),
     )
+    (mgr_dir / "keyring").chmod(0o600)
     start(paths, ds["ceph-osd"])
     start(paths, ds["ceph-mgr"])
     _wait(paths, "OSD 0 is up", lambda: _status(paths)["osdmap"]["num_up_osds"] == 1, 120)

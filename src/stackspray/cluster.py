@@ -128,7 +128,7 @@ def kubernetes_volumes(api: CloudAPI, name: str, state: ClusterState) -> dict:
     how many, their gigabytes (counted in the project's volume quota), in use or available."""
     if not api.has_service("block-storage"):
         return {"note": "this cloud has no block storage (Cinder): no volumes"}
-    mark = names.kube_cluster_name(name, state.kube_cluster_name, state.kubespray_inputs is not None)
+    mark = state.kube_mark(name)
     items = [
         {"id": v.id, "name": v.name, **volume.describe(v)}
         for v in read(lambda: api.list("volume"), "list volumes")
@@ -233,9 +233,7 @@ def destroy_cluster(
             name,
             server_group_ids=set(state.server_groups.values()),
             keypair=kp.name if kp and kp.uploaded else None,
-            kube_cluster_name=names.kube_cluster_name(
-                name, state.kube_cluster_name, state.kubespray_inputs is not None
-            ),
+            kube_cluster_name=state.kube_mark(name),
         )
         actions = plan_destroy(name, owned, delete_volumes=delete_volumes)
         left = _unprovable_keypair(api, name, state, progress)

@@ -21,6 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import names
 from .errors import StackSprayError
 
 SCHEMA_VERSION = 2
@@ -297,6 +298,11 @@ class ClusterState:
                 f"{source}: the state file does not match schema {SCHEMA_VERSION} ({exc}); move it aside "
                 "and re-run `invoke create-cluster` with the cluster's spec to rewrite it"
             ) from None
+
+    def kube_mark(self, cluster: str) -> str:
+        """The Kubespray cluster_name of this cluster (names.kube_cluster_name): the mark of what
+        Kubernetes makes in the cloud."""
+        return names.kube_cluster_name(cluster, self.kube_cluster_name, self.kubespray_inputs is not None)
 
     def to_dict(self) -> dict[str, Any]:
         """The document written to state.json (current schema version; `extra` merged back)."""

@@ -116,7 +116,7 @@ def kubespray_inputs(spec: ClusterSpec) -> str:
 
 def cluster_mark(spec: ClusterSpec, state: ClusterState) -> str:
     """The Kubespray cluster_name of this cluster (names.kube_cluster_name)."""
-    return names.kube_cluster_name(spec.name, state.kube_cluster_name, state.kubespray_inputs is not None)
+    return state.kube_mark(spec.name)
 
 
 def render(

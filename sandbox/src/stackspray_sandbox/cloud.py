@@ -44,6 +44,7 @@ SERVICE_PACKAGES = [
     "openstack-placement==16.0.0",
     "manila==23.0.1",
     "cinder==29.0.0",
+    "octavia==19.0.0",
     "uwsgi",
     "PyMySQL",
 ]
@@ -68,7 +69,15 @@ FLAVORS = {
 }
 # Order matters: each group starts after the previous one is ready.
 SERVICE_GROUPS = [
-    ["glance-api", "placement-api", "neutron-api", "manila-api", "designate-central", "cinder-api"],
+    [
+        "glance-api",
+        "placement-api",
+        "neutron-api",
+        "manila-api",
+        "designate-central",
+        "cinder-api",
+        "octavia-api",
+    ],
     [
         "nova-api",
         "nova-conductor",
@@ -78,6 +87,7 @@ SERVICE_GROUPS = [
         "designate-api",
         "cinder-scheduler",
         "cinder-volume",
+        "octavia-worker",
     ],
     ["nova-compute", "designate-worker", "designate-producer", "designate-mdns"],
 ]
@@ -787,8 +797,10 @@ STOP_TIERS = [
         "designate-central",
         "cinder-volume",
         "cinder-scheduler",
+        "octavia-worker",
     ],
     [
+        "octavia-api",
         "cinder-api",
         "manila-api",
         "nova-api",

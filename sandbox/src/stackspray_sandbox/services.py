@@ -58,6 +58,8 @@ APIS = {
     # The project in the path, as OpenStack-Ansible and Kolla register Cinder, and as the access
     # rules for Cinder CSI (stackspray.access_rules: /v3/*/volumes) expect.
     "cinder": Api("cinder", "block-storage", 38776, 8776, "/v3/%(project_id)s"),
+    # Unversioned, as Octavia is registered (clients discover /v2 from the root).
+    "octavia": Api("octavia", "load-balancer", 39876, 9876),
 }
 # Designate's mini-DNS: serves the zones from Designate's database (zone transfers and queries).
 # The sandbox's pool uses the `fake` backend (no DNS server is configured) and names mdns itself
@@ -80,6 +82,7 @@ CATALOG = [
     # catalog_info) look up.
     ("cinder", "block-storage"),
     ("cinder", "volumev3"),
+    ("octavia", "load-balancer"),
 ]
 DATABASES = [
     "keystone",
@@ -92,8 +95,9 @@ DATABASES = [
     "manila",
     "designate",
     "cinder",
+    "octavia",
 ]
-SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila", "designate", "cinder"]
+SERVICE_USERS = ["glance", "placement", "neutron", "nova", "manila", "designate", "cinder", "octavia"]
 
 # Jetstream2's research-allocation defaults (shared/reference/jetstream2.md): 150 cores,
 # 585 GB RAM, 10 floating IPs. The instance count is not published; 100 leaves room for the
@@ -367,6 +371,37 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
     )
     out["cinder/api-paste.ini"] = (paths.venv / "etc/cinder/api-paste.ini").read_text()
 
+    out["octavia/octavia.conf"] = render_ini(
+        {
+            "DEFAULT": {"transport_url": transport},
+            "api_settings": {
+                "auth_strategy": "keystone",
+                "enabled_provider_drivers": "amphora:The Octavia Amphora driver.,"
+                "octavia:Deprecated alias of the Octavia Amphora driver.",
+                "default_provider_driver": "amphora",
+            },
+            "database": {"connection": db_url("octavia", secrets["db"])},
+            # Amphorae are VMs running HAProxy, which the sandbox cannot boot: the worker runs its
+            # flows with Octavia's no-op compute and amphora drivers (as its no-op test jobs do),
+            # and the network driver makes the real VIP port in Neutron (octavia_network.py), so
+            # a load balancer holds an address on the cluster's subnet as on a real cloud.
+            "controller_worker": {
+                "amphora_driver": "amphora_noop_driver",
+                "compute_driver": "compute_noop_driver",
+                "network_driver": "stackspray_sandbox_vip_ports",
+                "loadbalancer_topology": "SINGLE",
+                "workers": 1,
+            },
+            "task_flow": {"jobboard_enabled": False},
+            "oslo_messaging": {"topic": "octavia_prov"},
+            "keystone_authtoken": _authtoken(secrets, "octavia"),
+            "service_auth": _service_auth(secrets, "octavia"),
+            "neutron": {"region_name": REGION, "valid_interfaces": "internal"},
+            "oslo_concurrency": locks,
+            "oslo_messaging_notifications": {"driver": "noop"},
+        }
+    )
+
     one = {"workers": 1}
     out["designate/designate.conf"] = render_ini(
         {
@@ -518,6 +553,17 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
             )
             for part in ("scheduler", "volume")
         },
+        "octavia-api": _uwsgi(
+            paths,
+            APIS["octavia"],
+            "octavia.wsgi.api",
+            {},
+            extra=("--pyargv", f"--config-file {etc / 'octavia/octavia.conf'}"),
+        ),
+        "octavia-worker": Daemon(
+            "octavia-worker",
+            [str(bin_("octavia-worker")), "--config-file", str(etc / "octavia/octavia.conf")],
+        ),
         "designate-api": _uwsgi(
             paths,
             APIS["designate"],
@@ -576,6 +622,7 @@ def db_sync_commands(paths: SandboxPaths) -> list[tuple[str, list[list[str]]]]:
         ),
         ("manila", [manage("manila-manage", "manila/manila.conf", "db", "sync")]),
         ("cinder", [manage("cinder-manage", "cinder/cinder.conf", "db", "sync")]),
+        ("octavia", [manage("octavia-db-manage", "octavia/octavia.conf", "upgrade", "head")]),
         (
             "designate",
             [

@@ -225,6 +225,21 @@ def _ensure_project_zone(secrets: dict[str, str], lane: int) -> None:
 # -- the cloud -------------------------------------------------------------------------------
 
 
+def _ensure_octavia_ca(paths: SandboxPaths) -> None:
+    """A self-signed CA for Octavia's worker (made once; the key 0600)."""
+    cert, key = services.octavia_ca(paths)
+    if cert.exists() and key.exists():
+        return
+    key.parent.mkdir(parents=True, exist_ok=True)
+    run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-subj", "/CN=stackspray sandbox octavia CA", "-keyout", str(key), "-out", str(cert),
+        ]
+    )  # fmt: skip
+    key.chmod(0o600)
+
+
 def _sync_databases(paths: SandboxPaths) -> None:
     def sync(item):
         name, commands = item
@@ -691,6 +706,7 @@ def _up(paths: SandboxPaths, say: Callable[[str], None]) -> UpReport:
     for d in services.state_dirs(paths):
         d.mkdir(parents=True, exist_ok=True)
     services.write_configs(paths, secrets, ceph.fsid(paths))
+    _ensure_octavia_ca(paths)
     with _Timer(report, "mariadb + rabbitmq + ceph", say):
         with ThreadPoolExecutor(max_workers=3) as pool:
             started = [

@@ -392,6 +392,11 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
                 "loadbalancer_topology": "SINGLE",
                 "workers": 1,
             },
+            # The worker signs each amphora's agent certificate even when no amphora boots.
+            "certificates": {
+                "ca_certificate": str(octavia_ca(paths)[0]),
+                "ca_private_key": str(octavia_ca(paths)[1]),
+            },
             "task_flow": {"jobboard_enabled": False},
             "oslo_messaging": {"topic": "octavia_prov"},
             "keystone_authtoken": _authtoken(secrets, "octavia"),
@@ -440,6 +445,12 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
         ]
     )
     return out
+
+
+def octavia_ca(paths: SandboxPaths) -> tuple[Path, Path]:
+    """The certificate and key of the CA Octavia's worker signs amphora certificates with."""
+    folder = paths.state / "octavia"
+    return folder / "ca.pem", folder / "ca.key"
 
 
 def write_configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str) -> None:

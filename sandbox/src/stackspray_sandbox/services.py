@@ -390,6 +390,7 @@ def configs(paths: SandboxPaths, secrets: dict[str, str], ceph_fsid: str = "") -
                 "compute_driver": "compute_noop_driver",
                 "network_driver": "stackspray_sandbox_vip_ports",
                 "loadbalancer_topology": "SINGLE",
+                "client_ca": str(octavia_ca(paths)[0]),
                 "workers": 1,
             },
             # The worker signs each amphora's agent certificate even when no amphora boots.

@@ -212,6 +212,7 @@ def project_resources(conn) -> dict[str, set[str]]:
         "servers": named(conn.compute.servers()),
         "floating IPs": {f"{f.floating_ip_address} ({f.id})" for f in conn.network.ips(project_id=pid)},
         "volumes": named(conn.block_storage.volumes()),
+        "load balancers": named(conn.load_balancer.load_balancers()),
     }
 
 

@@ -196,7 +196,11 @@ def json_patch(target: dict, ops: list) -> dict:
 
 def with_defaults(plural: str, obj: dict) -> dict:
     """The fields the API server defaults on a stored object when a client left them out
-    (pkg/apis/apps/v1/defaults.go SetDefaults_DaemonSet and SetDefaults_Deployment)."""
+    (pkg/apis/apps/v1/defaults.go SetDefaults_DaemonSet and SetDefaults_Deployment; a Service's
+    status always has its loadBalancer, empty until a controller fills it)."""
+    if plural == "services":
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        return obj
     if plural not in ("daemonsets", "deployments"):
         return obj
     spec = obj.setdefault("spec", {})

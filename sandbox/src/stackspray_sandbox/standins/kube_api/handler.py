@@ -27,6 +27,7 @@ try:  # modules of the stackspray_sandbox package (tests, docs) ...
         Store,
         keep_server_fields,
         merge_patch,
+        now,
         resource_info,
     )
 except ImportError:  # ... or scripts beside their copies on the node
@@ -46,6 +47,7 @@ except ImportError:  # ... or scripts beside their copies on the node
         Store,
         keep_server_fields,
         merge_patch,
+        now,
         resource_info,
     )
 
@@ -547,6 +549,15 @@ class Handler(BaseHTTPRequestHandler):
                 )
             return 200, s.object_view(gv, plural, s.write(key, body, old))
         if method == "DELETE":
+            if old["metadata"].get("finalizers"):
+                # An object with finalizers is only marked: it goes when the last one is taken off
+                # (apiserver registry/generic/registry/store.go updateForGracefulDeletionAndFinalizers).
+                if not old["metadata"].get("deletionTimestamp"):
+                    old["metadata"]["deletionTimestamp"] = now()
+                    old["metadata"]["deletionGracePeriodSeconds"] = 0
+                    s.touch(old)
+                    s.save()
+                return 200, s.object_view(gv, plural, old)
             view = s.object_view(gv, plural, old)
             del s.objects[key]
             if plural == "customresourcedefinitions":

@@ -110,6 +110,7 @@ def main() -> None:
     threading.Thread(target=store.run_scheduler, daemon=True).start()
     threading.Thread(target=store.run_daemonset_controller, daemon=True).start()
     threading.Thread(target=store.run_cinder_csi, daemon=True).start()
+    threading.Thread(target=store.run_cloud_controller, daemon=True).start()
     Handler.store = store
     server = ThreadingHTTPServer((config.get("listen", "0.0.0.0"), int(config.get("port", 6443))), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

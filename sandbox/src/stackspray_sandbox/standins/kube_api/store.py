@@ -20,11 +20,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 try:  # modules of the stackspray package (tests, docs) ...
-    from . import apimachinery, auth, cinder_csi, controllers, openapi, persist, scheduler
+    from . import apimachinery, auth, cinder_csi, cloud_controller, controllers, openapi, persist, scheduler
 except ImportError:  # ... or scripts beside their copies on the node
     import apimachinery  # type: ignore[no-redef]
     import auth  # type: ignore[no-redef]
     import cinder_csi  # type: ignore[no-redef]
+    import cloud_controller  # type: ignore[no-redef]
     import controllers  # type: ignore[no-redef]
     import openapi  # type: ignore[no-redef]
     import persist  # type: ignore[no-redef]
@@ -408,6 +409,8 @@ class Store:
         self.lock = threading.RLock()
         self.csi_attached: set[str] = set()  # volumes Cinder CSI attached, as it last saw them
         self.csi_warned: dict[tuple, float] = {}
+        # Service -> (when to try its load balancer again, the last delay) after a failure.
+        self.lb_retry: dict[tuple[str, str], tuple[float, float]] = {}
         self.ready: dict[str, bool] = {}
         # When each Node's Ready condition last changed (its lastTransitionTime, which the node
         # lifecycle controller and the kubelet set only on a change of status).
@@ -510,11 +513,45 @@ class Store:
         if crd:
             check_crd(body)
         if key[:2] == ("v1", "services"):
-            body = self.with_cluster_ip(body, old)
+            body = self.with_node_ports(self.with_cluster_ip(body, old), old)
         stored = self.put_object(key, body, old)
         if crd:
             self.serve_crds()
         return stored
+
+    def with_node_ports(self, body: dict, old: dict | None) -> dict:
+        """NodePort and LoadBalancer Services get a nodePort per port from 30000-32767 when they
+        ask for none, and keep the ones they had (pkg/registry/core/service/portallocator; the
+        stand-in hands them out in order, not at random). A nodePort in use is refused."""
+        spec = body.get("spec") or {}
+        if spec.get("type") not in ("NodePort", "LoadBalancer"):
+            return body
+        kept = {
+            (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+            for p in (old or {}).get("spec", {}).get("ports") or []
+        }
+        name = body.get("metadata", {}).get("name")
+        ns = body.get("metadata", {}).get("namespace", "default")
+        used = {
+            p.get("nodePort")
+            for k, o in self.objects.items()
+            if k[:2] == ("v1", "services") and (k[2], k[3]) != (ns, name)
+            for p in o.get("spec", {}).get("ports") or []
+        } - {None}
+        for p in spec.get("ports") or []:
+            if p.get("nodePort") in used:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Service "{name}" is invalid: spec.ports[0].nodePort: Invalid value: '
+                    f"{p['nodePort']}: provided port is already allocated",
+                )
+            if not p.get("nodePort"):
+                p["nodePort"] = kept.get((p.get("port"), p.get("protocol", "TCP"))) or next(
+                    n for n in range(30000, 32768) if n not in used
+                )
+            used.add(p["nodePort"])
+        return body
 
     def with_cluster_ip(self, body: dict, old: dict | None) -> dict:
         """A Service gets a ClusterIP from the service range when it asks for none (pkg/registry/
@@ -808,10 +845,13 @@ class Store:
         conf = self.config.get("cloud_conf")
         if conf is None:
             return
+        # The cloud controller's has its [LoadBalancer] section besides (cluster.yml).
+        confs = {"external-openstack-cloud-config": self.config.get("ccm_cloud_conf") or conf}
         with self.lock:
-            b64 = base64.b64encode(conf.encode()).decode()
-            if conf != self.applied_cloud_conf:
+            applied = conf + confs["external-openstack-cloud-config"]
+            if applied != self.applied_cloud_conf:
                 for ns, name in persist.CLOUD_CONFIG_SECRETS:
+                    b64 = base64.b64encode(confs.get(name, conf).encode()).decode()
                     old = self.secrets.get((ns, name))
                     sec = old or {
                         "kind": "Secret",
@@ -822,7 +862,7 @@ class Store:
                     sec["data"] = {"cloud.conf": b64}
                     self.touch(sec)
                     self.secrets[(ns, name)] = sec
-                self.applied_cloud_conf = conf
+                self.applied_cloud_conf = applied
             for plural, name in WORKLOADS:
                 w = self.workloads.get((plural, name))
                 if w is not None and name in KUBESPRAY_POD_PLACEMENT:
@@ -891,6 +931,8 @@ class Store:
         spec: dict = {}
         if n.get("control_plane"):
             labels[CONTROL_PLANE_LABEL] = ""
+            # kubeadm's mark-control-plane phase (cmd/kubeadm/app/phases/markcontrolplane).
+            labels[cloud_controller.EXCLUDE_LABEL] = ""
             spec["taints"] = [{"key": CONTROL_PLANE_LABEL, "effect": "NoSchedule"}]
         if n.get("taints"):
             spec["taints"] = overwrite_taints(spec.get("taints") or [], n["taints"])
@@ -1281,6 +1323,135 @@ class Store:
             except (cinder_csi.CSIError, OSError) as exc:
                 with self.lock:
                     self.csi_warning(None, "CinderCSIError", str(exc))
+
+    # -- the service controller with the OpenStack cloud provider (cloud_controller.py) ---------
+    def run_cloud_controller(self) -> None:
+        """The service controller's passes, once a second, its cloud calls outside the lock."""
+        client: cloud_controller.OpenStack | None = None
+        while True:
+            time.sleep(float(self.config.get("tick", 1.0)))
+            with self.lock:
+                cluster = str(self.config.get("cluster_name") or "cluster.local")
+                ensure, delete = cloud_controller.plan(self.objects, list(self.nodes.values()), cluster)
+                secret = self.secrets.get(("kube-system", "external-openstack-cloud-config"))
+                conf = base64.b64decode(secret["data"]["cloud.conf"]).decode() if secret else None
+            if not (ensure or delete) or conf is None:
+                continue
+            settings = cloud_controller.lb_settings(conf)
+            if settings["enabled"].lower() != "true":
+                continue  # the provider offers no load balancers: Services stay <pending>
+            if client is None or client.conf != conf:
+                client = cloud_controller.OpenStack(conf)
+            for item in ensure:
+                key = (item["namespace"], item["name"])
+                if time.monotonic() < self.lb_retry.get(key, (0.0, 0.0))[0]:
+                    continue  # the service controller's backoff after a failure
+                self.ensure_load_balancer(client, item, settings)
+            for item in delete:
+                self.delete_load_balancer(client, item)
+
+    def _service(self, item: dict) -> dict | None:
+        return self.objects.get(("v1", "services", item["namespace"], item["name"]))
+
+    def ensure_load_balancer(self, client, item: dict, settings: dict[str, str]) -> None:
+        with self.lock:
+            svc = self._service(item)
+            if svc is None:
+                return
+            finalizers = svc["metadata"].setdefault("finalizers", [])
+            if cloud_controller.FINALIZER not in finalizers:
+                finalizers.append(cloud_controller.FINALIZER)
+                self.touch(svc)
+            self.record_event(
+                svc,
+                "Normal",
+                "EnsuringLoadBalancer",
+                "Ensuring load balancer",
+                component=cloud_controller.COMPONENT,
+            )
+            self.save()
+        try:
+            lb, address = cloud_controller.ensure(client, item, settings)
+        except (cloud_controller.CloudError, OSError) as exc:
+            key = (item["namespace"], item["name"])
+            delay = min(2 * self.lb_retry.get(key, (0.0, 2.5))[1], 300.0)  # 5 s doubling, at most 5 min
+            self.lb_retry[key] = (time.monotonic() + delay, delay)
+            with self.lock:
+                svc = self._service(item)
+                if svc is not None:
+                    self.record_event(
+                        svc,
+                        "Warning",
+                        "SyncLoadBalancerFailed",
+                        f"Error syncing load balancer: failed to ensure load balancer: {exc}",
+                        component=cloud_controller.COMPONENT,
+                    )
+                    self.save()
+            return
+        self.lb_retry.pop((item["namespace"], item["name"]), None)
+        with self.lock:
+            svc = self._service(item)
+            if svc is None:
+                return
+            svc["metadata"].setdefault("annotations", {})[cloud_controller.LB_ID] = lb["id"]
+            svc["status"] = {"loadBalancer": {"ingress": [{"ip": address, "ipMode": "VIP"}]}}
+            self.touch(svc)
+            self.record_event(
+                svc,
+                "Normal",
+                "EnsuredLoadBalancer",
+                "Ensured load balancer",
+                component=cloud_controller.COMPONENT,
+            )
+            self.save()
+
+    def delete_load_balancer(self, client, item: dict) -> None:
+        with self.lock:
+            svc = self._service(item)
+            if svc is None:
+                return
+            self.record_event(
+                svc,
+                "Normal",
+                "DeletingLoadBalancer",
+                "Deleting load balancer",
+                component=cloud_controller.COMPONENT,
+            )
+        try:
+            cloud_controller.ensure_deleted(client, item)
+        except (cloud_controller.CloudError, OSError) as exc:
+            with self.lock:
+                svc = self._service(item)
+                if svc is not None:
+                    self.csi_warning(
+                        svc,
+                        "SyncLoadBalancerFailed",
+                        f"Error syncing load balancer: failed to delete load balancer: {exc}",
+                    )
+            return
+        with self.lock:
+            key = ("v1", "services", item["namespace"], item["name"])
+            svc = self.objects.get(key)
+            if svc is None:
+                return
+            self.record_event(
+                svc,
+                "Normal",
+                "DeletedLoadBalancer",
+                "Deleted load balancer",
+                component=cloud_controller.COMPONENT,
+            )
+            new = copy.deepcopy(svc)
+            new["metadata"]["finalizers"] = [
+                f for f in new["metadata"].get("finalizers") or [] if f != cloud_controller.FINALIZER
+            ]
+            if not new["metadata"]["finalizers"]:
+                del new["metadata"]["finalizers"]
+            if (new.get("spec") or {}).get("type") != "LoadBalancer":
+                new["metadata"].get("annotations", {}).pop(cloud_controller.LB_ID, None)
+            stored = self.put_object(key, new, svc)
+            if (stored.get("spec") or {}).get("type") != "LoadBalancer" and key in self.objects:
+                stored.pop("status", None)
 
     def csi_warning(self, obj: dict | None, reason: str, message: str) -> None:
         """An event, at most one per object and reason every 30 s (as the sidecars' backoff)."""
@@ -1927,7 +2098,15 @@ class Store:
                 if default is not None and not obj["spec"].get("volumeName"):
                     obj["spec"]["storageClassName"] = default["metadata"]["name"]
         else:
-            for k in ("uid", "creationTimestamp", "resourceVersion", "generation"):
+            # Set by the server only; a client's update cannot change them.
+            for k in (
+                "uid",
+                "creationTimestamp",
+                "resourceVersion",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ):
                 if k in old["metadata"]:
                     meta[k] = old["metadata"][k]
                 else:
@@ -1940,6 +2119,11 @@ class Store:
                 meta["generation"] = meta.get("generation", 1) + 1
             self.touch(obj)
         self.objects[key] = obj
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The update that takes the last finalizer off an object being deleted deletes it
+            # (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go).
+            del self.objects[key]
+            self.cascade(meta["uid"], key[2], orphan=False)
         self.bind_claims()
         if save:
             self.save()

@@ -45,6 +45,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "recordset": ("dns", "recordset"),
     "application_credential": ("identity", "application_credential"),
     "volume": ("block_storage", "volume"),
+    "load_balancer": ("load_balancer", "load_balancer"),
 }
 # Kinds openstacksdk lists under a parent resource (a positional first argument).
 PARENTED = {"access_rule", "recordset", "application_credential"}
@@ -157,6 +158,9 @@ class OpenStackAPI:
             proxy.delete_recordset(rid, parent, ignore_missing=True)
         elif kind == "application_credential":
             proxy.delete_application_credential(parent, rid, ignore_missing=True)
+        elif kind == "load_balancer":
+            # With its listeners, pools and members (Octavia refuses a load balancer with children).
+            proxy.delete_load_balancer(rid, ignore_missing=True, cascade=True)
         else:
             getattr(proxy, f"delete_{name}")(rid, ignore_missing=True)
 

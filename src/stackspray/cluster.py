@@ -30,7 +30,7 @@ from .kube import Kube, kubelet_version
 from .observe import floating_by_fixed, observe_owned, owned_servers
 from .plan import changes, plan_destroy
 from .progress import Progress
-from .resources import volume
+from .resources import load_balancer, volume
 from .state import ClusterDir
 
 __all__ = [
@@ -68,6 +68,9 @@ class StatusResult:
     # The Cinder volumes Kubernetes made: count, gb, in_use, available, items, mark, shared_mark;
     # or note (no block storage in this cloud).
     volumes: dict = dataclasses.field(default_factory=dict)
+    # Octavia load balancers the cloud controller made for LoadBalancer Services: count, items
+    # (name, service, status, vip_address, floating_ip), mark, shared_mark; or note.
+    load_balancers: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,6 +123,7 @@ def cluster_status(
         hibernation=dataclasses.asdict(state.hibernation) if state.hibernation else None,
         kubernetes=_versions(state),
         volumes=kubernetes_volumes(api, name, state),
+        load_balancers=kubernetes_load_balancers(api, name, state),
     )
 
 
@@ -140,6 +144,28 @@ def kubernetes_volumes(api: CloudAPI, name: str, state: ClusterState) -> dict:
         "in_use": sum(1 for i in items if i["status"] == "in-use"),
         "available": sum(1 for i in items if i["status"] == "available"),
         "items": sorted(items, key=lambda i: i["name"] or i["id"]),
+        "mark": mark,
+        "shared_mark": mark == names.KUBESPRAY_DEFAULT_CLUSTER_NAME,
+    }
+
+
+def kubernetes_load_balancers(api: CloudAPI, name: str, state: ClusterState) -> dict:
+    """The Octavia load balancers the cloud controller made for the cluster's LoadBalancer
+    Services (resources/load_balancer.py): each with its Service, VIP and floating IP."""
+    if not api.has_service("load-balancer"):
+        return {
+            "note": "this cloud has no load-balancer service (Octavia): LoadBalancer Services stay <pending>"
+        }
+    mark = state.kube_mark(name)
+    fips = read(lambda: api.list("floating_ip"), "list floating IPs")
+    items = [
+        {"id": lb.id, "name": lb.name, **load_balancer.describe(lb, fips)}
+        for lb in read(lambda: api.list("load_balancer"), "list load balancers")
+        if names.made_for_service(lb, mark)
+    ]
+    return {
+        "count": len(items),
+        "items": sorted(items, key=lambda i: i["name"]),
         "mark": mark,
         "shared_mark": mark == names.KUBESPRAY_DEFAULT_CLUSTER_NAME,
     }

@@ -165,6 +165,40 @@ def made_by_kubernetes(volume, kube_name: str) -> bool:
     return (getattr(volume, "metadata", None) or {}).get(CSI_CLUSTER_META) == kube_name
 
 
+# openstack-cloud-controller-manager's load balancers for LoadBalancer Services
+# (cloud-provider-openstack pkg/openstack/loadbalancer.go, v1.35.0: servicePrefix, lbFormat,
+# createOctaviaLoadBalancer's description, ensureFloatingIP's floating IP description).
+KUBE_LB_PREFIX = "kube_service_"
+KUBE_FIP_MARK = "Floating IP for Kubernetes external service"
+
+
+def made_for_service(lb, kube_name: str) -> bool:
+    """An Octavia load balancer the cloud controller made for a Service of the cluster whose
+    Kubespray cluster_name is `kube_name`: named `kube_service_<kube_name>_<ns>_<svc>` AND
+    described "Kubernetes external service <ns>/<svc> from cluster <kube_name>" (the name alone
+    could be anyone's)."""
+    name = getattr(lb, "name", "") or ""
+    desc = getattr(lb, "description", "") or ""
+    return (
+        name.startswith(f"{KUBE_LB_PREFIX}{kube_name}_")
+        and desc.startswith("Kubernetes external service ")
+        and desc.endswith(f" from cluster {kube_name}")
+    )
+
+
+def service_of_load_balancer(lb) -> str | None:
+    """`<namespace>/<name>` of the Service a cloud-controller load balancer serves (its description)."""
+    desc = getattr(lb, "description", "") or ""
+    m = re.fullmatch(r"Kubernetes external service (\S+/\S+) from cluster \S+", desc)
+    return m.group(1) if m else None
+
+
+def made_for_service_fip(fip, kube_name: str) -> bool:
+    """A floating IP the cloud controller made for one of the cluster's Services."""
+    desc = getattr(fip, "description", "") or ""
+    return desc.startswith(KUBE_FIP_MARK + " ") and desc.endswith(f" from cluster {kube_name}")
+
+
 # -- the cluster credential ----------------------------------------------------------------------
 
 _STAMP = "%Y%m%dT%H%M%SZ"

@@ -10,7 +10,7 @@ will change and what will be left alone, and a second run after a complete one p
 from __future__ import annotations
 
 from .names import OWNER_TAG, cluster_tag
-from .resources import DESTROY_ORDER, KINDS, volume
+from .resources import DESTROY_ORDER, KINDS, load_balancer, volume
 from .resources.base import Action, Kind, Observed, Res
 
 __all__ = [
@@ -66,6 +66,8 @@ def plan_destroy(cluster: str, owned: dict[str, list[Res]], *, delete_volumes: b
             detail = {"id": r.id, **r.detail}
             if kind == "volume":
                 acts.append(volume.plan_delete(cluster, r, delete_volumes))
+            elif kind == "load-balancer":
+                acts.append(load_balancer.plan_delete(cluster, r))
             elif kind == "floating-ip" and r.detail.get("adopted"):
                 acts.append(
                     Action("update", kind, r.name, "adopted: release it (kept in the project)", detail)
@@ -77,5 +79,5 @@ def plan_destroy(cluster: str, owned: dict[str, list[Res]], *, delete_volumes: b
     if not acts:
         acts.append(Action("noop", "cluster", cluster, "nothing of it is left in the cloud"))
     elif not any(a.kind != "noop" for a in acts):
-        acts.append(Action("noop", "cluster", cluster, "nothing left to delete; the volumes listed are kept"))
+        acts.append(Action("noop", "cluster", cluster, "nothing left to delete; what is listed is kept"))
     return acts

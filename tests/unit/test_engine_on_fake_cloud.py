@@ -352,3 +352,60 @@ def test_destroy_keeps_kubernetes_volumes_detached_unless_asked_and_never_a_neig
     again = destroy_cluster("lab", root=root, api=cloud, progress=quiet(), delete_volumes=True)
     assert [(a["kind"], a["resource"]) for a in again.actions] == [("delete", "volume")]
     assert {v["id"] for v in cloud.resources("volume")} == {neighbours, unmarked}
+
+
+def test_destroy_deletes_kubernetes_load_balancers_before_the_network_and_never_a_neighbours(tmp_path):
+    """The cloud controller's load balancers (named kube_service_<cluster_name>_<ns>_<svc> and
+    described "... from cluster <cluster_name>") hold a VIP port on the cluster's subnet: destroy
+    deletes each with the floating IP the cloud controller made on it, before the network; one of
+    another cluster, or one only named like ours, stays."""
+    cloud = FakeCloud(services=(*FakeCloud().services, "load-balancer"))
+    root = tmp_path / "inv"
+    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
+    subnet = next(s for s in cloud.resources("subnet") if s["name"].startswith("lab"))
+    mine = cloud.add_service_load_balancer(
+        "kube_service_lab_default_web",
+        "Kubernetes external service default/web from cluster lab",
+        subnet["id"],
+        fip="Floating IP for Kubernetes external service default/web from cluster lab",
+    )
+    named_like_ours = cloud.add_service_load_balancer(
+        "kube_service_lab_default_x", "a user's own", subnet["id"]
+    )
+    seen = cluster_status("lab", root=root, api=cloud).load_balancers
+    assert seen["count"] == 1 and seen["items"][0]["service"] == "default/web"
+    assert seen["items"][0]["floating_ip"] and seen["items"][0]["vip_address"] == mine["vip_address"]
+    assert "default/web: 203.0.113." in "\n".join(text(cluster_status("lab", root=root, api=cloud)))
+
+    dry = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
+    kinds = [(a["kind"], a["resource"]) for a in dry.actions]
+    assert kinds.index(("delete", "load-balancer")) < kinds.index(("delete", "network"))
+    (lb_action,) = [a for a in dry.actions if a["resource"] == "load-balancer"]
+    assert "Service default/web" in lb_action["reason"] and "floating IP 203.0.113." in lb_action["reason"]
+    assert lb_action["detail"]["id"] == mine["id"], "only named like ours: not listed"
+
+    cloud.delete("load_balancer", named_like_ours["id"])  # the user deletes their own first
+    for _ in range(3):
+        cloud.list("load_balancer")
+    destroy_cluster("lab", root=root, api=cloud, progress=quiet())
+    assert cloud.resources("load_balancer") == []
+    assert cloud.resources("floating_ip") == [], (
+        "the cloud controller's floating IP went with its load balancer"
+    )
+    assert not [n for n in cloud.resources("network") if n["name"].startswith("lab")]
+
+
+def test_a_neighbours_load_balancer_is_not_ours(tmp_path):
+    cloud = FakeCloud(services=(*FakeCloud().services, "load-balancer"))
+    root = tmp_path / "inv"
+    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
+    subnet = next(s for s in cloud.resources("subnet") if s["name"].startswith("lab"))
+    theirs = cloud.add_service_load_balancer(
+        "kube_service_lab-2_default_web",
+        "Kubernetes external service default/web from cluster lab-2",
+        subnet["id"],
+    )
+    assert cluster_status("lab", root=root, api=cloud).load_balancers["count"] == 0
+    dry = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
+    assert not [a for a in dry.actions if a["resource"] == "load-balancer"]
+    assert {lb["id"] for lb in cloud.resources("load_balancer")} == {theirs["id"]}

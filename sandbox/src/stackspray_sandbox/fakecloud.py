@@ -136,6 +136,18 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {
         "attachments": [],
         "is_bootable": False,
     },
+    "load_balancer": {
+        "name": "",
+        "description": "",
+        "tags": [],
+        "provisioning_status": "PENDING_CREATE",
+        "operating_status": "OFFLINE",
+        "vip_address": None,
+        "vip_subnet_id": None,
+        "vip_network_id": None,
+        "vip_port_id": None,
+        "project_id": None,
+    },
     "share": {
         "name": "",
         "status": "creating",
@@ -871,6 +883,41 @@ class FakeCloud:
             v = self._get("volume", volume_id)
             v.update(status="in-use", attachments=[{"server_id": server_id, "volume_id": volume_id}])
 
+    def add_service_load_balancer(
+        self, name: str, description: str, subnet_id: str, fip: str | None = None
+    ) -> dict:
+        """Test control: what the cloud controller makes for a LoadBalancer Service — an Octavia
+        load balancer whose VIP is a port on `subnet_id` (Octavia's `octavia-lb-<id>`, device owner
+        Octavia), ACTIVE, and a floating IP on it described `fip` when given."""
+        with self._lock:
+            sub = self._get("subnet", subnet_id)
+            lb = self._put(
+                "load_balancer",
+                {
+                    "name": name,
+                    "description": description,
+                    "tags": [name],
+                    "provisioning_status": "ACTIVE",
+                    "vip_subnet_id": sub["id"],
+                    "vip_network_id": sub["network_id"],
+                    "project_id": self.project_id,
+                },
+            )
+            port = self._create_port(
+                None,
+                name=f"octavia-lb-{lb['id']}",
+                network_id=sub["network_id"],
+                fixed_ips=[{"subnet_id": sub["id"]}],
+                device_owner="Octavia",
+                device_id=f"lb-{lb['id']}",
+            )
+            lb.update(vip_port_id=port["id"], vip_address=port["fixed_ips"][0]["ip_address"])
+            if fip is not None:
+                ext = next(n for n in self.store["network"].values() if n.get("is_router_external"))
+                made = self._create_floating_ip(None, floating_network_id=ext["id"], description=fip)
+                self._associate(made, port["id"])
+            return copy.deepcopy(lb)
+
     def _create_share(self, parent, **a) -> dict:
         if self._over_quota("shares", len(self.store["share"])):
             raise Forbidden(
@@ -978,6 +1025,18 @@ class FakeCloud:
             )
         v.update(status="deleting")
         self._later("volume", rid, {"__gone__": 1})
+
+    def _delete_load_balancer(self, kind: str, rid: str) -> None:
+        """Cascade (CloudAPI deletes with it): PENDING_DELETE, then gone with its VIP port, whose
+        floating IP Neutron disassociates (it stays in the project)."""
+        lb = self.store["load_balancer"][rid]
+        if lb["provisioning_status"].startswith("PENDING_"):
+            # octavia/api/v2/controllers/load_balancer.py: immutable while pending (409)
+            raise Conflict(f"Invalid state {lb['provisioning_status']} of loadbalancer resource {rid}")
+        lb.update(provisioning_status="PENDING_DELETE")
+        if lb.get("vip_port_id") in self.store["port"]:
+            self._delete_port("port", lb["vip_port_id"])
+        self._later("load_balancer", rid, {"__gone__": 1})
 
     def _delete_server_group(self, kind: str, rid: str) -> None:
         self._forget(kind, rid)

@@ -219,6 +219,21 @@ def _(st: StatusResult) -> list[str]:
             )
     elif v:
         lines.append("  volumes Kubernetes made: none")
+    lbs = st.load_balancers
+    if lbs.get("note"):
+        lines.append(f"  load balancers: {lbs['note']}")
+    elif lbs.get("count"):
+        lines.append(f"  load balancers Kubernetes made: {lbs['count']}")
+        for i in lbs["items"]:
+            address = i["floating_ip"] or f"{i['vip_address']} (no floating IP)"
+            lines.append(f"    {i['service'] or i['name']}: {address} ({i['status']})")
+        if lbs["shared_mark"]:
+            lines.append(
+                f"    named for {lbs['mark']}, Kubespray's default cluster_name, which other clusters built "
+                "with it share: some of these may be theirs"
+            )
+    elif lbs:
+        lines.append("  load balancers Kubernetes made: none")
     if st.share:
         lines.append(f"  share: {st.share.get('export_path')} (rule {st.share.get('access_rule')})")
     if st.ingress:

@@ -17,6 +17,7 @@ from . import (
     dns_record,
     floating_ip,
     keypair,
+    load_balancer,
     network,
     port,
     router,
@@ -45,12 +46,15 @@ KINDS: tuple[ModuleType, ...] = (
     access_rule,
     application_credential,
     volume,
+    load_balancer,
 )
 BY_KIND: dict[str, ModuleType] = {k.KIND: k for k in KINDS}
 
 # The order resources go in: each only after everything that uses it.
 DESTROY_ORDER: tuple[str, ...] = (
     "dns-record",
+    # Kubernetes' load balancers first: their VIP ports hold addresses of the cluster's subnet.
+    "load-balancer",
     "server",
     "volume",
     "floating-ip",

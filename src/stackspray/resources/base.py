@@ -219,6 +219,11 @@ class Lookups:
             return []
         return self._list("volume", "list volumes")
 
+    def _load_balancers(self) -> list:
+        if not self.api.has_service("load-balancer"):
+            return []
+        return self._list("load_balancer", "list load balancers")
+
     def _shares(self) -> list:
         if not self.api.has_service("shared-file-system"):
             return []

@@ -1,9 +1,11 @@
 """What Kubernetes makes in the cloud, as a user meets it (docs/cloud-resources.md): a claim on the
 cluster's default class becomes a real Cinder volume (through the API stand-in's Cinder CSI, with
-the cluster's credential), attached to the pod's node; `status` counts it; `destroy-cluster`
-lists it, keeps it detached, and deletes it only with `--delete-volumes`. Commands run as the
-docs say: kubectl with the kubeconfig create-cluster wrote, `invoke` from another folder with
-OS_CLOUD exported."""
+the cluster's credential), attached to the pod's node; a LoadBalancer Service becomes a real
+Octavia load balancer with a floating IP (through the stand-in's cloud controller); `status`
+counts both; `destroy-cluster` lists both, deletes the load balancer before the network, keeps
+the volume detached, and deletes it only with `--delete-volumes`. Commands run as the docs say:
+kubectl with the kubeconfig create-cluster wrote, `invoke` and `openstack` from another folder
+with OS_CLOUD exported."""
 
 from __future__ import annotations
 
@@ -14,6 +16,16 @@ import sys
 import time
 
 from helpers import ROOT, built_cluster, eventually, kube_tools
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  type: LoadBalancer
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"""
 
 MANIFEST = """\
 apiVersion: v1
@@ -76,6 +88,18 @@ def test_a_claim_is_a_real_cinder_volume_on_its_pods_node_kept_by_destroy_until_
             assert out.returncode == 0, out.stdout + out.stderr
             return json.loads(out.stdout)
 
+        def openstack(*args: str) -> list[dict]:
+            exe = os.path.join(os.path.dirname(sys.executable), "openstack")
+            out = subprocess.run(
+                [exe, *args, "-f", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout)
+
+        def our_lbs():
+            prefix = f"kube_service_{name}_"
+            return [lb for lb in conn.load_balancer.load_balancers() if lb.name.startswith(prefix)]
+
         def ours():
             return [
                 v
@@ -123,7 +147,47 @@ def test_a_claim_is_a_real_cinder_volume_on_its_pods_node_kept_by_destroy_until_
                 lambda: k("get", "pod", "hub", "-o", "jsonpath={.status.phase}") == "Running", 120
             )
             (home,) = ours()
+
+            # A LoadBalancer Service: a real Octavia load balancer named as the cloud controller
+            # names it, its VIP on the cluster's subnet, a floating IP on it; deleting the Service
+            # deletes both (the cleanup finalizer holds the Service until then).
+            k("apply", "-f", "-", stdin=SERVICE.format(name="api"))
+            assert eventually(
+                lambda: k("get", "svc", "api", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"), 180
+            ), k("describe", "svc", "api") + k("get", "events", "-A")
+            (api_lb,) = our_lbs()
+            k("delete", "svc", "api", "--timeout=120s")
+            assert eventually(lambda: not our_lbs(), 120)
+            assert not [f for f in conn.network.ips() if f.port_id == api_lb.vip_port_id]
+
+            k("apply", "-f", "-", stdin=SERVICE.format(name="web"))
+            ip = eventually(
+                lambda: k("get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"), 180
+            )
+            assert ip, k("describe", "svc", "web") + k("get", "events", "-A")
+            (lb,) = our_lbs()
+            assert lb.name == f"kube_service_{name}_default_web" and lb.provisioning_status == "ACTIVE"
+            assert lb.description == f"Kubernetes external service default/web from cluster {name}"
+            vip = conn.network.get_port(lb.vip_port_id)
+            (cluster_subnet,) = [s for s in conn.network.subnets() if s.name.startswith(name)]
+            assert vip.fixed_ips[0]["subnet_id"] == cluster_subnet.id, "the VIP is on the cluster's subnet"
+            (fip,) = [f for f in conn.network.ips() if f.port_id == vip.id]
+            assert fip.floating_ip_address == ip and "from cluster " + name in fip.description
+            assert lb.id == k(
+                "get",
+                "svc",
+                "web",
+                "-o",
+                "jsonpath={.metadata.annotations.loadbalancer\\.openstack\\.org/load-balancer-id}",
+            )
+            listed = invoke("status", "--cluster", name)["load_balancers"]
+            assert [(i["service"], i["floating_ip"]) for i in listed["items"]] == [("default/web", ip)], (
+                listed
+            )
+
             dry = invoke("destroy-cluster", "--cluster", name, "--dry-run")
+            doomed = [(a["kind"], a["resource"]) for a in dry["actions"]]
+            assert doomed.index(("delete", "load-balancer")) < doomed.index(("delete", "network")), doomed
             (kept,) = [a for a in dry["actions"] if a["resource"] == "volume"]
             assert kept["kind"] == "noop" and kept["detail"]["id"] == home.id
             assert "claim default/home" in kept["reason"] and "--delete-volumes" in kept["reason"]
@@ -132,10 +196,23 @@ def test_a_claim_is_a_real_cinder_volume_on_its_pods_node_kept_by_destroy_until_
             left = conn.block_storage.get_volume(home.id)
             assert left.status == "available" and left.attachments == [], "kept, detached"
             assert not conn.compute.find_server(node), "the rest is gone"
+            assert not our_lbs() and not conn.network.find_port(vip.id), "the load balancer and its VIP port"
+            assert not [f for f in conn.network.ips() if f.floating_ip_address == ip], "and its floating IP"
             deleted = invoke("destroy-cluster", "--cluster", name, "--yes", "--delete-volumes")
             assert deleted["deleted"] == {"volume": 1}
             assert not ours()
+            # As a user checks with the openstack CLI: nothing of the cluster is left.
+            assert not [r for r in openstack("server", "list") if r["Name"].startswith(f"{name}-")]
+            assert not [r for r in openstack("volume", "list") if r["ID"] in (volume.id, home.id)]
+            assert not [r for r in openstack("loadbalancer", "list") if r["id"] in (lb.id, api_lb.id)]
+            assert not [r for r in openstack("port", "list") if r["ID"] == vip.id]
+            assert not [r for r in openstack("floating", "ip", "list") if r["Floating IP Address"] == ip]
+            assert not [r for r in openstack("network", "list") if r["Name"].startswith(name)]
         finally:
+            for lb in our_lbs():  # what a failed assertion left
+                for f in conn.network.ips(port_id=lb.vip_port_id):
+                    conn.network.delete_ip(f)
+                conn.load_balancer.delete_load_balancer(lb, cascade=True, ignore_missing=True)
             for v in ours():  # what a failed assertion left
                 if v.attachments:
                     for a in v.attachments:

@@ -153,9 +153,12 @@ def exposure_warnings(spec: ClusterSpec) -> list[str]:
 
 
 def quota_rows(
-    api: CloudAPI, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog
+    api: CloudAPI, spec: ClusterSpec, actions: list[Action], cat: CloudCatalog, kube_mark: str | None = None
 ) -> list[quota.QuotaRow]:
-    """What the plan adds to each quota, beside what the project uses and may use."""
+    """What the plan adds to each quota, beside what the project uses and may use — and what the
+    spec's `workloads` will make through Kubernetes (claims' volumes, LoadBalancer Services'
+    floating IPs) beyond what they already made (found by `kube_mark`, the cluster's Kubespray
+    cluster_name)."""
     flavors = cat.flavors
     new = [a for a in actions if a.resource == "server" and a.kind == "create"]
     gone = [a for a in actions if a.resource == "server" and a.kind == "delete"]
@@ -171,6 +174,18 @@ def quota_rows(
                 "remove boot_volume_gb"
             ],
         )
+    wl = spec.workloads
+    missing = [
+        f"workloads.{field}: this cloud has no {what} — remove it"
+        for field, count, service, what in (
+            ("volumes", wl.volumes, "block-storage", "block storage (Cinder)"),
+            ("load_balancers", wl.load_balancers, "load-balancer", "load-balancer service (Octavia)"),
+        )
+        if count and not api.has_service(service)
+    ]
+    if missing:
+        raise SpecError(spec.source, missing)
+    mark = kube_mark or spec.name
     new_share = bool(spec.share and any(a.resource == "share" and a.kind == "create" for a in actions))
     calls = {
         "compute": lambda: read(api.compute_limits, "read compute limits"),
@@ -178,11 +193,22 @@ def quota_rows(
     }
     if new_groups:
         calls["groups"] = lambda: read(lambda: api.compute_quota(usage=True), "read compute quota")
-    if vol_gb:
+    if vol_gb or wl.volumes:
         calls["volumes"] = lambda: read(api.volume_limits, "read volume limits")
+    if wl.volumes:
+        calls["claims"] = lambda: read(lambda: api.list("volume"), "list volumes")
+    if wl.load_balancers:
+        calls["lbs"] = lambda: read(lambda: api.list("load_balancer"), "list load balancers")
     if new_share:
         calls["shares"] = lambda: read(api.share_limits, "read share limits")
     got = concurrently(calls)  # the quotas of every service at once
+    # The claims and Services the workloads will make that they have not made yet.
+    claims = max(0, wl.volumes - sum(1 for v in got.get("claims", []) if names.made_by_kubernetes(v, mark)))
+    services = max(
+        0, wl.load_balancers - sum(1 for lb in got.get("lbs", []) if names.made_for_service(lb, mark))
+    )
+    vol_count = sum(1 for a in new if a.detail.get("boot_volume_gb")) + claims
+    vol_gb += claims * wl.volume_gb
     limits = got["compute"]
     rows = [
         quota.QuotaRow("instances", max(0, len(new) - len(gone)), limits.instances_used, limits.instances),
@@ -201,7 +227,9 @@ def quota_rows(
     )
     q = got["network"]
     fq = q.floating_ips if isinstance(q.floating_ips, dict) else {"limit": q.floating_ips, "used": 0}
-    rows.append(quota.QuotaRow("floating IPs", int(needs_fip), fq.get("used", 0), fq.get("limit", -1)))
+    rows.append(
+        quota.QuotaRow("floating IPs", int(needs_fip) + services, fq.get("used", 0), fq.get("limit", -1))
+    )
     for label, attr, resource in (
         ("security groups", "security_groups", "security-group"),
         ("networks", "networks", "network"),
@@ -212,19 +240,12 @@ def quota_rows(
         detail = getattr(q, attr, None)
         if need and isinstance(detail, dict):
             rows.append(quota.QuotaRow(label, need, detail.get("used", 0), detail.get("limit", -1)))
-    if vol_gb:
+    if "volumes" in got:
         bl = got["volumes"]
         rows.append(
             quota.QuotaRow("volume GB", vol_gb, bl.total_gigabytes_used, bl.max_total_volume_gigabytes)
         )
-        rows.append(
-            quota.QuotaRow(
-                "volumes",
-                sum(1 for a in new if a.detail.get("boot_volume_gb")),
-                bl.total_volumes_used,
-                bl.max_total_volumes,
-            )
-        )
+        rows.append(quota.QuotaRow("volumes", vol_count, bl.total_volumes_used, bl.max_total_volumes))
     if new_share:
         ab = got["shares"]
         rows.append(quota.QuotaRow("shares", 1, ab.get("totalSharesUsed", 0), ab.get("maxTotalShares", -1)))
@@ -351,7 +372,7 @@ class Converge:
                 )
             if checked is not None:
                 checked.result()
-        self.rows = quota_rows(self.api, spec, self.actions, cat)
+        self.rows = quota_rows(self.api, spec, self.actions, cat, self.cdir.load().kube_mark(spec.name))
         self.warnings = exposure_warnings(spec) + gpu.spec_warnings(spec, cat.flavors)
         if gpu.gpu_groups(spec):
             self.say(

@@ -187,6 +187,18 @@ class KubernetesSpec:
     default_storage_class: bool = True
 
 
+@dataclass(frozen=True)
+class WorkloadsSpec:
+    """What the cluster's workloads will make in the cloud through Kubernetes, declared so the
+    quota preflight can count it before anything is built (docs/cloud-resources.md): Cinder
+    volumes for claims on the default class (a JupyterHub: one per user and one for the hub), and
+    LoadBalancer Services (an Octavia load balancer and a floating IP each)."""
+
+    volumes: int = 0
+    volume_gb: int = 0
+    load_balancers: int = 0
+
+
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 # Let's Encrypt puts the first name in the certificate's common name, whose upper bound is 64
 # characters (RFC 5280 ub-common-name); it refuses longer names.
@@ -245,6 +257,7 @@ class ClusterSpec:
     # GPU groups get NVIDIA's container runtime and device plugin (gpu.py); false: nothing is
     # installed (and a device plugin stackspray installed earlier is removed).
     gpu_install: bool = True
+    workloads: WorkloadsSpec = WorkloadsSpec()
 
     def group(self, name: str) -> NodeGroup | None:
         return next((g for g in self.node_groups if g.name == name), None)
@@ -276,7 +289,9 @@ TOP_KEYS = {
     "ingress",
     "su_rates",
     "gpu",
+    "workloads",
 }
+WORKLOADS_KEYS = {"volumes", "volume_gb", "load_balancers"}
 GPU_KEYS = {"install"}
 INGRESS_KEYS = {"group", "allowed_cidrs", "tls", "email", "acme_server", "host", "dns"}
 CREDENTIAL_KEYS = {"access_rules"}
@@ -617,6 +632,21 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         c.add("gpu.install", f"must be true or false, got {_show(gpu_install)}")
         gpu_install = True
 
+    wl = c.mapping(data.get("workloads"), "workloads", WORKLOADS_KEYS)
+    workloads = WorkloadsSpec(
+        volumes=c.integer(wl.get("volumes"), "workloads.volumes", 0, 0, maximum=10_000) or 0,
+        volume_gb=c.integer(wl.get("volume_gb"), "workloads.volume_gb", 1, 0, maximum=100_000) or 0,
+        load_balancers=c.integer(wl.get("load_balancers"), "workloads.load_balancers", 0, 0, maximum=1_000)
+        or 0,
+    )
+    if workloads.volumes and not workloads.volume_gb:
+        c.add("workloads.volume_gb", "is required with workloads.volumes: the size of each claim in GB")
+    if workloads.volumes and not default_class:
+        c.add(
+            "workloads.volumes",
+            "counts claims on the default class, but kubernetes.default_storage_class is false: remove one",
+        )
+
     su_rates: tuple[tuple[str, float], ...] = ()
     try:
         su_rates = tuple(
@@ -658,6 +688,7 @@ def parse_spec(data: Any, source: str = "<spec>", env: dict[str, str] | None = N
         ingress=ingress,
         su_rates=su_rates,
         gpu_install=gpu_install,
+        workloads=workloads,
     )
 
 

@@ -409,3 +409,40 @@ def test_a_neighbours_load_balancer_is_not_ours(tmp_path):
     dry = destroy_cluster("lab", root=root, dry_run=True, api=cloud, progress=quiet())
     assert not [a for a in dry.actions if a["resource"] == "load-balancer"]
     assert {lb["id"] for lb in cloud.resources("load_balancer")} == {theirs["id"]}
+
+
+def spec_with_workloads(tmp_path: Path, folder: str, workloads: str) -> Path:
+    (tmp_path / folder).mkdir()
+    path = write_spec(tmp_path / folder, "lab", workers=1)
+    path.write_text(path.read_text() + f"workloads: {workloads}\n")
+    return path
+
+
+def test_the_quota_preflight_counts_what_the_workloads_will_make(tmp_path):
+    """A course of 12 students on a 10-volume quota is refused before anything is made, with
+    the volumes row; LoadBalancer Services count a floating IP each; what the workloads already
+    made counts as made, so a re-run asks only for the rest."""
+    cloud = FakeCloud(services=(*FakeCloud().services, "block-storage", "load-balancer"))
+    course = spec_with_workloads(tmp_path, "a", "{volumes: 12, volume_gb: 10, load_balancers: 1}")
+    with pytest.raises(Exception, match=r"volumes\s+12\s+0\s+10"):
+        create(cloud, course, tmp_path / "inv")
+    assert changes_made(cloud, 0) == []
+    services = spec_with_workloads(tmp_path, "b", "{load_balancers: 10}")
+    with pytest.raises(Exception, match=r"floating IPs\s+11\s+0\s+10"):  # the cluster's own + 10
+        create(cloud, services, tmp_path / "inv")
+
+    fits = spec_with_workloads(tmp_path, "c", "{volumes: 9, volume_gb: 100, load_balancers: 1}")
+    create(cloud, fits, tmp_path / "inv")
+    for i in range(9):  # Cinder CSI made the nine claims' volumes
+        cloud.create(
+            "volume", name=f"pvc-{i}", size=100, metadata={"cinder.csi.openstack.org/cluster": "lab"}
+        )
+    before = len(cloud.calls)
+    create(cloud, fits, tmp_path / "inv")  # 900 GB in 9 of 10 volumes used: nothing more is needed
+    assert changes_made(cloud, before) == []
+
+
+def test_workloads_on_a_cloud_without_the_service_are_refused_by_field(tmp_path):
+    spec = spec_with_workloads(tmp_path, "a", "{volumes: 2, volume_gb: 5}")
+    with pytest.raises(Exception, match="workloads.volumes: this cloud has no block storage"):
+        create(FakeCloud(), spec, tmp_path / "inv")

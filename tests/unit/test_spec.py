@@ -218,6 +218,30 @@ BAD = [
         "node_groups.workers.autoscale.maximum: unknown key",
         "did you mean 'max'?",
     ),
+    (
+        "claims without their size",
+        spec_with(workloads={"volumes": 30}),
+        "workloads.volume_gb: is required with workloads.volumes",
+        None,
+    ),
+    (
+        "a negative count of Services",
+        spec_with(workloads={"load_balancers": -1}),
+        "workloads.load_balancers: must be at least 0",
+        None,
+    ),
+    (
+        "claims with no default class to land on",
+        spec_with(workloads={"volumes": 2, "volume_gb": 5}, kubernetes={"default_storage_class": False}),
+        "workloads.volumes: counts claims on the default class",
+        None,
+    ),
+    (
+        "a workloads key that is not one",
+        spec_with(workloads={"volume": 2}),
+        "workloads.volume: unknown key",
+        "did you mean 'volumes'",
+    ),
 ]
 
 

@@ -230,6 +230,11 @@ def render(
         "cluster_name": cluster_mark(spec, state),
         "dns_domain": names.KUBESPRAY_DEFAULT_CLUSTER_NAME,
     }
+    if state.network and state.network.subnet:
+        # The cloud controller puts a LoadBalancer Service's VIP (and its members) on the cluster's
+        # subnet, not on whatever subnet the first node's first port is on
+        # (cloud-provider-openstack loadbalancer.go getSubnetIDForLB).
+        variables["external_openstack_lbaas_subnet_id"] = state.network.subnet
     if not k8s.options.get("kube_external_ca_mode"):
         # kubeadm's certificates last a year; Kubespray renews them on a systemd timer only when
         # asked (roles/kubernetes/control-plane/defaults/main/main.yml: false), and refuses the

@@ -47,7 +47,11 @@ def make(cp: int, workers: int, gpu: int = 0, tmp: Path = Path("/tmp/x")):
             servers[name] = {"id": f"id-{n}", "fixed_ip": f"10.0.0.{n}", "group": g.name}
             n += 1
     state = ClusterState.from_dict(
-        {"servers": servers, "floating_ip": {"id": "f1", "address": "203.0.113.7"}}
+        {
+            "servers": servers,
+            "floating_ip": {"id": "f1", "address": "203.0.113.7"},
+            "network": {"id": "net-1", "subnet": "subnet-1", "cidr": "10.0.0.0/24"},
+        }
     )
     files = inventory.render(
         spec,
@@ -213,6 +217,8 @@ def test_kubesprays_cluster_name_is_the_clusters_so_what_kubernetes_makes_carrie
     spec, files = make(1, 1, tmp=tmp_path)
     hostvars = ansible_inventory(tmp_path, files)["_meta"]["hostvars"]["demo-workers-1"]
     assert hostvars["cluster_name"] == "demo" and hostvars["dns_domain"] == "cluster.local"
+    # LoadBalancer Services' VIPs on the cluster's subnet, whatever port a node lists first.
+    assert hostvars["external_openstack_lbaas_subnet_id"] == "subnet-1"
     servers = {"demo-control-plane-1": {"id": "i", "fixed_ip": "10.0.0.5", "group": "control-plane"}}
     built = ClusterState.from_dict({"servers": servers, "kubespray_inputs": "digest"})
     assert inventory.cluster_mark(spec, built) == "cluster.local", "built before stackspray set it"

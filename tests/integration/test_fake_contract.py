@@ -70,6 +70,24 @@ def unfriendly_answers(api, name: str) -> dict[str, str]:
     return out
 
 
+def service_load_balancer(api, name: str) -> str:
+    """What the cloud controller makes for a LoadBalancer Service of cluster `name`, on its subnet:
+    an Octavia load balancer (VIP port on the subnet) and a floating IP on the VIP. Its id."""
+    subnet = next(s for s in api.list("subnet") if s.name == f"{name}-subnet")
+    lb_name = f"kube_service_{name}_default_web"
+    desc = f"Kubernetes external service default/web from cluster {name}"
+    fip_desc = f"Floating IP for Kubernetes external service default/web from cluster {name}"
+    if isinstance(api, FakeCloud):
+        return api.add_service_load_balancer(lb_name, desc, subnet.id, fip=fip_desc)["id"]
+    lb = api.conn.load_balancer.create_load_balancer(
+        name=lb_name, description=desc, tags=[lb_name], vip_subnet_id=subnet.id
+    )
+    lb = api.conn.load_balancer.wait_for_load_balancer(lb.id, status="ACTIVE", failures=["ERROR"], wait=120)
+    public = api.conn.network.find_network("public")
+    api.conn.network.create_ip(floating_network_id=public.id, port_id=lb.vip_port_id, description=fip_desc)
+    return lb.id
+
+
 def _key_of(api, name: str) -> str:
     return api.find("keypair", f"{name}-key").public_key
 
@@ -84,22 +102,35 @@ def fake_like(conn) -> FakeCloud:
     """A fake project with the sandbox's flavors and images (names, sizes)."""
     flavors = {f.name: (f.vcpus, f.ram) for f in conn.compute.flavors()}
     images = [i.name for i in conn.image.images()]
-    return FakeCloud(flavors=flavors, images=images)
+    return FakeCloud(
+        flavors=flavors,
+        images=images,
+        services=(*FakeCloud().services, "block-storage", "load-balancer"),
+    )
 
 
 def test_the_fake_cloud_answers_as_the_sandbox(conn, make_spec, tmp_path):
     path, inv = make_spec(workers=1, share=True)
     spec = load_spec(path)
     real, fake = OpenStackAPI(openstack.connect(cloud="sandbox")), fake_like(conn)
-    shapes, reruns, refusals, left = {}, {}, {}, {}
+    shapes, reruns, refusals, left, kube_left = {}, {}, {}, {}, {}
     for label, api, root in (("sandbox", real, inv), ("fake", fake, tmp_path / "fake-inventories")):
         create_cluster(spec, progress=quiet(), root=root, kubernetes=False, api=api)
         shapes[label] = cluster_shape(api, spec.name)
         again = create_cluster(spec, progress=quiet(), root=root, kubernetes=False, api=api, dry_run=True)
         reruns[label] = sorted({a["kind"] for a in again.actions})
         refusals[label] = unfriendly_answers(api, spec.name)
+        lb = service_load_balancer(api, spec.name)
+        subnet = next(s for s in api.list("subnet") if s.name == f"{spec.name}-subnet")
+        refusals[label]["delete the subnet under a load balancer's VIP"] = answer(
+            lambda: api.delete("subnet", subnet.id)
+        )
         destroy_cluster(spec.name, root=root, api=api, progress=quiet())
         left[label] = cluster_shape(api, spec.name)
+        kube_left[label] = {
+            "load balancers": [b.id for b in api.list("load_balancer") if b.id == lb],
+            "floating IPs": [f.id for f in api.list("floating_ip") if spec.name in (f.description or "")],
+        }
 
     assert shapes["sandbox"]["servers"] and shapes["sandbox"]["shares"], "the scenario built something"
     assert shapes["fake"] == shapes["sandbox"]
@@ -110,3 +141,5 @@ def test_the_fake_cloud_answers_as_the_sandbox(conn, make_spec, tmp_path):
         and refusals["sandbox"]["delete a network with ports"] == "Conflict"
     )
     assert left["fake"] == left["sandbox"] and all(v == [] for v in left["sandbox"].values())
+    assert refusals["sandbox"]["delete the subnet under a load balancer's VIP"] == "Conflict"
+    assert kube_left["fake"] == kube_left["sandbox"] == {"load balancers": [], "floating IPs": []}

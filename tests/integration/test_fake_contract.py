@@ -123,7 +123,7 @@ def test_the_fake_cloud_answers_as_the_sandbox(conn, make_spec, tmp_path):
         lb = service_load_balancer(api, spec.name)
         subnet = next(s for s in api.list("subnet") if s.name == f"{spec.name}-subnet")
         refusals[label]["delete the subnet under a load balancer's VIP"] = answer(
-            lambda: api.delete("subnet", subnet.id)
+            lambda api=api, subnet=subnet: api.delete("subnet", subnet.id)
         )
         destroy_cluster(spec.name, root=root, api=api, progress=quiet())
         left[label] = cluster_shape(api, spec.name)

@@ -11,7 +11,7 @@ deploys, v1.35.0), and stackspray's autoscaler agent (AGENT_COMPUTE):
 - the cloud controller manager (pkg/openstack/instancesv2.go, instances.go, loadbalancer.go,
   routes.go): reads servers, their interfaces and flavors, ports, networks, subnets and floating
   IPs; with LoadBalancer Services (Kubespray's default `external_openstack_lbaas_enabled: true`)
-  it manages Octavia load balancers and their floating IPs and security groups;
+  it manages Octavia load balancers and their floating IPs;
 - Cinder CSI (pkg/csi/cinder/openstack/openstack_volumes.go, openstack_snapshots.go,
   openstack_instances.go): volumes, snapshots and their actions (extend, attach state) in Cinder,
   volume attachments of servers in Nova, availability zones.
@@ -94,18 +94,18 @@ AGENT_COMPUTE: list[tuple[str, str]] = [
     ("POST", "/v2.1/servers/*/action"),
 ]
 
-# LoadBalancer Services also need floating IPs and (manage-security-groups) security groups.
+# LoadBalancer Services also need floating IPs (ensureFloatingIP: create one on the VIP, or move
+# an existing one with a PUT; delete it with its Service). The cloud controller reads the
+# Service's security group on every delete (ensureSecurityGroupDeleted, "even if
+# manage-security-groups is disabled") but creates security groups and rules, and updates node
+# ports, only with `manage-security-groups` — off in Kubespray's defaults, and the spec cannot
+# set it (external_openstack_* is stackspray's): no security-group or port writes.
 _NETWORK_FOR_LOAD_BALANCERS: list[tuple[str, str]] = [
     ("POST", "/v2.0/floatingips"),
     ("PUT", "/v2.0/floatingips/*"),
     ("DELETE", "/v2.0/floatingips/*"),
     ("GET", "/v2.0/security-groups"),
     ("GET", "/v2.0/security-groups/*"),
-    ("POST", "/v2.0/security-groups"),
-    ("DELETE", "/v2.0/security-groups/*"),
-    ("POST", "/v2.0/security-group-rules"),
-    ("DELETE", "/v2.0/security-group-rules/*"),
-    ("PUT", "/v2.0/ports/*"),
 ]
 
 # The services whose calls the cluster credential's users make (the others it never needs).

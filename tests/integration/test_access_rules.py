@@ -62,12 +62,16 @@ def test_access_rules_let_the_cluster_read_what_it_needs_refuse_the_rest_and_sur
         first = stored(ClusterDir(name, inv))
         rules = keystone_rules(conn, first.id)
         services = {r["service"] for r in rules}
-        # The sandbox has Cinder, no Octavia: the compute, network and block-storage calls.
-        assert services == {"compute", "network", "block-storage"}, rules
+        # The sandbox has Cinder and Octavia: the compute, network, block-storage and
+        # load-balancer calls.
+        assert services == {"compute", "network", "block-storage", "load-balancer"}, rules
         assert {"service": "compute", "method": "GET", "path": "/v2.1/servers/detail"} in rules
         # Cinder checks a request against the rules under the type it is registered as.
         volumes = as_credential(conn, first, "volume", "list")
         assert volumes.returncode == 0, volumes.stderr
+        # Octavia checks them under `load-balancer` (the cloud controller's calls).
+        balancers = as_credential(conn, first, "loadbalancer", "list")
+        assert balancers.returncode == 0, balancers.stderr
 
         servers = as_credential(conn, first, "server", "list")
         assert servers.returncode == 0, servers.stderr

@@ -65,6 +65,14 @@ def test_network_writes_only_where_load_balancers_need_them():
     assert all(m == "GET" for m, _ in without_octavia)
     with_octavia = pairs(rules_for(JETSTREAM2), "network")
     assert ("POST", "/v2.0/floatingips") in with_octavia
+    # manage-security-groups is off (Kubespray's default; the spec cannot turn it on): a node
+    # can read security groups, never make one or change a port.
+    writes = {(m, p) for m, p in with_octavia if m != "GET"}
+    assert writes == {
+        ("POST", "/v2.0/floatingips"),
+        ("PUT", "/v2.0/floatingips/*"),
+        ("DELETE", "/v2.0/floatingips/*"),
+    }
 
 
 def test_every_rule_is_one_keystone_accepts():

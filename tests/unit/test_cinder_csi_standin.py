@@ -4,6 +4,8 @@ do (the real ones judge it in tests/integration/test_volumes.py)."""
 
 from __future__ import annotations
 
+import copy
+
 import kube_standin
 import pytest
 from stackspray_sandbox.standins.kube_api import cinder_csi, scheduler
@@ -182,3 +184,57 @@ def test_a_retained_volume_outlives_its_claim_and_a_static_volume_is_not_ours():
     assert cinder_csi.plan(objects, [], scheduler.quantity)[2] == []
     pod = {"metadata": {"namespace": "default", "name": "p"}, "spec": {"volumes": []}}
     assert not cinder_csi.uses_cinder(pod, objects)
+
+
+def test_a_static_volume_whose_claim_is_deleted_is_released_and_a_new_claim_waits(api):
+    """pv_controller.go: a volume bound to a claim that is deleted turns Released (claimRef kept,
+    Retain); a new claim of the same name naming it stays Pending until an admin removes the
+    volume's claimRef — then it binds. A volume pre-bound by name (no uid) stays Available."""
+    store = api.store
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "share-pv"},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "capacity": {"storage": "10Gi"},
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "csi": {"driver": "cephfs.csi.ceph.com", "volumeHandle": "share-pv"},
+        },
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "share", "namespace": "default"},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "10Gi"}},
+            "storageClassName": "",
+            "volumeName": "share-pv",
+        },
+    }
+    pv_key, claim_key = (
+        ("v1", "persistentvolumes", "", "share-pv"),
+        ("v1", "persistentvolumeclaims", "default", "share"),
+    )
+    with store.lock:
+        store.put_object(pv_key, pv, None)
+        store.put_object(claim_key, claim, None)
+        assert store.objects[pv_key]["status"]["phase"] == "Bound"
+        del store.objects[claim_key]
+        store.bind_claims()
+        assert store.objects[pv_key]["status"]["phase"] == "Released"
+        assert store.objects[pv_key]["spec"]["claimRef"]["name"] == "share", "claimRef kept"
+        store.put_object(claim_key, claim, None)
+        assert store.objects[claim_key]["status"]["phase"] == "Pending", "bound to a deleted claim's uid"
+        freed = copy.deepcopy(store.objects[pv_key])
+        del freed["spec"]["claimRef"]
+        store.put_object(pv_key, freed, store.objects[pv_key])
+        assert store.objects[claim_key]["status"]["phase"] == "Bound"
+        prebound = copy.deepcopy(pv)
+        prebound["metadata"]["name"] = "later"
+        prebound["spec"]["claimRef"] = {"namespace": "default", "name": "not-yet"}
+        store.put_object(("v1", "persistentvolumes", "", "later"), prebound, None)
+        later = store.objects[("v1", "persistentvolumes", "", "later")]
+        assert later["status"]["phase"] == "Available" and later["spec"]["claimRef"]["name"] == "not-yet"

@@ -2031,7 +2031,14 @@ class Store:
             status = {"phase": "Pending"}
             if pv is not None:
                 ref = pv["spec"].get("claimRef")
-                mine = not ref or (ref.get("namespace"), ref.get("name")) == (key[2], key[3])
+                # A volume pre-bound to this claim (no uid yet) or bound to it; one whose claimRef
+                # holds another uid was bound to a claim of the same name that was deleted: it is
+                # Released and this claim stays Pending (pv_controller.go syncUnboundClaim:
+                # "volume already bound to a different claim").
+                mine = not ref or (
+                    (ref.get("namespace"), ref.get("name")) == (key[2], key[3])
+                    and ref.get("uid") in (None, "", pvc["metadata"]["uid"])
+                )
                 want = scheduler.quantity(spec.get("resources", {}).get("requests", {}).get("storage", 0))
                 have = scheduler.quantity(pv["spec"].get("capacity", {}).get("storage", 0))
                 modes_ok = set(spec.get("accessModes", [])) <= set(pv["spec"].get("accessModes", []))
@@ -2050,24 +2057,24 @@ class Store:
                     }
                     bound.add(pv["metadata"]["name"])
             pvc["status"] = status
-        claims = {(k[2], k[3]) for k in self.objects if k[1] == "persistentvolumeclaims"}
+        claims = {
+            (k[2], k[3]): o["metadata"].get("uid")
+            for k, o in self.objects.items()
+            if k[1] == "persistentvolumeclaims"
+        }
         for name, pv in volumes.items():
             ref = pv["spec"].get("claimRef") or {}
-            dynamic = pv["metadata"].get("annotations", {}).get(cinder_csi.PROVISIONED_BY)
-            if (
-                name not in bound
-                and dynamic
-                and ref
-                and (ref.get("namespace"), ref.get("name")) not in claims
-            ):
+            if name in bound:
+                pv["status"] = {"phase": "Bound"}
+            elif ref.get("uid") and claims.get((ref.get("namespace"), ref.get("name"))) != ref["uid"]:
                 # The PV controller (pkg/controller/volume/persistentvolume/pv_controller.go
-                # syncVolume): its claim is gone — Released, claimRef kept, until the reclaim
-                # policy acts (Delete: the provisioner's DeleteVolume; Retain: the admin).
+                # syncVolume): the claim it was bound to is gone — Released, claimRef kept, until
+                # the reclaim policy acts (Delete: the provisioner's DeleteVolume; Retain: the
+                # admin, by deleting the volume or removing its claimRef).
                 pv["status"] = {"phase": "Released"}
-                continue
-            if name not in bound:
-                pv["spec"].pop("claimRef", None)
-            pv["status"] = {"phase": "Bound" if name in bound else "Available"}
+            else:
+                # No claimRef, or pre-bound by name to a claim not made yet: kept, Available.
+                pv["status"] = {"phase": "Available"}
 
     def put_object(
         self, key: tuple[str, str, str, str], obj: dict, old: dict | None, save: bool = True

@@ -91,12 +91,14 @@ def test_share_is_a_bound_rwx_claim_and_an_fstab_entry_on_every_node(make_spec, 
     assert create_cluster(spec, progress=again, root=inv).share["ran"] is False
     assert not any(line.startswith("running ") for line in again.lines)
 
-    # Someone deletes the claim: `invoke share --force` puts it back, bound again.
+    # Someone deletes the claim: Kubernetes leaves the volume Released, still bound to the deleted
+    # claim; `invoke share --force` frees it and puts the claim back, bound to the same volume.
     core.delete_namespaced_persistent_volume_claim(f"{spec.name}-share", "default")
+    assert core.read_persistent_volume(f"{spec.name}-share").status.phase == "Released"
     assert apply_share(spec, force=True, progress=quiet(), root=inv).ran
-    assert (
-        core.read_namespaced_persistent_volume_claim(f"{spec.name}-share", "default").status.phase == "Bound"
-    )
+    again_pvc = core.read_namespaced_persistent_volume_claim(f"{spec.name}-share", "default")
+    assert again_pvc.status.phase == "Bound" and again_pvc.spec.volume_name == pv.metadata.name
+    assert core.read_persistent_volume(f"{spec.name}-share").metadata.uid == pv.metadata.uid
 
     # verify checks the node mounts: fstab and key pass, "mounted" is not applicable here.
     checks = verify_cluster(spec.name, root=inv)

@@ -255,6 +255,9 @@ class ClusterState:
     kubernetes_nodes: list[str] | None = None
     ingress: Ingress | None = None
     gpu_applied: str | None = None  # fingerprint of what playbooks/gpu.yml applied (gpu_setup.py)
+    # The Kubespray build the Cinder CSI controller was given its control-plane toleration after
+    # (csi_placement.py): its `kubespray_inputs`. None: not yet.
+    csi_controller_placed: str | None = None
     gpu_device_plugin: str | None = None  # the device plugin's image it installed (None: none)
     credential: Credential | None = None
     credential_access_rules: bool = False  # the spec's credential.access_rules: new ones get rules

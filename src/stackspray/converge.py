@@ -29,7 +29,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gpu, gpu_setup, ingress, inventory, kubespray, names, playbook, quota, rotation, share
+from . import (
+    csi_placement,
+    gpu,
+    gpu_setup,
+    ingress,
+    inventory,
+    kubespray,
+    names,
+    playbook,
+    quota,
+    rotation,
+    share,
+)
 from .apply import Applier, server_record
 from .cloudapi import CloudAPI, connect_api
 from .cloudops import concurrently, read
@@ -478,6 +490,15 @@ class Converge:
         elif changes(self.actions):  # e.g. removed nodes leave the inventory
             kubespray.write_inventory(self.conn, self.spec, self.cdir, self.progress, self.target)
 
+    def place_csi_controller(self) -> None:
+        """Once per Kubespray build (not on every create-cluster: that needs no API)."""
+        state = self.cdir.load()
+        if state.kubeconfig and state.csi_controller_placed != state.kubespray_inputs:
+            csi_placement.allow_on_control_plane(state.kubeconfig, self.say)
+            state = self.cdir.load()
+            state.csi_controller_placed = state.kubespray_inputs
+            self.cdir.save(state)
+
     def setup_share(self) -> dict | None:
         if self.spec.share:
             return share.setup_share(
@@ -549,6 +570,7 @@ class Converge:
             result = self.result(run.log, state, dry_run=False)
             if self.kubernetes:
                 self.run_kubespray()
+                self.place_csi_controller()
                 result.share = self.setup_share()
                 result.ingress = self.setup_ingress()
                 result.gpu = self.setup_gpu()

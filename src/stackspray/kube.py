@@ -513,6 +513,19 @@ class KubeWorkloads:
         )
         return json.loads(resp.data)
 
+    def ensure_toleration(self, kind: str, name: str, toleration: dict) -> bool:
+        """The workload's pods tolerate `toleration` (added to the template's list, the others
+        kept); False when they did already. Tolerations have no merge key: the patch carries the
+        whole list, as `kubectl edit` would."""
+        _, patch_fn = self._fns(kind)
+        current = self.get(kind, name)
+        have = ((current.get("spec") or {}).get("template") or {}).get("spec", {}).get("tolerations") or []
+        if toleration in have:
+            return False
+        body = {"spec": {"template": {"spec": {"tolerations": [*have, toleration]}}}}
+        self.kube._call(f"patch {kind} {self.ns}/{name}", patch_fn, name, self.ns, body)
+        return True
+
     def not_ready_nodes_for(self, ds: dict, down: frozenset[str] = frozenset()) -> list[str]:
         """Nodes this DaemonSet's pods are placed on that cannot run them: NotReady ones, and
         those `down` names (servers the cloud says are not ACTIVE, e.g. shelved a moment ago:

@@ -354,15 +354,20 @@ def test_destroy_keeps_kubernetes_volumes_detached_unless_asked_and_never_a_neig
     assert {v["id"] for v in cloud.resources("volume")} == {neighbours, unmarked}
 
 
+def lab_on_a_cloud_with_octavia(tmp_path: Path) -> tuple[FakeCloud, Path, dict]:
+    """Cluster `lab` (one worker) built on a fake cloud with Octavia; its subnet."""
+    cloud = FakeCloud(services=(*FakeCloud().services, "load-balancer"))
+    root = tmp_path / "inv"
+    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
+    return cloud, root, next(s for s in cloud.resources("subnet") if s["name"].startswith("lab"))
+
+
 def test_destroy_deletes_kubernetes_load_balancers_before_the_network_and_never_a_neighbours(tmp_path):
     """The cloud controller's load balancers (named kube_service_<cluster_name>_<ns>_<svc> and
     described "... from cluster <cluster_name>") hold a VIP port on the cluster's subnet: destroy
     deletes each with the floating IP the cloud controller made on it, before the network; one of
     another cluster, or one only named like ours, stays."""
-    cloud = FakeCloud(services=(*FakeCloud().services, "load-balancer"))
-    root = tmp_path / "inv"
-    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
-    subnet = next(s for s in cloud.resources("subnet") if s["name"].startswith("lab"))
+    cloud, root, subnet = lab_on_a_cloud_with_octavia(tmp_path)
     mine = cloud.add_service_load_balancer(
         "kube_service_lab_default_web",
         "Kubernetes external service default/web from cluster lab",
@@ -396,10 +401,7 @@ def test_destroy_deletes_kubernetes_load_balancers_before_the_network_and_never_
 
 
 def test_a_neighbours_load_balancer_is_not_ours(tmp_path):
-    cloud = FakeCloud(services=(*FakeCloud().services, "load-balancer"))
-    root = tmp_path / "inv"
-    create(cloud, write_spec(tmp_path, "lab", workers=1), root)
-    subnet = next(s for s in cloud.resources("subnet") if s["name"].startswith("lab"))
+    cloud, root, subnet = lab_on_a_cloud_with_octavia(tmp_path)
     theirs = cloud.add_service_load_balancer(
         "kube_service_lab-2_default_web",
         "Kubernetes external service default/web from cluster lab-2",

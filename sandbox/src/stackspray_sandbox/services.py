@@ -537,45 +537,31 @@ def daemons(paths: SandboxPaths) -> dict[str, Daemon]:
             [str(bin_("nova-compute")), "--config-file", str(etc / "nova/nova-compute.conf")],
             faults_env,
         ),
-        "manila-api": _uwsgi(
-            paths,
-            APIS["manila"],
-            "manila.wsgi.api",
-            {},
-            extra=("--pyargv", f"--config-file {etc / 'manila/manila.conf'}"),
-        ),
-        "manila-scheduler": Daemon(
-            "manila-scheduler",
-            [str(bin_("manila-scheduler")), "--config-file", str(etc / "manila/manila.conf")],
-        ),
-        "manila-share": Daemon(
-            "manila-share", [str(bin_("manila-share")), "--config-file", str(etc / "manila/manila.conf")]
-        ),
-        "cinder-api": _uwsgi(
-            paths,
-            APIS["cinder"],
-            "cinder.wsgi.api",
-            {},
-            extra=("--pyargv", f"--config-file {etc / 'cinder/cinder.conf'}"),
-        ),
+        # Manila, Cinder and Octavia: the API under uwsgi and each service's daemons, all reading
+        # <service>/<service>.conf.
         **{
-            f"cinder-{part}": Daemon(
-                f"cinder-{part}",
-                [str(bin_(f"cinder-{part}")), "--config-file", str(etc / "cinder/cinder.conf")],
+            f"{service}-api": _uwsgi(
+                paths,
+                APIS[service],
+                f"{service}.wsgi.api",
+                {},
+                extra=("--pyargv", f"--config-file {etc / service / f'{service}.conf'}"),
             )
-            for part in ("scheduler", "volume")
+            for service in ("manila", "cinder", "octavia")
         },
-        "octavia-api": _uwsgi(
-            paths,
-            APIS["octavia"],
-            "octavia.wsgi.api",
-            {},
-            extra=("--pyargv", f"--config-file {etc / 'octavia/octavia.conf'}"),
-        ),
-        "octavia-worker": Daemon(
-            "octavia-worker",
-            [str(bin_("octavia-worker")), "--config-file", str(etc / "octavia/octavia.conf")],
-        ),
+        **{
+            f"{service}-{part}": Daemon(
+                f"{service}-{part}",
+                [str(bin_(f"{service}-{part}")), "--config-file", str(etc / service / f"{service}.conf")],
+            )
+            for service, part in (
+                ("manila", "scheduler"),
+                ("manila", "share"),
+                ("cinder", "scheduler"),
+                ("cinder", "volume"),
+                ("octavia", "worker"),
+            )
+        },
         "designate-api": _uwsgi(
             paths,
             APIS["designate"],

@@ -241,3 +241,22 @@ def test_lb_settings_defaults_follow_the_provider():
         "internal-lb": "false",
     }
     assert json.dumps(ccm.lb_settings("[Global]\n[LoadBalancer]\nenabled=false\n")).count('"false"') == 2
+
+
+def test_a_failed_delete_is_reported_by_the_service_controller_and_retried_after_a_backoff(api, core):
+    store, cloud = api.store, Cloud()
+    _service(core, "web")
+    _ensure_all(store, cloud)
+    core.delete_namespaced_service("web", "default")
+    cloud.lbs["lb-1"]["provisioning_status"] = "PENDING_UPDATE"  # Octavia: immutable for now
+    _delete_all(store, cloud)
+    assert "lb-1" in cloud.lbs and core.read_namespaced_service("web", "default").metadata.deletion_timestamp
+    (event,) = [
+        e for e in core.list_namespaced_event("default").items if e.reason == "SyncLoadBalancerFailed"
+    ]
+    assert "failed to delete load balancer" in event.message and "immutable" in event.message
+    assert event.source.component == ccm.COMPONENT
+    assert store.lb_retry[("default", "web")][1] == 5.0, "retried after 5 s, then doubling"
+    cloud.lbs["lb-1"]["provisioning_status"] = "ACTIVE"
+    _delete_all(store, cloud)
+    assert cloud.lbs == {} and ("default", "web") not in store.lb_retry

@@ -1342,16 +1342,34 @@ class Store:
                 continue  # the provider offers no load balancers: Services stay <pending>
             if client is None or client.conf != conf:
                 client = cloud_controller.OpenStack(conf)
-            for item in ensure:
-                key = (item["namespace"], item["name"])
-                if time.monotonic() < self.lb_retry.get(key, (0.0, 0.0))[0]:
+            for item in ensure + delete:
+                if time.monotonic() < self.lb_retry.get((item["namespace"], item["name"]), (0.0, 0.0))[0]:
                     continue  # the service controller's backoff after a failure
-                self.ensure_load_balancer(client, item, settings)
-            for item in delete:
-                self.delete_load_balancer(client, item)
+                if item in ensure:
+                    self.ensure_load_balancer(client, item, settings)
+                else:
+                    self.delete_load_balancer(client, item)
 
     def _service(self, item: dict) -> dict | None:
         return self.objects.get(("v1", "services", item["namespace"], item["name"]))
+
+    def _load_balancer_failed(self, item: dict, verb: str, exc: Exception) -> None:
+        """The service controller's answer to a provider error: a Warning event on the Service
+        and a retry after a backoff (5 s, doubling, at most 5 min)."""
+        key = (item["namespace"], item["name"])
+        delay = min(2 * self.lb_retry.get(key, (0.0, 2.5))[1], 300.0)
+        self.lb_retry[key] = (time.monotonic() + delay, delay)
+        with self.lock:
+            svc = self._service(item)
+            if svc is not None:
+                self.record_event(
+                    svc,
+                    "Warning",
+                    "SyncLoadBalancerFailed",
+                    f"Error syncing load balancer: failed to {verb} load balancer: {exc}",
+                    component=cloud_controller.COMPONENT,
+                )
+                self.save()
 
     def ensure_load_balancer(self, client, item: dict, settings: dict[str, str]) -> None:
         with self.lock:
@@ -1373,20 +1391,7 @@ class Store:
         try:
             lb, address = cloud_controller.ensure(client, item, settings)
         except (cloud_controller.CloudError, OSError) as exc:
-            key = (item["namespace"], item["name"])
-            delay = min(2 * self.lb_retry.get(key, (0.0, 2.5))[1], 300.0)  # 5 s doubling, at most 5 min
-            self.lb_retry[key] = (time.monotonic() + delay, delay)
-            with self.lock:
-                svc = self._service(item)
-                if svc is not None:
-                    self.record_event(
-                        svc,
-                        "Warning",
-                        "SyncLoadBalancerFailed",
-                        f"Error syncing load balancer: failed to ensure load balancer: {exc}",
-                        component=cloud_controller.COMPONENT,
-                    )
-                    self.save()
+            self._load_balancer_failed(item, "ensure", exc)
             return
         self.lb_retry.pop((item["namespace"], item["name"]), None)
         with self.lock:
@@ -1420,15 +1425,9 @@ class Store:
         try:
             cloud_controller.ensure_deleted(client, item)
         except (cloud_controller.CloudError, OSError) as exc:
-            with self.lock:
-                svc = self._service(item)
-                if svc is not None:
-                    self.csi_warning(
-                        svc,
-                        "SyncLoadBalancerFailed",
-                        f"Error syncing load balancer: failed to delete load balancer: {exc}",
-                    )
+            self._load_balancer_failed(item, "delete", exc)
             return
+        self.lb_retry.pop((item["namespace"], item["name"]), None)
         with self.lock:
             key = ("v1", "services", item["namespace"], item["name"])
             svc = self.objects.get(key)
